@@ -1,0 +1,28 @@
+"""The memory-mapped TRX engine: load, validate, select, save.
+
+>>> import numpy as np
+>>> from trx_nipype.core import TrxFile
+>>> trx = TrxFile.from_arrays(np.zeros((5, 3), np.float32), lengths=[2, 3],
+...                           groups={"CST": [1]})
+>>> len(trx), trx.nb_vertices, trx.get_group("CST").lengths.tolist()
+(2, 5, [3])
+"""
+
+from .errors import TrxFormatError
+from .loader import ValidationReport, load, validate
+from .save import save
+from .tempfiles import get_temp_root, set_temp_root
+from .trxfile import TrxFile
+from .writer import TrxWriteError
+
+__all__ = [
+    "TrxFile",
+    "TrxFormatError",
+    "TrxWriteError",
+    "ValidationReport",
+    "get_temp_root",
+    "load",
+    "save",
+    "set_temp_root",
+    "validate",
+]

@@ -1,0 +1,124 @@
+"""Small array helpers shared by the engine: lazy maps, gathers, index ranges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import numpy as np
+
+
+class LazyArrays(Mapping):
+    """``name -> array`` where each array is made (mapped) on first access.
+
+    ``spec(name)`` gives ``(dtype, shape)`` without touching the data, so that
+    writers can size their output from metadata alone.
+    """
+
+    def __init__(self) -> None:
+        self._specs: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
+        self._loaders: dict[str, Callable[[], np.ndarray]] = {}
+        self._cache: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_dict(cls, arrays: Mapping[str, np.ndarray]) -> LazyArrays:
+        out = cls()
+        for key, arr in arrays.items():
+            arr = np.asarray(arr)
+            out.add(key, arr.dtype, arr.shape, lambda a=arr: a)
+        return out
+
+    def add(self, name: str, dtype: np.dtype, shape: tuple[int, ...],
+            loader: Callable[[], np.ndarray]) -> None:
+        self._specs[name] = (np.dtype(dtype), tuple(int(s) for s in shape))
+        self._loaders[name] = loader
+
+    def spec(self, name: str) -> tuple[np.dtype, tuple[int, ...]]:
+        return self._specs[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = self._loaders[name]()
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {v[0]}{list(v[1])}" for k, v in self._specs.items())
+        return "{" + inner + "}"
+
+
+class GatheredArrays(Mapping):
+    """A view of a :class:`LazyArrays` whose rows are picked by an index.
+
+    ``index`` is a callable returning the row indices (computed only when an
+    array is actually asked for), and ``length`` the number of rows.
+    """
+
+    def __init__(self, base: LazyArrays | GatheredArrays, index: Callable[[], np.ndarray],
+                 length: int) -> None:
+        self._base = base
+        self._index = index
+        self._length = int(length)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def spec(self, name: str) -> tuple[np.dtype, tuple[int, ...]]:
+        dtype, shape = self._base.spec(name)
+        return dtype, (self._length, *shape[1:])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = np.asarray(self._base[name])[self._index()]
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {self.spec(k)[0]}{list(self.spec(k)[1])}" for k in self)
+        return "{" + inner + "}"
+
+
+def ranges_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(s, s + n)`` for each (s, n), vectorised.
+
+    >>> ranges_index(np.array([5, 0, 9]), np.array([2, 0, 3])).tolist()
+    [5, 6, 9, 10, 11]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    shift = np.repeat(starts - (ends - lengths), lengths)
+    return np.arange(total, dtype=np.int64) + shift
+
+
+def split_by_budget(lengths: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Split ``range(len(lengths))`` into runs whose summed length is at most ``budget``.
+
+    A single item larger than the budget gets a run of its own.
+
+    >>> split_by_budget(np.array([3, 3, 3, 10, 1]), 6)
+    [(0, 2), (2, 3), (3, 4), (4, 5)]
+    """
+    n = len(lengths)
+    if n == 0:
+        return []
+    cum = np.cumsum(np.asarray(lengths, dtype=np.int64))
+    runs = []
+    start, base = 0, 0
+    while start < n:
+        stop = int(np.searchsorted(cum, base + budget, side="right"))
+        stop = max(stop, start + 1)
+        runs.append((start, stop))
+        base = int(cum[stop - 1])
+        start = stop
+    return runs

@@ -1,0 +1,293 @@
+"""The three TRX containers, read: stored zip, deflated zip, directory.
+
+A container lists its *members* (relative POSIX names such as
+``dps/fa.float32``) with their sizes, and hands out read-only arrays over
+them. Nothing is read beyond the zip directory and local headers until an
+array is asked for:
+
+- a **stored** zip member is mapped in place, at the data offset read from the
+  member's own *local* header (its extra field may differ from the central
+  directory's, e.g. zip64 or alignment padding);
+- a **deflated** member is extracted once, on first use, into a private
+  temporary folder under :func:`~trx_nipype.core.tempfiles.get_temp_root`, under
+  a name of our own (so member names can never point outside it), and mapped
+  from there; the folder goes with :meth:`Container.close`;
+- a **directory** member is mapped from its file.
+
+Every map is ``ACCESS_READ``: the arrays are not writeable and cannot be made so.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import struct
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from .errors import TrxFormatError
+from .tempfiles import make_temp_dir, remove_temp_dir
+
+_LOCAL_HEADER = struct.Struct("<4s5HL2L2H")  # signature .. extra length (30 bytes)
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+_CHUNK = 1 << 22
+
+
+def readonly_array(buffer, dtype: np.dtype, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
+    """A read-only array over ``buffer`` (or an empty one for zero-size shapes)."""
+    count = int(np.prod(shape, dtype=np.int64))
+    if count == 0:
+        arr = np.empty(shape, dtype=dtype)
+    else:
+        arr = np.frombuffer(buffer, dtype=dtype, count=count, offset=offset).reshape(shape)
+    arr.flags.writeable = False
+    return arr
+
+
+def _map_file(path: str | os.PathLike) -> mmap.mmap | None:
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return None
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def check_member_name(path: str, name: str) -> None:
+    """Refuse names that could escape a folder: absolute, ``..``, backslashes, NULs."""
+    pure = PurePosixPath(name)
+    if (
+        name.startswith(("/", "\\"))
+        or "\\" in name
+        or "\x00" in name
+        or ".." in pure.parts
+        or (len(name) > 1 and name[1] == ":")
+    ):
+        raise TrxFormatError(path, name, "unsafe member name (absolute, '..' or backslash); "
+                             "a TRX member is a relative path inside the container")
+    if len(name.encode("utf-8", "surrogateescape")) > 4096:
+        raise TrxFormatError(path, name[:64] + "...", "member name longer than 4096 bytes")
+
+
+class Container:
+    """Base class: ``members`` maps a member name to its size in bytes."""
+
+    kind = "container"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self.members: dict[str, int] = {}
+        self._maps: list[mmap.mmap] = []
+
+    def read_bytes(self, name: str) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """A read-only array of ``shape`` over member ``name``."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def source_files(self) -> Iterator[str]:
+        """The files on disk this container reads (for cache fingerprints)."""
+        yield self.path
+
+    def close(self) -> None:
+        """Drop the maps (arrays still held by callers keep theirs alive)."""
+        for mm in self._maps:
+            try:
+                mm.close()
+            except BufferError:  # an array still uses it; the GC will release it
+                pass
+        self._maps.clear()
+
+
+class DirectoryContainer(Container):
+    """A TRX directory: one file per member."""
+
+    kind = "directory"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__(path)
+        root = Path(self.path)
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for fname in sorted(filenames):
+                full = Path(dirpath, fname)
+                rel = full.relative_to(root).as_posix()
+                if any(part.startswith(".") for part in PurePosixPath(rel).parts):
+                    continue  # hidden files (.DS_Store, editors' swap files) are not members
+                st = full.stat()
+                if not stat.S_ISREG(st.st_mode):
+                    raise TrxFormatError(self.path, rel, "expected a regular file")
+                self.members[rel] = st.st_size
+
+    def read_bytes(self, name: str) -> bytes:
+        return Path(self.path, name).read_bytes()
+
+    def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        mm = _map_file(Path(self.path, name))
+        if mm is None:
+            return readonly_array(b"", dtype, shape)
+        self._maps.append(mm)
+        return readonly_array(mm, dtype, shape)
+
+    def source_files(self) -> Iterator[str]:
+        for name in self.members:
+            yield str(Path(self.path, name))
+
+
+class ZipContainer(Container):
+    """A TRX zip: stored members mapped in place, deflated ones extracted on use."""
+
+    kind = "zip"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__(path)
+        self._infos: dict[str, zipfile.ZipInfo] = {}
+        self._extract_dir: Path | None = None
+        self._extracted: dict[str, Path] = {}
+        self._file_size = os.path.getsize(self.path)
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError,
+                struct.error, EOFError) as exc:
+            raise TrxFormatError(self.path, None,
+                                 f"expected a zip archive, found a truncated or corrupt one ({exc})"
+                                 ) from None
+        for info in infos:
+            name = info.filename
+            if info.is_dir():
+                continue  # directory entries such as "dps/" carry nothing
+            check_member_name(self.path, name)
+            if name in self._infos:
+                raise TrxFormatError(self.path, name, "duplicate member in the zip directory")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise TrxFormatError(self.path, name, "member is a symbolic link; expected data")
+            if info.flag_bits & 0x1:
+                raise TrxFormatError(self.path, name, "member is encrypted")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise TrxFormatError(self.path, name,
+                                     f"expected stored or deflated, found compression "
+                                     f"method {info.compress_type}")
+            self._infos[name] = info
+            self.members[name] = info.file_size
+        self._mm: mmap.mmap | None = None
+
+    @property
+    def compression(self) -> str:
+        """``stored``, ``deflate`` or ``mixed``, from the members' methods."""
+        kinds = {i.compress_type for i in self._infos.values()}
+        if kinds <= {zipfile.ZIP_STORED}:
+            return "stored"
+        return "deflate" if kinds == {zipfile.ZIP_DEFLATED} else "mixed"
+
+    def _data_offset(self, name: str) -> int:
+        """Where member data starts, from the member's *local* header."""
+        info = self._infos[name]
+        with open(self.path, "rb") as fh:
+            fh.seek(info.header_offset)
+            raw = fh.read(_LOCAL_HEADER.size)
+            if len(raw) < _LOCAL_HEADER.size:
+                raise TrxFormatError(self.path, name, "truncated zip: local header cut short")
+            fields = _LOCAL_HEADER.unpack(raw)
+            if fields[0] != _LOCAL_SIGNATURE:
+                raise TrxFormatError(self.path, name,
+                                     f"expected a local header signature {_LOCAL_SIGNATURE!r} at "
+                                     f"byte {info.header_offset}, found {fields[0]!r}")
+            name_len, extra_len = fields[-2], fields[-1]
+            local_name = fh.read(name_len)
+        if local_name not in (name.encode("utf-8"), name.encode("cp437", "replace")):
+            raise TrxFormatError(self.path, name,
+                                 f"central directory and local header disagree on the name "
+                                 f"(local header says {local_name!r})")
+        start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        if start + info.compress_size > self._file_size:
+            raise TrxFormatError(self.path, name,
+                                 f"truncated zip: member data needs bytes {start}.."
+                                 f"{start + info.compress_size}, file has {self._file_size}")
+        return start
+
+    def read_bytes(self, name: str) -> bytes:
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                return zf.read(self._infos[name])
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise TrxFormatError(self.path, name, f"cannot read member ({exc})") from None
+
+    def _extract(self, name: str) -> Path:
+        """Inflate one member into the private folder, never past its declared size."""
+        if name in self._extracted:
+            return self._extracted[name]
+        info = self._infos[name]
+        if self._extract_dir is None:
+            self._extract_dir = make_temp_dir("extract")
+        target = self._extract_dir / f"member-{len(self._extracted):06d}.bin"
+        written = 0
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(info) as src, open(target, "wb") as dst:
+                while True:
+                    chunk = src.read(_CHUNK)
+                    if not chunk:
+                        break
+                    written += len(chunk)
+                    if written > info.file_size:
+                        raise TrxFormatError(self.path, name,
+                                             f"inflates past its declared {info.file_size} bytes")
+                    dst.write(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
+            target.unlink(missing_ok=True)
+            if isinstance(exc, TrxFormatError):
+                raise
+            raise TrxFormatError(self.path, name, f"cannot inflate member ({exc})") from None
+        if written != info.file_size:
+            target.unlink(missing_ok=True)
+            raise TrxFormatError(self.path, name, f"expected {info.file_size} bytes after "
+                                 f"inflating, found {written}")
+        self._extracted[name] = target
+        return target
+
+    def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        info = self._infos[name]
+        if info.file_size == 0:
+            return readonly_array(b"", dtype, shape)
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.compress_size != info.file_size:
+                raise TrxFormatError(self.path, name,
+                                     f"stored member: compressed size {info.compress_size} "
+                                     f"differs from size {info.file_size}")
+            offset = self._data_offset(name)
+            if self._mm is None:
+                self._mm = _map_file(self.path)
+                self._maps.append(self._mm)
+            return readonly_array(self._mm, dtype, shape, offset)
+        mm = _map_file(self._extract(name))
+        self._maps.append(mm)
+        return readonly_array(mm, dtype, shape)
+
+    def check_local_headers(self) -> None:
+        """Read every stored member's local header (catches truncation, disagreement)."""
+        for name, info in self._infos.items():
+            self._data_offset(name)
+            del info
+
+    def close(self) -> None:
+        super().close()
+        self._mm = None
+        remove_temp_dir(self._extract_dir)
+        self._extract_dir = None
+        self._extracted.clear()
+
+
+def open_container(path: str | os.PathLike) -> Container:
+    """The container at ``path``: a directory, or a zip file."""
+    p = Path(path)
+    if p.is_dir():
+        return DirectoryContainer(p)
+    if p.is_file():
+        return ZipContainer(p)
+    if not p.exists():
+        raise FileNotFoundError(f"{os.fspath(path)}: no such TRX file or directory")
+    raise TrxFormatError(p, None, "expected a zip file or a directory")

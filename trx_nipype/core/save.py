@@ -1,0 +1,196 @@
+"""Saving a :class:`TrxFile` (or a view of one): members streamed chunk by chunk.
+
+Member order is fixed (``header.json``, offsets, positions, then dps, dpv,
+groups and dpg sorted by name) so that the same content always gives the same
+bytes. Positions and data per vertex are read one chunk of streamlines at a
+time: a plain file is copied from its map, a view gathers only its rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
+from .header import dump_header
+from .trxfile import CHUNK_VERTICES, TrxFile
+from .writer import TrxWriter
+
+
+@dataclass
+class MemberStream:
+    """One member to write: its name, its size, and a way to produce its chunks."""
+
+    name: str
+    nbytes: int
+    chunks: Callable[[], Iterator[np.ndarray]]
+
+
+def is_zip_path(path: str | os.PathLike) -> bool:
+    """``.trx`` and ``.zip`` paths are zips; anything else is a directory."""
+    return Path(path).suffix.lower() in (".trx", ".zip")
+
+
+def _target(dtype: Any, default: np.dtype, allowed: tuple[str, ...], what: str) -> np.dtype:
+    if dtype is None:
+        return default
+    name = dtype_name(dtype)
+    if name not in allowed:
+        raise ValueError(f"{what} dtype must be one of {', '.join(allowed)}, got {name}")
+    return DTYPES[name]
+
+
+def offsets_chunks(lengths_chunks: Iterator[np.ndarray], dtype: np.dtype) -> Iterator[np.ndarray]:
+    """N+1 offsets from chunks of lengths: a running cumulative sum."""
+    yield np.zeros(1, dtype=dtype)
+    base = 0
+    for lens in lengths_chunks:
+        if len(lens) == 0:
+            continue
+        ends = np.cumsum(lens, dtype=np.int64) + base
+        base = int(ends[-1])
+        yield ends.astype(dtype)
+
+
+def check_offsets_dtype(dtype: np.dtype, nb_vertices: int, dest: Any) -> None:
+    """uint32 offsets cannot index more than 2**32 - 1 vertices."""
+    if nb_vertices > np.iinfo(dtype).max:
+        raise OverflowError(f"{dest}: {nb_vertices} vertices do not fit {dtype_name(dtype)} "
+                            "offsets; use offsets_dtype='uint64'")
+
+
+def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any = None,
+                dest: Any = "output", chunk_vertices: int = CHUNK_VERTICES
+                ) -> tuple[dict[str, Any], list[MemberStream]]:
+    """The header and the member streams that write ``trx``."""
+    src = trx.source_arrays()
+    n, v = len(trx), trx.nb_vertices
+    pos_dt = _target(positions_dtype, src.positions_dtype, POSITION_DTYPES, "positions")
+    off_default = src.offsets_dtype if src.offsets_dtype.name in OFFSET_DTYPES else \
+        DTYPES["uint64"]
+    if offsets_dtype is None and v > np.iinfo(off_default).max:
+        off_default = DTYPES["uint64"]
+    off_dt = _target(offsets_dtype, off_default, OFFSET_DTYPES, "offsets")
+    check_offsets_dtype(off_dt, v, dest)
+
+    def chunks() -> list:
+        return list(trx.iter_chunks(chunk_vertices)) if trx.is_view else \
+            trx.iter_chunks(chunk_vertices)
+
+    def per_vertex(get: Callable[[], np.ndarray], dtype: np.dtype) -> Callable:
+        def gen() -> Iterator[np.ndarray]:
+            arr = get()
+            for c in trx.iter_chunks(chunk_vertices):
+                yield np.asarray(arr[c.vertices]).astype(dtype, copy=False)
+        return gen
+
+    def per_streamline(get: Callable[[], np.ndarray], dtype: np.dtype) -> Callable:
+        def gen() -> Iterator[np.ndarray]:
+            arr = get()
+            for c in trx.iter_chunks(chunk_vertices):
+                yield np.asarray(arr[c.streamlines]).astype(dtype, copy=False)
+        return gen
+
+    members = [
+        MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,
+                     lambda: offsets_chunks((c.lengths for c in chunks()), off_dt)),
+        MemberStream(f"positions.3.{dtype_name(pos_dt)}", v * 3 * pos_dt.itemsize,
+                     per_vertex(lambda: src.positions["positions"], pos_dt)),
+    ]
+    for folder, table, rows, stream in (("dps", src.dps, n, per_streamline),
+                                        ("dpv", src.dpv, v, per_vertex)):
+        for key in sorted(table):
+            dtype, shape = table.spec(key)
+            dtype = DTYPES[dtype_name(dtype)]
+            out_shape = (rows, *shape[1:])
+            width = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+            members.append(MemberStream(
+                f"{folder}/{format_member_name(key, out_shape, dtype)}",
+                rows * width * dtype.itemsize,
+                stream(lambda t=table, k=key: t[k], dtype)))
+    members.extend(small_members("groups", trx.groups))
+    for group in sorted(trx.dpg):
+        members.extend(small_members(f"dpg/{group}", trx.dpg[group]))
+    header = trx.header
+    return header, members
+
+
+def small_members(folder: str, arrays: Mapping[str, np.ndarray]) -> list[MemberStream]:
+    """Members written whole (groups, dpg): little-endian, sorted by name."""
+    out = []
+    for key in sorted(arrays):
+        arr = np.asarray(arrays[key])
+        arr = arr.astype(DTYPES[dtype_name(arr.dtype)], copy=False)
+        out.append(MemberStream(f"{folder}/{format_member_name(key, arr.shape, arr.dtype)}",
+                                arr.nbytes, lambda a=arr: iter([a])))
+    return out
+
+
+def write_members(path: str | os.PathLike, header: Mapping[str, Any],
+                  members: list[MemberStream], *, compression: str = "stored",
+                  level: int = 6, fsync: bool = False) -> Path:
+    """Write a header and member streams to ``path`` atomically (the one writer path)."""
+    with TrxWriter(path, zip=is_zip_path(path), compression=compression, level=level,
+                   fsync=fsync) as writer:
+        writer.add_bytes("header.json", dump_header(header))
+        for m in members:
+            writer.add(m.name, m.chunks(), m.nbytes)
+    return Path(path)
+
+
+def save(trx: TrxFile, path: str | os.PathLike, compression: str = "stored",
+         positions_dtype: Any = None, offsets_dtype: Any = None, *, level: int = 6,
+         fsync: bool = False) -> Path:
+    """Write ``trx`` (a file or a view) to ``path``.
+
+    ``.trx`` (or ``.zip``) paths become zips, other paths directories. The data
+    is streamed member by member in bounded memory, into a temporary sibling
+    renamed into place at the end: a reader never sees a partial file and a
+    failure leaves the destination as it was. N+1 offsets are written. The same
+    content gives the same bytes.
+
+    Parameters
+    ----------
+    trx : TrxFile
+        What to write; a view writes only its selection.
+    path : str or os.PathLike
+        Destination.
+    compression : {"stored", "deflate"}
+        Zip member compression (ignored for directories).
+    positions_dtype, offsets_dtype : dtype, optional
+        Re-encode positions (float16/32/64) or offsets (uint32/64).
+    level : int
+        Deflate level.
+    fsync : bool
+        Flush to stable storage before the final rename.
+
+    Returns
+    -------
+    pathlib.Path
+        The destination.
+
+    Raises
+    ------
+    OverflowError
+        If uint32 offsets cannot hold the vertex count.
+    trx_nipype.core.writer.TrxWriteError
+        If the destination cannot be written (it is then left as it was).
+    """
+    if trx.path is not None and _same_file(trx.path, path):
+        raise ValueError(f"{path}: cannot save a tractogram over the file it is read from")
+    header, members = trx_members(trx, positions_dtype=positions_dtype,
+                                  offsets_dtype=offsets_dtype, dest=path)
+    return write_members(path, header, members, compression=compression, level=level,
+                         fsync=fsync)
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

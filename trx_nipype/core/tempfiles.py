@@ -1,0 +1,121 @@
+"""One root for every temporary file the engine makes, cleaned up on exit.
+
+The root is, in order: what :func:`set_temp_root` was given, the environment
+variable ``TRX_NIPYPE_TMPDIR``, or the system's temporary directory. Every
+private folder made by :func:`make_temp_dir` is removed by its owner's
+``close()``, on error, and at the latest at interpreter exit.
+
+Atomic writes use a different mechanism: a temporary *sibling* of the
+destination (same filesystem, so that the final rename is atomic), named
+``.<destination name>.trx-tmp-<pid>-<random>``. :func:`sweep_stale_siblings`
+removes such leftovers of killed processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+_ENV = "TRX_NIPYPE_TMPDIR"
+_PREFIX = "trx_nipype-"
+SIBLING_MARK = ".trx-tmp-"
+
+_lock = threading.Lock()
+_root: Path | None = None
+_live: set[str] = set()
+
+
+def set_temp_root(path: str | os.PathLike | None) -> None:
+    """Use ``path`` (created if needed) as the root of temporary folders.
+
+    ``None`` restores the default (``$TRX_NIPYPE_TMPDIR`` or the system's).
+    """
+    global _root
+    if path is not None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    _root = Path(path) if path is not None else None
+
+
+def get_temp_root() -> Path:
+    """The folder under which private temporary folders are made."""
+    if _root is not None:
+        return _root
+    env = os.environ.get(_ENV)
+    if env:
+        Path(env).mkdir(parents=True, exist_ok=True)
+        return Path(env)
+    return Path(tempfile.gettempdir())
+
+
+def make_temp_dir(purpose: str = "") -> Path:
+    """A new private (mode 0700) folder under the temp root, registered for cleanup."""
+    path = tempfile.mkdtemp(prefix=_PREFIX + (purpose + "-" if purpose else ""),
+                            dir=get_temp_root())
+    with _lock:
+        _live.add(path)
+    return Path(path)
+
+
+def remove_temp_dir(path: str | os.PathLike | None) -> None:
+    """Remove a folder made by :func:`make_temp_dir`; safe to call twice."""
+    if path is None:
+        return
+    path = os.fspath(path)
+    shutil.rmtree(path, ignore_errors=True)
+    with _lock:
+        _live.discard(path)
+
+
+def live_temp_dirs() -> list[str]:
+    """Folders made here and not yet removed (for tests and diagnostics)."""
+    with _lock:
+        return sorted(_live)
+
+
+@atexit.register
+def _cleanup_at_exit() -> None:
+    for path in live_temp_dirs():
+        remove_temp_dir(path)
+
+
+def sibling_temp_path(dest: str | os.PathLike) -> Path:
+    """A fresh, unused temporary path beside ``dest`` (same filesystem)."""
+    dest = Path(dest)
+    token = os.urandom(6).hex()
+    return dest.with_name(f".{dest.name}{SIBLING_MARK}{os.getpid()}-{token}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_siblings(folder: str | os.PathLike) -> list[Path]:
+    """Remove temporary siblings in ``folder`` left by processes that no longer run.
+
+    Only names that this module makes are considered, and only when the
+    process id they carry is not alive on this machine. Returns what was removed.
+    """
+    removed = []
+    for entry in Path(folder).iterdir():
+        if SIBLING_MARK not in entry.name or not entry.name.startswith("."):
+            continue
+        tail = entry.name.rsplit(SIBLING_MARK, 1)[1]
+        pid_text = tail.split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed

@@ -1,0 +1,380 @@
+"""``TrxFile``: a tractogram over read-only maps, and selections of it as views.
+
+A ``TrxFile`` is a *source* (header, positions, offsets, and the data
+dictionaries, mapped lazily from a container or held in memory) plus an
+optional *selection* of the source's streamlines. A selection copies nothing:
+its arrays are gathered when asked for, and :func:`trx_nipype.core.save`
+streams only the selected rows, chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from nibabel.streamlines import ArraySequence
+
+from .arrays import GatheredArrays, LazyArrays, ranges_index, split_by_budget
+
+#: vertices per chunk when streaming (x 3 x 4 bytes = 48 MB of float32 positions)
+CHUNK_VERTICES = 4_000_000
+
+
+@dataclass
+class Source:
+    """What a loader (or a constructor) provides: the full, unselected data."""
+
+    header: dict[str, Any]
+    positions: LazyArrays  # one key, "positions"
+    offsets: np.ndarray  # N + 1 entries
+    dps: LazyArrays
+    dpv: LazyArrays
+    groups: dict[str, np.ndarray]
+    dpg: dict[str, LazyArrays]
+    path: str | None = None
+    container: Any = None
+    _lengths: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        if self._lengths is None:
+            self._lengths = np.diff(np.asarray(self.offsets, dtype=np.int64))
+        return self._lengths
+
+    @property
+    def offsets_dtype(self) -> np.dtype:
+        return np.dtype(self.offsets.dtype)
+
+    @property
+    def positions_dtype(self) -> np.dtype:
+        return self.positions.spec("positions")[0]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of output streamlines: which source rows feed it.
+
+    ``streamlines`` and ``vertices`` are slices (contiguous runs: the data is
+    read as a view of the map) or index arrays (a selection: the data is
+    gathered).
+    """
+
+    streamlines: slice | np.ndarray
+    vertices: slice | np.ndarray
+    lengths: np.ndarray
+
+
+class TrxFile:
+    """A TRX tractogram: read-only arrays over a file, or a view of one.
+
+    Use :func:`trx_nipype.core.load` to open a file and the ``from_*``
+    constructors to build one from arrays, a nibabel ``Tractogram`` or a dipy
+    ``StatefulTractogram``. ``TrxFile`` is a context manager; :meth:`close`
+    releases maps and temporary extractions and may be called twice.
+
+    Attributes
+    ----------
+    header : dict
+        ``VOXEL_TO_RASMM`` (4x4 array), ``DIMENSIONS`` (3 ints),
+        ``NB_STREAMLINES``, ``NB_VERTICES`` and any other key of the file.
+    groups : dict of str to ndarray
+        Streamline indices of each group (re-indexed for views).
+    dpg : dict of str to dict of str to ndarray
+        Data per group.
+    """
+
+    def __init__(self, source: Source, selection: np.ndarray | None = None,
+                 groups: dict[str, np.ndarray] | None = None,
+                 dpg: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                 owner: TrxFile | None = None) -> None:
+        self._src = source
+        self._sel = None if selection is None else np.asarray(selection, dtype=np.int64)
+        self.groups: dict[str, np.ndarray] = dict(source.groups if groups is None else groups)
+        self.dpg: dict[str, Mapping[str, np.ndarray]] = dict(source.dpg if dpg is None else dpg)
+        self._owner = owner  # a view keeps its parent (and its maps) alive
+        self._closed = False
+        self._vertex_index: np.ndarray | None = None
+        self._lengths: np.ndarray | None = None
+
+    # ----------------------------------------------------------------- basics
+    @property
+    def path(self) -> str | None:
+        """The file this tractogram was read from (None if built in memory)."""
+        return self._src.path
+
+    @property
+    def is_view(self) -> bool:
+        """True for a selection of another tractogram's streamlines."""
+        return self._sel is not None
+
+    def __len__(self) -> int:
+        return len(self._src.lengths) if self._sel is None else len(self._sel)
+
+    @property
+    def nb_vertices(self) -> int:
+        """Number of vertices (of the selection, for a view)."""
+        if self._sel is None:
+            return int(self._src.offsets[-1]) if len(self._src.offsets) else 0
+        return int(self.lengths.sum())
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """A copy of the header, with the counts of this tractogram (or view)."""
+        hdr = dict(self._src.header)
+        hdr["VOXEL_TO_RASMM"] = np.array(hdr["VOXEL_TO_RASMM"], dtype=np.float64)
+        hdr["DIMENSIONS"] = np.array(hdr["DIMENSIONS"], dtype=np.int64)
+        hdr["NB_STREAMLINES"] = len(self)
+        hdr["NB_VERTICES"] = self.nb_vertices
+        return hdr
+
+    @property
+    def affine(self) -> np.ndarray:
+        """``VOXEL_TO_RASMM``: voxel indices to RAS+ millimetres (4x4, float64)."""
+        return np.array(self._src.header["VOXEL_TO_RASMM"], dtype=np.float64)
+
+    @property
+    def dimensions(self) -> np.ndarray:
+        """``DIMENSIONS`` of the reference grid (3 ints)."""
+        return np.array(self._src.header["DIMENSIONS"], dtype=np.int64)
+
+    # ------------------------------------------------------------------ arrays
+    @property
+    def lengths(self) -> np.ndarray:
+        """Number of vertices of each streamline (int64)."""
+        if self._sel is None:
+            return self._src.lengths
+        if self._lengths is None:
+            self._lengths = self._src.lengths[self._sel]
+        return self._lengths
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Start of each streamline, plus a last entry equal to the vertex count (N+1)."""
+        if self._sel is None:
+            return self._src.offsets
+        out = np.zeros(len(self) + 1, dtype=np.uint64)
+        np.cumsum(self.lengths, out=out[1:])
+        return out
+
+    def _vertices(self) -> np.ndarray:
+        """Source vertex indices of a view (computed once, on demand)."""
+        if self._vertex_index is None:
+            starts = np.asarray(self._src.offsets, dtype=np.int64)[:-1][self._sel]
+            self._vertex_index = ranges_index(starts, self.lengths)
+        return self._vertex_index
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(NB_VERTICES, 3) RAS+ mm; the read-only map itself, or a gathered copy for a view."""
+        pos = self._src.positions["positions"]
+        return pos if self._sel is None else pos[self._vertices()]
+
+    @property
+    def streamlines(self) -> ArraySequence:
+        """The streamlines as a nibabel ``ArraySequence`` over :attr:`positions` (no copy)."""
+        seq = ArraySequence()
+        seq._data = self.positions
+        seq._offsets = np.asarray(self.offsets[:-1], dtype=np.intp)
+        seq._lengths = np.asarray(self.lengths, dtype=np.intp)
+        return seq
+
+    @property
+    def dps(self) -> Mapping[str, np.ndarray]:
+        """Data per streamline: ``name -> (N,)`` or ``(N, ncols)`` arrays."""
+        if self._sel is None:
+            return self._src.dps
+        return GatheredArrays(self._src.dps, lambda: self._sel, len(self))
+
+    @property
+    def dpv(self) -> Mapping[str, np.ndarray]:
+        """Data per vertex: ``name -> (NB_VERTICES,)`` or ``(NB_VERTICES, ncols)`` arrays."""
+        if self._sel is None:
+            return self._src.dpv
+        return GatheredArrays(self._src.dpv, self._vertices, self.nb_vertices)
+
+    @property
+    def positions_dtype(self) -> np.dtype:
+        return self._src.positions_dtype
+
+    @property
+    def offsets_dtype(self) -> np.dtype:
+        return self._src.offsets_dtype
+
+    # -------------------------------------------------------------- streaming
+    def iter_chunks(self, max_vertices: int = CHUNK_VERTICES) -> Iterator[Chunk]:
+        """Runs of streamlines with at most ``max_vertices`` vertices (one if larger)."""
+        src_off = np.asarray(self._src.offsets)
+        for a, b in split_by_budget(self.lengths, max_vertices):
+            if self._sel is None:
+                yield Chunk(slice(a, b), slice(int(src_off[a]), int(src_off[b])),
+                            self.lengths[a:b])
+                continue
+            rows = self._sel[a:b]
+            lens = self.lengths[a:b]
+            if len(rows) and np.all(np.diff(rows) == 1):  # contiguous run: read as a view
+                r0, r1 = int(rows[0]), int(rows[-1]) + 1
+                yield Chunk(slice(r0, r1), slice(int(src_off[r0]), int(src_off[r1])), lens)
+            else:
+                starts = np.asarray(src_off[:-1][rows], dtype=np.int64)
+                yield Chunk(rows, ranges_index(starts, lens), lens)
+
+    def source_arrays(self) -> Source:
+        """The unselected source (for writers that gather chunk by chunk)."""
+        return self._src
+
+    # -------------------------------------------------------------- selection
+    def select(self, indices: Iterable[int] | np.ndarray, *, keep_empty_groups: bool = False
+               ) -> TrxFile:
+        """A view of the streamlines at ``indices`` (in the given order; repeats allowed).
+
+        dps and dpv follow the selection; groups are re-indexed to the new order
+        (a streamline selected twice is in its groups twice); groups left empty
+        are dropped unless ``keep_empty_groups``; dpg is kept for the groups
+        that remain. Nothing is copied until the view is saved or its arrays
+        are asked for.
+
+        Raises
+        ------
+        IndexError
+            If an index is out of range (negative indices count from the end).
+        """
+        idx = np.asarray(indices if not isinstance(indices, range) else np.arange(
+            indices.start, indices.stop, indices.step))
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise IndexError(f"boolean mask has shape {idx.shape}, expected ({len(self)},)")
+            idx = np.flatnonzero(idx)
+        if idx.size == 0:
+            idx = idx.astype(np.int64)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise IndexError(f"indices must be a 1-D sequence of integers, got {idx.dtype} "
+                             f"with shape {idx.shape}")
+        n = len(self)
+        idx = idx.astype(np.int64)
+        if idx.size:
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo < -n or hi >= n:
+                bad = lo if lo < -n else hi
+                raise IndexError(f"streamline index {bad} is out of range for "
+                                 f"{n} streamlines{self._where()}")
+            idx = np.where(idx < 0, idx + n, idx)
+        base = idx if self._sel is None else self._sel[idx]
+        groups, dpg = self._reindex_groups(idx, n, keep_empty_groups)
+        return TrxFile(self._src, base, groups, dpg, owner=self)
+
+    def _reindex_groups(self, idx: np.ndarray, n: int, keep_empty: bool
+                        ) -> tuple[dict[str, np.ndarray], dict[str, Mapping[str, np.ndarray]]]:
+        """New groups: position ``j`` of the selection is in G if ``idx[j]`` was in G."""
+        groups: dict[str, np.ndarray] = {}
+        for name, members in self.groups.items():
+            mask = np.zeros(n, dtype=bool)
+            mask[np.asarray(members, dtype=np.int64)] = True
+            new = np.flatnonzero(mask[idx]).astype(_group_dtype(len(idx)))
+            if new.size or keep_empty:
+                groups[name] = new
+        dpg = {g: v for g, v in self.dpg.items() if g in groups}
+        return groups, dpg
+
+    def get_group(self, name: str, *, keep_empty_groups: bool = False) -> TrxFile:
+        """A view of the streamlines of group ``name`` (other groups re-indexed)."""
+        return self.select_groups([name], keep_empty_groups=keep_empty_groups)
+
+    def select_groups(self, names: Sequence[str], *, keep_empty_groups: bool = False) -> TrxFile:
+        """A view of the union of the groups ``names``, in streamline order."""
+        if isinstance(names, str):
+            names = [names]
+        missing = [g for g in names if g not in self.groups]
+        if missing:
+            have = ", ".join(sorted(self.groups)) or "none"
+            raise KeyError(f"no group {', '.join(map(repr, missing))}{self._where()}; "
+                           f"groups present: {have}")
+        mask = np.zeros(len(self), dtype=bool)
+        for g in names:
+            mask[np.asarray(self.groups[g], dtype=np.int64)] = True
+        return self.select(np.flatnonzero(mask), keep_empty_groups=keep_empty_groups)
+
+    def _where(self) -> str:
+        return f" in {self.path}" if self.path else ""
+
+    # ---------------------------------------------------------------- builders
+    @classmethod
+    def from_arrays(cls, positions: np.ndarray, offsets: np.ndarray | None = None, *,
+                    lengths: np.ndarray | None = None, affine: np.ndarray | None = None,
+                    dimensions: Sequence[int] | None = None,
+                    dps: Mapping[str, np.ndarray] | None = None,
+                    dpv: Mapping[str, np.ndarray] | None = None,
+                    groups: Mapping[str, np.ndarray] | None = None,
+                    dpg: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                    header: Mapping[str, Any] | None = None) -> TrxFile:
+        """A tractogram held in memory, from RAS+ mm positions and N or N+1 offsets.
+
+        Give either ``offsets`` or ``lengths``. ``affine`` and ``dimensions``
+        default to the identity and ``(1, 1, 1)`` (or to ``header``'s values).
+        The arrays are checked as a loaded file would be.
+        """
+        from .build import source_from_arrays
+
+        return cls(source_from_arrays(positions, offsets, lengths=lengths, affine=affine,
+                                      dimensions=dimensions, dps=dps, dpv=dpv, groups=groups,
+                                      dpg=dpg, header=header))
+
+    @classmethod
+    def from_tractogram(cls, tractogram: Any, *, affine: np.ndarray | None = None,
+                        dimensions: Sequence[int] | None = None) -> TrxFile:
+        """From a nibabel ``Tractogram`` (RAS+ mm) or ``TractogramFile``."""
+        from .build import from_tractogram
+
+        return from_tractogram(tractogram, affine=affine, dimensions=dimensions)
+
+    @classmethod
+    def from_sft(cls, sft: Any) -> TrxFile:
+        """From a dipy ``StatefulTractogram`` (moved to RASMM/center on a copy)."""
+        from .build import from_sft
+
+        return from_sft(sft)
+
+    def to_sft(self) -> Any:
+        """A dipy ``StatefulTractogram`` in RASMM; groups become 0/1 ``dps`` entries."""
+        from .build import to_sft
+
+        return to_sft(self)
+
+    def to_tractogram(self) -> Any:
+        """A nibabel ``Tractogram`` (RAS+ mm) over this tractogram's arrays."""
+        from .build import to_tractogram
+
+        return to_tractogram(self)
+
+    # --------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Release maps and temporary extractions (idempotent; views only detach)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owner is None and self._src.container is not None:
+            self._src.container.close()
+
+    def __enter__(self) -> TrxFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = os.path.basename(self.path) if self.path else "in memory"
+        kind = "view of " if self.is_view else ""
+        parts = [f"{len(self)} streamlines", f"{self.nb_vertices} vertices",
+                 f"positions {self.positions_dtype}"]
+        for label, keys in (("dps", list(self.dps)), ("dpv", list(self.dpv)),
+                            ("groups", list(self.groups)), ("dpg", list(self.dpg))):
+            if keys:
+                shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+                parts.append(f"{label} [{shown}]")
+        return f"<TrxFile {kind}{where}: {'; '.join(parts)}>"
+
+
+def _group_dtype(n: int) -> np.dtype:
+    return np.dtype("<u4") if n <= np.iinfo(np.uint32).max else np.dtype("<u8")

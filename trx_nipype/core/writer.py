@@ -1,0 +1,242 @@
+"""The one way TRX data reaches disk: a streaming, atomic, deterministic writer.
+
+A :class:`TrxWriter` takes members one at a time, each as an iterator of array
+chunks whose total size is known in advance, and writes them
+
+- into a zip (stored: each member's data aligned to 64 bytes through a padding
+  extra field, so that readers can map it in place; or deflated), or
+- into a directory, one file per member,
+
+at a temporary sibling of the destination, renamed into place by
+:meth:`TrxWriter.commit`. Readers never see a partial file; on any error (or
+``abort()``) the temporary output is removed and the destination is left as it
+was. Zip entries carry a fixed timestamp and attributes, so the same content
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import struct
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .tempfiles import sibling_temp_path
+
+log = logging.getLogger(__name__)
+
+ALIGNMENT = 64
+_PAD_ID = 0xD935  # the "alignment" extra field id used by Android's zipalign
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+_COMPRESSION = {"stored": zipfile.ZIP_STORED, "deflate": zipfile.ZIP_DEFLATED,
+                "deflated": zipfile.ZIP_DEFLATED}
+
+
+class TrxWriteError(OSError):
+    """Writing failed (disk full, permissions...): names the destination; nothing was left."""
+
+
+def _as_bytes(chunk: np.ndarray | bytes) -> memoryview:
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        return memoryview(chunk).cast("B")
+    arr = np.ascontiguousarray(chunk)
+    return memoryview(arr).cast("B") if arr.size else memoryview(b"")
+
+
+class TrxWriter:
+    """Write a TRX container member by member; commit atomically.
+
+    Parameters
+    ----------
+    dest : str or os.PathLike
+        The destination: a zip file when ``zip`` is true, else a directory.
+    zip : bool
+        Zip (``True``) or directory (``False``).
+    compression : {"stored", "deflate"}
+        Zip member compression.
+    level : int
+        Deflate level (1-9).
+    fsync : bool
+        Flush to stable storage before the rename (slower; for power loss).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> out = os.path.join(tempfile.mkdtemp(), "raw.trx")
+    >>> with TrxWriter(out) as w:
+    ...     w.add_bytes("header.json", b"{}")
+    ...     w.add("dps/x.float32", [np.zeros(2, "<f4")], nbytes=8)
+    >>> sorted(zipfile.ZipFile(out).namelist())
+    ['dps/x.float32', 'header.json']
+    """
+
+    def __init__(self, dest: str | os.PathLike, *, zip: bool = True,  # noqa: A002
+                 compression: str = "stored", level: int = 6, fsync: bool = False) -> None:
+        if compression not in _COMPRESSION:
+            raise ValueError(f"compression must be 'stored' or 'deflate', got {compression!r}")
+        self.dest = Path(dest)
+        self.is_zip = zip
+        self.compress_type = _COMPRESSION[compression]
+        self.level = level
+        self.fsync = fsync
+        self.tmp = sibling_temp_path(self.dest)
+        self._names: set[str] = set()
+        self._zf: zipfile.ZipFile | None = None
+        self._done = False
+        try:
+            if not self.dest.parent.is_dir():
+                raise FileNotFoundError(f"{self.dest.parent}: the destination's folder "
+                                        "does not exist")
+            if zip:
+                self._zf = zipfile.ZipFile(self.tmp, "w", allowZip64=True)
+            else:
+                self.tmp.mkdir()
+        except OSError as exc:
+            self._fail(exc)
+
+    # ---------------------------------------------------------------- members
+    def add_bytes(self, name: str, data: bytes) -> None:
+        """A small member written whole (``header.json``)."""
+        self.add(name, [data], len(data))
+
+    def add(self, name: str, chunks: Iterable[np.ndarray | bytes], nbytes: int) -> None:
+        """Stream one member from ``chunks`` whose sizes add up to ``nbytes``."""
+        if name in self._names:
+            raise ValueError(f"{self.dest}: member {name} written twice")
+        self._names.add(name)
+        try:
+            written = self._write_zip(name, chunks, nbytes) if self.is_zip else \
+                self._write_file(name, chunks)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError):
+                self._fail(exc, name)
+            raise
+        if written != nbytes:
+            self.abort()
+            raise RuntimeError(f"{self.dest}: {name}: announced {nbytes} bytes, "
+                               f"wrote {written} (a bug in the caller)")
+
+    def _write_file(self, name: str, chunks: Iterable[np.ndarray | bytes]) -> int:
+        target = self.tmp / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with open(target, "wb") as fh:
+            for chunk in chunks:
+                view = _as_bytes(chunk)
+                fh.write(view)
+                written += view.nbytes
+            if self.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        return written
+
+    def _write_zip(self, name: str, chunks: Iterable[np.ndarray | bytes], nbytes: int) -> int:
+        zf = self._zf
+        info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+        info.external_attr = 0o100644 << 16
+        info.create_system = 3
+        info.compress_type = self.compress_type
+        info.file_size = nbytes
+        if self.compress_type == zipfile.ZIP_DEFLATED:
+            # the slot is "compress_level" since Python 3.13, "_compresslevel" before
+            slot = "compress_level" if hasattr(info, "compress_level") else "_compresslevel"
+            setattr(info, slot, self.level)
+        else:
+            info.extra = self._padding(zf.fp.tell(), name, nbytes)
+        written = 0
+        with zf.open(info, "w") as dst:
+            for chunk in chunks:
+                view = _as_bytes(chunk)
+                dst.write(view)
+                written += view.nbytes
+        return written
+
+    @staticmethod
+    def _padding(header_offset: int, name: str, nbytes: int) -> bytes:
+        """An extra field that puts member data on an ``ALIGNMENT`` boundary."""
+        zip64 = nbytes * 1.05 > zipfile.ZIP64_LIMIT
+        fixed = 30 + len(name.encode("utf-8")) + (20 if zip64 else 0) + 6
+        pad = (-(header_offset + fixed)) % ALIGNMENT
+        return struct.pack("<HHH", _PAD_ID, 2 + pad, ALIGNMENT) + b"\x00" * pad
+
+    # --------------------------------------------------------------- lifetime
+    def commit(self) -> Path:
+        """Finish the output and rename it over the destination."""
+        if self._done:
+            raise RuntimeError(f"{self.dest}: writer already finished")
+        try:
+            if self._zf is not None:
+                self._zf.close()
+                if self.fsync:
+                    with open(self.tmp, "rb+") as fh:
+                        os.fsync(fh.fileno())
+            _replace(self.tmp, self.dest)
+        except OSError as exc:
+            self.abort()
+            self._fail(exc)
+        self._done = True
+        log.debug("wrote %s", self.dest)
+        return self.dest
+
+    def abort(self) -> None:
+        """Remove the temporary output; the destination is untouched."""
+        if self._done:
+            return
+        self._done = True
+        if self._zf is not None:
+            fp, self._zf.fp = self._zf.fp, None  # ZipFile.close() is then a no-op
+            try:
+                if fp is not None:
+                    fp.close()
+            except OSError:
+                pass
+            self._zf = None
+        if self.tmp.is_dir() and not self.tmp.is_symlink():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            try:
+                self.tmp.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _fail(self, exc: OSError, member: str | None = None) -> None:
+        self.abort()
+        what = f" ({member})" if member else ""
+        raise TrxWriteError(exc.errno, f"{self.dest}{what}: cannot write: "
+                            f"{exc.strerror or exc}") from exc
+
+    def __enter__(self) -> TrxWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    """Rename ``tmp`` over ``dest``; a directory destination is swapped via a trash sibling."""
+    if dest.is_dir() and not dest.is_symlink():
+        trash = sibling_temp_path(dest)
+        os.rename(dest, trash)
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            os.rename(trash, dest)
+            raise
+        shutil.rmtree(trash, ignore_errors=True)
+    elif tmp.is_dir() and dest.exists():
+        trash = sibling_temp_path(dest)
+        os.rename(dest, trash)
+        os.rename(tmp, dest)
+        trash.unlink()
+    else:
+        os.replace(tmp, dest)
+
