@@ -78,9 +78,10 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
     off_dt = _target(offsets_dtype, off_default, OFFSET_DTYPES, "offsets")
     check_offsets_dtype(off_dt, v, dest)
 
-    def chunks() -> list:
-        return list(trx.iter_chunks(chunk_vertices)) if trx.is_view else \
-            trx.iter_chunks(chunk_vertices)
+    def length_blocks() -> Iterator[np.ndarray]:
+        lengths = trx.lengths
+        for a in range(0, len(lengths), 1 << 20):
+            yield lengths[a:a + (1 << 20)]
 
     def per_vertex(get: Callable[[], np.ndarray], dtype: np.dtype) -> Callable:
         def gen() -> Iterator[np.ndarray]:
@@ -98,7 +99,7 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
 
     members = [
         MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,
-                     lambda: offsets_chunks((c.lengths for c in chunks()), off_dt)),
+                     lambda: offsets_chunks(length_blocks(), off_dt)),
         MemberStream(f"positions.3.{dtype_name(pos_dt)}", v * 3 * pos_dt.itemsize,
                      per_vertex(lambda: src.positions["positions"], pos_dt)),
     ]
