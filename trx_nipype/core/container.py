@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import mmap
 import os
+import shutil
 import stat
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -152,8 +154,9 @@ class ZipContainer(Container):
         try:
             with zipfile.ZipFile(self.path) as zf:
                 infos = zf.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError,
-                struct.error, EOFError) as exc:
+        except OSError:
+            raise
+        except Exception as exc:  # any failure to parse the zip directory is a format error
             raise TrxFormatError(self.path, None,
                                  f"expected a zip archive, found a truncated or corrupt one ({exc})"
                                  ) from None
@@ -214,7 +217,7 @@ class ZipContainer(Container):
         try:
             with zipfile.ZipFile(self.path) as zf:
                 return zf.read(self._infos[name])
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
             raise TrxFormatError(self.path, name, f"cannot read member ({exc})") from None
 
     def _extract(self, name: str) -> Path:
@@ -225,6 +228,11 @@ class ZipContainer(Container):
         if self._extract_dir is None:
             self._extract_dir = make_temp_dir("extract")
         target = self._extract_dir / f"member-{len(self._extracted):06d}.bin"
+        free = shutil.disk_usage(self._extract_dir).free
+        if info.file_size > free:
+            raise TrxFormatError(self.path, name, f"declares {info.file_size} bytes once "
+                                 f"inflated; only {free} bytes are free under "
+                                 f"{self._extract_dir.parent} (see set_temp_root)")
         written = 0
         try:
             with zipfile.ZipFile(self.path) as zf, zf.open(info) as src, open(target, "wb") as dst:
@@ -237,7 +245,8 @@ class ZipContainer(Container):
                         raise TrxFormatError(self.path, name,
                                              f"inflates past its declared {info.file_size} bytes")
                     dst.write(chunk)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error,
+                zlib.error) as exc:
             target.unlink(missing_ok=True)
             if isinstance(exc, TrxFormatError):
                 raise

@@ -27,8 +27,9 @@ def parse_header(raw: bytes, path: str) -> dict[str, Any]:
     """
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrxFormatError(path, MEMBER, f"expected JSON, found unparsable text ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise TrxFormatError(path, MEMBER,
+                             f"expected JSON, found unparsable text ({exc})") from None
     if not isinstance(header, dict):
         raise TrxFormatError(path, MEMBER, f"expected a JSON object, found {type(header).__name__}")
     return check_header(header, path)
