@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 import threading
 from pathlib import Path
@@ -27,6 +28,31 @@ SIBLING_MARK = ".trx-tmp-"
 _lock = threading.Lock()
 _root: Path | None = None
 _live: set[str] = set()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def install_sigterm_cleanup() -> bool:
+    """Let SIGTERM unwind the stack, so writers abort and temporary folders go.
+
+    By default SIGTERM ends the process at once: no ``finally``, no ``atexit``,
+    and a half-written temporary sibling stays behind. This replaces *only the
+    default* handler (never one the application set) with one that raises
+    ``SystemExit(143)``: the process still ends with the conventional status,
+    after its clean-up ran. It acts in the main thread only, and returns whether
+    it installed the handler. Writers call it; applications may call it early.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    except (ValueError, OSError):  # embedded interpreters without signals
+        return False
+    return True
 
 
 def set_temp_root(path: str | os.PathLike | None) -> None:
@@ -53,6 +79,7 @@ def get_temp_root() -> Path:
 
 def make_temp_dir(purpose: str = "") -> Path:
     """A new private (mode 0700) folder under the temp root, registered for cleanup."""
+    install_sigterm_cleanup()
     path = tempfile.mkdtemp(prefix=_PREFIX + (purpose + "-" if purpose else ""),
                             dir=get_temp_root())
     with _lock:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tempfiles import sibling_temp_path
+from .tempfiles import install_sigterm_cleanup, sibling_temp_path
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class TrxWriter:
         self.level = level
         self.fsync = fsync
         self.tmp = sibling_temp_path(self.dest)
+        install_sigterm_cleanup()
         self._names: set[str] = set()
         self._zf: zipfile.ZipFile | None = None
         self._done = False
