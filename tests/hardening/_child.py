@@ -1,0 +1,96 @@
+"""Programs run in child processes by the hardening tests (killed, limited, raced).
+
+Usage: ``python _child.py <mode> <dest> [args...]``. Each prints ``started``
+and flushes once it is about to write, so a parent can time a kill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trx_nipype.core import TrxFile, load, save
+from trx_nipype.core.save import trx_members, write_members
+from trx_nipype.core.tempfiles import SIBLING_MARK
+
+CHILD = Path(__file__)
+
+
+def tree_digest(path: Path) -> str:
+    """Digest of a file, or of a directory's (relative name, bytes) pairs."""
+    h = hashlib.sha256()
+    if path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f.relative_to(path).as_posix().encode())
+            h.update(f.read_bytes())
+    else:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if SIBLING_MARK in p.name)
+
+
+
+
+def make(n_streamlines: int, seed: int) -> TrxFile:
+    """A deterministic synthetic tractogram (same seed -> same content)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(20, 60, n_streamlines)
+    pos = rng.normal(size=(int(lengths.sum()), 3)).astype(np.float32)
+    return TrxFile.from_arrays(pos, lengths=lengths, dps={"w": rng.random(n_streamlines)},
+                               groups={"A": np.arange(0, n_streamlines, 2)})
+
+
+def slow_save(trx: TrxFile, dest: str, delay: float) -> None:
+    """``save`` through the one writer, pausing between chunks so kills land mid-write."""
+    header, members = trx_members(trx, dest=dest, chunk_vertices=2_000)
+    for m in members:
+        inner = m.chunks
+
+        def paced(inner=inner):
+            for chunk in inner():
+                time.sleep(delay)
+                yield chunk
+        m.chunks = paced
+    print("started", flush=True)
+    write_members(dest, header, members)
+
+
+def main(argv: list[str]) -> int:
+    mode, dest = argv[0], argv[1]
+    if mode == "slow-save":
+        slow_save(make(4000, int(argv[2])), dest, float(argv[3]))
+    elif mode == "save":
+        trx = make(int(argv[3]), int(argv[2]))
+        print("started", flush=True)
+        save(trx, dest)
+    elif mode == "fsize-save":
+        import resource
+        import signal
+
+        limit = int(argv[3])
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of a kill
+        trx = make(int(argv[2]), 7)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        try:
+            save(trx, dest)
+        except OSError as exc:
+            print(f"ERROR {type(exc).__name__}: {exc}", flush=True)
+            return 3
+    elif mode == "select-save":
+        with load(argv[2]) as trx:
+            print("started", flush=True)
+            save(trx.select(np.arange(len(trx))[::-1]), dest)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
