@@ -28,6 +28,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 
@@ -42,12 +43,17 @@ _CHUNK = 1 << 22
 def readonly_array(buffer, dtype: np.dtype, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
     """A read-only array over ``buffer`` (or an empty one for zero-size shapes)."""
     count = int(np.prod(shape, dtype=np.int64))
-    if count == 0:
-        arr = np.empty(shape, dtype=dtype)
-    else:
-        arr = np.frombuffer(buffer, dtype=dtype, count=count, offset=offset).reshape(shape)
+    if count == 0:  # over immutable bytes, so that writeable cannot be set back to True
+        return np.frombuffer(b"", dtype=dtype).reshape(shape)
+    arr = np.frombuffer(buffer, dtype=dtype, count=count, offset=offset).reshape(shape)
     arr.flags.writeable = False
     return arr
+
+
+def frozen_copy(arr: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``arr`` whose ``writeable`` flag cannot be set back to True."""
+    arr = np.ascontiguousarray(arr)
+    return readonly_array(arr.tobytes(), arr.dtype, arr.shape)
 
 
 def _map_file(path: str | os.PathLike) -> mmap.mmap | None:
@@ -175,9 +181,17 @@ class ZipContainer(Container):
                 raise TrxFormatError(self.path, name,
                                      f"expected stored or deflated, found compression "
                                      f"method {info.compress_type}")
+            if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+                raise TrxFormatError(self.path, name,
+                                     f"stored member: expected compressed size = size "
+                                     f"{info.file_size}, found {info.compress_size}")
             self._infos[name] = info
             self.members[name] = info.file_size
         self._mm: mmap.mmap | None = None
+        # local headers are read now (one small read each): a truncated zip, or a local
+        # header that disagrees with the central directory, fails at load, not at first use
+        self._offsets: dict[str, int] = {}
+        self.check_local_headers()
 
     @property
     def compression(self) -> str:
@@ -187,21 +201,41 @@ class ZipContainer(Container):
             return "stored"
         return "deflate" if kinds == {zipfile.ZIP_DEFLATED} else "mixed"
 
-    def _data_offset(self, name: str) -> int:
-        """Where member data starts, from the member's *local* header."""
+    def _data_offset(self, name: str, fh: BinaryIO | None = None) -> int:
+        """Where member data starts, from the member's *local* header (cached).
+
+        Parameters
+        ----------
+        name : str
+            The member.
+        fh : binary file, optional
+            The zip, already open (to read many local headers in one go).
+
+        Returns
+        -------
+        int
+            The byte offset of the member's data in the zip.
+        """
+        if name in self._offsets:
+            return self._offsets[name]
+        if fh is None:
+            with open(self.path, "rb") as own:
+                return self._data_offset(name, own)
         info = self._infos[name]
-        with open(self.path, "rb") as fh:
-            fh.seek(info.header_offset)
-            raw = fh.read(_LOCAL_HEADER.size)
-            if len(raw) < _LOCAL_HEADER.size:
-                raise TrxFormatError(self.path, name, "truncated zip: local header cut short")
-            fields = _LOCAL_HEADER.unpack(raw)
-            if fields[0] != _LOCAL_SIGNATURE:
-                raise TrxFormatError(self.path, name,
-                                     f"expected a local header signature {_LOCAL_SIGNATURE!r} at "
-                                     f"byte {info.header_offset}, found {fields[0]!r}")
-            name_len, extra_len = fields[-2], fields[-1]
-            local_name = fh.read(name_len)
+        if info.header_offset < 0:
+            raise TrxFormatError(self.path, name, f"truncated zip: the local header would start "
+                                 f"at byte {info.header_offset}")
+        fh.seek(info.header_offset)
+        raw = fh.read(_LOCAL_HEADER.size)
+        if len(raw) < _LOCAL_HEADER.size:
+            raise TrxFormatError(self.path, name, "truncated zip: local header cut short")
+        fields = _LOCAL_HEADER.unpack(raw)
+        if fields[0] != _LOCAL_SIGNATURE:
+            raise TrxFormatError(self.path, name,
+                                 f"expected a local header signature {_LOCAL_SIGNATURE!r} at "
+                                 f"byte {info.header_offset}, found {fields[0]!r}")
+        name_len, extra_len = fields[-2], fields[-1]
+        local_name = fh.read(name_len)
         if local_name not in (name.encode("utf-8"), name.encode("cp437", "replace")):
             raise TrxFormatError(self.path, name,
                                  f"central directory and local header disagree on the name "
@@ -211,6 +245,7 @@ class ZipContainer(Container):
             raise TrxFormatError(self.path, name,
                                  f"truncated zip: member data needs bytes {start}.."
                                  f"{start + info.compress_size}, file has {self._file_size}")
+        self._offsets[name] = start
         return start
 
     def read_bytes(self, name: str) -> bytes:
@@ -263,10 +298,6 @@ class ZipContainer(Container):
         if info.file_size == 0:
             return readonly_array(b"", dtype, shape)
         if info.compress_type == zipfile.ZIP_STORED:
-            if info.compress_size != info.file_size:
-                raise TrxFormatError(self.path, name,
-                                     f"stored member: compressed size {info.compress_size} "
-                                     f"differs from size {info.file_size}")
             offset = self._data_offset(name)
             if self._mm is None:
                 self._mm = _map_file(self.path)
@@ -277,10 +308,13 @@ class ZipContainer(Container):
         return readonly_array(mm, dtype, shape)
 
     def check_local_headers(self) -> None:
-        """Read every stored member's local header (catches truncation, disagreement)."""
-        for name, info in self._infos.items():
-            self._data_offset(name)
-            del info
+        """Read every member's local header (catches truncation, disagreement)."""
+        try:
+            with open(self.path, "rb") as fh:
+                for name in self._infos:
+                    self._data_offset(name, fh)
+        except OSError as exc:
+            raise TrxFormatError(self.path, None, f"cannot read the zip ({exc})") from None
 
     def close(self) -> None:
         super().close()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import LazyArrays
-from .container import Container, ZipContainer, open_container
+from .container import Container, ZipContainer, frozen_copy, open_container
 from .dtypes import OFFSET_DTYPES, POSITION_DTYPES, MemberName, parse_member_name
 from .errors import TrxFormatError
 from .header import MEMBER as HEADER
@@ -115,12 +115,15 @@ def _load_offsets(container: Container, entry: tuple[str, MemberName] | None,
     if count not in (n, n + 1):
         raise TrxFormatError(path, member, f"expected {n + 1} (or {n}) offsets for "
                              f"NB_STREAMLINES={n}, found {count}")
+    if n == 0 and v != 0:
+        raise TrxFormatError(path, member, f"expected NB_VERTICES=0 for NB_STREAMLINES=0, "
+                             f"found NB_VERTICES={v}")
     mapped = container.array(member, parsed.dtype, (count,))
     if count == n:
         offsets = np.empty(n + 1, dtype=parsed.dtype)
         offsets[:n] = mapped
         offsets[n] = v
-        offsets.flags.writeable = False
+        offsets = frozen_copy(offsets)
     else:
         offsets = mapped
         if n == 0 and int(offsets[0]) != 0 and v == 0:
@@ -133,16 +136,16 @@ def _load_offsets(container: Container, entry: tuple[str, MemberName] | None,
         raise TrxFormatError(path, member, f"expected the first offset to be 0, "
                              f"found {int(offsets[0])}")
     if n:
+        top = int(offsets.max())  # first: with N entries, a stray offset also breaks the order
+        if top > v:
+            raise TrxFormatError(path, member, f"expected offsets <= NB_VERTICES={v}, "
+                                 f"found {top}")
         bad = np.flatnonzero(offsets[1:] < offsets[:-1])
         if bad.size:
             i = int(bad[0])
             raise TrxFormatError(path, member, f"expected non-decreasing offsets, found "
                                  f"offsets[{i}]={int(offsets[i])} > "
                                  f"offsets[{i + 1}]={int(offsets[i + 1])}")
-        top = int(offsets.max())
-        if top > v:
-            raise TrxFormatError(path, member, f"expected offsets <= NB_VERTICES={v}, "
-                                 f"found {top}")
     return offsets
 
 
@@ -198,7 +201,9 @@ def _lazy_dpg(container: Container, layout: _Layout, groups: dict[str, np.ndarra
                                      f"bytes ({parsed.width} x {parsed.dtype_name}), "
                                      f"found {size}")
             rows = size // unit
-            shape = (rows,) if parsed.ncols is None else (rows, parsed.ncols)
+            # one value per column: (ncols,) per group, as written; several rows stay 2-D
+            shape = (rows * parsed.width,) if parsed.ncols is None or rows == 1 else \
+                (rows, parsed.ncols)
             arrays.add(name, parsed.dtype, shape,
                        lambda m=member, d=parsed.dtype, s=shape: container.array(m, d, s))
         dpg[group] = arrays
