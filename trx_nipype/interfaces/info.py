@@ -1,0 +1,117 @@
+"""TrxInfo: what a TRX holds, as node outputs and a JSON file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
+
+from trx_nipype.core import TrxFile, load, validate
+
+from ._traits import TrxInputSpec, TrxPath, output_path
+
+log = logging.getLogger("nipype.interface")
+
+
+def summarize(path: str | os.PathLike) -> dict[str, Any]:
+    """Validate a TRX (raising :class:`~trx_nipype.core.TrxFormatError`) and describe it.
+
+    Only headers, offsets and group indices are read.
+    """
+    report = validate(path)
+    report.raise_for_errors()
+    with load(path) as trx:
+        info = describe(trx)
+    info.update(path=os.fspath(path), container=report.container,
+                compression=report.compression or None, warnings=report.warnings)
+    return info
+
+
+def describe(trx: TrxFile) -> dict[str, Any]:
+    """Plain-Python metadata of an open tractogram (JSON-ready, no arrays)."""
+    lengths = np.asarray(trx.lengths)
+    return {
+        "nb_streamlines": len(trx),
+        "nb_vertices": trx.nb_vertices,
+        "affine": trx.affine.tolist(),
+        "dimensions": [int(d) for d in trx.dimensions],
+        "positions_dtype": trx.positions_dtype.name,
+        "offsets_dtype": trx.offsets_dtype.name,
+        "group_names": sorted(trx.groups),
+        "group_sizes": [int(len(trx.groups[g])) for g in sorted(trx.groups)],
+        "dps_keys": sorted(trx.dps),
+        "dpv_keys": sorted(trx.dpv),
+        "dpg_keys": {g: sorted(trx.dpg[g]) for g in sorted(trx.dpg)},
+        "length_min": int(lengths.min()) if lengths.size else 0,
+        "length_max": int(lengths.max()) if lengths.size else 0,
+        "length_mean": float(lengths.mean()) if lengths.size else 0.0,
+    }
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Write JSON atomically: a temporary sibling renamed into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _TrxInfoInputSpec(TrxInputSpec):
+    in_file = TrxPath(exists=True, mandatory=True, desc="TRX tractogram (zip or directory)")
+    out_filename = traits.Str(desc="name of the JSON summary (default: <input>_info.json)")
+
+
+class _TrxInfoOutputSpec(TraitedSpec):
+    out_json = File(exists=True, desc="JSON summary: counts, space, dtypes, keys, lengths")
+    nb_streamlines = traits.Int(desc="number of streamlines")
+    nb_vertices = traits.Int(desc="number of vertices")
+    group_names = traits.List(traits.Str, desc="names of the groups, sorted")
+    group_sizes = traits.List(traits.Int, desc="streamlines in each group (group_names order)")
+    dps_keys = traits.List(traits.Str, desc="data-per-streamline keys, sorted")
+    dpv_keys = traits.List(traits.Str, desc="data-per-vertex keys, sorted")
+    positions_dtype = traits.Str(desc="dtype of the positions (float16, float32, float64)")
+    container = traits.Str(desc="'zip' or 'directory'")
+
+
+class TrxInfo(SimpleInterface):
+    """Summarize a TRX: counts, space, dtypes, groups and keys, as outputs and JSON.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from trx_nipype.interfaces._examples import example_trx
+    >>> tmp = tempfile.mkdtemp()
+    >>> res = TrxInfo(in_file=example_trx(tmp)).run(cwd=tmp)
+    >>> res.outputs.nb_streamlines, res.outputs.group_names, res.outputs.group_sizes
+    (6, ['AF', 'CST'], [3, 3])
+    >>> json.load(open(res.outputs.out_json))["dps_keys"]
+    ['weight']
+    """
+
+    input_spec = _TrxInfoInputSpec
+    output_spec = _TrxInfoOutputSpec
+
+    def _run_interface(self, runtime: Any) -> Any:
+        in_file = self.inputs.in_file
+        out = output_path(in_file, "_info", ".json", self.inputs.out_filename)
+        info = summarize(in_file)
+        write_json(info, out)
+        log.info("TrxInfo: %s: %d streamlines, %d vertices, groups %s", in_file,
+                 info["nb_streamlines"], info["nb_vertices"], info["group_names"])
+        self._results.update(
+            out_json=str(out),
+            **{k: info[k] for k in ("nb_streamlines", "nb_vertices", "group_names",
+                                    "group_sizes", "dps_keys", "dpv_keys", "positions_dtype",
+                                    "container")})
+        return runtime
