@@ -7,6 +7,17 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 
 
+def frozen_copy(arr: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``arr`` whose ``writeable`` flag cannot be set back to True.
+
+    >>> a = frozen_copy(np.arange(3))
+    >>> a.flags.writeable
+    False
+    """
+    arr = np.ascontiguousarray(arr)
+    return np.frombuffer(arr.tobytes(), dtype=arr.dtype).reshape(arr.shape)
+
+
 class LazyArrays(Mapping):
     """``name -> array`` where each array is made (mapped) on first access.
 

@@ -50,12 +50,6 @@ def readonly_array(buffer, dtype: np.dtype, shape: tuple[int, ...], offset: int 
     return arr
 
 
-def frozen_copy(arr: np.ndarray) -> np.ndarray:
-    """A read-only copy of ``arr`` whose ``writeable`` flag cannot be set back to True."""
-    arr = np.ascontiguousarray(arr)
-    return readonly_array(arr.tobytes(), arr.dtype, arr.shape)
-
-
 def _map_file(path: str | os.PathLike) -> mmap.mmap | None:
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import LazyArrays
-from .container import Container, ZipContainer, frozen_copy, open_container
+from .arrays import LazyArrays, frozen_copy
+from .container import Container, ZipContainer, open_container
 from .dtypes import OFFSET_DTYPES, POSITION_DTYPES, MemberName, parse_member_name
 from .errors import TrxFormatError
 from .header import MEMBER as HEADER
@@ -224,7 +224,7 @@ def read_source(container: Container) -> Source:
             raise TrxFormatError(path, "positions", f"missing positions.3.<float> member "
                                  f"(NB_VERTICES={v})")
         positions.add("positions", np.dtype("<f4"), (0, 3),
-                      lambda: np.zeros((0, 3), dtype="<f4"))
+                      lambda: frozen_copy(np.zeros((0, 3), dtype="<f4")))
     else:
         member, parsed = layout.positions
         if parsed.dtype_name not in POSITION_DTYPES:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from nibabel.streamlines import ArraySequence
 
-from .arrays import GatheredArrays, LazyArrays, ranges_index, split_by_budget
+from .arrays import GatheredArrays, LazyArrays, frozen_copy, ranges_index, split_by_budget
 
 #: vertices per chunk when streaming (x 3 x 4 bytes = 48 MB of float32 positions)
 CHUNK_VERTICES = 4_000_000
@@ -41,7 +41,8 @@ class Source:
     @property
     def lengths(self) -> np.ndarray:
         if self._lengths is None:
-            self._lengths = np.diff(np.asarray(self.offsets, dtype=np.int64))
+            # shared by every view of this source: nobody may change it
+            self._lengths = frozen_copy(np.diff(np.asarray(self.offsets, dtype=np.int64)))
         return self._lengths
 
     @property
@@ -241,8 +242,11 @@ class TrxFile:
         IndexError
             If an index is out of range (negative indices count from the end).
         """
-        idx = np.asarray(indices if not isinstance(indices, range) else np.arange(
-            indices.start, indices.stop, indices.step))
+        if isinstance(indices, range):
+            indices = np.arange(indices.start, indices.stop, indices.step)
+        elif not isinstance(indices, (np.ndarray, Sequence)):
+            indices = list(indices)  # a generator or a set: np.asarray would make a 0-d object
+        idx = np.asarray(indices)
         if idx.dtype == bool:
             if idx.shape != (len(self),):
                 raise IndexError(f"boolean mask has shape {idx.shape}, expected ({len(self)},)")
@@ -298,6 +302,75 @@ class TrxFile:
 
     def _where(self) -> str:
         return f" in {self.path}" if self.path else ""
+
+    # ------------------------------------------------- preallocation, resize
+    @classmethod
+    def empty(cls, capacity_streamlines: int = 0, capacity_vertices: int = 0,
+              like: TrxFile | None = None, *, affine: np.ndarray | None = None,
+              dimensions: Sequence[int] | None = None, positions_dtype: Any = None,
+              offsets_dtype: Any = None) -> TrxFile:
+        """A writable, file-backed, empty TRX with room for the given counts.
+
+        Its positions, offsets, dps and dpv are memory maps of the given
+        capacity in a private temporary folder (removed by ``close()``). Fill
+        it with ``append`` (capacity grows geometrically when needed), trim it
+        with ``resize``, write it with :func:`~trx_nipype.core.save`.
+
+        Parameters
+        ----------
+        capacity_streamlines, capacity_vertices : int
+            Initial capacity.
+        like : TrxFile, optional
+            Take the space (header), positions/offsets dtypes and dps/dpv keys
+            (dtypes, columns) from it; its data is not copied. Without it the
+            first ``append`` fixes the keys (and the space, unless given).
+        affine, dimensions : optional
+            The space (``VOXEL_TO_RASMM``, ``DIMENSIONS``); override ``like``'s.
+        positions_dtype, offsets_dtype : dtype, optional
+            Default ``like``'s, else float32 and uint64.
+
+        Returns
+        -------
+        trx_nipype.core.growable.GrowableTrxFile
+            A TrxFile with ``append``, in-place ``resize`` and ``capacity``.
+        """
+        from .growable import GrowableTrxFile
+
+        return GrowableTrxFile.create(capacity_streamlines, capacity_vertices, like,
+                                      affine=affine, dimensions=dimensions,
+                                      positions_dtype=positions_dtype,
+                                      offsets_dtype=offsets_dtype)
+
+    def append(self, other: Any, **options: Any) -> TrxFile:
+        """Only a tractogram made by :meth:`empty` can be appended to (this one is read-only)."""
+        raise TypeError(f"{self!r} is read-only; append to a writable copy: "
+                        "TrxFile.empty(like=trx).append(trx).append(other)")
+
+    def resize(self, nb_streamlines: int | None = None, nb_vertices: int | None = None, *,
+               keep_empty_groups: bool = False) -> TrxFile:
+        """A view without unused capacity, or of the first ``nb_streamlines`` streamlines.
+
+        This tractogram is read-only, so nothing is changed or copied: with no
+        argument the view drops the trailing zero-length streamlines (capacity
+        preallocated by other tools); with ``nb_streamlines`` it keeps the first
+        ones. dps, dpv, groups (re-indexed; left empty: dropped unless
+        ``keep_empty_groups``) and dpg follow as for :meth:`select`. A
+        tractogram made by :meth:`empty` resizes in place instead.
+
+        Returns
+        -------
+        TrxFile
+            A view.
+
+        Raises
+        ------
+        ValueError
+            If asked to grow, or ``nb_vertices`` would cut the kept streamlines.
+        """
+        from .growable import resize_view
+
+        return resize_view(self, nb_streamlines, nb_vertices,
+                           keep_empty_groups=keep_empty_groups)
 
     # ---------------------------------------------------------------- builders
     @classmethod
