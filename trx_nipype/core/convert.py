@@ -1,0 +1,430 @@
+"""Convert tractograms between TRX, TRK, TCK, VTK/VTP/FIB and DPY, streaming.
+
+:func:`convert` reads its input as :class:`~trx_nipype.core.formats.Block` s
+(whole streamlines in RAS+ mm with their data) and writes them in one pass:
+
+- TRX -> TRX re-encodes through :func:`~trx_nipype.core.save` (dtype change,
+  stored/deflated zip, zip/directory) with no in-memory tractogram;
+- TRK/TCK -> TRX spools the parsed arrays to raw files under the temporary
+  root, then streams them through the one TRX writer (memory stays bounded
+  by the chunk size, plus one integer per streamline);
+- anything -> TRK/TCK streams block by block into the target.
+
+The output format comes from ``out_format`` or the output name: ``.trx`` /
+``.zip`` -> TRX zip, ``.trk[.gz]``, ``.tck[.gz]``, ``.vtk``/``.vtp``/``.fib``,
+``.dpy``; an existing directory or a name without any suffix -> TRX directory.
+
+What a target cannot hold is reported with :func:`warnings.warn` naming each
+field: data per vertex/streamline in TCK/VTK/DPY, data per group anywhere but
+TRX, TRK names longer than 20 bytes (shortened), more than 10 TRK fields,
+values that float32 (TRK's only type) changes, extra TRX header keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .formats import Block, detect_format, format_names
+from .loader import load
+from .reference import Space, space_from_reference
+from .save import is_zip_path, save
+from .tempfiles import make_temp_dir, remove_temp_dir
+from .trxfile import TrxFile
+
+log = logging.getLogger(__name__)
+
+#: vertices per block when reading a TRX input
+BLOCK_VERTICES = 1_000_000
+_SPACED = ("trx", "trk")
+
+
+@dataclass
+class _Input:
+    """An opened input: its space, what data it carries, and its blocks."""
+
+    path: str
+    fmt: str
+    space: Space | None
+    blocks: Callable[[], Iterator[Block]]
+    nb_streamlines: int | None = None
+    dpv: dict[str, int] = field(default_factory=dict)  # key -> ncols
+    dps: dict[str, int] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    dpg: list[str] = field(default_factory=list)
+    header_extra: list[str] = field(default_factory=list)
+    tck_fields: dict[str, str] = field(default_factory=dict)
+    trx: TrxFile | None = None
+
+    def close(self) -> None:
+        if self.trx is not None:
+            self.trx.close()
+
+
+def _ncols(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+
+
+def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
+                chunk_bytes: int | None = None) -> _Input:
+    """Open ``path`` (any format) and settle its space against ``reference``."""
+    path_s = os.fspath(path)
+    if not os.path.exists(path_s):
+        raise FileNotFoundError(f"{path_s}: no such file or directory")
+    fmt = detect_format(path_s)
+    ref_space = space_from_reference(reference) if reference is not None else None
+    kw = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
+    if fmt == "trx":
+        trx = load(path_s)
+        src = trx.source_arrays()
+        inp = _Input(path_s, fmt, Space.from_affine(trx.affine, trx.dimensions),
+                     lambda: _trx_blocks(trx), len(trx), trx=trx,
+                     dpv={k: _ncols(src.dpv.spec(k)[1]) for k in src.dpv},
+                     dps={k: _ncols(src.dps.spec(k)[1]) for k in src.dps},
+                     groups=sorted(trx.groups),
+                     dpg=[f"{g}/{k}" for g in sorted(trx.dpg) for k in trx.dpg[g]],
+                     header_extra=sorted(k for k in trx.header if k not in (
+                         "VOXEL_TO_RASMM", "DIMENSIONS", "NB_STREAMLINES", "NB_VERTICES")))
+    elif fmt == "trk":
+        from .formats.trk import iter_trk_blocks, read_groups_sidecar, read_trk_header
+
+        info = read_trk_header(path_s)
+        sidecar = read_groups_sidecar(path_s)
+        props = {k: s.stop - s.start for k, s in info.properties.items()}
+        groups: list[str] = []
+        if sidecar is not None and props.get(sidecar["property"]) == 1:
+            props.pop(sidecar["property"])
+            groups = sorted(sidecar["members"])
+        inp = _Input(path_s, fmt, info.space, lambda: iter_trk_blocks(path_s, **kw),
+                     info.nb_streamlines or None,
+                     dpv={k: s.stop - s.start for k, s in info.scalars.items()},
+                     dps=props, groups=groups)
+    elif fmt == "tck":
+        from .formats.tck import iter_tck_blocks, read_tck_header
+
+        info_t = read_tck_header(path_s)
+        inp = _Input(path_s, fmt, None, lambda: iter_tck_blocks(path_s, **kw),
+                     tck_fields=info_t.fields)
+    else:
+        from .formats.dipy_formats import read_streamlines, require
+
+        require(fmt, path_s)
+        inp = _Input(path_s, fmt, None, lambda: iter([read_streamlines(path_s, fmt)]))
+    if inp.space is None:
+        inp.space = ref_space
+        if inp.space is None and need_space:
+            inp.close()
+            raise ValueError(f"{path_s}: .{fmt} files carry no space (affine and dimensions); "
+                             "give reference= a NIfTI image, TRK or TRX file of the same space")
+    elif ref_space is not None and not inp.space.matches(ref_space):
+        inp.close()
+        raise ValueError(f"{path_s}: its space (dimensions {inp.space.dimensions.tolist()}, "
+                         f"affine {np.round(inp.space.affine, 4).tolist()}) differs from the "
+                         f"reference's ({ref_space.dimensions.tolist()}, "
+                         f"{np.round(ref_space.affine, 4).tolist()})")
+    return inp
+
+
+def _trx_blocks(trx: TrxFile) -> Iterator[Block]:
+    """Blocks of a (non-view) TrxFile, with each chunk's group members."""
+    src = trx.source_arrays()
+    masks = {}
+    for name, idx in trx.groups.items():
+        m = np.zeros(len(trx), dtype=bool)
+        m[np.asarray(idx, dtype=np.int64)] = True
+        masks[name] = m
+    for c in trx.iter_chunks(BLOCK_VERTICES):
+        yield Block(np.asarray(c.lengths, dtype=np.int64),
+                    np.asarray(src.positions["positions"][c.vertices]),
+                    {k: np.asarray(src.dpv[k][c.vertices]) for k in src.dpv},
+                    {k: np.asarray(src.dps[k][c.streamlines]) for k in src.dps},
+                    {g: np.flatnonzero(m[c.streamlines]) for g, m in masks.items()})
+
+
+# ---------------------------------------------------------------- bbox check
+@dataclass
+class _BBox:
+    """Counts streamlines outside the reference grid as blocks go by; drops them on request."""
+
+    space: Space | None
+    keep: bool
+    where: str
+    outside: int = 0
+    total: int = 0
+
+    def filter(self, blocks: Iterator[Block]) -> Iterator[Block]:
+        for block in blocks:
+            if self.space is None:
+                yield block
+                continue
+            out = self.space.outside(block.positions, block.lengths)
+            self.total += len(block)
+            bad = int(out.sum())
+            self.outside += bad
+            yield block if (self.keep or not bad) else block.select(~out)
+
+    def report(self) -> None:
+        if not self.outside:
+            return
+        fate = "kept (keep_outside=False drops them)" if self.keep else "dropped"
+        msg = (f"{self.where}: {self.outside} of {self.total} streamlines fall outside the "
+               f"bounding box of the reference grid {self.space.dimensions.tolist()}; {fate}")
+        log.info(msg)
+        warnings.warn(msg, stacklevel=3)
+
+
+# -------------------------------------------------------------- accumulation
+class _Spool:
+    """Blocks appended to raw files (or lists), finished as a TrxFile over them."""
+
+    def __init__(self, dpv: dict[str, int], dps: dict[str, int], groups: list[str],
+                 on_disk: bool) -> None:
+        self.dpv, self.dps, self.group_names = dpv, dps, groups
+        self.dir = make_temp_dir("convert") if on_disk else None
+        self.lengths: list[np.ndarray] = []
+        self.groups: dict[str, list[np.ndarray]] = {g: [] for g in groups}
+        self.parts: dict[str, Any] = {}
+        self.dtypes: dict[str, np.dtype] = {}
+        self.n = 0
+
+    def _put(self, key: str, arr: np.ndarray) -> None:
+        arr = np.ascontiguousarray(arr)
+        self.dtypes.setdefault(key, arr.dtype.newbyteorder("<") if arr.dtype.itemsize > 1
+                               else arr.dtype)
+        arr = arr.astype(self.dtypes[key], copy=False)
+        if self.dir is None:
+            self.parts.setdefault(key, []).append(arr)
+            return
+        if key not in self.parts:
+            self.parts[key] = open(self.dir / f"{len(self.parts)}.raw", "wb")  # noqa: SIM115
+        self.parts[key].write(memoryview(arr).cast("B") if arr.size else b"")
+
+    def append(self, block: Block) -> None:
+        self.lengths.append(np.asarray(block.lengths, dtype=np.int64))
+        self._put("positions", block.positions.reshape(-1, 3))
+        for k in self.dpv:
+            self._put(f"dpv/{k}", block.dpv[k])
+        for k in self.dps:
+            self._put(f"dps/{k}", block.dps[k])
+        for g in self.group_names:
+            self.groups[g].append(np.asarray(block.groups.get(g, []), dtype=np.int64) + self.n)
+        self.n += len(block)
+
+    def _array(self, key: str, rows: int, ncols: int, default: np.dtype) -> np.ndarray:
+        dtype = self.dtypes.get(key, default)
+        shape = (rows,) if ncols == 1 and key != "positions" else (rows, ncols)
+        part = self.parts.get(key)
+        if self.dir is None:
+            return (np.concatenate(part).reshape(shape) if part
+                    else np.zeros(shape, dtype=dtype))
+        if part is None or rows == 0:
+            return np.zeros(shape, dtype=dtype)
+        part.close()
+        return np.memmap(part.name, dtype=dtype, mode="r", shape=shape)
+
+    def finish(self, space: Space) -> TrxFile:
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
+        v = int(lengths.sum())
+        n = len(lengths)
+        f4 = np.dtype("<f4")
+        group_dt = np.dtype("<u4") if n <= np.iinfo(np.uint32).max else np.dtype("<u8")
+        return TrxFile.from_arrays(
+            self._array("positions", v, 3, f4), lengths=lengths,
+            affine=space.affine, dimensions=space.dimensions,
+            dpv={k: self._array(f"dpv/{k}", v, c, f4) for k, c in self.dpv.items()},
+            dps={k: self._array(f"dps/{k}", n, c, f4) for k, c in self.dps.items()},
+            groups={g: (np.concatenate(p) if p else np.zeros(0)).astype(group_dt)
+                    for g, p in self.groups.items()})
+
+    def close(self) -> None:
+        for part in self.parts.values():
+            if hasattr(part, "close"):
+                part.close()
+        remove_temp_dir(self.dir)
+
+
+# ------------------------------------------------------------------ warnings
+def _warn_lost(dest: str, what: str, names: list[str], target: str) -> None:
+    if names:
+        warnings.warn(f"{dest}: {target} cannot hold {what}; dropped {format_names(names)}",
+                      stacklevel=3)
+
+
+def _report_unrepresentable(inp: _Input, dest: str, out_fmt: str) -> None:
+    target = {"trk": "TRK", "tck": "TCK", "vtk": "VTK", "dpy": "DPY"}[out_fmt]
+    if out_fmt != "trk":
+        _warn_lost(dest, "data per vertex", sorted(inp.dpv), target)
+        _warn_lost(dest, "data per streamline", sorted(inp.dps), target)
+        _warn_lost(dest, "groups", inp.groups, target)
+    _warn_lost(dest, "data per group", inp.dpg, target)
+    _warn_lost(dest, "extra header fields", inp.header_extra, target)
+
+
+# -------------------------------------------------------------------- public
+def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: Any = None,
+            *, out_format: str | None = None, positions_dtype: Any = None,
+            offsets_dtype: Any = None, compression: str = "stored", level: int = 6,
+            bbox_check: bool = True, keep_outside: bool = True,
+            chunk_bytes: int | None = None) -> Path:
+    """Convert a tractogram file to another format (or re-encode a TRX file).
+
+    Parameters
+    ----------
+    in_path : str or os.PathLike
+        ``.trx`` zip or TRX directory, ``.trk[.gz]``, ``.tck[.gz]``,
+        ``.vtk``/``.vtp``/``.fib`` (needs ``fury``) or ``.dpy``.
+    out_path : str or os.PathLike
+        Destination; its format comes from ``out_format`` or its name:
+        ``.trx``/``.zip`` -> TRX zip, ``.trk[.gz]``, ``.tck[.gz]``,
+        ``.vtk``/``.vtp``/``.fib``, ``.dpy``; an existing directory or a name
+        with no suffix -> TRX directory.
+    reference : str, os.PathLike, Space, TrxFile or nibabel image, optional
+        NIfTI, TRK or TRX giving the space. Required when the input has no
+        space (TCK, VTK, DPY) and the output needs one (TRX, TRK); when the
+        input has a space, the reference must agree with it.
+    out_format : {"trx", "trk", "tck", "vtk", "dpy"}, optional
+        Overrides the guess from ``out_path`` (e.g. ``"trx"`` for a directory
+        whose name has a dot).
+    positions_dtype, offsets_dtype : dtype, optional
+        TRX output encoding (default: float32 positions from TRK/TCK, the
+        input's for TRX; uint64 offsets or the input's).
+    compression : {"stored", "deflate"}
+        TRX zip member compression.
+    level : int
+        Deflate level.
+    bbox_check : bool
+        Count the streamlines that leave the reference grid's bounding box
+        (dipy's ``is_bbox_in_vox_valid``) and warn when there are any.
+    keep_outside : bool
+        Keep those streamlines (default) or drop them.
+    chunk_bytes : int, optional
+        TRK/TCK read size (tests use small values to exercise chunking).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+
+    Raises
+    ------
+    TrxFormatError
+        If the input is malformed (the message names the file).
+    ValueError
+        If a needed reference is missing or disagrees with the input's space,
+        or a format cannot be told from a name.
+    MissingOptionalDependency
+        (an ImportError) if VTK/DPY support needs a package that is missing.
+
+    Warns
+    -----
+    UserWarning
+        For each field the target cannot hold, and for streamlines outside
+        the bounding box.
+    """
+    in_s, out_s = os.fspath(in_path), os.fspath(out_path)
+    out_fmt = out_format or detect_format(out_s, for_output=True)
+    if out_fmt not in ("trx", "trk", "tck", "vtk", "dpy"):
+        raise ValueError(f"out_format must be trx, trk, tck, vtk or dpy; got {out_fmt!r}")
+    if out_fmt in ("vtk", "dpy"):
+        from .formats.dipy_formats import require
+
+        require(out_fmt, out_s)
+    inp = _open_input(in_s, reference, need_space=out_fmt in _SPACED,
+                      chunk_bytes=chunk_bytes)
+    try:
+        bbox = _BBox(inp.space if bbox_check else None, keep_outside, in_s)
+        if inp.space is None and bbox_check:
+            log.info("%s: no reference space; bounding-box check skipped", in_s)
+        if out_fmt == "trx":
+            result = _to_trx(inp, out_s, bbox, positions_dtype=positions_dtype,
+                             offsets_dtype=offsets_dtype, compression=compression, level=level)
+        else:
+            _report_unrepresentable(inp, out_s, out_fmt)
+            blocks = bbox.filter(inp.blocks())
+            if out_fmt == "trk":
+                from .formats.trk import write_trk
+
+                result = write_trk(out_s, inp.space, blocks, dpv=inp.dpv, dps=inp.dps,
+                                   group_names=inp.groups,
+                                   nb_streamlines=inp.nb_streamlines or 0)
+            elif out_fmt == "tck":
+                from .formats.tck import write_tck
+
+                result = write_tck(out_s, blocks, fields=inp.tck_fields)
+            else:
+                from .formats.dipy_formats import write_streamlines
+
+                result = write_streamlines(out_s, out_fmt, blocks)
+        bbox.report()
+    finally:
+        inp.close()
+    log.info("converted %s (%s) -> %s (%s)", in_s, inp.fmt, out_s, out_fmt)
+    return Path(result)
+
+
+def _to_trx(inp: _Input, out: str, bbox: _BBox, **save_kw: Any) -> Path:
+    if not is_zip_path(out) and Path(out).suffix and not Path(out).is_dir():
+        log.info("%s: written as a TRX directory", out)
+    if inp.trx is not None:
+        trx = inp.trx
+        if bbox.space is not None:
+            keep = np.concatenate([~bbox.space.outside(b.positions, b.lengths)
+                                   for b in _trx_blocks(trx)] or [np.zeros(0, bool)])
+            bbox.total, bbox.outside = len(keep), int((~keep).sum())
+            if not bbox.keep and bbox.outside:
+                trx = trx.select(np.flatnonzero(keep), keep_empty_groups=True)
+        return save(trx, out, **save_kw)
+    spool = _Spool(inp.dpv, inp.dps, inp.groups, on_disk=True)
+    try:
+        for block in bbox.filter(inp.blocks()):
+            spool.append(block)
+        with spool.finish(inp.space) as trx:
+            return save(trx, out, **save_kw)
+    finally:
+        spool.close()
+
+
+def load_any(path: str | os.PathLike, reference: Any = None) -> TrxFile:
+    """Open any readable tractogram as a :class:`~trx_nipype.core.TrxFile`.
+
+    TRX files and directories are loaded (mapped, read-only); other formats
+    are read into memory, in RAS+ mm, with their data per vertex/streamline
+    and (TRK with a groups sidecar) groups.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    reference : optional
+        The space for formats without one (TCK, VTK, DPY); see :func:`convert`.
+
+    Returns
+    -------
+    TrxFile
+
+    Raises
+    ------
+    ValueError
+        If the format has no space and no reference is given.
+    """
+    if detect_format(path) == "trx":
+        trx = load(path)
+        if reference is not None and not Space.from_affine(
+                trx.affine, trx.dimensions).matches(space_from_reference(reference)):
+            trx.close()
+            raise ValueError(f"{os.fspath(path)}: its space differs from the reference's")
+        return trx
+    inp = _open_input(path, reference, need_space=True)
+    spool = _Spool(inp.dpv, inp.dps, inp.groups, on_disk=False)
+    for block in inp.blocks():
+        spool.append(block)
+    return spool.finish(inp.space)
+
+
+convert.load_any = load_any  # ``trx_nipype.core.convert.load_any`` when ``convert`` is the function

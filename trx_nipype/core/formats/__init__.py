@@ -1,0 +1,162 @@
+"""Tractogram file formats other than TRX, one module each.
+
+- :mod:`.trk` -- TrackVis ``.trk`` (and ``.trk.gz``): voxmm coordinates, a
+  1000-byte header with the space, per-point scalars and per-streamline
+  properties.
+- :mod:`.tck` -- MRtrix ``.tck`` (and ``.tck.gz``): RAS+ mm coordinates, a
+  text header, no space and no data.
+- :mod:`.dipy_formats` -- ``.vtk``, ``.vtp``, ``.fib`` (through dipy and the
+  optional ``fury``/``vtk`` packages) and ``.dpy`` (through dipy and h5py).
+
+Readers yield :class:`Block` objects -- runs of whole streamlines in RAS+ mm
+with their data -- so that converters stream in bounded memory; writers
+consume them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+#: suffix -> format name (the longest matching suffix wins)
+SUFFIXES: dict[str, str] = {
+    ".trx": "trx", ".zip": "trx",
+    ".trk": "trk", ".trk.gz": "trk",
+    ".tck": "tck", ".tck.gz": "tck",
+    ".vtk": "vtk", ".vtp": "vtk", ".fib": "vtk",
+    ".dpy": "dpy",
+}
+FORMATS = ("trx", "trk", "tck", "vtk", "dpy")
+
+
+@dataclass
+class Block:
+    """A run of whole streamlines, in RAS+ mm, with their data.
+
+    Attributes
+    ----------
+    lengths : ndarray of int64, shape (n,)
+    positions : ndarray, shape (sum(lengths), 3)
+    dpv : dict of str to ndarray
+        ``(v,)`` or ``(v, k)`` arrays.
+    dps : dict of str to ndarray
+        ``(n,)`` or ``(n, k)`` arrays.
+    groups : dict of str to ndarray
+        Indices (local to the block) of the streamlines of each group.
+    """
+
+    lengths: np.ndarray
+    positions: np.ndarray
+    dpv: dict[str, np.ndarray] = field(default_factory=dict)
+    dps: dict[str, np.ndarray] = field(default_factory=dict)
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def select(self, keep: np.ndarray) -> Block:
+        """The streamlines where the boolean mask ``keep`` is true."""
+        vkeep = np.repeat(keep, self.lengths)
+        new_index = np.cumsum(keep) - 1
+        return Block(self.lengths[keep], self.positions[vkeep],
+                     {k: v[vkeep] for k, v in self.dpv.items()},
+                     {k: v[keep] for k, v in self.dps.items()},
+                     {g: new_index[i[keep[i]]] for g, i in self.groups.items()})
+
+
+def compound_suffix(path: str | os.PathLike) -> str:
+    """``.trk.gz`` for ``a.b.trk.gz``, ``.tck`` for ``x.tck``, ``''`` for ``out``."""
+    name = Path(path).name.lower()
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    return Path(name).suffix
+
+
+def detect_format(path: str | os.PathLike, *, for_output: bool = False) -> str:
+    """The format of ``path``: ``"trx"``, ``"trk"``, ``"tck"``, ``"vtk"`` or ``"dpy"``.
+
+    An existing directory is a TRX directory. Otherwise the suffix decides
+    (``.trx``/``.zip``, ``.trk[.gz]``, ``.tck[.gz]``, ``.vtk``/``.vtp``/``.fib``,
+    ``.dpy``). For an output, a path with no suffix at all is a TRX directory.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not one of these.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return "trx"
+    suffix = compound_suffix(p)
+    if suffix in SUFFIXES:
+        return SUFFIXES[suffix]
+    if for_output and suffix == "":
+        return "trx"
+    known = ", ".join(SUFFIXES)
+    what = "output" if for_output else "input"
+    raise ValueError(f"{path}: cannot tell the {what} format from its name; expected one of "
+                     f"{known}{' or no suffix (a TRX directory)' if for_output else ''}, "
+                     "or pass out_format=")
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """True for a path ending in ``.gz``."""
+    return os.fspath(path).lower().endswith(".gz")
+
+
+def open_input(path: str | os.PathLike) -> IO[bytes]:
+    """Open a (possibly gzipped) input for binary reading."""
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+
+
+def input_size(path: str | os.PathLike) -> int | None:
+    """Byte size of an uncompressed input (None for gzip: not known without reading)."""
+    return None if is_gzip(path) else os.path.getsize(path)
+
+
+@contextmanager
+def atomic_output(dest: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """A seekable binary file at a temporary sibling, renamed (or gzipped) onto ``dest``.
+
+    Writers may seek back to patch their header. A ``.gz`` destination is
+    written uncompressed first and compressed (with a fixed timestamp, so the
+    same content gives the same bytes) at the end. On error nothing is left.
+    """
+    from ..tempfiles import sibling_temp_path
+
+    dest = Path(dest)
+    if not dest.parent.is_dir():
+        raise FileNotFoundError(f"{dest.parent}: the destination's folder does not exist")
+    tmp = sibling_temp_path(dest)
+    tmp_gz = sibling_temp_path(dest) if is_gzip(dest) else None
+    try:
+        with open(tmp, "w+b") as fh:
+            yield fh
+        if tmp_gz is not None:
+            with open(tmp, "rb") as src, open(tmp_gz, "wb") as raw, \
+                    gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                  compresslevel=6) as gz:
+                while block := src.read(1 << 24):
+                    gz.write(block)
+            os.replace(tmp_gz, dest)
+            tmp.unlink()
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        for t in (tmp, tmp_gz):
+            if t is not None and t.exists():
+                t.unlink()
+        raise
+
+
+def format_names(names: Any) -> str:
+    """``'a', 'b'`` for warnings."""
+    return ", ".join(repr(n) for n in names)

@@ -1,0 +1,247 @@
+"""MRtrix ``.tck`` (and ``.tck.gz``), read and written in vectorised chunks.
+
+The layout, spelled out once::
+
+    mrtrix tracks\\n                 magic line
+    <key>: <value>\\n                ... one per line; a key may repeat
+                                     (multi-line values)
+    count: <N>\\n                    streamlines (advisory: left stale by
+                                     interrupted or third-party writers)
+    datatype: Float32LE\\n           Float32LE|Float32BE|Float64LE|Float64BE
+    file: . <offset>\\n              data starts <offset> bytes into this file
+    END\\n
+    <padding up to offset>
+    x y z  x y z ...  NaN NaN NaN    one streamline, then a NaN triplet
+    ...
+    Inf Inf Inf                      end of data
+
+Coordinates are RAS+ millimetres: a TCK file carries no space (affine,
+dimensions) of its own, and no data per point or per streamline. As nibabel
+does, empty streamlines (two delimiters in a row) are skipped on reading; this
+module never writes them (and says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from ..errors import TrxFormatError
+from . import Block, atomic_output, open_input
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"mrtrix tracks"
+DATATYPES = {"Float32LE": "<f4", "Float32BE": ">f4", "Float64LE": "<f8", "Float64BE": ">f8"}
+CHUNK_BYTES = 32 * 1024 * 1024
+MAX_HEADER = 1 << 24
+
+
+@dataclass
+class TckInfo:
+    """What a TCK header says (``fields`` keeps every key, multi-line values joined)."""
+
+    path: str
+    dtype: np.dtype
+    offset: int
+    count: int | None
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def read_tck_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> TckInfo:
+    """Read and check a TCK header.
+
+    Raises
+    ------
+    TrxFormatError
+        No magic line, no ``END`` line, an unsupported ``datatype``, a
+        ``file`` entry that is not ``. <offset>`` or points before the end of
+        the header.
+    """
+    path = os.fspath(path)
+    own = fh is None
+    f = open_input(path) if own else fh
+    try:
+        magic = f.readline(len(MAGIC) + 2)
+        if magic.rstrip(b"\r\n") != MAGIC:
+            raise TrxFormatError(path, "header", f"expected the magic line {MAGIC!r}, "
+                                 f"found {magic[:20]!r}")
+        fields: dict[str, list[str]] = {}
+        read = len(magic)
+        key = None
+        while True:
+            line = f.readline(MAX_HEADER)
+            read += len(line)
+            if not line or read > MAX_HEADER:
+                raise TrxFormatError(path, "header", "expected an 'END' line closing the "
+                                     "header, found the end of the file")
+            text = line.decode("utf-8", "replace").strip()
+            if text == "END":
+                break
+            if not text:
+                continue
+            if ":" in text:
+                key, _, value = text.partition(":")
+                key = key.strip()
+            elif key is None:
+                raise TrxFormatError(path, "header", f"expected 'key: value', found {text!r}")
+            else:
+                value = text
+            fields.setdefault(key, []).append(value.strip())
+    finally:
+        if own:
+            f.close()
+    flat = {k: "\n".join(v) for k, v in fields.items()}
+    dt_name = flat.get("datatype")
+    if dt_name is None:
+        warnings.warn(f"{path}: no 'datatype' in the TCK header; assuming Float32LE",
+                      stacklevel=3)
+        dt_name = "Float32LE"
+    if dt_name not in DATATYPES:
+        raise TrxFormatError(path, "header", f"datatype: expected one of "
+                             f"{', '.join(DATATYPES)}, found {dt_name!r}")
+    file_field = flat.get("file")
+    if file_field is None:
+        warnings.warn(f"{path}: no 'file' in the TCK header; data assumed to follow 'END'",
+                      stacklevel=3)
+        offset = read
+    else:
+        parts = file_field.split()
+        if len(parts) != 2 or parts[0] != "." or not parts[1].isdigit():
+            raise TrxFormatError(path, "header", f"file: expected '. <offset>' (data in this "
+                                 f"file), found {file_field!r}")
+        offset = int(parts[1])
+        if offset < read:
+            raise TrxFormatError(path, "header", f"file: expected a data offset at or after the "
+                                 f"header's end ({read}), found {offset}")
+    count = flat.get("count")
+    try:
+        n = int(count) if count is not None else None
+    except ValueError:
+        raise TrxFormatError(path, "header", f"count: expected an integer, "
+                             f"found {count!r}") from None
+    return TckInfo(path, np.dtype(DATATYPES[dt_name]), offset, n, flat)
+
+
+def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
+                    ) -> Iterator[Block]:
+    """Read a TCK file as :class:`Block` s of whole streamlines (RAS+ mm, float32).
+
+    Raises
+    ------
+    TrxFormatError
+        A malformed header, data that ends without the Inf triplet, or a data
+        size that is not a whole number of triplets.
+    """
+    path = os.fspath(path)
+    with open_input(path) as fh:
+        info = read_tck_header(path, fh)
+        here = fh.tell()
+        if info.offset > here:
+            skipped = fh.read(info.offset - here)
+            if len(skipped) < info.offset - here:
+                raise TrxFormatError(path, "data", f"file: data offset {info.offset} is past "
+                                     "the end of the file")
+        triplet = 3 * info.dtype.itemsize
+        want = max(int(chunk_bytes) // triplet, 1) * triplet
+        carry = np.zeros((0, 3), dtype=np.float32)
+        total = 0
+        ended = False
+        while not ended:
+            raw = fh.read(want)
+            if len(raw) % triplet and len(raw) < want:
+                raise TrxFormatError(path, "data", f"truncated: expected whole "
+                                     f"{triplet}-byte triplets, found {len(raw) % triplet} "
+                                     "stray byte(s) at the end")
+            if not raw:
+                raise TrxFormatError(path, "data", "truncated: expected the end-of-data "
+                                     "marker (Inf Inf Inf), found the end of the file")
+            xyz = np.frombuffer(raw, dtype=info.dtype).reshape(-1, 3).astype(np.float32)
+            stop = np.flatnonzero(np.isinf(xyz).all(axis=1))
+            if len(stop):
+                xyz = xyz[:stop[0]]
+                ended = True
+            if len(carry):
+                xyz = np.concatenate([carry, xyz])
+            delim = np.flatnonzero(np.isnan(xyz).all(axis=1))
+            if ended and len(xyz) and (not len(delim) or delim[-1] != len(xyz) - 1):
+                raise TrxFormatError(path, "data", "truncated: the last streamline has no "
+                                     "NaN delimiter before the end-of-data marker")
+            if not len(delim):
+                carry = xyz
+                continue
+            carry = xyz[delim[-1] + 1:]
+            body = xyz[:delim[-1] + 1]
+            lengths = np.diff(np.concatenate([[-1], delim])) - 1
+            points = body[~np.isnan(body).all(axis=1)]
+            lengths = lengths[lengths > 0]
+            if len(lengths):
+                total += len(lengths)
+                yield Block(lengths.astype(np.int64), points)
+    if info.count is not None and info.count != total:
+        warnings.warn(f"{path}: the header's count ({info.count}) differs from the "
+                      f"{total} streamlines the file holds; using the data", stacklevel=2)
+
+
+def _header_bytes(count: int, extra: dict[str, str]) -> bytes:
+    """Header text whose ``file: . <offset>`` points just past ``END``."""
+    lines = [MAGIC.decode(), f"count: {count:010d}", "datatype: Float32LE"]
+    for key, value in extra.items():
+        if key in ("count", "datatype", "file") or ":" in key:
+            continue
+        lines.extend(f"{key}: {v}" for v in str(value).split("\n"))
+    body = "\n".join(lines) + "\n"
+    offset = len(body) + len("file: . \nEND\n")
+    while len(str(offset)) + len(body) + len("file: . \nEND\n") != offset:
+        offset = len(str(offset)) + len(body) + len("file: . \nEND\n")
+    return (body + f"file: . {offset}\nEND\n").encode("utf-8")
+
+
+def write_tck(dest: str | os.PathLike, blocks: Iterable[Block], *,
+              fields: dict[str, str] | None = None) -> Path:
+    """Write blocks (RAS+ mm) to a TCK file (``.tck.gz``: gzipped), atomically.
+
+    Data per point / streamline and groups are not written (the caller warns).
+    Empty streamlines cannot be represented (readers skip them): they are left
+    out, with a warning.
+    """
+    dest_s = os.fspath(dest)
+    extra = dict(fields or {})
+    total = empty = 0
+    with atomic_output(dest) as fh:
+        head = _header_bytes(0, extra)
+        fh.write(head)
+        for block in blocks:
+            lengths = np.asarray(block.lengths, dtype=np.int64)
+            empty += int(np.count_nonzero(lengths == 0))
+            lengths = lengths[lengths > 0]
+            n = len(lengths)
+            if n == 0:
+                continue
+            total += n
+            ends = np.cumsum(lengths)
+            out = np.empty((int(ends[-1]) + n, 3), dtype="<f4")
+            delim = ends + np.arange(n)
+            keep = np.ones(len(out), dtype=bool)
+            keep[delim] = False
+            out[delim] = np.nan
+            out[keep] = block.positions
+            fh.write(memoryview(out).cast("B"))
+        fh.write(np.full(3, np.inf, dtype="<f4").tobytes())
+        final = _header_bytes(total, extra)
+        if len(final) != len(head):  # count is fixed-width: same size unless > 10 digits
+            raise OverflowError(f"{dest_s}: {total} streamlines do not fit the count field")
+        fh.seek(0)
+        fh.write(final)
+    if empty:
+        warnings.warn(f"{dest_s}: TCK cannot hold empty streamlines; {empty} left out",
+                      stacklevel=2)
+    log.info("wrote %s: %d streamlines", dest_s, total)
+    return Path(dest)

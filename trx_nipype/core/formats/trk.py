@@ -1,0 +1,657 @@
+"""TrackVis ``.trk`` (and ``.trk.gz``), read and written in vectorised chunks.
+
+The layout, spelled out once (version 2; all fields in one byte order, given
+away by ``hdr_size`` reading 1000)::
+
+    offset size  field
+         0    6  id_string            b"TRACK\\0"
+         6    6  dim                  int16[3]   grid dimensions
+        12   12  voxel_size           float32[3] mm
+        24   12  origin               float32[3] (unused, 0)
+        36    2  n_scalars            int16      values per point after x, y, z
+        38  200  scalar_name          char[10][20]  "name" or "name\\0<ncols>"
+       238    2  n_properties         int16      values per streamline
+       240  200  property_name        char[10][20]
+       440   64  vox_to_ras           float32[4][4]  voxel (centre) -> RAS+ mm
+       504  444  reserved
+       948    4  voxel_order          char[4]    e.g. b"RAS", b"LPS"
+       952    4  pad2
+       956   24  image_orientation_patient float32[6]
+       980    2  pad1
+       982    6  invert_x/y/z, swap_xy/yz/zx  uint8 each
+       988    4  n_count              int32      streamlines (0: unknown, read to EOF)
+       992    4  version              int32      2 (1: no vox_to_ras)
+       996    4  hdr_size             int32      1000
+      1000       records, one per streamline:
+                   int32   n_points
+                   float32 [n_points][3 + n_scalars]   x, y, z in voxmm, scalars
+                   float32 [n_properties]
+
+Coordinates are in *voxmm*: voxel coordinates with the origin at the voxel
+**corner**, times the voxel size, along the axes of ``voxel_order``. The affine
+from voxmm to RAS+ mm is :func:`voxmm_to_rasmm` (nibabel's
+``get_affine_trackvis_to_rasmm``, in float64).
+
+Record boundaries are found without a per-streamline loop: every int32 word
+that could be a point count is a candidate record start, each candidate points
+to where its record would end, and the chain from the first word is followed
+with pointer doubling (``log2(streamlines)`` vectorised jumps). Only true
+record starts are on that chain, so data words that happen to look like counts
+do not matter.
+
+Groups are written as one per-streamline property (:data:`GROUP_PROPERTY`,
+the index of the streamline's group) plus a JSON sidecar
+``<file>.groups.json`` mapping index to group name; streamlines in several
+groups get an index of their own, mapped to the list of those groups
+(``"overlaps"``), so that overlapping groups survive the round trip.
+Streamlines in no group get -1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from ..errors import TrxFormatError
+from ..reference import Space
+from . import Block, atomic_output, format_names, open_input
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"TRACK"
+HEADER_SIZE = 1000
+MAX_NAMES = 10
+NAME_LEN = 20
+GROUP_PROPERTY = "trx_group"
+SIDECAR_SUFFIX = ".groups.json"
+#: bytes read per chunk (whole records are carried over to the next chunk)
+CHUNK_BYTES = 32 * 1024 * 1024
+
+HEADER_DTYPE = np.dtype([
+    ("id_string", "S6"),
+    ("dim", "<i2", 3),
+    ("voxel_size", "<f4", 3),
+    ("origin", "<f4", 3),
+    ("n_scalars", "<i2"),
+    ("scalar_name", "S20", MAX_NAMES),
+    ("n_properties", "<i2"),
+    ("property_name", "S20", MAX_NAMES),
+    ("vox_to_ras", "<f4", (4, 4)),
+    ("reserved", "S444"),
+    ("voxel_order", "S4"),
+    ("pad2", "S4"),
+    ("image_orientation_patient", "<f4", 6),
+    ("pad1", "S2"),
+    ("invert_x", "u1"), ("invert_y", "u1"), ("invert_z", "u1"),
+    ("swap_xy", "u1"), ("swap_yz", "u1"), ("swap_zx", "u1"),
+    ("n_count", "<i4"),
+    ("version", "<i4"),
+    ("hdr_size", "<i4"),
+])
+assert HEADER_DTYPE.itemsize == HEADER_SIZE
+N_COUNT_OFFSET = HEADER_DTYPE.fields["n_count"][1]
+
+
+# ------------------------------------------------------------------- header
+@dataclass
+class TrkInfo:
+    """What a TRK header says.
+
+    Attributes
+    ----------
+    path : str
+    byteorder : str
+        ``"<"`` or ``">"``.
+    nb_streamlines : int
+        ``n_count`` (0 means "not recorded": read to the end of the file).
+    nb_scalars, nb_properties : int
+        Values per point after x, y, z, and per streamline.
+    scalars, properties : dict of str to slice
+        Named columns (unnamed leftovers are called ``"scalars"`` /
+        ``"properties"``, as nibabel does).
+    space : Space
+    to_rasmm : ndarray, shape (4, 4)
+        voxmm -> RAS+ mm (float64).
+    """
+
+    path: str
+    byteorder: str
+    nb_streamlines: int
+    nb_scalars: int
+    nb_properties: int
+    scalars: dict[str, slice]
+    properties: dict[str, slice]
+    space: Space
+    to_rasmm: np.ndarray
+    record: np.ndarray = field(repr=False)
+
+
+def _decode_name(raw: bytes, path: str, what: str) -> tuple[str, int]:
+    """``b"name\\0<n>"`` -> (name, n); ``b""`` -> ("", 0) (nibabel's encoding)."""
+    text = raw.decode("latin1")
+    if not text:
+        return "", 0
+    parts = text.rstrip("\x00").split("\x00")
+    if len(parts) == 1:
+        return parts[0], 1
+    if len(parts) == 2 and parts[1].isdigit():
+        return parts[0], int(parts[1])
+    raise TrxFormatError(path, "header", f"{what}: expected 'name' or 'name\\0<count>', "
+                         f"found {raw!r}")
+
+
+def _named_columns(names: np.ndarray, total: int, path: str, what: str,
+                   rest: str) -> dict[str, slice]:
+    out: dict[str, slice] = {}
+    col = 0
+    for raw in names:
+        name, count = _decode_name(bytes(raw), path, what)
+        if count == 0:
+            continue
+        out[name] = slice(col, col + count)
+        col += count
+    if col > total:
+        raise TrxFormatError(path, "header", f"{what}: names cover {col} values, but the "
+                             f"header declares only {total}")
+    if col < total:
+        out[rest] = slice(col, total)
+    return out
+
+
+def voxmm_to_rasmm(affine: np.ndarray, dimensions: Sequence[int], voxel_sizes: Sequence[float],
+                   voxel_order: str) -> np.ndarray:
+    """The affine from TRK voxmm (corner origin, ``voxel_order`` axes) to RAS+ mm.
+
+    voxmm -> voxel (divide by the voxel sizes) -> centre origin (minus half a
+    voxel) -> the axes of ``affine`` when ``voxel_order`` differs from them ->
+    ``affine``.
+    """
+    from nibabel.orientations import aff2axcodes, axcodes2ornt, inv_ornt_aff, ornt_transform
+
+    scale = np.diag([*(1.0 / np.asarray(voxel_sizes, dtype=np.float64)), 1.0])
+    shift = np.eye(4)
+    shift[:3, 3] = -0.5
+    header_ornt = axcodes2ornt(voxel_order.upper())
+    affine_ornt = axcodes2ornt("".join(aff2axcodes(affine)))
+    flip = inv_ornt_aff(ornt_transform(header_ornt, affine_ornt), dimensions)
+    return np.asarray(affine, dtype=np.float64) @ flip @ shift @ scale
+
+
+def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> TrkInfo:
+    """Read and check a TRK header.
+
+    Raises
+    ------
+    TrxFormatError
+        Wrong magic, truncated header, ``hdr_size`` not 1000 in either byte
+        order, unknown version, an affine without axis directions, or
+        inconsistent names.
+    """
+    path = os.fspath(path)
+    if fh is None:
+        with open_input(path) as f:
+            raw = f.read(HEADER_SIZE)
+    else:
+        raw = fh.read(HEADER_SIZE)
+    if len(raw) < HEADER_SIZE:
+        raise TrxFormatError(path, "header", f"expected a {HEADER_SIZE}-byte TRK header, "
+                             f"found {len(raw)} bytes")
+    if raw[:5] != MAGIC:
+        raise TrxFormatError(path, "header", f"expected the magic string {MAGIC!r}, "
+                             f"found {raw[:6]!r}")
+    rec = np.frombuffer(raw, dtype=HEADER_DTYPE)
+    order = "<"
+    if int(rec["hdr_size"][0]) != HEADER_SIZE:
+        rec = rec.view(HEADER_DTYPE.newbyteorder(">"))
+        order = ">"
+        if int(rec["hdr_size"][0]) != HEADER_SIZE:
+            raise TrxFormatError(path, "header", f"expected hdr_size {HEADER_SIZE}, found "
+                                 f"{int(rec.view(HEADER_DTYPE)['hdr_size'][0])}")
+    rec = rec[0].copy()
+    version = int(rec["version"])
+    if version not in (1, 2, 3):
+        raise TrxFormatError(path, "header", f"expected version 1 or 2, found {version}")
+    affine = np.asarray(rec["vox_to_ras"], dtype=np.float64)
+    if version == 1 or affine[3, 3] == 0:
+        warnings.warn(f"{path}: the TRK header records no vox_to_ras; assuming the identity",
+                      stacklevel=3)
+        affine = np.eye(4)
+    from nibabel.orientations import aff2axcodes
+
+    if None in aff2axcodes(affine):
+        raise TrxFormatError(path, "header", f"vox_to_ras: expected an affine with axis "
+                             f"directions, found {affine.tolist()}")
+    order_code = bytes(rec["voxel_order"]).rstrip(b"\x00").decode("latin1").upper()
+    if not order_code:
+        warnings.warn(f"{path}: the TRK header has no voxel_order; assuming 'LPS' "
+                      "(TrackVis's default)", stacklevel=3)
+        order_code = "LPS"
+    dims = np.asarray(rec["dim"], dtype=np.int64)
+    sizes = np.asarray(rec["voxel_size"], dtype=np.float64)
+    if np.any(dims <= 0) or np.any(~np.isfinite(sizes)) or np.any(sizes <= 0):
+        raise TrxFormatError(path, "header", f"expected positive dim and voxel_size, found "
+                             f"{dims.tolist()} and {sizes.tolist()}")
+    n_scalars, n_props = int(rec["n_scalars"]), int(rec["n_properties"])
+    count = int(rec["n_count"])
+    if n_scalars < 0 or n_props < 0 or count < 0:
+        raise TrxFormatError(path, "header", f"expected non-negative n_scalars, n_properties "
+                             f"and n_count, found {n_scalars}, {n_props}, {count}")
+    try:
+        to_rasmm = voxmm_to_rasmm(affine, dims, sizes, order_code)
+    except ValueError as exc:
+        raise TrxFormatError(path, "header", f"voxel_order: expected axis codes such as "
+                             f"'RAS', found {order_code!r} ({exc})") from None
+    return TrkInfo(
+        path=path, byteorder=order, nb_streamlines=count, nb_scalars=n_scalars,
+        nb_properties=n_props,
+        scalars=_named_columns(rec["scalar_name"], n_scalars, path, "scalar_name", "scalars"),
+        properties=_named_columns(rec["property_name"], n_props, path, "property_name",
+                                  "properties"),
+        space=Space(affine, dims, sizes, order_code), to_rasmm=to_rasmm, record=rec)
+
+
+# ------------------------------------------------------------------ reading
+def _chain(words: np.ndarray, rec: int, nprops: int) -> tuple[np.ndarray, int]:
+    """Record starts of the complete records at the front of ``words``.
+
+    ``words`` must begin at a record start. Returns the start word of each
+    complete record, and the number of words they use (where the next,
+    incomplete or malformed, record begins).
+    """
+    m = len(words)
+    if m == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    limit = (m - 1 - nprops) // rec
+    if limit < 0:
+        return np.zeros(0, dtype=np.int64), 0
+    cand = np.flatnonzero((words >= 0) & (words <= limit))
+    nxt = cand + 1 + words[cand].astype(np.int64) * rec + nprops
+    fits = nxt <= m
+    cand, nxt = cand[fits], nxt[fits]
+    if len(cand) == 0 or cand[0] != 0:
+        return np.zeros(0, dtype=np.int64), 0
+    c = len(cand)
+    j = np.searchsorted(cand, nxt)
+    hit = j < c
+    hit[hit] = cand[j[hit]] == nxt[hit]
+    jump = np.append(np.where(hit, j, c), c)  # node c: the chain left the candidates
+    reach = np.zeros(1, dtype=np.int64)
+    while reach[-1] != c:  # reach = nodes 0..2^k - 1 steps from node 0
+        reach = np.union1d(reach, jump[reach])
+        jump = jump[jump]
+    path = reach[:-1]
+    return cand[path], int(nxt[path[-1]])
+
+
+def _bad_record(info: TrkInfo, words: np.ndarray, index: int, left_bytes: int) -> TrxFormatError:
+    rec = 3 + info.nb_scalars
+    if len(words) == 0:
+        return TrxFormatError(info.path, f"streamline {index}",
+                              f"truncated: expected a 4-byte point count, found {left_bytes} "
+                              "byte(s)")
+    n = int(words[0])
+    if n < 0:
+        return TrxFormatError(info.path, f"streamline {index}",
+                              f"expected a non-negative point count, found {n}")
+    need = 4 * (1 + n * rec + info.nb_properties)
+    return TrxFormatError(info.path, f"streamline {index}",
+                          f"truncated: {n} points need {need} bytes, found {left_bytes}")
+
+
+def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
+                    groups: bool = True) -> Iterator[Block]:
+    """Read a TRK file as :class:`Block` s of whole streamlines in RAS+ mm.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.trk`` or ``.trk.gz``.
+    chunk_bytes : int
+        Bytes read at a time (grown when one record is larger).
+    groups : bool
+        Decode the group-index property when a ``.groups.json`` sidecar is
+        present (otherwise it stays a data-per-streamline entry).
+
+    Yields
+    ------
+    Block
+        Scalars as ``dpv`` and properties as ``dps`` (float32; one column
+        gives a 1-D array).
+
+    Raises
+    ------
+    TrxFormatError
+        A malformed header, a truncated or malformed record, trailing bytes, or
+        a streamline count different from the header's ``n_count``.
+    """
+    path = os.fspath(path)
+    sidecar = read_groups_sidecar(path) if groups else None
+    with open_input(path) as fh:
+        info = read_trk_header(path, fh)
+        group_col = _group_column(info, sidecar)
+        rec, nprops = 3 + info.nb_scalars, info.nb_properties
+        idt, fdt = np.dtype(info.byteorder + "i4"), np.dtype(info.byteorder + "f4")
+        buf = b""
+        eof = False
+        want = max(int(chunk_bytes), 4096)
+        index = 0
+        while True:
+            if not eof:
+                data = fh.read(want)
+                eof = len(data) < want
+                buf = buf + data if buf else data
+            nwords = len(buf) // 4
+            words = np.frombuffer(buf, dtype=idt, count=nwords).astype(np.int32)
+            starts, used = _chain(words, rec, nprops)
+            if len(starts):
+                floats = np.frombuffer(buf, dtype=fdt, count=used)
+                yield _block(info, floats, words, starts, used, group_col, sidecar)
+                index += len(starts)
+                buf = buf[4 * used:]
+                continue
+            if not eof:
+                want *= 2  # one record larger than the buffer: read more
+                continue
+            if buf:
+                raise _bad_record(info, words, index, len(buf))
+            break
+    if info.nb_streamlines and info.nb_streamlines != index:
+        raise TrxFormatError(path, "header", f"n_count says {info.nb_streamlines} streamlines, "
+                             f"the file holds {index}")
+
+
+def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndarray,
+           used: int, group_col: int | None, sidecar: dict | None) -> Block:
+    rec, nprops = 3 + info.nb_scalars, info.nb_properties
+    counts = words[starts].astype(np.int64)
+    ends = starts + 1 + counts * rec + nprops
+    keep = np.ones(used, dtype=bool)
+    keep[starts] = False
+    props = np.zeros((len(starts), nprops), dtype=np.float32)
+    if nprops:
+        pidx = (ends - nprops)[:, None] + np.arange(nprops)
+        keep[pidx] = False
+        props = floats[pidx].astype(np.float32)
+    data = floats[keep].reshape(-1, rec)
+    aff = info.to_rasmm
+    pos = (data[:, :3].astype(np.float64) @ aff[:3, :3].T + aff[:3, 3]).astype(np.float32)
+    dpv = {k: _column(data[:, 3:], s) for k, s in info.scalars.items()}
+    dps = {k: _column(props, s) for k, s in info.properties.items()}
+    groups: dict[str, np.ndarray] = {}
+    if group_col is not None and sidecar is not None:
+        dps = {k: v for k, v in dps.items() if k != sidecar["property"]}
+        codes = props[:, group_col]
+        for name, members in sidecar["members"].items():
+            groups[name] = np.flatnonzero(np.isin(codes, members))
+    return Block(counts, pos, dpv, dps, groups)
+
+
+def _column(table: np.ndarray, cols: slice) -> np.ndarray:
+    out = table[:, cols].astype(np.float32)
+    return out[:, 0].copy() if out.shape[1] == 1 else out
+
+
+# ------------------------------------------------------------------- groups
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``<file>.groups.json`` beside a TRK file."""
+    return Path(os.fspath(path) + SIDECAR_SUFFIX)
+
+
+def read_groups_sidecar(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The group sidecar of a TRK file as ``{"property", "names", "members"}``, or None.
+
+    ``members`` maps each group name to the index values of its streamlines.
+    """
+    side = sidecar_path(path)
+    if not side.is_file():
+        return None
+    try:
+        doc = json.loads(side.read_text(encoding="utf-8"))
+        prop = str(doc.get("property", GROUP_PROPERTY))
+        single = {int(k): str(v) for k, v in doc.get("groups", {}).items()}
+        overlaps = {int(k): [str(x) for x in v] for k, v in doc.get("overlaps", {}).items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise TrxFormatError(side, None, f"expected a groups sidecar (JSON with 'groups': "
+                             f"{{index: name}}), found unreadable content ({exc})") from None
+    members: dict[str, list[int]] = {name: [] for _, name in sorted(single.items())}
+    for code, name in single.items():
+        members[name].append(code)
+    for code, names in overlaps.items():
+        for name in names:
+            members.setdefault(name, []).append(code)
+    return {"property": prop, "members": members}
+
+
+def _group_column(info: TrkInfo, sidecar: dict | None) -> int | None:
+    if sidecar is None:
+        return None
+    sl = info.properties.get(sidecar["property"])
+    if sl is None or sl.stop - sl.start != 1:
+        warnings.warn(f"{info.path}: {sidecar_path(info.path).name} names the property "
+                      f"{sidecar['property']!r}, which the file does not hold as one value "
+                      "per streamline; groups not read", stacklevel=3)
+        return None
+    return sl.start
+
+
+class GroupCoder:
+    """Per-streamline group indices for TRK: one index per group, more for overlaps."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = sorted(names)
+        self.codes: dict[tuple[str, ...], int] = {(n,): i for i, n in enumerate(self.names)}
+
+    def encode(self, n: int, groups: dict[str, np.ndarray]) -> np.ndarray:
+        """Index per streamline of a block (-1: in no group)."""
+        member = np.zeros((n, len(self.names)), dtype=bool)
+        for j, name in enumerate(self.names):
+            idx = groups.get(name)
+            if idx is not None and len(idx):
+                member[np.asarray(idx, dtype=np.int64), j] = True
+        out = np.full(n, -1, dtype=np.float32)
+        if n == 0 or not self.names:
+            return out
+        rows, inverse = np.unique(member, axis=0, return_inverse=True)
+        for r, row in enumerate(rows):  # one pass per distinct combination
+            combo = tuple(self.names[j] for j in np.flatnonzero(row))
+            if combo:
+                code = self.codes.setdefault(combo, len(self.codes))
+                out[inverse.ravel() == r] = code
+        return out
+
+    def sidecar(self) -> dict[str, Any]:
+        single = {str(c): k[0] for k, c in self.codes.items() if len(k) == 1}
+        multi = {str(c): list(k) for k, c in self.codes.items() if len(k) > 1}
+        doc: dict[str, Any] = {"property": GROUP_PROPERTY, "no_group": -1, "groups": single}
+        if multi:
+            doc["overlaps"] = multi
+        return doc
+
+
+def write_groups_sidecar(path: str | os.PathLike, doc: dict[str, Any]) -> Path:
+    """Write ``<file>.groups.json`` atomically."""
+    side = sidecar_path(path)
+    with atomic_output(side) as fh:
+        fh.write(json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+    return side
+
+
+# ------------------------------------------------------------------ writing
+def fit_names(keys: Sequence[str], ncols: dict[str, int], what: str, dest: str,
+              reserved: int = 0) -> dict[str, bytes]:
+    """Encoded TRK names (``name`` or ``name\\0<ncols>``, 20 bytes) for ``keys``.
+
+    Names too long are shortened (and warned about); keys beyond the ten
+    names a TRK header holds are left out (and warned about).
+    """
+    room = MAX_NAMES - reserved
+    if len(keys) > room:
+        warnings.warn(f"{dest}: TRK holds at most {room} {what} names; dropped "
+                      f"{format_names(keys[room:])}", stacklevel=4)
+        keys = keys[:room]
+    out: dict[str, bytes] = {}
+    used: set[str] = set()
+    for key in keys:
+        suffix = "" if ncols[key] <= 1 else "\x00" + str(ncols[key])
+        fit = NAME_LEN - len(suffix)
+        try:
+            name = key.encode("latin1")
+        except UnicodeEncodeError:
+            name = key.encode("ascii", "replace")
+        short = name[:fit].replace(b"\x00", b"_")
+        i = 0
+        while short.decode("latin1") in used:
+            i += 1
+            short = name[:fit - len(str(i)) - 1] + f"~{i}".encode()
+        if short != name:
+            warnings.warn(f"{dest}: {what} name {key!r} does not fit TRK's {NAME_LEN}-byte "
+                          f"field; written as {short.decode('latin1')!r}", stacklevel=4)
+        used.add(short.decode("latin1"))
+        out[key] = short + suffix.encode("latin1")
+    return out
+
+
+def trk_header(space: Space, nb_streamlines: int, scalar_names: Sequence[bytes],
+               n_scalars: int, property_names: Sequence[bytes], n_properties: int,
+               dest: str = "output") -> np.ndarray:
+    """A little-endian version-2 TRK header record for ``space``."""
+    if np.any(space.dimensions > np.iinfo(np.int16).max):
+        raise ValueError(f"{dest}: TRK stores dimensions as int16; "
+                         f"{space.dimensions.tolist()} do not fit")
+    hdr = np.zeros((), dtype=HEADER_DTYPE)
+    hdr["id_string"] = MAGIC
+    hdr["dim"] = space.dimensions
+    hdr["voxel_size"] = space.voxel_sizes
+    hdr["n_scalars"] = n_scalars
+    hdr["scalar_name"][:len(scalar_names)] = list(scalar_names)
+    hdr["n_properties"] = n_properties
+    hdr["property_name"][:len(property_names)] = list(property_names)
+    hdr["vox_to_ras"] = space.affine
+    hdr["voxel_order"] = space.voxel_order.encode("latin1")
+    hdr["n_count"] = nb_streamlines
+    hdr["version"] = 2
+    hdr["hdr_size"] = HEADER_SIZE
+    return hdr
+
+
+@dataclass
+class TrkLayout:
+    """Which TRX data go where in the TRK records."""
+
+    dpv: dict[str, int]  # key -> ncols, in column order
+    dps: dict[str, int]
+    group_names: list[str]
+
+
+def plan_layout(dpv: dict[str, int], dps: dict[str, int], group_names: Sequence[str],
+                dest: str) -> tuple[TrkLayout, dict[str, bytes], dict[str, bytes]]:
+    """Pick and name the scalars and properties a TRK file will hold (warning for the rest)."""
+    reserve = 1 if group_names else 0
+    if GROUP_PROPERTY in dps and group_names:
+        warnings.warn(f"{dest}: data per streamline {GROUP_PROPERTY!r} clashes with the "
+                      "group index property; dropped", stacklevel=3)
+        dps = {k: v for k, v in dps.items() if k != GROUP_PROPERTY}
+    snames = fit_names(sorted(dpv), dpv, "data_per_point (scalar)", dest)
+    pnames = fit_names(sorted(dps), dps, "data_per_streamline (property)", dest, reserve)
+    layout = TrkLayout({k: dpv[k] for k in snames}, {k: dps[k] for k in pnames},
+                       sorted(group_names))
+    if group_names:
+        pnames = {**pnames, "\x00groups": GROUP_PROPERTY.encode()}
+    return layout, snames, pnames
+
+
+def write_trk(dest: str | os.PathLike, space: Space, blocks: Iterable[Block], *,
+              dpv: dict[str, int] | None = None, dps: dict[str, int] | None = None,
+              group_names: Sequence[str] = (), nb_streamlines: int = 0) -> Path:
+    """Write blocks (RAS+ mm) to a TRK file (``.trk.gz``: gzipped), atomically.
+
+    Parameters
+    ----------
+    dest : str or os.PathLike
+    space : Space
+        The header's space; positions are written as voxmm in it.
+    blocks : iterable of Block
+    dpv, dps : dict of str to int, optional
+        Keys (and column counts) to write as scalars and properties; other keys
+        of the blocks are ignored (the caller warns about them).
+    group_names : sequence of str
+        Groups to write as the :data:`GROUP_PROPERTY` index with a sidecar.
+    nb_streamlines : int
+        Header count when known in advance (else patched at the end).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    dest_s = os.fspath(dest)
+    layout, snames, pnames = plan_layout(dict(dpv or {}), dict(dps or {}), group_names, dest_s)
+    n_scalars = sum(layout.dpv.values())
+    n_props = sum(layout.dps.values()) + (1 if layout.group_names else 0)
+    hdr = trk_header(space, nb_streamlines, list(snames.values()), n_scalars,
+                     list(pnames.values()), n_props, dest_s)
+    from_rasmm = np.linalg.inv(voxmm_to_rasmm(space.affine, space.dimensions,
+                                              space.voxel_sizes, space.voxel_order))
+    coder = GroupCoder(layout.group_names) if layout.group_names else None
+    lossy: set[str] = set()
+    total = 0
+    with atomic_output(dest) as fh:
+        fh.write(hdr.tobytes())
+        for block in blocks:
+            extra = [coder.encode(len(block), block.groups)] if coder else []
+            fh.write(_records(block, layout, from_rasmm, extra, lossy))
+            total += len(block)
+        if total != nb_streamlines:
+            fh.seek(N_COUNT_OFFSET)
+            fh.write(np.int32(total).astype("<i4").tobytes())
+    if lossy:
+        warnings.warn(f"{dest_s}: TRK stores data as float32; values of "
+                      f"{format_names(sorted(lossy))} changed in the conversion", stacklevel=2)
+    if coder is not None:
+        write_groups_sidecar(dest, coder.sidecar())
+    elif sidecar_path(dest).exists():
+        os.unlink(sidecar_path(dest))  # a stale sidecar would mislabel this file
+    log.info("wrote %s: %d streamlines", dest_s, total)
+    return Path(dest)
+
+
+def _as_f4(arr: np.ndarray, key: str, lossy: set[str]) -> np.ndarray:
+    arr = np.asarray(arr)
+    out = arr.astype("<f4")
+    if arr.dtype != np.float32 and not np.array_equal(out.astype(arr.dtype), arr,
+                                                      equal_nan=arr.dtype.kind == "f"):
+        lossy.add(key)
+    return out.reshape(len(arr), -1)
+
+
+def _records(block: Block, layout: TrkLayout, from_rasmm: np.ndarray,
+             extra: list[np.ndarray], lossy: set[str]) -> memoryview:
+    """The bytes of a block's records: count, points with scalars, properties."""
+    n = len(block)
+    lengths = np.asarray(block.lengths, dtype=np.int64)
+    pos = np.asarray(block.positions, dtype=np.float64) @ from_rasmm[:3, :3].T + from_rasmm[:3, 3]
+    cols = [pos.astype("<f4")] + [_as_f4(block.dpv[k], k, lossy) for k in layout.dpv]
+    props = [_as_f4(block.dps[k], k, lossy) for k in layout.dps] + \
+        [e.reshape(n, 1) for e in extra]
+    nprops = sum(p.shape[1] for p in props)
+    rec = sum(c.shape[1] for c in cols)
+    sizes = 1 + lengths * rec + nprops
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    out = np.empty(int(ends[-1]) if n else 0, dtype="<f4")
+    keep = np.ones(len(out), dtype=bool)
+    keep[starts] = False
+    if nprops:
+        pidx = (ends - nprops)[:, None] + np.arange(nprops)
+        keep[pidx] = False
+        out[pidx] = np.hstack(props)
+    out[keep] = (np.hstack(cols) if len(cols) > 1 else cols[0]).ravel()
+    out.view("<i4")[starts] = lengths
+    return memoryview(out).cast("B")

@@ -1,0 +1,170 @@
+"""The space of a tractogram: affine, grid dimensions, voxel sizes, voxel order.
+
+TRX and TRK files carry a space; TCK, VTK and DPY files do not, and need a
+*reference*: a NIfTI image, a TRK file or a TRX file (or an object holding a
+space) from which :func:`space_from_reference` reads it, the way dipy's
+``get_reference_info`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import TrxFormatError
+
+
+@dataclass(frozen=True)
+class Space:
+    """Where voxel indices sit in RAS+ millimetres.
+
+    Attributes
+    ----------
+    affine : ndarray, shape (4, 4)
+        Voxel indices (centre origin) to RAS+ mm, float64.
+    dimensions : ndarray, shape (3,)
+        Grid size, int64.
+    voxel_sizes : ndarray, shape (3,)
+        Voxel sizes in mm (the NIfTI ``pixdim`` or TRK ``voxel_sizes`` when
+        known, else the column norms of ``affine``).
+    voxel_order : str
+        Axis codes of ``affine`` such as ``"RAS"`` or ``"LPS"``.
+    """
+
+    affine: np.ndarray
+    dimensions: np.ndarray
+    voxel_sizes: np.ndarray
+    voxel_order: str
+
+    @classmethod
+    def from_affine(cls, affine: Any, dimensions: Any, voxel_sizes: Any = None,
+                    voxel_order: str | None = None) -> Space:
+        """A space from an affine and dimensions; sizes and order derived when not given."""
+        import nibabel as nib
+
+        aff = np.asarray(affine, dtype=np.float64).reshape(4, 4)
+        dims = np.asarray(dimensions, dtype=np.int64).reshape(3)
+        vs = (np.sqrt((aff[:3, :3] ** 2).sum(0)) if voxel_sizes is None
+              else np.asarray(voxel_sizes, dtype=np.float64).reshape(3))
+        order = voxel_order or "".join(c or "?" for c in nib.aff2axcodes(aff))
+        return cls(aff, dims, vs, order)
+
+    def matches(self, other: Space, atol: float = 1e-3) -> bool:
+        """Same grid and (to ``atol``) the same affine."""
+        return bool(np.array_equal(self.dimensions, other.dimensions)
+                    and np.allclose(self.affine, other.affine, atol=atol))
+
+    def outside(self, positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Which streamlines leave the grid's bounding box (dipy's ``is_bbox_in_vox_valid``).
+
+        A vertex is outside when its voxel coordinate, with the origin at the
+        voxel *corner*, is below 0 or above the dimension on any axis.
+
+        Parameters
+        ----------
+        positions : ndarray, shape (V, 3)
+            RAS+ mm.
+        lengths : ndarray, shape (N,)
+            Vertices per streamline (summing to V).
+
+        Returns
+        -------
+        ndarray of bool, shape (N,)
+        """
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if len(positions) == 0:
+            return np.zeros(len(lengths), dtype=bool)
+        inv = np.linalg.inv(self.affine)
+        vox = np.asarray(positions, dtype=np.float64) @ inv[:3, :3].T + (inv[:3, 3] + 0.5)
+        bad = np.any((vox < 0) | (vox > self.dimensions), axis=1)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        nonempty = lengths > 0
+        out = np.zeros(len(lengths), dtype=bool)
+        out[nonempty] = np.logical_or.reduceat(bad, starts[nonempty])
+        return out
+
+
+def space_from_reference(reference: Any) -> Space:
+    """Read a :class:`Space` from a reference.
+
+    Parameters
+    ----------
+    reference : str, os.PathLike, Space, TrxFile, nibabel image or header
+        A NIfTI file (``.nii``, ``.nii.gz``), a TRK file (``.trk``,
+        ``.trk.gz``), a TRX file or directory, or an object: a :class:`Space`,
+        a :class:`~trx_nipype.core.TrxFile`, a nibabel spatial image or NIfTI
+        header, or an ``(affine, dimensions)`` pair.
+
+    Returns
+    -------
+    Space
+
+    Raises
+    ------
+    FileNotFoundError
+        If a reference path does not exist.
+    TrxFormatError
+        If a reference file cannot be read as any of these formats.
+    TypeError
+        If ``reference`` is not one of the accepted kinds.
+    """
+    from .trxfile import TrxFile
+
+    if isinstance(reference, Space):
+        return reference
+    if isinstance(reference, TrxFile):
+        return Space.from_affine(reference.affine, reference.dimensions)
+    if isinstance(reference, (str, os.PathLike)):
+        return _space_from_path(Path(reference))
+    if isinstance(reference, tuple) and len(reference) == 2:
+        return Space.from_affine(*reference)
+    import nibabel as nib
+
+    if isinstance(reference, nib.spatialimages.SpatialImage):
+        return _space_from_nifti_header(reference.header, reference.affine)
+    if isinstance(reference, nib.Nifti1Header):
+        return _space_from_nifti_header(reference, reference.get_best_affine())
+    raise TypeError(f"reference must be a path (NIfTI, TRK or TRX), a Space, a TrxFile, a "
+                    f"nibabel image or header, or (affine, dimensions); got "
+                    f"{type(reference).__name__}")
+
+
+def _space_from_nifti_header(header: Any, affine: np.ndarray) -> Space:
+    shape = tuple(header.get_data_shape())[:3]
+    if len(shape) < 3:
+        shape = shape + (1,) * (3 - len(shape))
+    zooms = tuple(header.get_zooms())[:3]
+    return Space.from_affine(affine, shape, zooms if len(zooms) == 3 else None)
+
+
+def _space_from_path(path: Path) -> Space:
+    from .formats import detect_format
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: reference not found")
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz", ".img", ".hdr", ".mgz", ".mgh")):
+        import nibabel as nib
+
+        try:
+            img = nib.load(path)
+        except Exception as exc:  # nibabel raises many kinds
+            raise TrxFormatError(path, None, f"expected a readable image reference, found "
+                                 f"an error: {exc}") from None
+        return _space_from_nifti_header(img.header, img.affine)
+    fmt = detect_format(path)
+    if fmt == "trk":
+        from .formats.trk import read_trk_header
+
+        return read_trk_header(path).space
+    if fmt == "trx":
+        from .loader import load
+
+        with load(path) as trx:
+            return Space.from_affine(trx.affine, trx.dimensions)
+    raise TrxFormatError(path, None, "expected a reference with a space: a NIfTI image "
+                         "(.nii, .nii.gz), a TRK file or a TRX file")
