@@ -139,9 +139,9 @@ def test_deflated_extraction_under_temp_root(tmp_path: Path, temp_root: Path) ->
 
 
 def test_absurd_declared_size_refused_before_extraction(tmp_path: Path, temp_root: Path) -> None:
-    """A deflated positions member claiming 64 MB for 10 vertices: refused, nothing inflated."""
+    """A deflated positions member claiming 16 MB for 10 vertices: refused, nothing inflated."""
     members = valid_members()
-    members["positions.3.float32"] = bytes(64 << 20)  # compresses to ~64 kB
+    members["positions.3.float32"] = bytes(16 << 20)  # compresses to ~16 kB
     path = write_trx_zip(tmp_path / "bomb.trx", members, zipfile.ZIP_DEFLATED)
     with pytest.raises(TrxFormatError, match=r"positions\.3\.float32.*expected 120 bytes"):
         load(path)

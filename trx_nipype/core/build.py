@@ -96,9 +96,15 @@ def source_from_arrays(positions: Any, offsets: Any = None, *, lengths: Any = No
         if g not in grp:
             raise TrxFormatError(_WHERE, f"dpg/{g}", "dpg for an undeclared group")
         dpg_out[g] = LazyArrays.from_dict(
-            {k: _as_le(np.atleast_1d(a), f"dpg/{g}/{k}") for k, a in entries.items()})
+            {k: _as_le(_per_group(a), f"dpg/{g}/{k}") for k, a in entries.items()})
     return Source(header=hdr, positions=LazyArrays.from_dict({"positions": pos}), offsets=off,
                   dps=table(dps, n, "dps"), dpv=table(dpv, v, "dpv"), groups=grp, dpg=dpg_out)
+
+
+def _per_group(value: Any) -> np.ndarray:
+    """Data per group as a loaded file gives it: ``(ncols,)`` (a single row is flattened)."""
+    arr = np.atleast_1d(np.asarray(value))
+    return arr.reshape(-1) if arr.ndim == 2 and arr.shape[0] == 1 else arr
 
 
 def _space_of(tractogram: Any) -> tuple[np.ndarray | None, Any]:

@@ -116,18 +116,40 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
                 stream(lambda t=table, k=key: t[k], dtype)))
     members.extend(small_members("groups", trx.groups))
     for group in sorted(trx.dpg):
-        members.extend(small_members(f"dpg/{group}", trx.dpg[group]))
+        members.extend(small_members(f"dpg/{group}", trx.dpg[group], per_group=True))
     header = trx.header
     return header, members
 
 
-def small_members(folder: str, arrays: Mapping[str, np.ndarray]) -> list[MemberStream]:
-    """Members written whole (groups, dpg): little-endian, sorted by name."""
+def small_members(folder: str, arrays: Mapping[str, np.ndarray], *, per_group: bool = False
+                  ) -> list[MemberStream]:
+    """Members written whole (groups, dpg): little-endian, sorted by name.
+
+    Parameters
+    ----------
+    folder : str
+        ``groups`` or ``dpg/<group>``.
+    arrays : mapping of str to ndarray
+        The arrays to write.
+    per_group : bool
+        Data per group: a vector of k > 1 values (or a single row) is named
+        ``<name>.<k>.<dtype>``, as other TRX readers expect (one row of k columns).
+
+    Returns
+    -------
+    list of MemberStream
+    """
     out = []
     for key in sorted(arrays):
         arr = np.asarray(arrays[key])
         arr = arr.astype(DTYPES[dtype_name(arr.dtype)], copy=False)
-        out.append(MemberStream(f"{folder}/{format_member_name(key, arr.shape, arr.dtype)}",
+        shape = arr.shape
+        if per_group and arr.ndim == 2 and shape[0] == 1:
+            arr = arr.reshape(-1)
+            shape = arr.shape
+        if per_group and arr.ndim == 1 and arr.size > 1:
+            shape = (1, arr.size)
+        out.append(MemberStream(f"{folder}/{format_member_name(key, shape, arr.dtype)}",
                                 arr.nbytes, lambda a=arr: iter([a])))
     return out
 
