@@ -8,6 +8,7 @@
 (2, 5, [3])
 """
 
+from .concatenate import concatenate
 from .errors import TrxFormatError
 from .loader import ValidationReport, load, validate
 from .save import save
@@ -20,6 +21,7 @@ __all__ = [
     "TrxFormatError",
     "TrxWriteError",
     "ValidationReport",
+    "concatenate",
     "get_temp_root",
     "load",
     "save",
