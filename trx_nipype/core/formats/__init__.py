@@ -71,6 +71,16 @@ class Block:
                      {g: new_index[i[keep[i]]] for g, i in self.groups.items()})
 
 
+def without_empty(block: Block) -> tuple[Block, int]:
+    """``block`` minus its empty streamlines, and how many there were.
+
+    nibabel (hence dipy) skips empty streamlines in TRK and TCK files, which
+    misaligns their data; writers leave them out and say so.
+    """
+    empty = int(np.count_nonzero(np.asarray(block.lengths) == 0))
+    return (block.select(np.asarray(block.lengths) > 0) if empty else block), empty
+
+
 def compound_suffix(path: str | os.PathLike) -> str:
     """``.trk.gz`` for ``a.b.trk.gz``, ``.tck`` for ``x.tck``, ``''`` for ``out``."""
     name = Path(path).name.lower()

@@ -34,7 +34,7 @@ from typing import IO
 import numpy as np
 
 from ..errors import TrxFormatError
-from . import Block, atomic_output, open_input
+from . import Block, atomic_output, open_input, without_empty
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +156,20 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
         ended = False
         while not ended:
             raw = fh.read(want)
-            if len(raw) % triplet and len(raw) < want:
-                raise TrxFormatError(path, "data", f"truncated: expected whole "
-                                     f"{triplet}-byte triplets, found {len(raw) % triplet} "
-                                     "stray byte(s) at the end")
-            if not raw:
-                raise TrxFormatError(path, "data", "truncated: expected the end-of-data "
-                                     "marker (Inf Inf Inf), found the end of the file")
-            xyz = np.frombuffer(raw, dtype=info.dtype).reshape(-1, 3).astype(np.float32)
+            stray = len(raw) % triplet
+            xyz = np.frombuffer(raw, dtype=info.dtype, count=(len(raw) - stray) //
+                                info.dtype.itemsize).reshape(-1, 3).astype(np.float32)
             stop = np.flatnonzero(np.isinf(xyz).all(axis=1))
             if len(stop):
                 xyz = xyz[:stop[0]]
                 ended = True
+            elif stray:
+                raise TrxFormatError(path, "data", f"truncated: expected whole "
+                                     f"{triplet}-byte triplets, found {stray} stray byte(s) "
+                                     "at the end")
+            elif not raw:
+                raise TrxFormatError(path, "data", "truncated: expected the end-of-data "
+                                     "marker (Inf Inf Inf), found the end of the file")
             if len(carry):
                 xyz = np.concatenate([carry, xyz])
             delim = np.flatnonzero(np.isnan(xyz).all(axis=1))
@@ -219,9 +221,9 @@ def write_tck(dest: str | os.PathLike, blocks: Iterable[Block], *,
         head = _header_bytes(0, extra)
         fh.write(head)
         for block in blocks:
+            block, skipped = without_empty(block)
+            empty += skipped
             lengths = np.asarray(block.lengths, dtype=np.int64)
-            empty += int(np.count_nonzero(lengths == 0))
-            lengths = lengths[lengths > 0]
             n = len(lengths)
             if n == 0:
                 continue

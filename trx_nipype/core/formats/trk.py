@@ -62,7 +62,7 @@ import numpy as np
 
 from ..errors import TrxFormatError
 from ..reference import Space
-from . import Block, atomic_output, format_names, open_input
+from . import Block, atomic_output, format_names, open_input, without_empty
 
 log = logging.getLogger(__name__)
 
@@ -587,6 +587,9 @@ def write_trk(dest: str | os.PathLike, space: Space, blocks: Iterable[Block], *,
     nb_streamlines : int
         Header count when known in advance (else patched at the end).
 
+    Empty streamlines are left out, with a warning (nibabel and dipy skip
+    them on reading, misaligning their data).
+
     Returns
     -------
     pathlib.Path
@@ -601,16 +604,21 @@ def write_trk(dest: str | os.PathLike, space: Space, blocks: Iterable[Block], *,
                                               space.voxel_sizes, space.voxel_order))
     coder = GroupCoder(layout.group_names) if layout.group_names else None
     lossy: set[str] = set()
-    total = 0
+    total = empty = 0
     with atomic_output(dest) as fh:
         fh.write(hdr.tobytes())
         for block in blocks:
+            block, skipped = without_empty(block)
+            empty += skipped
             extra = [coder.encode(len(block), block.groups)] if coder else []
             fh.write(_records(block, layout, from_rasmm, extra, lossy))
             total += len(block)
         if total != nb_streamlines:
             fh.seek(N_COUNT_OFFSET)
             fh.write(np.int32(total).astype("<i4").tobytes())
+    if empty:
+        warnings.warn(f"{dest_s}: nibabel and dipy skip empty streamlines in TRK files; "
+                      f"{empty} left out", stacklevel=2)
     if lossy:
         warnings.warn(f"{dest_s}: TRK stores data as float32; values of "
                       f"{format_names(sorted(lossy))} changed in the conversion", stacklevel=2)
