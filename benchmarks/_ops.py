@@ -1,0 +1,189 @@
+"""The benchmarked operations, each runnable alone in a fresh process.
+
+``python benchmarks/_ops.py OP SIDE DATA_ROOT OUT`` imports what ``SIDE``
+needs (``ours`` = trx_nipype, ``other`` = the tool a user would otherwise
+pick), then times the operation and prints one JSON line::
+
+    {"t0": <monotonic>, "t1": <monotonic>, "wall": <seconds>, ...results}
+
+Imports and interpreter start-up are outside the timed window on both sides;
+loading the input, the operation and writing the output are inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SUM_CHUNK = 4_000_000  # vertices per chunk when reading all positions
+
+
+@dataclass(frozen=True)
+class Op:
+    """One benchmarked operation: what it reads, writes, and who it is compared with."""
+
+    name: str
+    label: str
+    other: str  # the tool on the other side
+    output: str  # extension of the output ("" = none)
+    streaming: bool  # bandwidth-bound: counted against the copy-bandwidth target
+    needs: str = ""  # attribute of trx_nipype.core that "ours" needs
+
+
+OPS: list[Op] = [
+    Op("lazy_load", "load (lazy, open only)", "trx-python", "", False),
+    Op("load_read", "load + read all positions", "trx-python", "", True),
+    Op("save_stored", "save stored", "trx-python", ".trx", True),
+    Op("save_deflate", "save deflated", "trx-python", ".trx", False),
+    Op("load_deflate", "load deflated + read positions", "trx-python", "", False),
+    Op("select_save", "select 10% + save", "trx-python", ".trx", True),
+    Op("group_save", "get_group + save", "trx-python", ".trx", True),
+    Op("concat_save", "concatenate 2 + save", "trx-python", ".trx", True, "concatenate"),
+    Op("convert_trk_trx", "convert TRK->TRX", "trx-python convert", ".trx", True, "convert"),
+    Op("convert_tck_trx", "convert TCK->TRX", "trx-python convert", ".trx", True, "convert"),
+    Op("convert_trx_trk", "convert TRX->TRK", "trx-python convert", ".trk", True, "convert"),
+    Op("convert_trx_tck", "convert TRX->TCK", "trx-python convert", ".tck", True, "convert"),
+]
+OPS_BY_NAME = {op.name: op for op in OPS}
+GROUP = "CST_L"
+SELECT_FRACTION = 0.10
+
+
+def selection(nb_streamlines: int, seed: int = 99) -> np.ndarray:
+    """The sorted 10% of streamlines that both sides select."""
+    rng = np.random.default_rng(seed)
+    k = max(1, int(nb_streamlines * SELECT_FRACTION))
+    return np.sort(rng.choice(nb_streamlines, size=k, replace=False))
+
+
+def chunked_sum(positions: np.ndarray) -> float:
+    """Sum of every coordinate, read chunk by chunk (float64 accumulators)."""
+    total = 0.0
+    for a in range(0, len(positions), SUM_CHUNK):
+        total += float(np.asarray(positions[a:a + SUM_CHUNK]).sum(dtype=np.float64))
+    return total
+
+
+# --------------------------------------------------------------------- ours
+def _ours(op: str, root: Path, out: Path) -> dict[str, Any]:
+    from trx_nipype import core
+
+    if op == "lazy_load":
+        return _lazy_load(lambda p: core.load(p), root)
+    if op in ("load_read", "load_deflate"):
+        src = root / ("stored.trx" if op == "load_read" else "deflated.trx")
+        with core.load(src) as trx:
+            return {"sum": chunked_sum(trx.positions), "n": len(trx), "v": trx.nb_vertices}
+    if op in ("save_stored", "save_deflate", "select_save", "group_save"):
+        with core.load(root / "stored.trx") as trx:
+            what = trx
+            if op == "select_save":
+                what = trx.select(selection(len(trx)))
+            elif op == "group_save":
+                what = trx.get_group(GROUP)
+            core.save(what, out, compression="deflate" if op == "save_deflate" else "stored")
+        return {}
+    if op == "concat_save":
+        core.concatenate([root / "stored.trx", root / "dir.trx"], out)
+        return {}
+    if op.startswith("convert_"):
+        src = _convert_input(op, root)
+        ref = root / "reference.nii.gz" if src.suffix == ".tck" else None
+        core.convert(src, out, reference=ref)
+        return {}
+    raise KeyError(op)
+
+
+# -------------------------------------------------------------------- other
+def _other(op: str, root: Path, out: Path) -> dict[str, Any]:
+    import zipfile
+
+    import trx.trx_file_memmap as tmm
+
+    if op == "lazy_load":
+        return _lazy_load(tmm.load, root)
+    if op in ("load_read", "load_deflate"):
+        src = root / ("stored.trx" if op == "load_read" else "deflated.trx")
+        trx = tmm.load(str(src))
+        try:
+            data = trx.streamlines._data
+            return {"sum": chunked_sum(data), "n": len(trx), "v": len(data)}
+        finally:
+            trx.close()
+    if op in ("save_stored", "save_deflate", "select_save", "group_save"):
+        trx = tmm.load(str(root / "stored.trx"))
+        what = trx
+        if op == "select_save":
+            what = trx.select(selection(len(trx)))
+        elif op == "group_save":
+            what = trx.get_group(GROUP)
+        tmm.save(what, str(out), zipfile.ZIP_DEFLATED if op == "save_deflate"
+                 else zipfile.ZIP_STORED)
+        if what is not trx:
+            what.close()
+        trx.close()
+        return {}
+    if op == "concat_save":
+        parts = [tmm.load(str(root / "stored.trx")), tmm.load(str(root / "dir.trx"))]
+        merged = tmm.concatenate(parts)
+        tmm.save(merged, str(out))
+        for t in (merged, *parts):
+            t.close()
+        return {}
+    if op.startswith("convert_"):
+        from trx.workflows import convert_tractogram
+
+        src = _convert_input(op, root)
+        ref = str(root / "reference.nii.gz") if src.suffix == ".tck" else "same"
+        convert_tractogram(str(src), str(out), ref)
+        return {}
+    raise KeyError(op)
+
+
+def _convert_input(op: str, root: Path) -> Path:
+    source = op.split("_")[1]
+    return root / {"trk": "data.trk", "tck": "data.tck", "trx": "stored.trx"}[source]
+
+
+def _lazy_load(load: Callable[[str], Any], root: Path, repeats: int = 5) -> dict[str, Any]:
+    """Open (and close) the full and the 1% file alternately; medians of each."""
+    big, small = [], []
+    for _ in range(repeats):
+        for path, times in ((root / "small.trx", small), (root / "stored.trx", big)):
+            t = time.perf_counter()
+            trx = load(str(path))
+            len(trx)
+            trx.close()
+            times.append(time.perf_counter() - t)
+    return {"inner_wall": float(np.median(big)), "small_wall": float(np.median(small))}
+
+
+def main(argv: list[str]) -> int:
+    op, side, root, out = argv[0], argv[1], Path(argv[2]), Path(argv[3])
+    run = _ours if side == "ours" else _other
+    if side == "ours":
+        import trx_nipype.core  # noqa: F401
+    else:
+        import trx.trx_file_memmap  # noqa: F401
+        if op.startswith("convert_"):
+            import trx.workflows  # noqa: F401
+    time.sleep(0.03)  # let the parent's sampler record the post-import baseline
+    t0 = time.monotonic()
+    result = run(op, root, out)
+    t1 = time.monotonic()
+    result.update({"t0": t0, "t1": t1, "wall": result.pop("inner_wall", t1 - t0)})
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NIPYPE_NO_ET", "1")
+    sys.exit(main(sys.argv[1:]))

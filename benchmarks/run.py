@@ -1,0 +1,381 @@
+"""Time every operation side by side with trx-python / nibabel / dipy; check; report.
+
+Usage::
+
+    python benchmarks/run.py --scale 0.05          # quick: < 2 minutes on 2 cores
+    python benchmarks/run.py --scale 1.0           # full: 1M streamlines, ~1.6 GB TRX
+
+Each operation runs in a fresh child process (so peak memory is per
+operation), alternately with this project and with the other tool, several
+times (A B, B A, A B, ...: interleaved so that drift in the machine's load hits
+both sides alike). Medians and spreads are reported with the ratio ours/other,
+the peak anonymous memory of each side, and how far ours is from the machine's
+limit: the bytes the operation must move divided by the sequential
+copy-to-page-cache bandwidth measured at the start of the same run. The first
+repetition's outputs of both sides are checked against the generated ground
+truth (see ``_check.py``). Results go to ``benchmarks/results/results.md`` and
+``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _check  # noqa: E402
+import _measure  # noqa: E402
+import _ops  # noqa: E402
+import generate  # noqa: E402
+import nipype_rows  # noqa: E402
+
+RESULTS = HERE / "results"
+
+# op -> maximum ratio ours/other
+RATIO_TARGETS = {"save_stored": 0.3, "select_save": 0.3, "group_save": 0.3,
+                 "concat_save": 0.25, "convert_trk_trx": 0.2, "convert_tck_trx": 0.2,
+                 "convert_trx_trk": 0.2, "convert_trx_tck": 0.2,
+                 "save_deflate": 0.5, "load_deflate": 0.5,
+                 "lazy_load": 1.0}
+MEMORY_TARGET_MB = 256
+LIMIT_TARGET = 3.0
+SIZE_INDEPENDENCE = 2.0  # lazy load of the full file vs the 1% file
+
+
+def _have(needs: str) -> bool:
+    if not needs:
+        return True
+    from trx_nipype import core
+
+    return hasattr(core, needs)
+
+
+def _warm(paths: list[Path]) -> None:
+    """Read the inputs once so that every repetition starts from a warm page cache."""
+    buf = bytearray(8 * _measure.MB)
+    for p in paths:
+        files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
+        for f in files:
+            with open(f, "rb", buffering=0) as fh:
+                while fh.readinto(buf):
+                    pass
+
+
+def _size(path: Path) -> int:
+    if not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_side(op: _ops.Op, side: str, root: Path, out: Path, timeout: float) -> dict[str, Any]:
+    """One child process: timing, memory, result or error."""
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    cmd = [_measure.python(), str(HERE / "_ops.py"), op.name, side, str(root), str(out)]
+    proc, sampler = _measure.run_child(cmd, timeout=timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": " | ".join(tail) or f"exit code {proc.returncode}"}
+    res = json.loads(lines[-1])
+    base, peak = sampler.window(res["t0"], res["t1"])
+    res.update({"base_mb": base / _measure.MB, "peak_mb": peak / _measure.MB})
+    return res
+
+
+def bench_op(op: _ops.Op, ds: generate.Dataset, outdir: Path, reps: int, budget: float,
+             timeout: float, truth: _check.Truth | None) -> dict[str, Any]:
+    """All repetitions of one operation, both sides, plus the check of the first."""
+    root = Path(ds.root)
+    row: dict[str, Any] = {"op": op.name, "label": op.label, "other_tool": op.other,
+                           "ours": [], "other": [], "errors": []}
+    if not _have(op.needs):
+        row["skipped"] = f"trx_nipype.core.{op.needs} not available yet"
+        return row
+    outs = {s: outdir / f"{op.name}-{s}{op.output}" for s in ("ours", "other")}
+    n_reps = reps
+    rep = 0
+    while rep < n_reps:
+        order = ("ours", "other") if rep % 2 == 0 else ("other", "ours")
+        pair_time = 0.0
+        for side in order:
+            res = run_side(op, side, root, outs[side], timeout)
+            if "error" in res:
+                row["errors"].append(f"{side}: {res['error']}")
+            else:
+                row[side].append(res)
+                pair_time += res["t1"] - res["t0"]
+        if rep == 0:
+            if truth is not None:
+                row["check"] = check_pair(op, outs, row, truth, ds)
+            if op.output:
+                row["out_bytes"] = _size(outs["ours"])
+            if pair_time * reps > budget:  # slow operation: fewer repetitions
+                n_reps = max(1, min(reps, int(budget // max(pair_time, 1e-9))))
+        for p in outs.values():
+            if p.exists():
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if len(row["errors"]) >= 2 * (rep + 1) and not (row["ours"] or row["other"]):
+            break  # both sides failing: no point repeating
+        rep += 1
+    row["reps"] = n_reps
+    return row
+
+
+def check_pair(op: _ops.Op, outs: dict[str, Path], row: dict[str, Any], truth: _check.Truth,
+               ds: generate.Dataset) -> dict[str, Any]:
+    """Check both sides' outputs (or in-memory results) against the ground truth."""
+    out: dict[str, Any] = {}
+    if not op.output:
+        expected = float(truth.positions.sum(dtype="float64")) if op.name != "lazy_load" \
+            else None
+        for side in ("ours", "other"):
+            runs = row[side]
+            if not runs:
+                out[side] = {"ok": False, "problems": ["did not run"]}
+            elif expected is None:
+                out[side] = {"ok": True, "problems": []}
+            else:
+                r = runs[0]
+                ok = (r.get("n") == len(truth) and r.get("v") == len(truth.positions)
+                      and abs(r["sum"] - expected) <= 1e-6 * abs(expected))
+                out[side] = {"ok": ok, "problems": [] if ok else
+                             [f"n={r.get('n')} v={r.get('v')} sum={r['sum']!r}, expected "
+                              f"{len(truth)} / {len(truth.positions)} / {expected!r}"]}
+        return out
+    sel = _ops.selection(ds.nb_streamlines)
+    exp = _check.expected_for(op.name, truth, sel, _ops.GROUP)
+    for side in ("ours", "other"):
+        if not row[side]:
+            out[side] = {"ok": False, "problems": ["did not run"]}
+            continue
+        out[side] = asdict(_check.check_output(outs[side], exp, truth))
+    if out["ours"].get("digest") and out["other"].get("digest"):
+        out["same_digest"] = out["ours"]["digest"] == out["other"]["digest"]
+    return out
+
+
+# ------------------------------------------------------------------ report
+def _med(runs: list[dict[str, Any]], key: str) -> float | None:
+    vals = [r[key] for r in runs if key in r]
+    return _measure.Stats(vals).median if vals else None
+
+
+def summarise(row: dict[str, Any], bw_copy: float, ds: generate.Dataset) -> dict[str, Any]:
+    """Medians, spreads, ratio, memory and distance to the copy-bandwidth limit."""
+    s: dict[str, Any] = {}
+    for side in ("ours", "other"):
+        walls = [r["wall"] for r in row[side]]
+        st = _measure.Stats(walls)
+        s[side] = {"median_s": st.median if walls else None, "spread": st.spread,
+                   "n": len(walls), "peak_mb": max((r["peak_mb"] for r in row[side]),
+                                                   default=None),
+                   "base_mb": _med(row[side], "base_mb")}
+    a, b = s["ours"]["median_s"], s["other"]["median_s"]
+    s["ratio"] = a / b if a and b else None
+    moved = bytes_moved(row, ds)
+    s["bytes_moved"] = moved
+    s["x_limit"] = a / (moved / bw_copy) if a and moved else None
+    if row["op"] == "lazy_load" and row["ours"]:
+        small = _med(row["ours"], "small_wall")
+        s["size_independence"] = a / small if small else None
+    return s
+
+
+def bytes_moved(row: dict[str, Any], ds: generate.Dataset) -> int:
+    """What the operation has to move at least (its output, or what it must read)."""
+    root = Path(ds.root)
+    op = row["op"]
+    if op in ("load_read", "load_deflate"):
+        return ds.positions_bytes
+    if op == "save_deflate":
+        return _size(root / "stored.trx")
+    if op.startswith("convert_"):
+        return max(_size(_ops._convert_input(op, root)), row.get("out_bytes", 0))
+    return row.get("out_bytes", 0)
+
+
+def evaluate_targets(rows: list[dict[str, Any]], full_scale: bool) -> list[dict[str, Any]]:
+    """PASS / MISS for each target of the issue (memory only binding at full scale)."""
+    out = []
+    for row in rows:
+        s = row.get("summary")
+        if not s:
+            continue
+        op = row["op"]
+        if op in RATIO_TARGETS and s["ratio"] is not None:
+            out.append({"target": f"{op}: ratio <= {RATIO_TARGETS[op]}",
+                        "value": round(s["ratio"], 3), "pass": s["ratio"] <= RATIO_TARGETS[op]})
+        if op == "lazy_load" and s.get("size_independence") is not None:
+            out.append({"target": f"lazy_load: full / 1% file <= {SIZE_INDEPENDENCE}",
+                        "value": round(s["size_independence"], 2),
+                        "pass": s["size_independence"] <= SIZE_INDEPENDENCE})
+        peak = s["ours"]["peak_mb"]
+        if peak is not None:
+            out.append({"target": f"{op}: peak anon <= {MEMORY_TARGET_MB} MB"
+                        + ("" if full_scale else " (binding at full scale)"),
+                        "value": round(peak), "pass": peak <= MEMORY_TARGET_MB})
+        if _ops.OPS_BY_NAME[op].streaming and s["x_limit"] is not None:
+            out.append({"target": f"{op}: within {LIMIT_TARGET:g}x of copy bandwidth",
+                        "value": round(s["x_limit"], 2), "pass": s["x_limit"] <= LIMIT_TARGET})
+        chk = row.get("check", {}).get("ours")
+        if chk is not None:
+            out.append({"target": f"{op}: output correct", "value": "ok" if chk["ok"] else
+                        "; ".join(chk["problems"])[:120], "pass": chk["ok"]})
+    return out
+
+
+def _fmt_t(st: dict[str, Any]) -> str:
+    if st["median_s"] is None:
+        return "-"
+    t = st["median_s"]
+    txt = f"{t:.3f}" if t < 1 else f"{t:.2f}" if t < 10 else f"{t:.1f}"
+    return f"{txt} ±{st['spread'] * 100:.0f}%" if st["n"] > 1 else txt
+
+
+def _fmt_mb(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
+def _check_mark(row: dict[str, Any]) -> str:
+    chk = row.get("check")
+    if not chk:
+        return "-"
+    marks = []
+    for side in ("ours", "other"):
+        c = chk.get(side, {})
+        marks.append("ok" if c.get("ok") else "FAIL")
+    txt = "/".join(marks)
+    if "same_digest" in chk:
+        txt += ", same digest" if chk["same_digest"] else ", digests differ"
+    return txt
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The compact table for the README."""
+    m, ds, bw = report["machine"], report["dataset"], report["bandwidth"]
+    lines = [
+        f"Scale {ds['scale']:g}: {ds['nb_streamlines']:,} streamlines, "
+        f"{ds['nb_vertices']:,} vertices ({ds['nb_vertices'] * 12 / 1e9:.2f} GB float32 "
+        f"positions; stored TRX {report['stored_trx_bytes'] / 1e9:.2f} GB). "
+        f"{m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['os']}; Python "
+        f"{m['python']}, numpy {m['numpy']}, nibabel {m['nibabel']}, dipy {m['dipy']}, "
+        f"trx-python {m['trx_python']}; {m['date']}. Copy-to-page-cache bandwidth "
+        f"{bw['copy'] / 1e9:.2f} GB/s (write {bw['write'] / 1e9:.2f}, read "
+        f"{bw['read'] / 1e9:.2f}). {report['cache']}. Median of n runs (± half range), "
+        "each in a fresh process, interleaved with the other tool.",
+        "",
+        "| operation | trx-nipype s | other s | other tool | ratio | peak anon MB "
+        "(ours / other) | x copy limit | output check (ours/other) |",
+        "|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for row in report["rows"]:
+        if "skipped" in row:
+            lines.append(f"| {row['label']} | - | - | {row['other_tool']} | - | - | - | "
+                         f"{row['skipped']} |")
+            continue
+        s = row["summary"]
+        ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f}x"
+        xl = "-" if s["x_limit"] is None else f"{s['x_limit']:.1f}"
+        n = max(s["ours"]["n"], s["other"]["n"])
+        label = row["label"] + (f" (n={n})" if n != report["reps"] else "")
+        if row["op"] == "lazy_load" and s.get("size_independence"):
+            label += f"; full/1% file {s['size_independence']:.1f}x"
+        err = f" ERR: {row['errors'][0][:60]}" if row["errors"] else ""
+        lines.append(f"| {label} | {_fmt_t(s['ours'])} | {_fmt_t(s['other'])} | "
+                     f"{row['other_tool']} | {ratio} | {_fmt_mb(s['ours']['peak_mb'])} / "
+                     f"{_fmt_mb(s['other']['peak_mb'])} | {xl} | {_check_mark(row)}{err} |")
+    for nrow in report.get("nipype", []):
+        lines.append(nipype_rows.markdown_row(nrow))
+    passed = sum(t["pass"] for t in report["targets"])
+    lines += ["", f"Targets: {passed}/{len(report['targets'])} pass. "
+              + "; ".join(f"MISS {t['target']} ({t['value']})" for t in report["targets"]
+                          if not t["pass"])]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=0.05,
+                        help="1.0 = 1M streamlines (~1.2 GB of positions)")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per side")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds per operation before repetitions are cut "
+                             "(default: 20 + 150 x scale)")
+    parser.add_argument("--ops", default="", help="comma-separated subset of: "
+                        + ", ".join(op.name for op in _ops.OPS))
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--no-check", action="store_true", help="skip output checks")
+    parser.add_argument("--no-nipype", action="store_true", help="skip the Nipype rows")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder for results.md and results.json")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("NIPYPE_NO_ET", "1")
+    started = time.perf_counter()
+
+    ds = generate.generate(args.scale, args.data_dir, args.seed)
+    root = Path(ds.root)
+    outdir = root / "out"
+    outdir.mkdir(exist_ok=True)
+    dropped = _measure.try_drop_caches()
+    _warm([root / p for p in ("stored.trx", "deflated.trx", "dir.trx", "data.trk",
+                              "data.tck", "small.trx")])
+    cache = ("page cache dropped, then inputs read once: warm-cache runs" if dropped else
+             "warm-cache runs (dropping the page cache is not permitted here; inputs read "
+             "once before timing)")
+    bw_size = int(min(512, max(128, 512 * args.scale)) * _measure.MB)
+    bw = _measure.copy_bandwidth(outdir, size=bw_size)
+    print(f"copy bandwidth {bw['copy'] / 1e9:.2f} GB/s "
+          f"(write {bw['write'] / 1e9:.2f}, read {bw['read'] / 1e9:.2f})", file=sys.stderr)
+    truth = None if args.no_check else _check.Truth.read(root)
+    budget = args.budget if args.budget is not None else 20 + 150 * args.scale
+    timeout = 120 + 1200 * args.scale
+    wanted = [o for o in args.ops.split(",") if o]
+    rows = []
+    for op in _ops.OPS:
+        if wanted and op.name not in wanted:
+            continue
+        t = time.perf_counter()
+        row = bench_op(op, ds, outdir, args.reps, budget, timeout, truth)
+        if "skipped" not in row:
+            row["summary"] = summarise(row, bw["copy"], ds)
+        rows.append(row)
+        s = row.get("summary")
+        msg = row.get("skipped") or (
+            f"ours {_fmt_t(s['ours'])} s, other {_fmt_t(s['other'])} s, "
+            f"ratio {s['ratio'] if s['ratio'] is None else round(s['ratio'], 3)}, "
+            f"check {_check_mark(row)}" + (f", errors {row['errors']}" if row["errors"] else ""))
+        print(f"{op.name:16s} {msg}  [{time.perf_counter() - t:.1f} s]", file=sys.stderr)
+    nipype = [] if args.no_nipype else nipype_rows.collect(ds, args.scale)
+    report = {"machine": _measure.machine_info(), "dataset": asdict(ds), "bandwidth": bw,
+              "cache": cache, "reps": args.reps, "stored_trx_bytes": _size(root / "stored.trx"),
+              "rows": rows, "nipype": nipype}
+    report["targets"] = evaluate_targets(rows, full_scale=args.scale >= 1.0)
+    report["targets"] += nipype_rows.targets(nipype)
+    report["elapsed_s"] = time.perf_counter() - started
+    md = markdown(report)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "results.md").write_text(md)
+    (args.results / "results.json").write_text(json.dumps(report, indent=1, default=str))
+    print(md)
+    for t in report["targets"]:
+        print(f"{'PASS' if t['pass'] else 'MISS'}  {t['target']}: {t['value']}")
+    print(f"total {report['elapsed_s']:.0f} s; results in {args.results}", file=sys.stderr)
+    shutil.rmtree(outdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
