@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
-from .growable import space_mismatch
+from .growable import _width, space_mismatch
 from .loader import load
 from .save import (
     MemberStream,
@@ -33,7 +33,7 @@ from .save import (
     small_members,
     write_members,
 )
-from .trxfile import CHUNK_VERTICES, TrxFile
+from .trxfile import CHUNK_VERTICES, TrxFile, _group_dtype
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,6 @@ def _input_name(item: Any, trx: TrxFile, i: int) -> str:
         return f"input_{i}"
     p = Path(path)
     return p.name if p.is_dir() else p.stem
-
-
-def _width(tail: tuple[int, ...]) -> int:
-    return int(np.prod(tail, dtype=np.int64)) if tail else 1
 
 
 def _shared_keys(what: str, inputs: list[_Input], active: list[int], delete: bool
@@ -360,7 +356,7 @@ def _members(inputs: list[_Input], *, group_by_input: bool, group_names: Sequenc
         names = _group_names(inputs, group_names, group_parts)
         for i, name in enumerate(names):
             group_parts[name] = [(0, range(bases[i], bases[i + 1]))]
-    gdt = np.dtype("<u4") if n <= np.iinfo(np.uint32).max else np.dtype("<u8")
+    gdt = _group_dtype(n)
     members.extend(_group_stream(name, group_parts[name], gdt) for name in sorted(group_parts))
     for group in sorted(dpg):
         members.extend(small_members(f"dpg/{group}", dpg[group], per_group=True))

@@ -33,7 +33,7 @@ import numpy as np
 from .arrays import LazyArrays
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
 from .tempfiles import make_temp_dir, remove_temp_dir
-from .trxfile import CHUNK_VERTICES, Source, TrxFile
+from .trxfile import CHUNK_VERTICES, Source, TrxFile, _group_dtype
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,9 @@ def space_mismatch(affine_a: np.ndarray, dims_a: np.ndarray, affine_b: np.ndarra
     return None
 
 
-def _group_dtype(n: int) -> np.dtype:
-    return np.dtype("<u4") if n <= np.iinfo(np.uint32).max else np.dtype("<u8")
+def _width(tail: tuple[int, ...]) -> int:
+    """Values per row of an array whose rows have shape ``tail`` (1 for a 1-D array)."""
+    return int(np.prod(tail, dtype=np.int64)) if tail else 1
 
 
 class _Column:
@@ -394,6 +395,7 @@ class GrowableTrxFile(TrxFile):
         if not store.space_fixed:
             store.header["VOXEL_TO_RASMM"], store.header["DIMENSIONS"] = trx.affine, trx.dimensions
             store.space_fixed = True
+            self._refresh()
         diff = space_mismatch(self.affine, self.dimensions, trx.affine, trx.dimensions, atol)
         if diff:
             raise ValueError(f"cannot append {_name(trx)}: its space differs from this "
@@ -422,7 +424,8 @@ class GrowableTrxFile(TrxFile):
     def _as_trx(self, other: Any) -> TrxFile:
         if isinstance(other, TrxFile):
             return other
-        from nibabel.streamlines import Tractogram, TractogramFile
+        from nibabel.streamlines.tractogram import Tractogram
+        from nibabel.streamlines.tractogram_file import TractogramFile
 
         if isinstance(other, (Tractogram, TractogramFile)):
             from .build import _space_of, from_tractogram
@@ -458,10 +461,9 @@ class GrowableTrxFile(TrxFile):
         specs = _specs(theirs)
         for key, col in mine.items():
             dtype, tail = specs[key]
-            if tail != col.tail:
-                raise ValueError(f"cannot append {_name(trx)}: {what} {key!r} has shape "
-                                 f"(rows, {', '.join(map(str, tail))}) instead of "
-                                 f"(rows, {', '.join(map(str, col.tail))})")
+            if tail != col.tail and _width(tail) != _width(col.tail):  # (n,) ~ (n, 1)
+                raise ValueError(f"cannot append {_name(trx)}: {what} {key!r} has "
+                                 f"{_width(tail)} column(s) instead of {_width(col.tail)}")
             if not np.can_cast(dtype, col.dtype, "same_kind"):
                 raise ValueError(f"cannot append {_name(trx)}: {what} {key!r} is "
                                  f"{dtype_name(dtype)}, which does not cast to "
