@@ -1,0 +1,1 @@
+"""The ``trx-nipype`` command line (see :mod:`trx_nipype.cli.main`)."""

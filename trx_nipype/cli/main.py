@@ -1,0 +1,232 @@
+"""The ``trx-nipype`` command.
+
+Single operations run straight on the core (no Nipype)::
+
+    trx-nipype info in.trx [--json]
+    trx-nipype validate in.trx [more.trx ...] [--deep] [--json]
+    trx-nipype convert in.trk out.trx [--reference ref.nii.gz]
+    trx-nipype concatenate a.trx b.trx -o out.trx [--group-by-input [--group-names A B]]
+    trx-nipype select-group in.trx G1 [G2 ...] -o out.trx
+    trx-nipype resize in.trx -o out.trx [-n 1000 [--random --seed 0]]
+    trx-nipype split-groups in.trx -o folder/ [--format trk]
+
+Pipelines over a dataset (Nipype; the demo data when no folder is given)::
+
+    trx-nipype run [INPUT_DIR] --output-dir OUT [--work-dir WORK] [--plugin MultiProc]
+
+Exit codes
+----------
+0
+    Success.
+1
+    Processing error: a pipeline node failed, an output could not be written.
+2
+    Usage error: unknown option, bad option value (argparse's code).
+3
+    Invalid input: a missing file, a malformed tractogram, an unknown group,
+    a missing or mismatched reference, an unusable dataset folder.
+
+Errors are printed as one line on stderr, ``trx-nipype: error: <what>``,
+without a traceback (``--traceback`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
+
+_POSITIONS = ("float16", "float32", "float64")
+_OFFSETS = ("uint32", "uint64")
+_FORMATS = ("trx", "trx_dir", "trk", "tck", "vtk", "vtp", "fib", "dpy")
+
+
+def _encoding(p: argparse.ArgumentParser, offsets: bool = True) -> None:
+    p.add_argument("--positions-dtype", choices=_POSITIONS,
+                   help="dtype of the output positions (default: the input's)")
+    if offsets:
+        p.add_argument("--offsets-dtype", choices=_OFFSETS,
+                       help="dtype of the output offsets (default: the input's)")
+    p.add_argument("--compression", choices=("stored", "deflate"), default="stored",
+                   help="zip compression of a .trx output (default: stored, memory-mappable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``trx-nipype``."""
+    from .. import __version__
+    from .run import streamlines_per_subject
+
+    parser = argparse.ArgumentParser(
+        prog="trx-nipype",
+        description="Memory-mapped TRX tractograms: single operations, and Nipype pipelines "
+                    "over datasets.",
+        epilog="Exit codes: 0 ok, 1 processing error, 2 usage error, 3 invalid input.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("info", help="summarize tractograms (counts, space, groups, data)")
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="TRX (zip or folder) or TRK, TCK...")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--reference", help="reference image for formats without a space (TCK...)")
+
+    p = sub.add_parser("validate", help="check TRX files against the format (exit 3 if not)")
+    p.add_argument("inputs", nargs="+", metavar="FILE")
+    p.add_argument("--deep", action="store_true",
+                   help="also read every member (CRCs, finite coordinates)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+
+    p = sub.add_parser("convert", help="convert between TRX, TRK, TCK, VTK, ...")
+    p.add_argument("input", help="tractogram to convert")
+    p.add_argument("output", help="destination; its extension gives the format "
+                                  "(no extension: a TRX folder)")
+    p.add_argument("--reference", help="reference image (NIfTI) for formats without a space")
+    p.add_argument("--no-bbox-check", action="store_true",
+                   help="do not check that streamlines lie inside the reference grid")
+    p.add_argument("--drop-outside", action="store_true",
+                   help="drop streamlines outside the reference grid (default: keep, warn)")
+    _encoding(p)
+
+    p = sub.add_parser("concatenate", help="concatenate TRX files into one")
+    p.add_argument("inputs", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output", required=True, help="output TRX")
+    p.add_argument("--group-by-input", action="store_true",
+                   help="add one group per input (named after the input's file)")
+    p.add_argument("--group-names", nargs="+", metavar="NAME",
+                   help="names of those groups (one per input)")
+    p.add_argument("--delete-dps", action="store_true",
+                   help="drop data-per-streamline keys not shared by every input")
+    p.add_argument("--delete-dpv", action="store_true",
+                   help="drop data-per-vertex keys not shared by every input")
+    p.add_argument("--delete-groups", action="store_true", help="drop the inputs' groups")
+    p.add_argument("--delete-dpg", action="store_true",
+                   help="drop data-per-group entries that conflict between inputs")
+    _encoding(p)
+
+    p = sub.add_parser("select-group", help="keep the streamlines of one or more groups")
+    p.add_argument("input")
+    p.add_argument("groups", nargs="+", metavar="GROUP")
+    p.add_argument("-o", "--output", required=True, help="output TRX")
+    p.add_argument("--drop-groups", action="store_true",
+                   help="do not keep the group memberships in the output")
+    _encoding(p, offsets=False)
+
+    p = sub.add_parser("resize", help="keep N streamlines (first N or a seeded random subset), "
+                                      "or trim unused capacity")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help="output TRX")
+    p.add_argument("-n", "--nb-streamlines", type=int, help="streamlines to keep")
+    p.add_argument("--random", action="store_true", help="a random subset, in file order")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random subset")
+    _encoding(p, offsets=False)
+
+    p = sub.add_parser("split-groups", help="write one file per group")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--format", choices=_FORMATS, default="trx",
+                   help="format of the files (default: trx)")
+    p.add_argument("--reference", help="reference image for formats that need one")
+
+    p = sub.add_parser(
+        "run", help="run a pipeline over a dataset (default: the demo data)",
+        description="Run a pipeline over a dataset laid out as sub-*/[ses-*/]dwi/* (one "
+                    "tractogram per bundle; one NIfTI per folder is its reference). Without "
+                    "INPUT_DIR, the demo data: dipy's minimal_bundles (5 subjects x 3 "
+                    "bundles). Pipelines: 'bundles' (one TRX per subject with one group per "
+                    "bundle, then one TRX per bundle with one group per subject) and "
+                    "'convert' (every file to --out-format).")
+    p.add_argument("input_dir", nargs="?", metavar="INPUT_DIR",
+                   help="dataset folder (default: the demo data, extracted in the work dir)")
+    p.add_argument("--output-dir", required=True, help="derivatives folder to write")
+    p.add_argument("--work-dir", help="Nipype's cache, reused across runs "
+                                      "(default: OUTPUT_DIR/work)")
+    p.add_argument("--pipeline", choices=("bundles", "convert"), default="bundles")
+    p.add_argument("--pattern", action="append",
+                   help="glob of the bundle files, relative to INPUT_DIR (repeatable; "
+                        "default: sub-*/dwi/* and sub-*/ses-*/dwi/*)")
+    p.add_argument("--subjects", nargs="+", metavar="SUB",
+                   help="process only these subjects (sub-01 or 01)")
+    p.add_argument("--reference", help="reference image for every subject")
+    p.add_argument("--streamlines-per-subject", type=streamlines_per_subject, metavar="N|min",
+                   help="bundles pipeline: a seeded random N streamlines per subject in the "
+                        "population files ('min': the smallest subject's count)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random subsets")
+    p.add_argument("--no-population", action="store_true",
+                   help="bundles pipeline: only the per-subject files")
+    p.add_argument("--out-format", choices=_FORMATS, default="trx",
+                   help="convert pipeline: output format (default: trx)")
+    _encoding(p, offsets=False)
+    p.add_argument("--plugin", default="Linear",
+                   help="Nipype plugin: Linear (default), MultiProc, SLURMGraph, SGEGraph, "
+                        "PBSGraph, SLURM, ...")
+    p.add_argument("--plugin-args", metavar="JSON",
+                   help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
+    p.add_argument("--nprocs", type=int, help="processes for MultiProc")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-v", "--verbose", action="store_true", help="Nipype's own logging too")
+    return parser
+
+
+_COMMANDS = {"info": "cmd_info", "validate": "cmd_validate", "convert": "cmd_convert",
+             "concatenate": "cmd_concatenate", "select-group": "cmd_select_group",
+             "resize": "cmd_resize", "split-groups": "cmd_split_groups"}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = " ".join(str(text).split()) or type(exc).__name__
+    return text
+
+
+def _exit_code(exc: BaseException) -> int:
+    from .ops import _Usage
+
+    if isinstance(exc, _Usage):
+        return EXIT_USAGE
+    if isinstance(exc, FileNotFoundError | KeyError | ValueError | IsADirectoryError):
+        return EXIT_INVALID  # TrxFormatError, DatasetError and unknown groups included
+    return EXIT_FAILED
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    print(f"trx-nipype: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``trx-nipype``; return the exit code (see the module docstring)."""
+    os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network: skip Nipype's version check
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            if args.command == "run":
+                from .run import cmd_run
+
+                return cmd_run(args)
+            from . import ops
+
+            return getattr(ops, _COMMANDS[args.command])(args)
+        except KeyboardInterrupt:
+            print("trx-nipype: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            if args.traceback:
+                raise
+            code = _exit_code(exc)
+            prefix = f"{args.command}: " if code == EXIT_USAGE else ""
+            print(f"trx-nipype: error: {prefix}{_one_line(exc)}", file=sys.stderr)
+            return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""``trx-nipype run``: a pipeline over a dataset, with a reusable Nipype cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+#: where the demo dataset is extracted, inside the work dir
+DEMO_FOLDER = "demo-data"
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def _echo(quiet: bool) -> Any:
+    return None if quiet else _print_line
+
+
+def plugin_args(text: str | None) -> dict[str, Any]:
+    """``--plugin-args`` JSON -> dict (a usage error if it is not a JSON object)."""
+    from .ops import _Usage
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Usage(f"--plugin-args is not valid JSON ({exc.msg}): {text}") from None
+    if not isinstance(value, dict):
+        raise _Usage(f"--plugin-args must be a JSON object, got {text}")
+    return value
+
+
+def streamlines_per_subject(text: str | None) -> int | str | None:
+    """``--streamlines-per-subject``: a positive int, ``min`` or nothing."""
+    if text is None or text == "min":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'min', got {text!r}")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Find the dataset, build the pipeline, run it, say what was written."""
+    from ..workflows import find_dataset, run_workflow
+    from ..workflows.derivatives import sidecar_path
+    from ..workflows.pipelines import (
+        init_bundles_pipeline_wf,
+        init_convert_pipeline_wf,
+        pipeline_outputs,
+    )
+
+    extra = plugin_args(args.plugin_args)
+    out_dir = Path(args.output_dir).absolute()
+    work_dir = Path(args.work_dir).absolute() if args.work_dir else out_dir / "work"
+    echo = _echo(args.quiet)
+    say = echo or (lambda line: None)
+    if args.input_dir is None:
+        from ..data import fetch_demo_dataset
+
+        root = fetch_demo_dataset(work_dir / DEMO_FOLDER)
+        origin = " (demo data: dipy's minimal_bundles.zip)"
+    else:
+        root = Path(args.input_dir)
+        origin = ""
+    dataset = find_dataset(root, patterns=args.pattern, subjects=args.subjects,
+                           reference=args.reference)
+    if args.pipeline == "bundles":
+        wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
+                                      nb_streamlines=args.streamlines_per_subject,
+                                      seed=args.seed)
+    else:
+        wf = init_convert_pipeline_wf(dataset, out_dir, out_format=args.out_format,
+                                      positions_dtype=args.positions_dtype,
+                                      compression=args.compression)
+    outputs = pipeline_outputs(dataset, args.pipeline, population=not args.no_population,
+                               out_format=args.out_format)
+    nfiles = sum(len(s.files) for s in dataset.subjects)
+    say(f"trx-nipype run: pipeline '{args.pipeline}', {len(dataset.subjects)} subjects "
+        f"({', '.join(dataset.labels)}), {nfiles} files, bundles "
+        f"{', '.join(dataset.bundles)}")
+    say(f"  input     {root}{origin}")
+    say(f"  output    {out_dir}")
+    say(f"  work dir  {work_dir} (Nipype's cache: reused by the next run)")
+    say(f"  plugin    {args.plugin}" + (f" {json.dumps(extra)}" if extra else "")
+        + (f", {args.nprocs} processes" if args.nprocs else ""))
+    report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
+                          nprocs=args.nprocs, echo=echo, verbose=args.verbose)
+    for i, message in enumerate(report.warnings):
+        if i == 3 and not args.verbose:
+            print(f"trx-nipype: ... and {len(report.warnings) - 3} more warnings (--verbose "
+                  "shows them)", file=sys.stderr)
+            break
+        print(f"trx-nipype: warning: {' '.join(message.split())}", file=sys.stderr)
+    for failure in report.failures:
+        print(f"trx-nipype: error: {failure.line()}", file=sys.stderr)
+    if report.failures:
+        print(f"trx-nipype: {len(report.failures)} node(s) failed ({report.summary()}); the "
+              f"other subjects' results are in {out_dir}; crash files in "
+              f"{work_dir / 'crash'}", file=sys.stderr)
+        return 1
+    from ..workflows.runner import LOCAL_PLUGINS
+
+    if args.plugin not in LOCAL_PLUGINS and not report.events:
+        say(f"done: jobs handed to {args.plugin}; results appear in {out_dir} as they finish")
+        return 0
+    say(f"done: {report.summary()}")
+    for rel in outputs:
+        counts = json.loads(sidecar_path(out_dir / rel).read_text()).get("Counts", {})
+        say(f"  {os.path.relpath(out_dir / rel)}  ({counts.get('NB_STREAMLINES', '?')} "
+            f"streamlines; groups: {', '.join(counts.get('Groups', {})) or '-'})")
+    return 0

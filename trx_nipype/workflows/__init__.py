@@ -1,0 +1,33 @@
+"""Reusable Nipype workflows over TRX files, and whole pipelines over a dataset.
+
+Builders (sub-workflows with ``inputnode``/``outputnode``):
+
+- :func:`init_subject_bundles_wf`: one subject's bundle files -> one TRX, one group per bundle;
+- :func:`init_population_bundles_wf`: for each bundle, every subject's group -> one TRX,
+  one group per subject (optionally a balanced, seeded number of streamlines each);
+- :func:`init_convert_bundles_wf`: tractogram files -> another format.
+
+Pipelines over a :class:`Dataset` (subjects as iterables, population steps as joins, a
+derivatives tree with JSON sidecars): :func:`init_bundles_pipeline_wf`,
+:func:`init_convert_pipeline_wf`; run them with :func:`run_workflow`.
+"""
+
+from .bundles import init_population_bundles_wf, init_subject_bundles_wf
+from .conversion import init_convert_bundles_wf
+from .dataset import Dataset, DatasetError, Subject, find_dataset
+from .pipelines import init_bundles_pipeline_wf, init_convert_pipeline_wf
+from .runner import RunReport, run_workflow
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "RunReport",
+    "Subject",
+    "find_dataset",
+    "init_bundles_pipeline_wf",
+    "init_convert_bundles_wf",
+    "init_convert_pipeline_wf",
+    "init_population_bundles_wf",
+    "init_subject_bundles_wf",
+    "run_workflow",
+]

@@ -1,0 +1,270 @@
+"""Whole pipelines over a dataset: subjects as iterables, population steps as joins.
+
+Each builder takes a :class:`~trx_nipype.workflows.dataset.Dataset` and an
+output folder and returns a Nipype workflow that writes a derivatives tree
+(see :mod:`trx_nipype.workflows.derivatives`)::
+
+    <output_dir>/dataset_description.json
+    <output_dir>/sub-01/dwi/sub-01_desc-bundles_tractogram.trx  (+ .json)
+    <output_dir>/population/bundle-AF_L_tractogram.trx          (+ .json)
+
+Nipype caches every node in the work dir: a rerun with nothing changed
+executes no node, and a changed input file reruns only what depends on it.
+An export node whose file has gone missing from the output folder is rerun.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nipype.interfaces.utility import Function, IdentityInterface
+from nipype.pipeline import engine as pe
+
+from .bundles import init_population_bundles_wf, init_subject_bundles_wf
+from .conversion import init_convert_bundles_wf
+from .dataset import Dataset, Subject
+from .derivatives import DerivativesSink, sidecar_path, write_dataset_description
+
+#: the pipelines of ``trx-nipype run --pipeline``
+PIPELINES = ("bundles", "convert")
+
+_FORMAT_EXT = {"trx": ".trx", "trx_dir": "", "trk": ".trk", "tck": ".tck", "vtk": ".vtk",
+               "vtp": ".vtp", "fib": ".fib", "dpy": ".dpy"}
+
+
+def subject_bundles_path(subject: Subject) -> str:
+    """``sub-01/[ses-02/]dwi/sub-01[_ses-02]_desc-bundles_tractogram.trx``."""
+    return "/".join((*subject.parts, "dwi", f"{subject.label}_desc-bundles_tractogram.trx"))
+
+
+def population_bundle_path(bundle: str) -> str:
+    """``population/bundle-<name>_tractogram.trx`` (self-contained: a connection function)."""
+    return f"population/bundle-{bundle}_tractogram.trx"
+
+
+def converted_path(dataset: Dataset, in_file: str, out_format: str) -> str:
+    """The input's path relative to the dataset root, with the extension of ``out_format``."""
+    rel = Path(os.path.relpath(in_file, dataset.root))
+    name = rel.name
+    for ext in (".trx", ".trk", ".tck", ".vtk", ".vtp", ".fib", ".dpy"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return (rel.parent / (name + _FORMAT_EXT[out_format])).as_posix()
+
+
+def pipeline_outputs(dataset: Dataset, pipeline: str = "bundles", *, population: bool = True,
+                     out_format: str = "trx") -> list[str]:
+    """The files a pipeline writes, relative to the output folder (sidecars aside)."""
+    if pipeline == "convert":
+        return [converted_path(dataset, f, out_format) for s in dataset.subjects
+                for f in s.files]
+    subjects = [subject_bundles_path(s) for s in dataset.subjects]
+    return subjects + ([population_bundle_path(b) for b in dataset.bundles] if population
+                       else [])
+
+
+def _subject_fields(subject, table):  # noqa: ANN001, ANN202 (a Nipype Function node)
+    entry = table[subject]
+    return (entry["in_files"], entry["bundle_names"], entry["reference"],
+            entry["out_filename"], entry["rel_path"], entry["rel_paths"], entry["sources"])
+
+
+def _subject_table(dataset: Dataset, out_format: str | None = None) -> dict[str, dict[str, Any]]:
+    table = {}
+    for s in dataset.subjects:
+        table[s.label] = {
+            "in_files": list(s.files), "bundle_names": list(s.bundles),
+            "reference": s.reference,
+            "out_filename": f"{s.label}_desc-bundles_tractogram.trx",
+            "rel_path": subject_bundles_path(s),
+            "rel_paths": [converted_path(dataset, f, out_format) for f in s.files]
+            if out_format else [],
+            "sources": [[f] for f in s.files],
+        }
+    return table
+
+
+def _subject_nodes(dataset: Dataset, table: dict[str, dict[str, Any]]
+                   ) -> tuple[pe.Node, pe.Node]:
+    """The subject iterable (``subjectsource``) and the lookup of its files (``subject_info``)."""
+    if not dataset.subjects:
+        raise ValueError(f"{dataset.root}: no subjects to process")
+    subjectsource = pe.Node(IdentityInterface(fields=["subject"]), name="subjectsource")
+    subjectsource.iterables = ("subject", dataset.labels)
+    info = pe.Node(Function(input_names=["subject", "table"],
+                            output_names=["in_files", "bundle_names", "reference",
+                                          "out_filename", "rel_path", "rel_paths", "sources"],
+                            function=_subject_fields), name="subject_info")
+    info.inputs.table = table
+    return subjectsource, info
+
+
+def _sink(name: str, output_dir: Path, metadata: dict[str, Any], destinations: Sequence[str],
+          iterfield: Sequence[str] | None = None) -> pe.Node:
+    """A :class:`DerivativesSink` node; rerun (only) when one of its files is missing."""
+    kwargs = dict(out_dir=str(output_dir), metadata=metadata)
+    node = pe.MapNode(DerivativesSink(**kwargs), iterfield=list(iterfield), name=name) \
+        if iterfield else pe.Node(DerivativesSink(**kwargs), name=name)
+    missing = any(not (output_dir / d).exists() or not sidecar_path(output_dir / d).exists()
+                  for d in destinations)
+    if missing:
+        node.overwrite = True
+    return node
+
+
+def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
+                             population: bool = True, nb_streamlines: int | str | None = None,
+                             seed: int = 0, drop_mismatched_data: bool = True,
+                             name: str = "trx_bundles_wf") -> pe.Workflow:
+    """Subject assembly for every subject, then population bundles.
+
+    Workflow graph::
+
+        subjectsource (iterables: subject) -> subject_info -> subject_bundles_wf -> ds_subject
+                                                                      |
+        join_subjects (JoinNode over subjectsource) <-----------------/
+             -> population_bundles_wf (iterables: bundle) -> ds_population
+
+    Per subject, :func:`~trx_nipype.workflows.bundles.init_subject_bundles_wf`
+    assembles its bundle files into ``sub-XX/dwi/sub-XX_desc-bundles_tractogram.trx``
+    (one group per bundle). The join collects every subject's TRX, and
+    :func:`~trx_nipype.workflows.bundles.init_population_bundles_wf` writes
+    ``population/bundle-<name>_tractogram.trx`` (one group per subject) for
+    each bundle. Each file is exported with a JSON sidecar. A subject that
+    fails loses only its own outputs and the population files.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Subjects and their bundle files (:func:`~trx_nipype.workflows.dataset.find_dataset`).
+    output_dir : str or os.PathLike
+        Root of the derivatives tree.
+    population : bool
+        Also write the population bundles (needs every subject to have every
+        bundle, in one common space).
+    nb_streamlines : int, "min" or None
+        Streamlines per subject in the population files (see
+        :func:`~trx_nipype.workflows.bundles.init_population_bundles_wf`).
+    seed : int
+        Seed of the random subsets.
+    drop_mismatched_data : bool
+        Drop dps/dpv keys not shared by every input (else an error).
+    name : str
+        Name of the workflow (and of its folder in the work dir).
+
+    Returns
+    -------
+    nipype.pipeline.engine.Workflow
+        Run it with :func:`trx_nipype.workflows.runner.run_workflow` (or ``.run()``).
+    """
+    output_dir = Path(output_dir).absolute()
+    parameters = {"population": population, "nb_streamlines": nb_streamlines, "seed": seed,
+                  "drop_mismatched_data": drop_mismatched_data}
+    table = _subject_table(dataset)
+    wf = pe.Workflow(name=name)
+    subjectsource, info = _subject_nodes(dataset, table)
+    subject_wf = init_subject_bundles_wf(drop_mismatched_data=drop_mismatched_data)
+    ds_subject = _sink("ds_subject", output_dir, {
+        "Pipeline": "bundles", "Parameters": parameters,
+        "Description": "One subject's bundle files assembled into one TRX: one group per "
+                       "bundle (ConcatenateTrx, group_by_input)."},
+        [subject_bundles_path(s) for s in dataset.subjects])
+    wf.connect([
+        (subjectsource, info, [("subject", "subject")]),
+        (info, subject_wf, [("in_files", "inputnode.in_files"),
+                            ("bundle_names", "inputnode.bundle_names"),
+                            ("reference", "inputnode.reference"),
+                            ("out_filename", "inputnode.out_filename")]),
+        (subject_wf, ds_subject, [("outputnode.out_file", "in_file")]),
+        (info, ds_subject, [("rel_path", "rel_path"), ("in_files", "sources")]),
+    ])
+    if population:
+        join = pe.JoinNode(IdentityInterface(fields=["in_files", "subjects", "derivatives"]),
+                           joinsource=subjectsource, joinfield=["in_files", "subjects",
+                                                                "derivatives"],
+                           name="join_subjects")
+        population_wf = init_population_bundles_wf(
+            bundles=dataset.bundles, nb_streamlines=nb_streamlines, seed=seed,
+            drop_mismatched_data=drop_mismatched_data)
+        ds_population = _sink("ds_population", output_dir, {
+            "Pipeline": "bundles", "Parameters": parameters,
+            "Description": "One bundle of every subject in one TRX: one group per subject "
+                           "(SelectGroup, ResizeTrx when balanced, ConcatenateTrx)."},
+            [population_bundle_path(b) for b in dataset.bundles])
+        wf.connect([
+            (subject_wf, join, [("outputnode.out_file", "in_files")]),
+            (subjectsource, join, [("subject", "subjects")]),
+            (ds_subject, join, [("out_file", "derivatives")]),
+            (join, population_wf, [("in_files", "inputnode.in_files"),
+                                   ("subjects", "inputnode.subjects")]),
+            (population_wf, ds_population, [("outputnode.out_file", "in_file"),
+                                            (("outputnode.bundle", population_bundle_path),
+                                             "rel_path")]),
+            (join, ds_population, [("derivatives", "sources")]),
+        ])
+    write_dataset_description(output_dir, "bundles", "Subject bundles assembled into TRX "
+                              "files, and population bundles (one group per subject).")
+    return wf
+
+
+def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
+                             out_format: str = "trx", positions_dtype: str | None = None,
+                             compression: str = "stored", name: str = "trx_convert_wf"
+                             ) -> pe.Workflow:
+    """Convert every bundle file of a dataset to ``out_format``, keeping the layout.
+
+    Workflow graph::
+
+        subjectsource (iterables: subject) -> subject_info -> convert_bundles_wf
+            -> ds_converted (MapNode: one export per file)
+
+    ``<root>/sub-01/dwi/AF_L.trk`` becomes ``<output_dir>/sub-01/dwi/AF_L.<ext>``
+    (with a JSON sidecar).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Subjects and their bundle files.
+    output_dir : str or os.PathLike
+        Root of the derivatives tree.
+    out_format : str
+        See :func:`~trx_nipype.workflows.conversion.init_convert_bundles_wf`.
+    positions_dtype : str, optional
+        Positions dtype of TRX outputs.
+    compression : {"stored", "deflate"}
+        Zip compression of ``.trx`` outputs.
+    name : str
+        Name of the workflow.
+
+    Returns
+    -------
+    nipype.pipeline.engine.Workflow
+    """
+    if out_format not in _FORMAT_EXT:
+        raise ValueError(f"unknown out_format {out_format!r}; one of {', '.join(_FORMAT_EXT)}")
+    output_dir = Path(output_dir).absolute()
+    table = _subject_table(dataset, out_format)
+    wf = pe.Workflow(name=name)
+    subjectsource, info = _subject_nodes(dataset, table)
+    convert_wf = init_convert_bundles_wf(out_format=out_format, positions_dtype=positions_dtype,
+                                         compression=compression)
+    ds = _sink("ds_converted", output_dir, {
+        "Pipeline": "convert",
+        "Parameters": {"out_format": out_format, "positions_dtype": positions_dtype,
+                       "compression": compression},
+        "Description": f"A bundle file converted to {out_format} (ConvertTractogram)."},
+        [p for entry in table.values() for p in entry["rel_paths"]],
+        iterfield=["in_file", "rel_path", "sources"])
+    wf.connect([
+        (subjectsource, info, [("subject", "subject")]),
+        (info, convert_wf, [("in_files", "inputnode.in_files"),
+                            ("reference", "inputnode.reference")]),
+        (convert_wf, ds, [("outputnode.out_files", "in_file")]),
+        (info, ds, [("rel_paths", "rel_path"), ("sources", "sources")]),
+    ])
+    write_dataset_description(output_dir, "convert", f"Bundle files converted to {out_format}.")
+    return wf
