@@ -14,12 +14,13 @@ EXAMPLE_LENGTHS = (3, 2, 4, 2, 5, 3)
 
 
 def example_trx(folder: str | os.PathLike, name: str = "bundle.trx", *, seed: int = 0,
-                nb_streamlines: int | None = None) -> str:
+                nb_streamlines: int | None = None, dpg: bool = True) -> str:
     """Write a small TRX (zip for ``*.trx``, else a directory) and return its path.
 
     It has ``len(EXAMPLE_LENGTHS)`` streamlines (or ``nb_streamlines``, cycling
     the lengths), a ``weight`` dps, an ``fa`` dpv, groups ``AF`` (streamlines
-    0, 2, 4, ...) and ``CST`` (1, 3, ...) and a ``color`` dpg for ``AF``.
+    0, 2, 4, ...) and ``CST`` (1, 3, ...) and (unless ``dpg=False``) a
+    ``color`` dpg for ``AF``.
 
     >>> import tempfile
     >>> from trx_nipype.core import load
@@ -38,7 +39,7 @@ def example_trx(folder: str | os.PathLike, name: str = "bundle.trx", *, seed: in
         dpv={"fa": rng.random(v).astype(np.float32)},
         groups={"AF": np.arange(0, n, 2, dtype=np.uint32),
                 "CST": np.arange(1, n, 2, dtype=np.uint32)},
-        dpg={"AF": {"color": np.array([255, 0, 0], dtype=np.uint8)}})
+        dpg={"AF": {"color": np.array([255, 0, 0], dtype=np.uint8)}} if dpg else None)
     path = Path(folder, name)
     save(trx, path)
     return str(path)

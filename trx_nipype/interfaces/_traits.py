@@ -36,7 +36,8 @@ from nipype.interfaces.base.traits_extension import BasePath
 from ._hashing import fingerprint
 
 #: extensions stripped from an input's name to make an output's
-TRACTOGRAM_EXTENSIONS = (".trx", ".zip", ".trk", ".tck", ".vtk", ".vtp", ".fib", ".dpy")
+TRACTOGRAM_EXTENSIONS = (".trk.gz", ".tck.gz", ".trx", ".zip", ".trk", ".tck", ".vtk", ".vtp",
+                         ".fib", ".dpy")
 
 
 class TrxPath(BasePath):

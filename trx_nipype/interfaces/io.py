@@ -9,14 +9,17 @@ from typing import Any
 
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
 
+from trx_nipype.core.convert import convert
+
 from ._traits import TrxInputSpec, TrxPath, optional, output_path
 from .info import summarize
 
 log = logging.getLogger("nipype.interface")
 
-#: ``out_format`` -> extension of the output (``""``: a TRX directory)
-FORMATS = {"trx": ".trx", "trx_dir": "", "trk": ".trk", "tck": ".tck", "vtk": ".vtk",
-           "vtp": ".vtp", "fib": ".fib", "dpy": ".dpy"}
+#: ``out_format`` -> (extension of the output, format name of the core); ``""``: a directory
+FORMATS = {"trx": (".trx", "trx"), "trx_dir": ("", "trx"), "trk": (".trk", "trk"),
+           "tck": (".tck", "tck"), "vtk": (".vtk", "vtk"), "vtp": (".vtp", "vtk"),
+           "fib": (".fib", "vtk"), "dpy": (".dpy", "dpy")}
 
 
 def is_trx(path: str | os.PathLike) -> bool:
@@ -75,8 +78,6 @@ class LoadTrx(SimpleInterface):
             out = in_file
             log.info("LoadTrx: %s is a TRX: validated, handed on as it is", in_file)
         else:
-            from trx_nipype.core.convert import convert
-
             dest = output_path(in_file, "", ".trx")
             reference = optional(self.inputs.reference)
             out = os.fspath(convert(in_file, dest, reference=reference))
@@ -125,7 +126,8 @@ class ConvertTractogram(SimpleInterface):
     >>> import tempfile
     >>> from trx_nipype.interfaces._examples import example_trx
     >>> tmp = tempfile.mkdtemp()
-    >>> res = ConvertTractogram(in_file=example_trx(tmp), out_format="trk").run(cwd=tmp)
+    >>> trx = example_trx(tmp, dpg=False)  # TRK holds groups, not data per group
+    >>> res = ConvertTractogram(in_file=trx, out_format="trk").run(cwd=tmp)
     >>> os.path.basename(res.outputs.out_file)
     'bundle.trk'
     """
@@ -134,12 +136,10 @@ class ConvertTractogram(SimpleInterface):
     output_spec = _ConvertOutputSpec
 
     def _run_interface(self, runtime: Any) -> Any:
-        from trx_nipype.core.convert import convert
-
         in_file = self.inputs.in_file
-        ext = FORMATS[self.inputs.out_format] if self.inputs.out_format else ""
+        ext, fmt = FORMATS.get(optional(self.inputs.out_format), ("", None))
         dest = output_path(in_file, "", ext, self.inputs.out_filename)
-        kwargs: dict[str, Any] = dict(compression=self.inputs.compression,
+        kwargs: dict[str, Any] = dict(out_format=fmt, compression=self.inputs.compression,
                                       bbox_check=self.inputs.bbox_check,
                                       keep_outside=self.inputs.keep_outside)
         if self.inputs.positions_dtype:

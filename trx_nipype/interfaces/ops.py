@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,9 @@ from nipype.interfaces.base import (
 )
 
 from trx_nipype.core import load, save
+from trx_nipype.core.concatenate import concatenate
+from trx_nipype.core.convert import convert
+from trx_nipype.core.tempfiles import make_temp_dir, remove_temp_dir
 
 from ._traits import (
     TrxInputSpec,
@@ -47,11 +51,11 @@ class _ConcatenateInputSpec(TrxInputSpec):
                               desc="names of the per-input groups (one per input; needs "
                                    "group_by_input; default: the inputs' names)")
     delete_dps = traits.Bool(False, usedefault=True,
-                             desc="drop data per streamline (else every input must have the "
-                                  "same dps keys)")
+                             desc="drop the dps keys that some input lacks or holds with "
+                                  "another dtype/shape, instead of failing (shared keys stay)")
     delete_dpv = traits.Bool(False, usedefault=True,
-                             desc="drop data per vertex (else every input must have the same "
-                                  "dpv keys)")
+                             desc="drop the dpv keys that some input lacks or holds with "
+                                  "another dtype/shape, instead of failing (shared keys stay)")
     delete_groups = traits.Bool(False, usedefault=True,
                                 desc="drop the inputs' groups and their dpg")
     positions_dtype = traits.Enum(*_POSITIONS, desc="dtype of the output positions "
@@ -91,8 +95,6 @@ class ConcatenateTrx(SimpleInterface):
     output_spec = _ConcatenateOutputSpec
 
     def _run_interface(self, runtime: Any) -> Any:
-        from trx_nipype.core.concatenate import concatenate
-
         inputs = list(self.inputs.in_files)
         names = optional(self.inputs.group_names)
         if names is not None and not self.inputs.group_by_input:
@@ -172,9 +174,9 @@ class _ResizeInputSpec(TrxInputSpec):
     in_file = TrxPath(exists=True, mandatory=True, desc="TRX tractogram")
     nb_streamlines = traits.Range(low=0, desc="streamlines to keep (default: all of them, "
                                               "trimming unused capacity)")
-    random = traits.Bool(False, usedefault=True,
-                         desc="keep a seeded random subset (in file order) instead of the "
-                              "first nb_streamlines")
+    random = traits.Bool(requires=["nb_streamlines"],
+                         desc="keep a seeded random subset of nb_streamlines (in file order) "
+                              "instead of the first ones")
     seed = traits.Int(0, usedefault=True, desc="seed of the random subset")
     out_filename = traits.Str(desc="output name (default: <input>_resized.trx; no .trx/.zip "
                                    "extension: a TRX directory)")
@@ -204,11 +206,9 @@ class ResizeTrx(SimpleInterface):
 
     def _run_interface(self, runtime: Any) -> Any:
         n = optional(self.inputs.nb_streamlines)
-        if self.inputs.random and n is None:
-            raise ValueError("random=True needs nb_streamlines")
         dest = output_path(self.inputs.in_file, "_resized", ".trx", self.inputs.out_filename)
         with load(self.inputs.in_file) as trx:
-            if self.inputs.random:
+            if self.inputs.random is True:
                 used = trx.resize()
                 if n > len(used):
                     raise ValueError(f"{self.inputs.in_file}: cannot draw {n} streamlines "
@@ -229,9 +229,6 @@ class _SplitGroupsInputSpec(TrxInputSpec):
     in_file = TrxPath(exists=True, mandatory=True, desc="TRX tractogram with groups")
     out_format = traits.Enum(*FORMATS, usedefault=True,
                              desc="format of the per-group files ('trx_dir': TRX directories)")
-    reference = traits.File(exists=True, trx_hash=True,
-                            desc="reference image for outputs that need one (unused for TRX "
-                                 "and TRK, whose space comes from the input)")
 
 
 class _SplitGroupsOutputSpec(TraitedSpec):
@@ -258,7 +255,7 @@ class SplitGroups(SimpleInterface):
 
     def _run_interface(self, runtime: Any) -> Any:
         in_file = self.inputs.in_file
-        ext = FORMATS[self.inputs.out_format]
+        ext, fmt = FORMATS[self.inputs.out_format]
         written: list[str] = []
         try:
             with load(in_file) as trx:
@@ -270,7 +267,7 @@ class SplitGroups(SimpleInterface):
                     suffix = _unique("_" + safe_name(name), used)
                     dest = output_path(in_file, suffix, ext)
                     written.append(str(dest))
-                    save_as(trx.get_group(name), dest, optional(self.inputs.reference))
+                    save_as(trx.get_group(name), dest, fmt)
         except BaseException:
             for path in written:  # a failure leaves no partial set behind
                 remove_output(path)
@@ -280,16 +277,21 @@ class SplitGroups(SimpleInterface):
         return runtime
 
 
-def save_as(trx: Any, dest: os.PathLike, reference: str | None = None) -> None:
-    """Save a tractogram (or view) as TRX, or in the format of ``dest``'s extension."""
-    from trx_nipype.core.save import is_zip_path
+def save_as(trx: Any, dest: Path, fmt: str) -> None:
+    """Save a tractogram (or a view) as TRX, or convert it to ``fmt``.
 
-    if dest.suffix == "" or is_zip_path(dest):
+    The core converts files, not views: another format goes through a private
+    temporary TRX (under the core's temp root, removed at once).
+    """
+    if fmt == "trx":
         save(trx, dest)
         return
-    from trx_nipype.core.convert import save_tractogram
-
-    save_tractogram(trx, dest, reference=reference)
+    tmp = make_temp_dir("split")
+    try:
+        staged = save(trx, tmp / "group.trx")
+        convert(staged, dest, out_format=fmt, bbox_check=False)
+    finally:
+        remove_temp_dir(tmp)
 
 
 def _unique(name: str, used: set[str]) -> str:
