@@ -9,6 +9,7 @@
 """
 
 from .concatenate import concatenate
+from .convert import convert, load_any
 from .errors import TrxFormatError
 from .loader import ValidationReport, load, validate
 from .save import save
@@ -22,8 +23,10 @@ __all__ = [
     "TrxWriteError",
     "ValidationReport",
     "concatenate",
+    "convert",
     "get_temp_root",
     "load",
+    "load_any",
     "save",
     "set_temp_root",
     "validate",

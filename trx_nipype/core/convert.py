@@ -254,7 +254,7 @@ class _Spool:
 def _warn_lost(dest: str, what: str, names: list[str], target: str) -> None:
     if names:
         warnings.warn(f"{dest}: {target} cannot hold {what}; dropped {format_names(names)}",
-                      stacklevel=3)
+                      stacklevel=4)
 
 
 def _report_unrepresentable(inp: _Input, dest: str, out_fmt: str) -> None:
