@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
-from .growable import _width, space_mismatch
+from .growable import _same_value, _width, space_mismatch
 from .loader import load
 from .save import (
     MemberStream,
@@ -92,12 +92,16 @@ def _shared_keys(what: str, inputs: list[_Input], active: list[int], delete: boo
             found = ", ".join(f"{dtype_name(dt)} x {_width(tail)} in {inputs[i].label}"
                               for i, (dt, tail) in specs.items())
             problems.append(f"{what} {key!r} differs: {found}")
+    _raise_or_drop(problems, delete, f"delete_{what}=True to drop only these keys")
+    return kept
+
+
+def _raise_or_drop(problems: list[str], delete: bool, hint: str) -> None:
+    """Raise one error listing ``problems``, or (``delete``) log what is dropped."""
     if problems and not delete:
-        raise ValueError(f"cannot concatenate: {'; '.join(problems)}; pass delete_{what}=True "
-                         "to drop only these keys")
+        raise ValueError(f"cannot concatenate: {'; '.join(problems)}; pass {hint}")
     for text in problems:
         log.warning("concatenate: dropping %s", text)
-    return kept
 
 
 def _merged_dpg(inputs: list[_Input], groups: Iterable[str], delete: bool
@@ -112,23 +116,14 @@ def _merged_dpg(inputs: list[_Input], groups: Iterable[str], delete: bool
                 values.setdefault(key, []).append((inp.label, np.asarray(arr)))
         for key, found in sorted(values.items()):
             first = found[0][1]
-            if all(_same(first, arr) for _, arr in found[1:]):
+            if all(_same_value(first, arr) for _, arr in found[1:]):
                 out.setdefault(group, {})[key] = first
             else:
                 shown = ", ".join(f"{arr.tolist()} ({arr.dtype}) in {label}"
                                   for label, arr in found)
                 problems.append(f"dpg {group}/{key} conflicts: {shown}")
-    if problems and not delete:
-        raise ValueError(f"cannot concatenate: {'; '.join(problems)}; pass delete_dpg=True to "
-                         "drop only these entries")
-    for text in problems:
-        log.warning("concatenate: dropping %s", text)
+    _raise_or_drop(problems, delete, "delete_dpg=True to drop only these entries")
     return out
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and bool(
-        np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
 def _check_spaces(inputs: list[_Input], atol: float) -> None:
