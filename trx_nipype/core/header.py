@@ -19,6 +19,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _no_constants(name: str) -> Any:
+    # NaN / Infinity are Python's extension to JSON; other readers of TRX refuse them
+    raise ValueError(f"{name} is not standard JSON")
+
+
 def parse_header(raw: bytes, path: str) -> dict[str, Any]:
     """Decode and check ``header.json``.
 
@@ -26,8 +31,8 @@ def parse_header(raw: bytes, path: str) -> dict[str, Any]:
     ``DIMENSIONS`` a (3,) int64 array; other keys are kept as decoded.
     """
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        header = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise TrxFormatError(path, MEMBER,
                              f"expected JSON, found unparsable text ({exc})") from None
     if not isinstance(header, dict):
