@@ -130,3 +130,26 @@ def test_multiproc_workers_share_the_digest_cache(tmp_path: Path, inputs: list[s
     change_member_in_place(Path(inputs[0]) / "dpv" / "fa.float32")
     assert run(base, inputs, plugin="MultiProc") == {"load0", "select0", "merge", "concat"}
     assert run(base, inputs, plugin="MultiProc") == set()
+
+
+@pytest.mark.parametrize("method", ["timestamp", "content"])
+def test_mapnode_over_trx_directories(tmp_path: Path, inputs: list[str], method: str) -> None:
+    """A MapNode hashes its iterfield through a list of the trait *type*: still member-wise."""
+    config.set("execution", "hash_method", method)
+    dirs = [inputs[0], example_trx(Path(inputs[0]).parent, "sub-03", seed=3)]
+    base = tmp_path / "work"
+
+    def run_map() -> set[str]:
+        node = pe.MapNode(SelectGroup(group_names="CST"), iterfield=["in_file"], name="sel",
+                          base_dir=str(base))
+        node.inputs.in_file = dirs
+        folder = base / "sel" / "mapflow"
+        before = {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("*/result_*.pklz")}
+        node.run()
+        after = {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("*/result_*.pklz")}
+        return {k for k, v in after.items() if before.get(k) != v}
+
+    assert run_map() == {"_sel0", "_sel1"}
+    assert run_map() == set()
+    change_member_in_place(Path(dirs[1]) / "positions.3.float32")
+    assert run_map() == {"_sel1"}

@@ -64,6 +64,23 @@ def TrxPathList(**metadata: Any) -> InputMultiObject:  # noqa: N802 (a trait fac
     return InputMultiObject(TrxPath(exists=True), **metadata)
 
 
+def holds_trx(trait: Any) -> bool:
+    """Whether an input is hashed as TRX: ``trx_hash`` metadata, or TrxPath values.
+
+    The trait type counts too: a ``MapNode`` hashes its iterfields through a
+    new list trait over the original trait *type*, without the metadata.
+    """
+    if trait is None:
+        return False
+    if trait.trx_hash:
+        return True
+    trait_type = trait.trait_type
+    if isinstance(trait_type, TrxPath):
+        return True
+    inner = getattr(trait_type, "inner_traits", None)
+    return callable(inner) and any(holds_trx(t) for t in inner())
+
+
 class TrxInputSpec(BaseInterfaceInputSpec):
     """An input spec whose ``trx_hash`` inputs are hashed by their content or members."""
 
@@ -81,7 +98,7 @@ class TrxInputSpec(BaseInterfaceInputSpec):
         for name, val in sorted(self.trait_get().items()):
             if not isdefined(val) or self.has_metadata(name, "nohash", True):
                 continue
-            if self.has_metadata(name, "trx_hash", True):
+            if holds_trx(self.trait(name)):
                 value = fingerprint(val, hash_method)
                 with_hash.append((name, value))
                 no_filename.append((name, value))
