@@ -32,7 +32,13 @@ def source_from_arrays(positions: Any, offsets: Any = None, *, lengths: Any = No
                        groups: Mapping[str, Any] | None = None,
                        dpg: Mapping[str, Mapping[str, Any]] | None = None,
                        header: Mapping[str, Any] | None = None) -> Source:
-    """Check arrays as :func:`~trx_nipype.core.load` checks a file; wrap them as a Source."""
+    """Check arrays as :func:`~trx_nipype.core.load` checks a file; wrap them as a Source.
+
+    ``offsets`` may have N or N+1 entries: N+1 when its last entry equals the
+    number of vertices. With trailing zero-length streamlines N entries are
+    ambiguous (the last one also equals the vertex count), so give N+1 offsets
+    or ``lengths`` then.
+    """
     pos = np.asarray(positions)
     if pos.size == 0:
         pos = pos.reshape(0, 3).astype(pos.dtype if pos.dtype.kind == "f" else np.float32)
