@@ -87,9 +87,12 @@ def test_reruns_exactly_what_changed(tmp_path: Path, inputs: list[str], method: 
     assert run(base, inputs) == {"load0", "select0", "merge", "concat"}
     assert run(base, inputs) == set()
 
+    upstream = base / "wf" / "select0" / "sub-01_AF.trx"  # read by concat, never written
+    kept = (upstream.stat().st_ino, upstream.stat().st_mtime_ns, upstream.read_bytes())
     example_trx(Path(inputs[1]).parent, "sub-02.trx", seed=9)  # same path, new content
     assert run(base, inputs) == {"load1", "select1", "merge", "concat"}
     assert run(base, inputs) == set()
+    assert (upstream.stat().st_ino, upstream.stat().st_mtime_ns, upstream.read_bytes()) == kept
 
 
 @pytest.mark.parametrize("method", ["timestamp", "content"])
