@@ -62,6 +62,7 @@ class _Input:
     header_extra: list[str] = field(default_factory=list)
     tck_fields: dict[str, str] = field(default_factory=dict)
     trx: TrxFile | None = None
+    positions_only: Callable[[], Iterator[Block]] | None = None
 
     def close(self) -> None:
         if self.trx is not None:
@@ -86,6 +87,7 @@ def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
         src = trx.source_arrays()
         inp = _Input(path_s, fmt, Space.from_affine(trx.affine, trx.dimensions),
                      lambda: _trx_blocks(trx), len(trx), trx=trx,
+                     positions_only=lambda: _trx_blocks(trx, data=False),
                      dpv={k: _ncols(src.dpv.spec(k)[1]) for k in src.dpv},
                      dps={k: _ncols(src.dps.spec(k)[1]) for k in src.dps},
                      groups=sorted(trx.groups),
@@ -132,19 +134,19 @@ def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
     return inp
 
 
-def _trx_blocks(trx: TrxFile) -> Iterator[Block]:
-    """Blocks of a (non-view) TrxFile, with each chunk's group members."""
+def _trx_blocks(trx: TrxFile, data: bool = True) -> Iterator[Block]:
+    """Blocks of a (non-view) TrxFile, with each chunk's group members (and data)."""
     src = trx.source_arrays()
     masks = {}
-    for name, idx in trx.groups.items():
+    for name, idx in (trx.groups.items() if data else ()):
         m = np.zeros(len(trx), dtype=bool)
         m[np.asarray(idx, dtype=np.int64)] = True
         masks[name] = m
     for c in trx.iter_chunks(BLOCK_VERTICES):
         yield Block(np.asarray(c.lengths, dtype=np.int64),
                     np.asarray(src.positions["positions"][c.vertices]),
-                    {k: np.asarray(src.dpv[k][c.vertices]) for k in src.dpv},
-                    {k: np.asarray(src.dps[k][c.streamlines]) for k in src.dps},
+                    {k: np.asarray(src.dpv[k][c.vertices]) for k in src.dpv if data},
+                    {k: np.asarray(src.dps[k][c.streamlines]) for k in src.dps if data},
                     {g: np.flatnonzero(m[c.streamlines]) for g, m in masks.items()})
 
 
@@ -347,7 +349,8 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: 
                              offsets_dtype=offsets_dtype, compression=compression, level=level)
         else:
             _report_unrepresentable(inp, out_s, out_fmt)
-            blocks = bbox.filter(inp.blocks())
+            lean = out_fmt != "trk" and inp.positions_only is not None
+            blocks = bbox.filter((inp.positions_only if lean else inp.blocks)())
             if out_fmt == "trk":
                 from .formats.trk import write_trk
 
@@ -376,7 +379,8 @@ def _to_trx(inp: _Input, out: str, bbox: _BBox, **save_kw: Any) -> Path:
         trx = inp.trx
         if bbox.space is not None:
             keep = np.concatenate([~bbox.space.outside(b.positions, b.lengths)
-                                   for b in _trx_blocks(trx)] or [np.zeros(0, bool)])
+                                   for b in _trx_blocks(trx, data=False)]
+                                  or [np.zeros(0, bool)])
             bbox.total, bbox.outside = len(keep), int((~keep).sum())
             if not bbox.keep and bbox.outside:
                 trx = trx.select(np.flatnonzero(keep), keep_empty_groups=True)

@@ -76,16 +76,57 @@ class Space:
         ndarray of bool, shape (N,)
         """
         lengths = np.asarray(lengths, dtype=np.int64)
-        if len(positions) == 0:
-            return np.zeros(len(lengths), dtype=bool)
-        inv = np.linalg.inv(self.affine)
-        vox = np.asarray(positions, dtype=np.float64) @ inv[:3, :3].T + (inv[:3, 3] + 0.5)
-        bad = np.any((vox < 0) | (vox > self.dimensions), axis=1)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        nonempty = lengths > 0
         out = np.zeros(len(lengths), dtype=bool)
-        out[nonempty] = np.logical_or.reduceat(bad, starts[nonempty])
+        nonempty = np.flatnonzero(lengths > 0)
+        if len(positions) == 0 or len(nonempty) == 0:
+            return out
+        to_vox = np.linalg.inv(self.affine)
+        to_vox[:3, 3] += 0.5  # centre -> corner origin
+        starts = (np.cumsum(lengths) - lengths)[nonempty]
+        # Fast path: a streamline whose RAS bounding box has its 8 corners inside the
+        # grid is inside (the grid is convex). Only the others are checked vertex by vertex.
+        lo = np.minimum.reduceat(positions, starts, axis=0).astype(np.float64)
+        hi = np.maximum.reduceat(positions, starts, axis=0).astype(np.float64)
+        corners = np.stack([np.where(np.array([a, b, c], bool), hi, lo)
+                            for a in (0, 1) for b in (0, 1) for c in (0, 1)], axis=1)
+        suspect = ~self._inside(apply_affine(to_vox, corners.reshape(-1, 3))
+                                ).reshape(-1, 8).all(axis=1)
+        if suspect.any():
+            from .arrays import ranges_index
+
+            rows = nonempty[suspect]
+            idx = ranges_index(starts[suspect], lengths[rows])
+            vox = apply_affine(to_vox, np.asarray(positions[idx], dtype=np.float64))
+            bad = ~self._inside(vox)
+            sub_starts = np.cumsum(lengths[rows]) - lengths[rows]
+            out[rows] = np.logical_or.reduceat(bad, sub_starts)
         return out
+
+    def _inside(self, vox: np.ndarray) -> np.ndarray:
+        return np.all((vox >= 0) & (vox <= self.dimensions), axis=1)
+
+
+def apply_affine(affine: np.ndarray, points: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
+    """``points @ affine[:3, :3].T + affine[:3, 3]``, one axis at a time (no (N, 3) matmul).
+
+    Computed in ``dtype`` (float64 by default) without float64 copies of the
+    input; zero terms of the affine (the usual axis-aligned case) are skipped.
+
+    >>> apply_affine(np.diag([2.0, 3.0, 4.0, 1.0]), np.ones((1, 3), np.float32)).tolist()
+    [[2.0, 3.0, 4.0]]
+    """
+    pts = np.asarray(points)
+    out = np.empty(pts.shape, dtype=dtype)
+    rot, shift = np.asarray(affine, np.float64)[:3, :3], np.asarray(affine, np.float64)[:3, 3]
+    for i in range(3):
+        col = out[:, i]
+        terms = [j for j in range(3) if rot[i, j] != 0.0] or [0]
+        np.multiply(pts[:, terms[0]], rot[i, terms[0]], out=col, casting="unsafe")
+        for j in terms[1:]:
+            col += pts[:, j] * rot[i, j]
+        if shift[i] != 0.0:
+            col += shift[i]
+    return out
 
 
 def space_from_reference(reference: Any) -> Space:

@@ -61,7 +61,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import TrxFormatError
-from ..reference import Space
+from ..reference import Space, apply_affine
 from . import Block, atomic_output, format_names, open_input, without_empty
 
 log = logging.getLogger(__name__)
@@ -284,10 +284,10 @@ def _chain(words: np.ndarray, rec: int, nprops: int) -> tuple[np.ndarray, int]:
     hit[hit] = cand[j[hit]] == nxt[hit]
     jump = np.append(np.where(hit, j, c), c)  # node c: the chain left the candidates
     reach = np.zeros(1, dtype=np.int64)
-    while reach[-1] != c:  # reach = nodes 0..2^k - 1 steps from node 0
-        reach = np.union1d(reach, jump[reach])
+    while reach[-1] != c:  # reach = the nodes 0 .. 2^k - 1 steps from node 0, in order
+        reach = np.concatenate([reach, jump[reach]])
         jump = jump[jump]
-    path = reach[:-1]
+    path = reach[reach != c]
     return cand[path], int(nxt[path[-1]])
 
 
@@ -381,8 +381,7 @@ def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndar
         keep[pidx] = False
         props = floats[pidx].astype(np.float32)
     data = floats[keep].reshape(-1, rec)
-    aff = info.to_rasmm
-    pos = (data[:, :3].astype(np.float64) @ aff[:3, :3].T + aff[:3, 3]).astype(np.float32)
+    pos = apply_affine(info.to_rasmm, data[:, :3]).astype(np.float32)
     dpv = {k: _column(data[:, 3:], s) for k, s in info.scalars.items()}
     dps = {k: _column(props, s) for k, s in info.properties.items()}
     groups: dict[str, np.ndarray] = {}
@@ -644,8 +643,8 @@ def _records(block: Block, layout: TrkLayout, from_rasmm: np.ndarray,
     """The bytes of a block's records: count, points with scalars, properties."""
     n = len(block)
     lengths = np.asarray(block.lengths, dtype=np.int64)
-    pos = np.asarray(block.positions, dtype=np.float64) @ from_rasmm[:3, :3].T + from_rasmm[:3, 3]
-    cols = [pos.astype("<f4")] + [_as_f4(block.dpv[k], k, lossy) for k in layout.dpv]
+    cols = [apply_affine(from_rasmm, block.positions).astype("<f4")] + \
+        [_as_f4(block.dpv[k], k, lossy) for k in layout.dpv]
     props = [_as_f4(block.dps[k], k, lossy) for k in layout.dps] + \
         [e.reshape(n, 1) for e in extra]
     nprops = sum(p.shape[1] for p in props)
