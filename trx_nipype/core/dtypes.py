@@ -101,12 +101,30 @@ def format_member_name(name: str, array_shape: tuple[int, ...], dtype: np.dtype)
     >>> format_member_name("rgb", (10, 3), np.dtype("uint8"))
     'rgb.3.uint8'
     """
+    check_key(name)
     ext = dtype_name(dtype)
     if len(array_shape) == 1:
+        if parse_member_name(f"{name}.{ext}") != MemberName(name, None, ext):
+            raise ValueError(f"{name!r}: a 1-D array's name cannot end in '.<digits>' (it would "
+                             "read back as a column count); rename it or give it 2-D shape")
         return f"{name}.{ext}"
     if len(array_shape) == 2:
         return f"{name}.{array_shape[1]}.{ext}"
     raise ValueError(f"{name}: arrays must be 1-D or 2-D, got shape {array_shape}")
+
+
+def check_key(name: str) -> None:
+    """Refuse names that cannot be stored as one member file name and read back.
+
+    >>> try:
+    ...     check_key("a/b")
+    ... except ValueError:
+    ...     print("refused")
+    refused
+    """
+    if not name or name.startswith(".") or any(c in name for c in "/\\\x00"):
+        raise ValueError(f"{name!r}: data, group and dpg names must be non-empty, not start "
+                         "with '.', and not contain '/', '\\' or NUL")
 
 
 def widest(dtypes: list[np.dtype]) -> np.dtype:

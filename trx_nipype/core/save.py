@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
+from .dtypes import (
+    DTYPES,
+    OFFSET_DTYPES,
+    POSITION_DTYPES,
+    check_key,
+    dtype_name,
+    format_member_name,
+)
 from .header import dump_header
 from .trxfile import CHUNK_VERTICES, TrxFile
 from .writer import TrxWriter
@@ -116,6 +123,7 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
                 stream(lambda t=table, k=key: t[k], dtype)))
     members.extend(small_members("groups", trx.groups))
     for group in sorted(trx.dpg):
+        check_key(group)
         members.extend(small_members(f"dpg/{group}", trx.dpg[group], per_group=True))
     header = trx.header
     return header, members
