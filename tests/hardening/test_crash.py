@@ -77,9 +77,13 @@ def test_sigterm_mid_save_removes_its_temporary_output(tmp_path: Path, suffix: s
     save(make(300, seed=1), dest)
     previous = tree_digest(dest)
     proc = start("slow-save", dest, "2", "0.01")
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while not leftovers(tmp_path) and time.monotonic() < deadline:  # wait until mid-write
+        time.sleep(0.01)
+    time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    code = proc.wait(timeout=30)
+    assert code == 128 + signal.SIGTERM, proc.stderr.read()
     assert leftovers(tmp_path) == []  # removed by the writer itself, not by a sweep
     assert tree_digest(dest) == previous
 
