@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import take_rows
 from .dtypes import (
     DTYPES,
     OFFSET_DTYPES,
@@ -94,14 +95,14 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
         def gen() -> Iterator[np.ndarray]:
             arr = get()
             for c in trx.iter_chunks(chunk_vertices):
-                yield np.asarray(arr[c.vertices]).astype(dtype, copy=False)
+                yield np.asarray(take_rows(arr, c.vertices)).astype(dtype, copy=False)
         return gen
 
     def per_streamline(get: Callable[[], np.ndarray], dtype: np.dtype) -> Callable:
         def gen() -> Iterator[np.ndarray]:
             arr = get()
             for c in trx.iter_chunks(chunk_vertices):
-                yield np.asarray(arr[c.streamlines]).astype(dtype, copy=False)
+                yield np.asarray(take_rows(arr, c.streamlines)).astype(dtype, copy=False)
         return gen
 
     members = [

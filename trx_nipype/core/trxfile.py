@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 from nibabel.streamlines import ArraySequence
 
-from .arrays import GatheredArrays, LazyArrays, frozen_copy, ranges_index, split_by_budget
+from .arrays import (
+    GatheredArrays,
+    LazyArrays,
+    frozen_copy,
+    ranges_index,
+    split_by_budget,
+    take_rows,
+)
 
 #: vertices per chunk when streaming (x 3 x 4 bytes = 48 MB of float32 positions)
 CHUNK_VERTICES = 4_000_000
@@ -171,7 +178,7 @@ class TrxFile:
     def positions(self) -> np.ndarray:
         """(NB_VERTICES, 3) RAS+ mm; the read-only map itself, or a gathered copy for a view."""
         pos = self._src.positions["positions"]
-        return pos if self._sel is None else pos[self._vertices()]
+        return pos if self._sel is None else take_rows(pos, self._vertices())
 
     @property
     def streamlines(self) -> ArraySequence:
