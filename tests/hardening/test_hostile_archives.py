@@ -107,7 +107,8 @@ def test_member_larger_than_free_space_is_refused_before_inflating(
 
 @pytest.mark.parametrize("name", ["../../escape.float32", "/etc/escape.float32",
                                   "dps/../../x.float32", "dps\\..\\x.float32",
-                                  "dps/" + "x" * 5000 + ".float32"])
+                                  "dps/" + "x" * 5000 + ".float32", ".", "dps/./x.float32",
+                                  "dps//x.float32"])
 def test_unsafe_or_huge_member_names_are_refused(tmp_path: Path, temp_root: Path,
                                                  name: str) -> None:
     buf = io.BytesIO()

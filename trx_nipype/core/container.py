@@ -60,16 +60,17 @@ def _map_file(path: str | os.PathLike) -> mmap.mmap | None:
 
 def check_member_name(path: str, name: str) -> None:
     """Refuse names that could escape a folder: absolute, ``..``, backslashes, NULs."""
-    pure = PurePosixPath(name)
+    parts = name.split("/")
     if (
         name.startswith(("/", "\\"))
         or "\\" in name
         or "\x00" in name
-        or ".." in pure.parts
+        or any(part in ("", ".", "..") for part in parts)
         or (len(name) > 1 and name[1] == ":")
     ):
-        raise TrxFormatError(path, name, "unsafe member name (absolute, '..' or backslash); "
-                             "a TRX member is a relative path inside the container")
+        raise TrxFormatError(path, name, "unsafe member name (absolute, empty, '.' or '..' "
+                             "component, or backslash); a TRX member is a relative path "
+                             "inside the container")
     if len(name.encode("utf-8", "surrogateescape")) > 4096:
         raise TrxFormatError(path, name[:64] + "...", "member name longer than 4096 bytes")
 
