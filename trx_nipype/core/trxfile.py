@@ -119,7 +119,8 @@ class TrxFile:
         return self._sel is not None
 
     def __len__(self) -> int:
-        return len(self._src.lengths) if self._sel is None else len(self._sel)
+        # from the N+1 offsets: computing lengths would copy O(N) data just to count
+        return len(self._src.offsets) - 1 if self._sel is None else len(self._sel)
 
     @property
     def nb_vertices(self) -> int:
