@@ -73,6 +73,24 @@ def chunked_sum(positions: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------- ours
+def core_function(name: str) -> Callable[..., Any] | None:
+    """``trx_nipype.core.<name>`` (exported, or from its submodule), or None."""
+    import importlib
+    import types
+
+    from trx_nipype import core
+
+    func = getattr(core, name, None)
+    if func is None:
+        try:
+            func = importlib.import_module(f"trx_nipype.core.{name}")
+        except ImportError:
+            return None
+    if isinstance(func, types.ModuleType):
+        func = getattr(func, name, None)
+    return func if callable(func) else None
+
+
 def _ours(op: str, root: Path, out: Path) -> dict[str, Any]:
     from trx_nipype import core
 
@@ -92,12 +110,13 @@ def _ours(op: str, root: Path, out: Path) -> dict[str, Any]:
             core.save(what, out, compression="deflate" if op == "save_deflate" else "stored")
         return {}
     if op == "concat_save":
-        core.concatenate([root / "stored.trx", root / "dir.trx"], out)
+        core_function("concatenate")([root / "stored.trx", root / "dir.trx"], out)
         return {}
     if op.startswith("convert_"):
+        from bench_convert import convert_ours
+
         src = _convert_input(op, root)
-        ref = root / "reference.nii.gz" if src.suffix == ".tck" else None
-        core.convert(src, out, reference=ref)
+        convert_ours(src, out, root / "reference.nii.gz" if src.suffix == ".tck" else None)
         return {}
     raise KeyError(op)
 
@@ -139,11 +158,10 @@ def _other(op: str, root: Path, out: Path) -> dict[str, Any]:
             t.close()
         return {}
     if op.startswith("convert_"):
-        from trx.workflows import convert_tractogram
+        from bench_convert import convert_theirs
 
         src = _convert_input(op, root)
-        ref = str(root / "reference.nii.gz") if src.suffix == ".tck" else "same"
-        convert_tractogram(str(src), str(out), ref)
+        convert_theirs(src, out, root / "reference.nii.gz" if src.suffix == ".tck" else None)
         return {}
     raise KeyError(op)
 
@@ -166,14 +184,40 @@ def _lazy_load(load: Callable[[str], Any], root: Path, repeats: int = 5) -> dict
     return {"inner_wall": float(np.median(big)), "small_wall": float(np.median(small))}
 
 
+def copy_bytes(src: Path, out: Path, nbytes: int, block: int = 8 * 1024 * 1024) -> None:
+    """The machine's limit for moving ``nbytes``: a user-space block copy into a new file.
+
+    Reads ``src`` from the start (again from the start if ``nbytes`` is larger)
+    and writes ``out``, ``block`` bytes at a time, as a streaming writer would.
+    """
+    buf = bytearray(block)
+    view = memoryview(buf)
+    left = nbytes
+    with open(out, "wb", buffering=0) as fo:
+        while left > 0:
+            with open(src, "rb", buffering=0) as fi:
+                while left > 0 and (n := fi.readinto(view[:min(block, left)])):
+                    fo.write(view[:n])
+                    left -= n
+
+
 def main(argv: list[str]) -> int:
     op, side, root, out = argv[0], argv[1], Path(argv[2]), Path(argv[3])
+    if side == "copy":
+        t0 = time.monotonic()
+        copy_bytes(root / "stored.trx", out, int(argv[4]))
+        t1 = time.monotonic()
+        print(json.dumps({"t0": t0, "t1": t1, "wall": t1 - t0}))
+        return 0
     run = _ours if side == "ours" else _other
     if side == "ours":
         import trx_nipype.core  # noqa: F401
+        if op.startswith("convert_"):
+            import bench_convert  # noqa: F401
     else:
         import trx.trx_file_memmap  # noqa: F401
         if op.startswith("convert_"):
+            import bench_convert  # noqa: F401
             import trx.workflows  # noqa: F401
     time.sleep(0.03)  # let the parent's sampler record the post-import baseline
     t0 = time.monotonic()

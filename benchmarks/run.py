@@ -49,14 +49,11 @@ RATIO_TARGETS = {"save_stored": 0.3, "select_save": 0.3, "group_save": 0.3,
 MEMORY_TARGET_MB = 256
 LIMIT_TARGET = 3.0
 SIZE_INDEPENDENCE = 2.0  # lazy load of the full file vs the 1% file
+COLD = False  # drop the page cache before every run (--cold)
 
 
 def _have(needs: str) -> bool:
-    if not needs:
-        return True
-    from trx_nipype import core
-
-    return hasattr(core, needs)
+    return not needs or _ops.core_function(needs) is not None
 
 
 def _warm(paths: list[Path]) -> None:
@@ -78,11 +75,15 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def run_side(op: _ops.Op, side: str, root: Path, out: Path, timeout: float) -> dict[str, Any]:
+def run_side(op: _ops.Op, side: str, root: Path, out: Path, timeout: float,
+             nbytes: int = 0) -> dict[str, Any]:
     """One child process: timing, memory, result or error."""
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()
-    cmd = [_measure.python(), str(HERE / "_ops.py"), op.name, side, str(root), str(out)]
+    if COLD:
+        _measure.try_drop_caches()
+    cmd = [_measure.python(), str(HERE / "_ops.py"), op.name, side, str(root), str(out),
+           str(nbytes)]
     proc, sampler = _measure.run_child(cmd, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -94,33 +95,48 @@ def run_side(op: _ops.Op, side: str, root: Path, out: Path, timeout: float) -> d
     return res
 
 
+SIDES = ("ours", "other", "copy")
+
+
 def bench_op(op: _ops.Op, ds: generate.Dataset, outdir: Path, reps: int, budget: float,
              timeout: float, truth: _check.Truth | None) -> dict[str, Any]:
-    """All repetitions of one operation, both sides, plus the check of the first."""
+    """All repetitions of one operation, plus the check of the first.
+
+    Three sides take turns, rotated each repetition (ours, other, copy; then
+    other, copy, ours; ...): this project, the other tool, and a plain block
+    copy of as many bytes as the operation must move (its machine limit,
+    measured next to it). The copy side is left out for operations that move
+    no bulk data.
+    """
     root = Path(ds.root)
     row: dict[str, Any] = {"op": op.name, "label": op.label, "other_tool": op.other,
-                           "ours": [], "other": [], "errors": []}
+                           "ours": [], "other": [], "copy": [], "errors": []}
     if not _have(op.needs):
         row["skipped"] = f"trx_nipype.core.{op.needs} not available yet"
         return row
-    outs = {s: outdir / f"{op.name}-{s}{op.output}" for s in ("ours", "other")}
+    outs = {s: outdir / f"{op.name}-{s}{op.output or '.bin'}" for s in SIDES}
     n_reps = reps
     rep = 0
     while rep < n_reps:
-        order = ("ours", "other") if rep % 2 == 0 else ("other", "ours")
+        order = SIDES[rep % 3:] + SIDES[:rep % 3]
         pair_time = 0.0
         for side in order:
-            res = run_side(op, side, root, outs[side], timeout)
+            nbytes = row.get("bytes_moved", 0)
+            if side == "copy" and not nbytes:
+                continue
+            res = run_side(op, side, root, outs[side], timeout, nbytes)
             if "error" in res:
                 row["errors"].append(f"{side}: {res['error']}")
             else:
                 row[side].append(res)
                 pair_time += res["t1"] - res["t0"]
+            if side == "ours" and "bytes_moved" not in row:
+                if op.output:
+                    row["out_bytes"] = _size(outs["ours"])
+                row["bytes_moved"] = bytes_moved(row, ds)
         if rep == 0:
             if truth is not None:
                 row["check"] = check_pair(op, outs, row, truth, ds)
-            if op.output:
-                row["out_bytes"] = _size(outs["ours"])
             if pair_time * reps > budget:  # slow operation: fewer repetitions
                 n_reps = max(1, min(reps, int(budget // max(pair_time, 1e-9))))
         for p in outs.values():
@@ -172,21 +188,21 @@ def _med(runs: list[dict[str, Any]], key: str) -> float | None:
     return _measure.Stats(vals).median if vals else None
 
 
-def summarise(row: dict[str, Any], bw_copy: float, ds: generate.Dataset) -> dict[str, Any]:
-    """Medians, spreads, ratio, memory and distance to the copy-bandwidth limit."""
+def summarise(row: dict[str, Any]) -> dict[str, Any]:
+    """Medians, spreads, ratio, memory and distance to the copy limit."""
     s: dict[str, Any] = {}
-    for side in ("ours", "other"):
+    for side in SIDES:
         walls = [r["wall"] for r in row[side]]
         st = _measure.Stats(walls)
         s[side] = {"median_s": st.median if walls else None, "spread": st.spread,
                    "n": len(walls), "peak_mb": max((r["peak_mb"] for r in row[side]),
                                                    default=None),
                    "base_mb": _med(row[side], "base_mb")}
-    a, b = s["ours"]["median_s"], s["other"]["median_s"]
+    a, b, c = (s[k]["median_s"] for k in SIDES)
     s["ratio"] = a / b if a and b else None
-    moved = bytes_moved(row, ds)
-    s["bytes_moved"] = moved
-    s["x_limit"] = a / (moved / bw_copy) if a and moved else None
+    s["bytes_moved"] = row.get("bytes_moved", 0)
+    s["copy_gb_s"] = s["bytes_moved"] / c / 1e9 if c else None
+    s["x_limit"] = a / c if a and c else None
     if row["op"] == "lazy_load" and row["ours"]:
         small = _med(row["ours"], "small_wall")
         s["size_independence"] = a / small if small else None
@@ -197,6 +213,8 @@ def bytes_moved(row: dict[str, Any], ds: generate.Dataset) -> int:
     """What the operation has to move at least (its output, or what it must read)."""
     root = Path(ds.root)
     op = row["op"]
+    if op == "lazy_load":
+        return 0
     if op in ("load_read", "load_deflate"):
         return ds.positions_bytes
     if op == "save_deflate":
@@ -274,7 +292,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"trx-python {m['trx_python']}; {m['date']}. Copy-to-page-cache bandwidth "
         f"{bw['copy'] / 1e9:.2f} GB/s (write {bw['write'] / 1e9:.2f}, read "
         f"{bw['read'] / 1e9:.2f}). {report['cache']}. Median of n runs (± half range), "
-        "each in a fresh process, interleaved with the other tool.",
+        "each in a fresh process, interleaved with the other tool. 'x copy limit': ours "
+        "divided by a block copy of the bytes the operation moves, timed alongside.",
         "",
         "| operation | trx-nipype s | other s | other tool | ratio | peak anon MB "
         "(ours / other) | x copy limit | output check (ours/other) |",
@@ -310,13 +329,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=0.05,
                         help="1.0 = 1M streamlines (~1.2 GB of positions)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per side")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="seconds per operation before repetitions are cut "
-                             "(default: 20 + 150 x scale)")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="seconds for the whole run; repetitions of slow operations are "
+                             "cut to stay within it (default: 100 at scale 0.05, 780 at 1.0)")
     parser.add_argument("--ops", default="", help="comma-separated subset of: "
                         + ", ".join(op.name for op in _ops.OPS))
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--cold", action="store_true",
+                        help="drop the page cache before every run (root only; disturbs "
+                             "other users of the machine)")
     parser.add_argument("--no-check", action="store_true", help="skip output checks")
     parser.add_argument("--no-nipype", action="store_true", help="skip the Nipype rows")
     parser.add_argument("--results", type=Path, default=RESULTS,
@@ -329,28 +351,33 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(ds.root)
     outdir = root / "out"
     outdir.mkdir(exist_ok=True)
-    dropped = _measure.try_drop_caches()
-    _warm([root / p for p in ("stored.trx", "deflated.trx", "dir.trx", "data.trk",
-                              "data.tck", "small.trx")])
-    cache = ("page cache dropped, then inputs read once: warm-cache runs" if dropped else
-             "warm-cache runs (dropping the page cache is not permitted here; inputs read "
-             "once before timing)")
-    bw_size = int(min(512, max(128, 512 * args.scale)) * _measure.MB)
+    global COLD
+    COLD = args.cold and _measure.try_drop_caches()
+    if COLD:
+        cache = "cold-cache runs (page cache dropped before every run)"
+    else:
+        _warm([root / p for p in ("stored.trx", "deflated.trx", "dir.trx", "data.trk",
+                                  "data.tck", "small.trx")])
+        cache = "warm-cache runs (inputs read once before timing" + (
+            "; dropping the page cache is not permitted here)" if args.cold else ")")
+    bw_size = int(min(512, max(32, 1024 * args.scale)) * _measure.MB)
     bw = _measure.copy_bandwidth(outdir, size=bw_size)
     print(f"copy bandwidth {bw['copy'] / 1e9:.2f} GB/s "
           f"(write {bw['write'] / 1e9:.2f}, read {bw['read'] / 1e9:.2f})", file=sys.stderr)
     truth = None if args.no_check else _check.Truth.read(root)
-    budget = args.budget if args.budget is not None else 20 + 150 * args.scale
+    total = args.time_budget if args.time_budget is not None else \
+        min(780.0, 65 + 700 * args.scale)
+    deadline = started + total - (0 if args.no_nipype else 10 + 40 * args.scale)
     timeout = 120 + 1200 * args.scale
     wanted = [o for o in args.ops.split(",") if o]
+    todo = [op for op in _ops.OPS if not wanted or op.name in wanted]
     rows = []
-    for op in _ops.OPS:
-        if wanted and op.name not in wanted:
-            continue
+    for i, op in enumerate(todo):
         t = time.perf_counter()
+        budget = max(0.0, (deadline - t) / (len(todo) - i))
         row = bench_op(op, ds, outdir, args.reps, budget, timeout, truth)
         if "skipped" not in row:
-            row["summary"] = summarise(row, bw["copy"], ds)
+            row["summary"] = summarise(row)
         rows.append(row)
         s = row.get("summary")
         msg = row.get("skipped") or (
@@ -358,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio {s['ratio'] if s['ratio'] is None else round(s['ratio'], 3)}, "
             f"check {_check_mark(row)}" + (f", errors {row['errors']}" if row["errors"] else ""))
         print(f"{op.name:16s} {msg}  [{time.perf_counter() - t:.1f} s]", file=sys.stderr)
-    nipype = [] if args.no_nipype else nipype_rows.collect(ds, args.scale)
+    nipype = [] if args.no_nipype else nipype_rows.collect(outdir / "nipype", args.scale)
     report = {"machine": _measure.machine_info(), "dataset": asdict(ds), "bandwidth": bw,
               "cache": cache, "reps": args.reps, "stored_trx_bytes": _size(root / "stored.trx"),
               "rows": rows, "nipype": nipype}
