@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from ..errors import TrxFormatError
 
 #: suffix -> format name (the longest matching suffix wins)
 SUFFIXES: dict[str, str] = {
@@ -34,6 +37,9 @@ SUFFIXES: dict[str, str] = {
     ".dpy": "dpy",
 }
 FORMATS = ("trx", "trk", "tck", "vtk", "dpy")
+#: bytes of a reader's first read, doubled on each full read up to its chunk size:
+#: ``read(n)`` allocates ``n`` bytes at once, whatever the file's size
+FIRST_READ = 1 << 20
 
 
 @dataclass
@@ -122,9 +128,37 @@ def is_gzip(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(".gz")
 
 
+class _GzipInput(gzip.GzipFile):
+    """A gzip reader whose damaged or truncated stream raises a TrxFormatError naming the file.
+
+    (``gzip`` raises ``EOFError``, ``BadGzipFile`` or ``zlib.error``, which say nothing of
+    which file was damaged.)
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__(path, "rb")
+        self._path = os.fspath(path)
+
+    @contextmanager
+    def _damaged(self) -> Iterator[None]:
+        try:
+            yield
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise TrxFormatError(self._path, None, f"expected a complete gzip stream, found "
+                                 f"a damaged or truncated one ({exc})") from None
+
+    def read(self, size: int = -1) -> bytes:
+        with self._damaged():
+            return super().read(size)
+
+    def readline(self, size: int = -1) -> bytes:
+        with self._damaged():
+            return super().readline(size)
+
+
 def open_input(path: str | os.PathLike) -> IO[bytes]:
     """Open a (possibly gzipped) input for binary reading."""
-    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+    return _GzipInput(path) if is_gzip(path) else open(path, "rb")
 
 
 def input_size(path: str | os.PathLike) -> int | None:
@@ -138,13 +172,18 @@ def atomic_output(dest: str | os.PathLike) -> Iterator[IO[bytes]]:
 
     Writers may seek back to patch their header. A ``.gz`` destination is
     written uncompressed first and compressed (with a fixed timestamp, so the
-    same content gives the same bytes) at the end. On error nothing is left.
+    same content gives the same bytes) at the end. On error, and on SIGTERM,
+    nothing is left; an ``OSError`` (a full disk...) becomes a
+    :class:`~trx_nipype.core.writer.TrxWriteError` naming ``dest``, as the TRX
+    writer's do.
     """
-    from ..tempfiles import sibling_temp_path
+    from ..tempfiles import install_sigterm_cleanup, sibling_temp_path
+    from ..writer import TrxWriteError
 
     dest = Path(dest)
     if not dest.parent.is_dir():
         raise FileNotFoundError(f"{dest.parent}: the destination's folder does not exist")
+    install_sigterm_cleanup()
     tmp = sibling_temp_path(dest)
     tmp_gz = sibling_temp_path(dest) if is_gzip(dest) else None
     try:
@@ -160,10 +199,13 @@ def atomic_output(dest: str | os.PathLike) -> Iterator[IO[bytes]]:
             tmp.unlink()
         else:
             os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         for t in (tmp, tmp_gz):
             if t is not None and t.exists():
                 t.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, TrxWriteError):
+            raise TrxWriteError(exc.errno, f"{dest}: cannot write: "
+                                f"{exc.strerror or exc}") from exc
         raise
 
 

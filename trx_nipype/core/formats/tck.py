@@ -34,7 +34,7 @@ from typing import IO
 import numpy as np
 
 from ..errors import TrxFormatError
-from . import Block, atomic_output, open_input, without_empty
+from . import FIRST_READ, Block, atomic_output, open_input, without_empty
 
 log = logging.getLogger(__name__)
 
@@ -144,18 +144,23 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
     with open_input(path) as fh:
         info = read_tck_header(path, fh)
         here = fh.tell()
-        if info.offset > here:
-            skipped = fh.read(info.offset - here)
-            if len(skipped) < info.offset - here:
+        left = info.offset - here
+        while left > 0:  # in bounded reads: the offset may be huge
+            skipped = len(fh.read(min(left, FIRST_READ)))
+            if not skipped:
                 raise TrxFormatError(path, "data", f"file: data offset {info.offset} is past "
                                      "the end of the file")
+            left -= skipped
         triplet = 3 * info.dtype.itemsize
-        want = max(int(chunk_bytes) // triplet, 1) * triplet
+        full = max(int(chunk_bytes) // triplet, 1) * triplet
+        want = min(full, max(FIRST_READ // triplet, 1) * triplet)  # small files: small reads
         carry = np.zeros((0, 3), dtype=np.float32)
         total = 0
         ended = False
         while not ended:
             raw = fh.read(want)
+            if len(raw) == want:
+                want = min(2 * want, full)
             stray = len(raw) % triplet
             xyz = np.frombuffer(raw, dtype=info.dtype, count=(len(raw) - stray) //
                                 info.dtype.itemsize).reshape(-1, 3).astype(np.float32)

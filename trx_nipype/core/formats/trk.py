@@ -62,7 +62,7 @@ import numpy as np
 
 from ..errors import TrxFormatError
 from ..reference import Space, apply_affine
-from . import Block, atomic_output, format_names, open_input, without_empty
+from . import FIRST_READ, Block, atomic_output, format_names, open_input, without_empty
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,19 @@ def voxmm_to_rasmm(affine: np.ndarray, dimensions: Sequence[int], voxel_sizes: S
     return np.asarray(affine, dtype=np.float64) @ flip @ shift @ scale
 
 
+def _usable_affine(affine: np.ndarray) -> bool:
+    """Finite, invertible (with a finite inverse) and with a direction for every axis."""
+    from nibabel.orientations import aff2axcodes
+
+    if not np.all(np.isfinite(affine)):
+        return False
+    try:
+        inverse = np.linalg.inv(affine)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.all(np.isfinite(inverse))) and None not in aff2axcodes(affine)
+
+
 def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> TrkInfo:
     """Read and check a TRK header.
 
@@ -224,11 +237,9 @@ def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Trk
         warnings.warn(f"{path}: the TRK header records no vox_to_ras; assuming the identity",
                       stacklevel=3)
         affine = np.eye(4)
-    from nibabel.orientations import aff2axcodes
-
-    if None in aff2axcodes(affine):
-        raise TrxFormatError(path, "header", f"vox_to_ras: expected an affine with axis "
-                             f"directions, found {affine.tolist()}")
+    if not _usable_affine(affine):
+        raise TrxFormatError(path, "header", f"vox_to_ras: expected a finite, invertible "
+                             f"affine with axis directions, found {affine.tolist()}")
     order_code = bytes(rec["voxel_order"]).rstrip(b"\x00").decode("latin1").upper()
     if not order_code:
         warnings.warn(f"{path}: the TRK header has no voxel_order; assuming 'LPS' "
@@ -341,12 +352,15 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
         idt, fdt = np.dtype(info.byteorder + "i4"), np.dtype(info.byteorder + "f4")
         buf = b""
         eof = False
-        want = max(int(chunk_bytes), 4096)
+        full = max(int(chunk_bytes), 4096)
+        want = min(full, FIRST_READ)  # small files: small reads
         index = 0
         while True:
             if not eof:
                 data = fh.read(want)
                 eof = len(data) < want
+                if not eof and want < full:
+                    want = min(2 * want, full)
                 buf = buf + data if buf else data
             nwords = len(buf) // 4
             words = np.frombuffer(buf, dtype=idt, count=nwords).astype(np.int32)
