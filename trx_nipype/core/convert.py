@@ -26,6 +26,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from .reference import Space, space_from_reference
 from .save import is_zip_path, save
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import TrxFile
+from .writer import TrxWriteError
 
 log = logging.getLogger(__name__)
 
@@ -388,11 +390,24 @@ def _to_trx(inp: _Input, out: str, bbox: _BBox, **save_kw: Any) -> Path:
     spool = _Spool(inp.dpv, inp.dps, inp.groups, on_disk=True)
     try:
         for block in bbox.filter(inp.blocks()):
-            spool.append(block)
-        with spool.finish(inp.space) as trx:
+            with _staging(out, spool):
+                spool.append(block)
+        with _staging(out, spool):
+            trx = spool.finish(inp.space)  # flushes the staged files
+        with trx:
             return save(trx, out, **save_kw)
     finally:
         spool.close()
+
+
+@contextmanager
+def _staging(out: str, spool: _Spool) -> Iterator[None]:
+    """An ``OSError`` while staging (a full temporary root...) names the destination."""
+    try:
+        yield
+    except OSError as exc:
+        raise TrxWriteError(exc.errno, f"{out}: cannot write: staging the data in "
+                            f"{spool.dir} failed: {exc.strerror or exc}") from exc
 
 
 def load_any(path: str | os.PathLike, reference: Any = None) -> TrxFile:
