@@ -33,9 +33,8 @@ def tree_digest(path: Path) -> str:
 
 
 def leftovers(folder: Path) -> list[str]:
+    """Names of the temporary siblings in ``folder``."""
     return sorted(p.name for p in folder.iterdir() if SIBLING_MARK in p.name)
-
-
 
 
 def make(n_streamlines: int, seed: int) -> TrxFile:
@@ -62,8 +61,65 @@ def slow_save(trx: TrxFile, dest: str, delay: float) -> None:
     write_members(dest, header, members)
 
 
+def pace(delay: float) -> None:
+    """Slow every write of the one TRX writer and of the TRK writer, so kills land mid-write."""
+    from trx_nipype.core import writer
+    from trx_nipype.core.formats import trk
+
+    convert_mod = sys.modules["trx_nipype.core.convert"]  # the name ``convert`` is the function
+    convert_mod.BLOCK_VERTICES = 5_000  # several TRK blocks from a TRX input
+    for module, name in ((writer, "_as_bytes"), (trk, "_records")):
+        inner = getattr(module, name)
+
+        def paced(*args, _inner=inner, **kwargs):
+            time.sleep(delay)
+            return _inner(*args, **kwargs)
+        setattr(module, name, paced)
+
+
+def run_op(op: str, dest: str, inputs: list[str]) -> None:
+    """``concatenate`` the inputs, or ``convert`` the first one, into ``dest``."""
+    import warnings
+
+    from trx_nipype.core import concatenate, convert
+
+    warnings.simplefilter("ignore")  # e.g. TRK's float32 data: not what is tested here
+    if op == "concatenate":
+        concatenate(inputs, dest)
+    elif op == "convert":
+        convert(inputs[0], dest)
+    else:
+        raise SystemExit(f"unknown op {op}")
+
+
 def main(argv: list[str]) -> int:
     mode, dest = argv[0], argv[1]
+    if mode == "paced-op":  # paced-op <dest> <delay> <op> <inputs...>
+        pace(float(argv[2]))
+        print("started", flush=True)
+        run_op(argv[3], dest, argv[4:])
+        return 0
+    if mode == "paced-run":  # paced-run <output dir> <delay> <dataset dir>
+        from trx_nipype.workflows import find_dataset, init_bundles_pipeline_wf, run_workflow
+
+        pace(float(argv[2]))
+        wf = init_bundles_pipeline_wf(find_dataset(argv[3]), dest)
+        print("started", flush=True)
+        report = run_workflow(wf, Path(dest) / "work")
+        return 0 if report.ok else 1
+    if mode == "fsize-op":  # fsize-op <dest> <limit> <op> <inputs...>
+        import resource
+        import signal
+
+        limit = int(argv[2])
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        try:
+            run_op(argv[3], dest, argv[4:])
+        except OSError as exc:
+            print(f"ERROR {type(exc).__name__}: {exc}", flush=True)
+            return 3
+        return 0
     if mode == "slow-save":
         slow_save(make(4000, int(argv[2])), dest, float(argv[3]))
     elif mode == "save":
