@@ -148,6 +148,26 @@ def _decode_name(raw: bytes, path: str, what: str) -> tuple[str, int]:
                          f"found {raw!r}")
 
 
+def _storable_name(name: str, count: int, taken: dict[str, slice], path: str, what: str) -> str:
+    """``name``, or a variant that TRX can store and that no other column has (warned about).
+
+    TRK names are free bytes; TRX data names cannot be empty, start with '.',
+    hold '/' or '\\', or (one column) end in '.<digits>'; two columns of one
+    name would overwrite each other.
+    """
+    safe = name.replace("/", "_").replace("\\", "_").lstrip(".") or what
+    if count == 1 and safe.rsplit(".", 1)[-1].isdigit() and "." in safe:
+        safe += "_"
+    base, i = safe, 0
+    while safe in taken:
+        i += 1
+        safe = f"{base}~{i}"
+    if safe != name:
+        warnings.warn(f"{path}: {what} {name!r} cannot be a TRX data name (or is taken); "
+                      f"read as {safe!r}", stacklevel=4)
+    return safe
+
+
 def _named_columns(names: np.ndarray, total: int, path: str, what: str,
                    rest: str) -> dict[str, slice]:
     out: dict[str, slice] = {}
@@ -156,13 +176,13 @@ def _named_columns(names: np.ndarray, total: int, path: str, what: str,
         name, count = _decode_name(bytes(raw), path, what)
         if count == 0:
             continue
-        out[name] = slice(col, col + count)
+        out[_storable_name(name, count, out, path, what)] = slice(col, col + count)
         col += count
     if col > total:
         raise TrxFormatError(path, "header", f"{what}: names cover {col} values, but the "
                              f"header declares only {total}")
     if col < total:
-        out[rest] = slice(col, total)
+        out[_storable_name(rest, total - col, out, path, what)] = slice(col, total)
     return out
 
 
