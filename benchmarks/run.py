@@ -50,6 +50,7 @@ MEMORY_TARGET_MB = 256
 LIMIT_TARGET = 3.0
 SIZE_INDEPENDENCE = 2.0  # lazy load of the full file vs the 1% file
 COLD = False  # drop the page cache before every run (--cold)
+MORE_REPS = 5  # repetitions for operations cheap enough to afford them
 
 
 def _have(needs: str) -> bool:
@@ -119,7 +120,7 @@ def bench_op(op: _ops.Op, ds: generate.Dataset, outdir: Path, reps: int, budget:
     rep = 0
     while rep < n_reps:
         order = SIDES[rep % 3:] + SIDES[:rep % 3]
-        pair_time = 0.0
+        rep_start = time.perf_counter()
         for side in order:
             nbytes = row.get("bytes_moved", 0)
             if side == "copy" and not nbytes:
@@ -129,16 +130,18 @@ def bench_op(op: _ops.Op, ds: generate.Dataset, outdir: Path, reps: int, budget:
                 row["errors"].append(f"{side}: {res['error']}")
             else:
                 row[side].append(res)
-                pair_time += res["t1"] - res["t0"]
             if side == "ours" and "bytes_moved" not in row:
                 if op.output:
                     row["out_bytes"] = _size(outs["ours"])
                 row["bytes_moved"] = bytes_moved(row, ds)
         if rep == 0:
+            elapsed = time.perf_counter() - rep_start  # with process start-up
+            if elapsed * reps > budget:  # slow operation: fewer repetitions
+                n_reps = max(1, min(reps, int(budget // max(elapsed, 1e-9))))
+            elif elapsed * MORE_REPS < budget / 2:  # cheap one: more, for a steadier median
+                n_reps = max(reps, MORE_REPS)
             if truth is not None:
                 row["check"] = check_pair(op, outs, row, truth, ds)
-            if pair_time * reps > budget:  # slow operation: fewer repetitions
-                n_reps = max(1, min(reps, int(budget // max(pair_time, 1e-9))))
         for p in outs.values():
             if p.exists():
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
@@ -195,6 +198,7 @@ def summarise(row: dict[str, Any]) -> dict[str, Any]:
         walls = [r["wall"] for r in row[side]]
         st = _measure.Stats(walls)
         s[side] = {"median_s": st.median if walls else None, "spread": st.spread,
+                   "min_s": min(walls, default=None),
                    "n": len(walls), "peak_mb": max((r["peak_mb"] for r in row[side]),
                                                    default=None),
                    "base_mb": _med(row[side], "base_mb")}
@@ -233,23 +237,27 @@ def evaluate_targets(rows: list[dict[str, Any]], full_scale: bool) -> list[dict[
             continue
         op = row["op"]
         if op in RATIO_TARGETS and s["ratio"] is not None:
-            out.append({"target": f"{op}: ratio <= {RATIO_TARGETS[op]}",
-                        "value": round(s["ratio"], 3), "pass": s["ratio"] <= RATIO_TARGETS[op]})
+            out.append({"target": f"{op}: ratio <= {RATIO_TARGETS[op]}", "op": op,
+                        "kind": "ratio", "value": round(s["ratio"], 3),
+                        "pass": s["ratio"] <= RATIO_TARGETS[op]})
         if op == "lazy_load" and s.get("size_independence") is not None:
             out.append({"target": f"lazy_load: full / 1% file <= {SIZE_INDEPENDENCE}",
-                        "value": round(s["size_independence"], 2),
+                        "op": op, "kind": "size", "value": round(s["size_independence"], 2),
                         "pass": s["size_independence"] <= SIZE_INDEPENDENCE})
         peak = s["ours"]["peak_mb"]
         if peak is not None:
             out.append({"target": f"{op}: peak anon <= {MEMORY_TARGET_MB} MB"
                         + ("" if full_scale else " (binding at full scale)"),
-                        "value": round(peak), "pass": peak <= MEMORY_TARGET_MB})
+                        "op": op, "kind": "memory", "value": round(peak),
+                        "pass": peak <= MEMORY_TARGET_MB})
         if _ops.OPS_BY_NAME[op].streaming and s["x_limit"] is not None:
             out.append({"target": f"{op}: within {LIMIT_TARGET:g}x of copy bandwidth",
-                        "value": round(s["x_limit"], 2), "pass": s["x_limit"] <= LIMIT_TARGET})
+                        "op": op, "kind": "limit", "value": round(s["x_limit"], 2),
+                        "pass": s["x_limit"] <= LIMIT_TARGET})
         chk = row.get("check", {}).get("ours")
         if chk is not None:
-            out.append({"target": f"{op}: output correct", "value": "ok" if chk["ok"] else
+            out.append({"target": f"{op}: output correct", "op": op, "kind": "check",
+                        "value": "ok" if chk["ok"] else
                         "; ".join(chk["problems"])[:120], "pass": chk["ok"]})
     return out
 
@@ -280,47 +288,96 @@ def _check_mark(row: dict[str, Any]) -> str:
     return txt
 
 
+#: why a target can be missed, and what meeting it would take (shown only when missed)
+WHY = {
+    "save_deflate:ratio": "both sides spend nearly all their time in zlib deflate (level 6, "
+    "one thread) of the same bytes, so ~1x is the floor at equal level; 0.5x needs a parallel "
+    "deflate in core/writer.py (pigz-style blocks joined by sync flushes, one per core: at "
+    "best 1/cores on an idle machine) or a faster default level (1 is ~1.6x faster here)",
+    "load_deflate:ratio": "inflate (zlib, one thread) is the cost; ours inflates only the "
+    "positions member it reads while trx-python inflates every member, so the floor is "
+    "positions / all members (~0.75); lower needs the data stored, not deflated",
+    "save_stored:ratio": "ours is one pass (read map, CRC32, write); trx-python copies into a "
+    "temporary folder then zips it (two writes); with page-cache writes this slow and this "
+    "noisy on a shared VM the gap stays near 2-3x. Lower needs no user-space copy at all: "
+    "os.copy_file_range for members copied unchanged and their CRC reused from the source's "
+    "central directory (a raw-member path in core/writer.TrxWriter)",
+    "select_save:ratio": "the gather of scattered rows (np.take) plus one write is ours; "
+    "trx-python gathers into a temporary folder then zips; see save_stored",
+    "group_save:ratio": "as select_save (a 20% group: more rows gathered)",
+    "concat_save:ratio": "see save_stored: one streaming pass against two copies",
+    "convert:ratio": "core/convert.py and core/formats (not a benchmark issue): "
+    "see the profile in the run notes; TRX members must be written in order, so one of "
+    "positions/dpv is spilled to a temporary file and copied (an extra write + read)",
+    "convert:limit": "conversions transform every vertex (affine, float64) and TRK->TRX / "
+    "TCK->TRX spill one member to a temporary file, so they move 2-3x the bytes of a copy",
+    "convert:memory": "the TRK/TCK readers' chunk (32 MB of records) expands into several "
+    "float64 temporaries per chunk; a smaller chunk or float32 transforms would bound it",
+    "lazy_load:ratio": "milliseconds on both sides; ours also checks the offsets (monotonic, "
+    "bounds) and group indices at load, which trx-python does not",
+    "lazy_load:size": "the offsets check at load is O(N) (8 bytes per streamline read once)",
+    "limit": "the write of the output is the cost and page-cache writes on this VM vary "
+    "3-5x from run to run; see x copy limit spreads in results.json",
+}
+
+
+def _why(t: dict[str, Any]) -> str:
+    op, kind = t.get("op", ""), t.get("kind", "")
+    family = "convert" if op.startswith("convert_") else op
+    return WHY.get(f"{op}:{kind}") or WHY.get(f"{family}:{kind}") or \
+        (WHY["limit"] if kind == "limit" else "")
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """The compact table for the README."""
+    """The compact table for the README, with the targets missed and why."""
     m, ds, bw = report["machine"], report["dataset"], report["bandwidth"]
     lines = [
         f"Scale {ds['scale']:g}: {ds['nb_streamlines']:,} streamlines, "
         f"{ds['nb_vertices']:,} vertices ({ds['nb_vertices'] * 12 / 1e9:.2f} GB float32 "
         f"positions; stored TRX {report['stored_trx_bytes'] / 1e9:.2f} GB). "
-        f"{m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['os']}; Python "
-        f"{m['python']}, numpy {m['numpy']}, nibabel {m['nibabel']}, dipy {m['dipy']}, "
-        f"trx-python {m['trx_python']}; {m['date']}. Copy-to-page-cache bandwidth "
-        f"{bw['copy'] / 1e9:.2f} GB/s (write {bw['write'] / 1e9:.2f}, read "
-        f"{bw['read'] / 1e9:.2f}). {report['cache']}. Median of n runs (± half range), "
-        "each in a fresh process, interleaved with the other tool. 'x copy limit': ours "
-        "divided by a block copy of the bytes the operation moves, timed alongside.",
+        f"{m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['os']} (load average "
+        f"{m['load_avg']} at the end: a shared machine); Python {m['python']}, numpy "
+        f"{m['numpy']}, nibabel {m['nibabel']}, dipy {m['dipy']}, trx-python "
+        f"{m['trx_python']}; {m['date']}. Sequential page-cache bandwidth: copy "
+        f"{bw['copy'] / 1e9:.2f} GB/s, write {bw['write'] / 1e9:.2f}, read "
+        f"{bw['read'] / 1e9:.2f}. {report['cache'].capitalize()}. Times: median of n runs "
+        "(± half range), each in a fresh process, interleaved with the other tool. "
+        "x copy limit: ours / a block copy of the bytes the operation moves, timed alongside. "
+        f"Total run time {report['elapsed_s']:.0f} s.",
         "",
-        "| operation | trx-nipype s | other s | other tool | ratio | peak anon MB "
-        "(ours / other) | x copy limit | output check (ours/other) |",
-        "|---|---:|---:|---|---:|---:|---:|---|",
+        "| operation | n | trx-nipype s | other s | other tool | ratio | peak anon MB "
+        "ours / other | x copy limit | output check ours/other |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for row in report["rows"]:
         if "skipped" in row:
-            lines.append(f"| {row['label']} | - | - | {row['other_tool']} | - | - | - | "
+            lines.append(f"| {row['label']} | - | - | - | {row['other_tool']} | - | - | - | "
                          f"{row['skipped']} |")
             continue
         s = row["summary"]
         ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f}x"
         xl = "-" if s["x_limit"] is None else f"{s['x_limit']:.1f}"
         n = max(s["ours"]["n"], s["other"]["n"])
-        label = row["label"] + (f" (n={n})" if n != report["reps"] else "")
+        label = row["label"]
         if row["op"] == "lazy_load" and s.get("size_independence"):
-            label += f"; full/1% file {s['size_independence']:.1f}x"
+            label += f"; full / 1% file {s['size_independence']:.1f}x"
         err = f" ERR: {row['errors'][0][:60]}" if row["errors"] else ""
-        lines.append(f"| {label} | {_fmt_t(s['ours'])} | {_fmt_t(s['other'])} | "
+        lines.append(f"| {label} | {n} | {_fmt_t(s['ours'])} | {_fmt_t(s['other'])} | "
                      f"{row['other_tool']} | {ratio} | {_fmt_mb(s['ours']['peak_mb'])} / "
                      f"{_fmt_mb(s['other']['peak_mb'])} | {xl} | {_check_mark(row)}{err} |")
     for nrow in report.get("nipype", []):
         lines.append(nipype_rows.markdown_row(nrow))
-    passed = sum(t["pass"] for t in report["targets"])
-    lines += ["", f"Targets: {passed}/{len(report['targets'])} pass. "
-              + "; ".join(f"MISS {t['target']} ({t['value']})" for t in report["targets"]
-                          if not t["pass"])]
+    targets = report["targets"]
+    passed = sum(t["pass"] for t in targets)
+    lines += ["", f"Targets: {passed}/{len(targets)} pass (ratios, memory, copy limit, "
+              "output checks)."]
+    missed = [t for t in targets if not t["pass"]]
+    if missed:
+        lines.append("")
+        for t in missed:
+            why = _why(t)
+            lines.append(f"- MISS {t['target']} (measured {t['value']})"
+                         + (f": {why}." if why else "."))
     return "\n".join(lines) + "\n"
 
 
