@@ -23,6 +23,7 @@ import numpy as np
 
 CHECK_CHUNK = 40_000  # streamlines per comparison chunk
 CONVERT_ATOL = 1e-3  # mm
+DPG_GROUP, DPG_KEY, DPG_VALUE = "CST_L", "volume", 4521.5  # as generate.py writes it
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Expected:
     dps: bool = True
     dpv: bool = True
     atol: float = 0.0
+    dpg: bool = True  # dpg/CST_L/volume kept (not asked of a merge of two files)
 
 
 @dataclass
@@ -128,7 +130,8 @@ def expected_for(op: str, truth: Truth, select_rows: np.ndarray, group: str) -> 
         return Expected(rows, regroup(rows))
     if op == "concat_save":
         rows = np.concatenate([np.arange(n), np.arange(n)])
-        return Expected(rows, {k: np.concatenate([g, g + n]) for k, g in truth.groups.items()})
+        return Expected(rows, {k: np.concatenate([g, g + n]) for k, g in truth.groups.items()},
+                        dpg=False)
     if op == "convert_trk_trx":
         return Expected(np.arange(n), None, atol=CONVERT_ATOL)
     if op == "convert_tck_trx":
@@ -220,6 +223,11 @@ def _check_trx(path: Path, exp: Expected, truth: Truth, res: CheckResult) -> Non
                 if k in got and not np.array_equal(got[k], np.sort(want)):
                     res.fail(f"group {k}: {len(got[k])} members, expected {len(want)} "
                              "(or different members)")
+            if exp.dpg and DPG_GROUP in exp.groups:
+                vol = trx.data_per_group.get(DPG_GROUP, {}).get(DPG_KEY)
+                if vol is None or not np.allclose(np.asarray(vol, dtype=float).ravel(),
+                                                  DPG_VALUE):
+                    res.fail(f"dpg/{DPG_GROUP}/{DPG_KEY}: {vol!r}, expected [{DPG_VALUE}]")
     finally:
         trx.close()
 

@@ -44,7 +44,7 @@ VOXEL_MM = 1.25
 DIMENSIONS = (145, 174, 145)
 CHUNK_STREAMLINES = 25_000
 GENERATOR_VERSION = 1
-GROUPS = ("CST_L", "AF_L")
+DPG_VOLUME = 4521.5  # dpg/CST_L/volume
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
@@ -252,7 +252,7 @@ def write_dataset(root: Path, n: int, seed: int, *, trk: bool = True, tck: bool 
     (trx_dir / "offsets.uint64").write_bytes(offsets.tobytes())
     for name, idx in groups_for(n, seed).items():
         (trx_dir / f"groups/{name}.uint32").write_bytes(idx.tobytes())
-    (trx_dir / "dpg/CST_L/volume.float32").write_bytes(np.array([4521.5], "<f4").tobytes())
+    (trx_dir / "dpg/CST_L/volume.float32").write_bytes(np.array([DPG_VOLUME], "<f4").tobytes())
     header = {"VOXEL_TO_RASMM": affine().tolist(), "DIMENSIONS": list(DIMENSIONS),
               "NB_STREAMLINES": n, "NB_VERTICES": v}
     (trx_dir / "header.json").write_text(json.dumps(header))
