@@ -70,8 +70,14 @@ def sha256_path(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def tractogram_counts(path: str | os.PathLike) -> dict[str, Any]:
-    """Streamline, vertex and per-group counts of a tractogram file (any readable format)."""
+def tractogram_counts(path: str | os.PathLike, reference: str | None = None
+                      ) -> dict[str, Any]:
+    """Streamline, vertex and per-group counts of a tractogram file (any readable format).
+
+    ``reference`` gives the space of formats without one (TCK, VTK, ...); the
+    counts do not depend on it, any tractogram or image of a compatible space
+    does.
+    """
     from ..core import load
     from ..core.save import is_zip_path
 
@@ -81,7 +87,12 @@ def tractogram_counts(path: str | os.PathLike) -> dict[str, Any]:
     else:
         from ..core.convert import load_any
 
-        trx = load_any(path)
+        try:
+            trx = load_any(path)
+        except ValueError:
+            if reference is None:
+                raise
+            trx = load_any(path, reference=reference)
     with trx:
         return {"NB_STREAMLINES": len(trx), "NB_VERTICES": trx.nb_vertices,
                 "Groups": {g: int(len(idx)) for g, idx in sorted(trx.groups.items())},
@@ -146,7 +157,8 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
     payload: dict[str, Any] = dict(metadata or {})
     payload["Sources"] = [{"path": os.fspath(s), "sha256": sha256_path(s)}
                           if Path(s).exists() else {"path": os.fspath(s)} for s in sources]
-    payload["Counts"] = tractogram_counts(dest)
+    spaced = [s for s in sources if Path(s).suffix.lower() in (".trx", ".trk", ".nii", ".gz")]
+    payload["Counts"] = tractogram_counts(dest, reference=spaced[0] if spaced else None)
     payload["sha256"] = sha256_path(dest)
     payload["Software"] = software_versions()
     side = sidecar_path(dest)

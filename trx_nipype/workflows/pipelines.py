@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nipype.interfaces.utility import Function, IdentityInterface
+from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, TraitedSpec, traits
+from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
 from .bundles import init_population_bundles_wf, init_subject_bundles_wf
@@ -67,10 +68,32 @@ def pipeline_outputs(dataset: Dataset, pipeline: str = "bundles", *, population:
                        else [])
 
 
-def _subject_fields(subject, table):  # noqa: ANN001, ANN202 (a Nipype Function node)
-    entry = table[subject]
-    return (entry["in_files"], entry["bundle_names"], entry["reference"],
-            entry["out_filename"], entry["rel_path"], entry["rel_paths"], entry["sources"])
+class _SubjectFieldsInputSpec(BaseInterfaceInputSpec):
+    subject = traits.Str(mandatory=True, desc="the subject's label (the iterable value)")
+    table = traits.Dict(mandatory=True, hash_files=False,
+                        desc="label -> fields of every subject; hashed by value, not by the "
+                             "files it names (a changed file reruns what reads it, not this)")
+
+
+class _SubjectFieldsOutputSpec(TraitedSpec):
+    in_files = traits.List(traits.Str, desc="the subject's bundle files")
+    bundle_names = traits.List(traits.Str, desc="their bundle names")
+    reference = traits.Any(desc="reference image or None")
+    out_filename = traits.Str(desc="name of the assembled TRX")
+    rel_path = traits.Str(desc="its path in the derivatives tree")
+    rel_paths = traits.List(traits.Str, desc="converted files' paths in the derivatives tree")
+    sources = traits.List(traits.List(traits.Str), desc="[[file] for each bundle file]")
+
+
+class SubjectFields(SimpleInterface):
+    """Look up one subject's files and output names in a table made at build time."""
+
+    input_spec = _SubjectFieldsInputSpec
+    output_spec = _SubjectFieldsOutputSpec
+
+    def _run_interface(self, runtime: Any) -> Any:
+        self._results.update(self.inputs.table[self.inputs.subject])
+        return runtime
 
 
 def _subject_table(dataset: Dataset, out_format: str | None = None) -> dict[str, dict[str, Any]]:
@@ -95,10 +118,7 @@ def _subject_nodes(dataset: Dataset, table: dict[str, dict[str, Any]]
         raise ValueError(f"{dataset.root}: no subjects to process")
     subjectsource = pe.Node(IdentityInterface(fields=["subject"]), name="subjectsource")
     subjectsource.iterables = ("subject", dataset.labels)
-    info = pe.Node(Function(input_names=["subject", "table"],
-                            output_names=["in_files", "bundle_names", "reference",
-                                          "out_filename", "rel_path", "rel_paths", "sources"],
-                            function=_subject_fields), name="subject_info")
+    info = pe.Node(SubjectFields(), name="subject_info")
     info.inputs.table = table
     return subjectsource, info
 

@@ -14,6 +14,7 @@ and return; their progress is the scheduler's.
 
 from __future__ import annotations
 
+import gc
 import glob
 import logging
 import os
@@ -34,7 +35,8 @@ _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)): (.+
 
 @dataclass
 class NodeEvent:
-    """A node that finished: ``status`` is ``"ran"``, ``"cached"`` or ``"failed"``."""
+    """A node that finished: ``status`` is ``"ran"``, ``"cached"``, ``"failed"`` or
+    ``"skipped"`` (not run because a node it depends on failed)."""
 
     node: str
     context: str
@@ -84,10 +86,16 @@ class RunReport:
         """Nodes whose results came from the cache."""
         return [e for e in self.events if e.status == "cached"]
 
+    @property
+    def skipped(self) -> list[NodeEvent]:
+        """Nodes not run because a node they depend on failed (reported by Linear)."""
+        return [e for e in self.events if e.status == "skipped"]
+
     def summary(self) -> str:
         """``12 nodes ran, 3 cached, 1 failed in 4.2 s``."""
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
         return (f"{len(self.ran)} nodes ran, {len(self.cached)} cached, "
-                f"{len(self.failures)} failed in {self.seconds:.1f} s")
+                f"{len(self.failures)} failed{skipped} in {self.seconds:.1f} s")
 
 
 def node_context(output_dir: str | os.PathLike, work_dir: str | os.PathLike) -> str:
@@ -117,8 +125,8 @@ class _Progress:
     """Nipype ``status_callback``: records each node's outcome, echoes a line."""
 
     def __init__(self, work_dir: Path, started: float,
-                 echo: Callable[[str], None] | None) -> None:
-        self.work_dir, self.started, self.echo = work_dir, started, echo
+                 echo: Callable[[str], None] | None, linear: bool) -> None:
+        self.work_dir, self.started, self.echo, self.linear = work_dir, started, echo, linear
         self.starts: dict[str, float] = {}
         self.events: list[NodeEvent] = []
 
@@ -129,12 +137,13 @@ class _Progress:
             return
         began = self.starts.pop(outdir, None)
         seconds = time.time() - began if began is not None else 0.0
+        result = Path(outdir, f"result_{node.name}.pklz")
         if status == "exception":
             state = "failed"
+        elif not result.exists() or (began is None and self.linear):
+            state = "skipped"  # Linear calls back for nodes it skips after a failure
         else:
-            result = Path(outdir, f"result_{node.name}.pklz")
-            ran = result.exists() and result.stat().st_mtime >= self.started
-            state = "ran" if ran else "cached"
+            state = "ran" if result.stat().st_mtime >= self.started else "cached"
         event = NodeEvent(_node_label(node), node_context(outdir, self.work_dir), state,
                           seconds, outdir)
         self.events.append(event)
@@ -156,8 +165,9 @@ def exception_message(traceback: str | list[str]) -> str:
         msg = match.group(3)
         if "raised while executing Node" in msg or msg.startswith("Subnodes of node"):
             continue
-        return f"{match.group(1).rsplit('.', 1)[-1]}: {msg}" \
-            if match.group(1).endswith(("KeyError", "FileNotFoundError")) else msg
+        if match.group(1).endswith("KeyError") and len(msg) > 1 and msg[0] == msg[-1] in "'\"":
+            msg = msg[1:-1]  # str(KeyError) quotes its message
+        return msg
     return lines[-1] if lines else "unknown error (see the crash file)"
 
 
@@ -242,11 +252,14 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         args.setdefault("n_procs", nprocs)
     before = _crash_files(crash_dir)
     started = time.time()
-    progress = _Progress(work_dir, started, echo)
+    progress = _Progress(work_dir, started, echo, plugin == "Linear")
     args["status_callback"] = progress
     report = RunReport(work_dir=str(work_dir), plugin=plugin)
     saved = _quiet_nipype(verbose)
     caught: list[warnings.WarningMessage] = []
+    # MultiProc runs gc.collect() after every job: with the objects alive now frozen
+    # out of the collector's view, each collection is cheap.
+    gc.freeze()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -256,6 +269,7 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         if not report.failures:
             raise RuntimeError(f"{wf.name}: {exc}") from exc
     finally:
+        gc.unfreeze()
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
         report.seconds = time.time() - started

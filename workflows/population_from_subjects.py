@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Population bundles from subject TRX files that already exist.
+
+Input: one TRX per subject with one group per bundle, e.g. the
+``sub-*/dwi/*_desc-bundles_tractogram.trx`` files of ``trx-nipype run`` (or of
+any tool). Output: ``population/bundle-<name>_tractogram.trx`` with one group
+per subject, each subject contributing ``--streamlines-per-subject``
+streamlines (a seeded random subset in file order). No iterables: the subject
+files go into the population workflow as one list.
+
+    python workflows/population_from_subjects.py demo-out --output-dir pop-out \\
+        --bundles AF_L CST_R --streamlines-per-subject 20 --seed 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("NIPYPE_NO_ET", "1")
+
+from nipype.pipeline import engine as pe  # noqa: E402
+
+from trx_nipype.workflows import init_population_bundles_wf, run_workflow  # noqa: E402
+from trx_nipype.workflows.derivatives import DerivativesSink  # noqa: E402
+from trx_nipype.workflows.pipelines import population_bundle_path  # noqa: E402
+
+
+def build(subject_files: Sequence[str], subjects: Sequence[str], bundles: Sequence[str],
+          output_dir: str, *, streamlines_per_subject: int | str | None, seed: int
+          ) -> pe.Workflow:
+    """The population workflow over given subject files, exporting to ``output_dir``."""
+    wf = pe.Workflow(name="population_from_subjects_wf")
+    population_wf = init_population_bundles_wf(
+        bundles=list(bundles), nb_streamlines=streamlines_per_subject, seed=seed)
+    population_wf.inputs.inputnode.in_files = [os.path.abspath(f) for f in subject_files]
+    population_wf.inputs.inputnode.subjects = list(subjects)
+    sink = pe.Node(DerivativesSink(
+        out_dir=os.path.abspath(output_dir), sources=[os.path.abspath(f) for f in subject_files],
+        metadata={"Pipeline": "population_from_subjects",
+                  "Parameters": {"streamlines_per_subject": streamlines_per_subject,
+                                 "seed": seed}}), name="ds_population")
+    wf.connect(population_wf, "outputnode.out_file", sink, "in_file")
+    wf.connect(population_wf, ("outputnode.bundle", population_bundle_path), sink, "rel_path")
+    return wf
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("subjects_dir", help="folder with sub-*/[ses-*/]dwi/*.trx files")
+    parser.add_argument("--pattern", default="sub-*/**/*_desc-bundles_tractogram.trx")
+    parser.add_argument("--bundles", nargs="+", required=True)
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--work-dir")
+    parser.add_argument("--streamlines-per-subject", default="min")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-q", "--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    files = sorted(Path(args.subjects_dir).glob(args.pattern))
+    if not files:
+        print(f"error: {args.subjects_dir}: nothing matches {args.pattern}", file=sys.stderr)
+        return 3
+    labels = [f.name.split("_desc-")[0] for f in files]
+    per_subject = args.streamlines_per_subject
+    per_subject = per_subject if per_subject == "min" else int(per_subject)
+    wf = build([str(f) for f in files], labels, args.bundles, args.output_dir,
+               streamlines_per_subject=per_subject, seed=args.seed)
+    report = run_workflow(wf, args.work_dir or Path(args.output_dir) / "work",
+                          echo=None if args.quiet else print)
+    for failure in report.failures:
+        print(f"error: {failure.line()}", file=sys.stderr)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
