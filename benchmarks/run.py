@@ -293,31 +293,34 @@ WHY = {
     "save_deflate:ratio": "both sides spend nearly all their time in zlib deflate (level 6, "
     "one thread) of the same bytes, so ~1x is the floor at equal level; 0.5x needs a parallel "
     "deflate in core/writer.py (pigz-style blocks joined by sync flushes, one per core: at "
-    "best 1/cores on an idle machine) or a faster default level (1 is ~1.6x faster here)",
+    "best 1/cores, on an idle machine) or a faster default level (1 is ~1.6x faster here)",
     "load_deflate:ratio": "inflate (zlib, one thread) is the cost; ours inflates only the "
     "positions member it reads while trx-python inflates every member, so the floor is "
     "positions / all members (~0.75); lower needs the data stored, not deflated",
-    "save_stored:ratio": "ours is one pass (read map, CRC32, write); trx-python copies into a "
-    "temporary folder then zips it (two writes); with page-cache writes this slow and this "
-    "noisy on a shared VM the gap stays near 2-3x. Lower needs no user-space copy at all: "
-    "os.copy_file_range for members copied unchanged and their CRC reused from the source's "
-    "central directory (a raw-member path in core/writer.TrxWriter)",
-    "select_save:ratio": "the gather of scattered rows (np.take) plus one write is ours; "
-    "trx-python gathers into a temporary folder then zips; see save_stored",
-    "group_save:ratio": "as select_save (a 20% group: more rows gathered)",
-    "concat_save:ratio": "see save_stored: one streaming pass against two copies",
-    "convert:ratio": "core/convert.py and core/formats (not a benchmark issue): "
-    "see the profile in the run notes; TRX members must be written in order, so one of "
-    "positions/dpv is spilled to a temporary file and copied (an extra write + read)",
-    "convert:limit": "conversions transform every vertex (affine, float64) and TRK->TRX / "
-    "TCK->TRX spill one member to a temporary file, so they move 2-3x the bytes of a copy",
-    "convert:memory": "the TRK/TCK readers' chunk (32 MB of records) expands into several "
-    "float64 temporaries per chunk; a smaller chunk or float32 transforms would bound it",
+    "save_stored:ratio": "ours writes the output once (map, CRC32, write), trx-python twice "
+    "(a temporary folder, then the zip), so ~0.4-0.5x where writes dominate, and page-cache "
+    "writes on this VM swing up to 5x between runs (see the copy side's spread in "
+    "results.json). Reliably under 0.3x needs no user-space copy: os.copy_file_range for "
+    "members copied unchanged from a stored zip, their CRC taken from the source's central "
+    "directory (a raw-member path in core/writer.TrxWriter and core/save.trx_members)",
+    "select_save:ratio": "ours gathers the scattered rows (np.take) and writes once; "
+    "trx-python gathers into a temporary folder, then zips: as save_stored, writes dominate",
+    "group_save:ratio": "as select_save (a 20% group)",
+    "concat_save:ratio": "as save_stored: one streaming pass against two copies",
+    "convert:ratio": "core/convert.py and core/formats: about half the time is writing (a "
+    "TRX zip's members go in order, so dpv is staged in a temporary file and copied), the "
+    "rest parsing records and float64 affines; formats/tck.py:iter_tck_blocks also copies "
+    "each 32 MB chunk three times (astype without copy=False, concatenate with the carry, "
+    "boolean mask)",
+    "convert:limit": "conversions parse records and transform every vertex (float64 affine), "
+    "and TRK->TRX stages dpv in a temporary file: CPU work and 2x the bytes of a copy",
+    "convert:memory": "the TRK/TCK readers' 32 MB chunk expands into several copies and "
+    "float64 temporaries; a smaller chunk or float32 transforms would bound it",
     "lazy_load:ratio": "milliseconds on both sides; ours also checks the offsets (monotonic, "
-    "bounds) and group indices at load, which trx-python does not",
-    "lazy_load:size": "the offsets check at load is O(N) (8 bytes per streamline read once)",
-    "limit": "the write of the output is the cost and page-cache writes on this VM vary "
-    "3-5x from run to run; see x copy limit spreads in results.json",
+    "bounds) and the group indices at load, which trx-python does not",
+    "lazy_load:size": "the offsets check at load reads 8 bytes per streamline once",
+    "limit": "writing the output is the cost and page-cache writes on this VM swing up to "
+    "5x between runs (see the spreads in results.json)",
 }
 
 
@@ -424,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = None if args.no_check else _check.Truth.read(root)
     total = args.time_budget if args.time_budget is not None else \
         min(780.0, 65 + 700 * args.scale)
-    deadline = started + total - (0 if args.no_nipype else 10 + 40 * args.scale)
+    deadline = started + total - (0 if args.no_nipype else 10 + 70 * args.scale)
     timeout = 120 + 1200 * args.scale
     wanted = [o for o in args.ops.split(",") if o]
     todo = [op for op in _ops.OPS if not wanted or op.name in wanted]
