@@ -45,6 +45,7 @@ def _table(arrays: Any) -> dict[str, dict[str, Any]]:
 
 def tractogram_info(path: str, reference: str | None = None) -> dict[str, Any]:
     """What ``trx-nipype info --json`` prints: counts, space, dtypes, groups and data keys."""
+    _exists(path)
     report = validate(path) if os.path.isdir(path) or is_zip_path(path) else None
     if report is not None:
         report.raise_for_errors()
@@ -215,9 +216,10 @@ def cmd_split_groups(args: argparse.Namespace) -> int:
                 view = trx.get_group(group)
                 if tmp is None:
                     save(view, dest)
-                else:
+                else:  # the file is the group: no groups sidecar next to a TRK
                     from ..core.convert import convert
 
+                    view.groups, view.dpg = {}, {}
                     staged = save(view, Path(tmp) / "group.trx")
                     convert(staged, dest, reference=args.reference)
                 print(f"{dest}\t{len(view)} streamlines")
