@@ -64,10 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(args.input_dir, args.output_dir, work_dir=args.work_dir,
                  streamlines_per_subject=per_subject, seed=args.seed, plugin=args.plugin,
                  nprocs=args.nprocs, quiet=args.quiet)
-    for failure in report.failures:
-        print(f"error: {failure.line()}", file=sys.stderr)
-    print(report.summary())
-    return 0 if report.ok else 1
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -43,10 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   positions_dtype=args.positions_dtype)
     report = run_workflow(wf, work, plugin=args.plugin, nprocs=args.nprocs,
                           echo=None if args.quiet else print)
-    for failure in report.failures:
-        print(f"error: {failure.line()}", file=sys.stderr)
-    print(report.summary())
-    return 0 if report.ok else 1
+    return report.finish()
 
 
 if __name__ == "__main__":

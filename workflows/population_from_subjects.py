@@ -71,10 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                streamlines_per_subject=per_subject, seed=args.seed)
     report = run_workflow(wf, args.work_dir or Path(args.output_dir) / "work",
                           echo=None if args.quiet else print)
-    for failure in report.failures:
-        print(f"error: {failure.line()}", file=sys.stderr)
-    print(report.summary())
-    return 0 if report.ok else 1
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -123,10 +123,12 @@ def _subject_nodes(dataset: Dataset, table: dict[str, dict[str, Any]]
     return subjectsource, info
 
 
-def _sink(name: str, output_dir: Path, metadata: dict[str, Any], destinations: Sequence[str],
+def _sink(name: str, output_dir: Path, pipeline: str, description: str,
+          parameters: dict[str, Any], destinations: Sequence[str],
           iterfield: Sequence[str] | None = None) -> pe.Node:
     """A :class:`DerivativesSink` node; rerun (only) when one of its files is missing."""
-    kwargs = dict(out_dir=str(output_dir), metadata=metadata)
+    kwargs = dict(out_dir=str(output_dir), metadata={
+        "Pipeline": pipeline, "Description": description, "Parameters": parameters})
     node = pe.MapNode(DerivativesSink(**kwargs), iterfield=list(iterfield), name=name) \
         if iterfield else pe.Node(DerivativesSink(**kwargs), name=name)
     missing = any(not (output_dir / d).exists() or not sidecar_path(output_dir / d).exists()
@@ -188,11 +190,10 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     wf = pe.Workflow(name=name)
     subjectsource, info = _subject_nodes(dataset, table)
     subject_wf = init_subject_bundles_wf(drop_mismatched_data=drop_mismatched_data)
-    ds_subject = _sink("ds_subject", output_dir, {
-        "Pipeline": "bundles", "Parameters": parameters,
-        "Description": "One subject's bundle files assembled into one TRX: one group per "
-                       "bundle (ConcatenateTrx, group_by_input)."},
-        [subject_bundles_path(s) for s in dataset.subjects])
+    ds_subject = _sink("ds_subject", output_dir, "bundles", "One subject's bundle files "
+                       "assembled into one TRX: one group per bundle (ConcatenateTrx, "
+                       "group_by_input).", parameters,
+                       [subject_bundles_path(s) for s in dataset.subjects])
     wf.connect([
         (subjectsource, info, [("subject", "subject")]),
         (info, subject_wf, [("in_files", "inputnode.in_files"),
@@ -210,11 +211,10 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         population_wf = init_population_bundles_wf(
             bundles=dataset.bundles, nb_streamlines=nb_streamlines, seed=seed,
             drop_mismatched_data=drop_mismatched_data)
-        ds_population = _sink("ds_population", output_dir, {
-            "Pipeline": "bundles", "Parameters": parameters,
-            "Description": "One bundle of every subject in one TRX: one group per subject "
-                           "(SelectGroup, ResizeTrx when balanced, ConcatenateTrx)."},
-            [population_bundle_path(b) for b in dataset.bundles])
+        ds_population = _sink("ds_population", output_dir, "bundles", "One bundle of every "
+                              "subject in one TRX: one group per subject (SelectGroup, "
+                              "ResizeTrx when balanced, ConcatenateTrx).", parameters,
+                              [population_bundle_path(b) for b in dataset.bundles])
         wf.connect([
             (subject_wf, join, [("outputnode.out_file", "in_files")]),
             (subjectsource, join, [("subject", "subjects")]),
@@ -272,13 +272,12 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     subjectsource, info = _subject_nodes(dataset, table)
     convert_wf = init_convert_bundles_wf(out_format=out_format, positions_dtype=positions_dtype,
                                          compression=compression)
-    ds = _sink("ds_converted", output_dir, {
-        "Pipeline": "convert",
-        "Parameters": {"out_format": out_format, "positions_dtype": positions_dtype,
-                       "compression": compression},
-        "Description": f"A bundle file converted to {out_format} (ConvertTractogram)."},
-        [p for entry in table.values() for p in entry["rel_paths"]],
-        iterfield=["in_file", "rel_path", "sources"])
+    ds = _sink("ds_converted", output_dir, "convert",
+               f"A bundle file converted to {out_format} (ConvertTractogram).",
+               {"out_format": out_format, "positions_dtype": positions_dtype,
+                "compression": compression},
+               [p for entry in table.values() for p in entry["rel_paths"]],
+               iterfield=["in_file", "rel_path", "sources"])
     wf.connect([
         (subjectsource, info, [("subject", "subject")]),
         (info, convert_wf, [("in_files", "inputnode.in_files"),

@@ -19,6 +19,7 @@ import glob
 import logging
 import os
 import re
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -90,6 +91,13 @@ class RunReport:
     def skipped(self) -> list[NodeEvent]:
         """Nodes not run because a node they depend on failed (reported by Linear)."""
         return [e for e in self.events if e.status == "skipped"]
+
+    def finish(self, prefix: str = "error: ") -> int:
+        """Print the failures (stderr) and the summary (stdout); return 0 or 1."""
+        for failure in self.failures:
+            print(f"{prefix}{failure.line()}", file=sys.stderr)
+        print(self.summary())
+        return 0 if self.ok else 1
 
     def summary(self) -> str:
         """``12 nodes ran, 3 cached, 1 failed in 4.2 s``."""
