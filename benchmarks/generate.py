@@ -43,7 +43,7 @@ STEP_MM = 0.5
 VOXEL_MM = 1.25
 DIMENSIONS = (145, 174, 145)
 CHUNK_STREAMLINES = 25_000
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: deflated.trx written Huffman-only for floats
 DPG_VOLUME = 4521.5  # dpg/CST_L/volume
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 
