@@ -209,3 +209,18 @@ def test_saving_a_view_reads_only_the_selected_rows_in_chunks(tmp_path: Path) ->
     assert max(reads) <= max(7, int(exp["lengths"].max()))  # in chunks
     with load(out) as back:
         check_view(back, exp)
+
+
+def test_sample_is_seeded_in_file_order_and_skips_unused_capacity() -> None:
+    lengths = [3, 2, 4, 1, 5, 2, 0, 0]  # two trailing zero-length streamlines: capacity
+    trx = TrxFile.from_arrays(np.arange(51, dtype=np.float32).reshape(17, 3),
+                              lengths=lengths, dps={"i": np.arange(8)})
+    a, b = trx.sample(4, seed=3), trx.sample(4, seed=3)
+    picked = np.asarray(a.dps["i"])
+    np.testing.assert_array_equal(picked, b.dps["i"])
+    assert len(a) == 4 and np.all(np.diff(picked) > 0) and picked.max() < 6
+    expected = np.sort(np.random.default_rng(3).choice(6, size=4, replace=False))
+    np.testing.assert_array_equal(picked, expected)
+    assert len(trx.sample(6, seed=0)) == 6
+    with pytest.raises(ValueError, match="cannot draw 7 streamlines from 6"):
+        trx.sample(7)

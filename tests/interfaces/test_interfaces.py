@@ -272,8 +272,8 @@ def test_info(data: Path, work: Path) -> None:
     info = json.loads(Path(out.out_json).read_text())
     assert info["container"] == out.container == "directory"
     assert (out.nb_streamlines, out.group_sizes, out.positions_dtype) == (6, [3, 3], "float32")
-    assert info["dpg_keys"] == {"AF": ["color"]}
-    assert info["length_max"] == max(EXAMPLE_LENGTHS)
+    assert {g: list(t) for g, t in info["dpg"].items()} == {"AF": ["color"]}
+    assert info["lengths"]["max"] == max(EXAMPLE_LENGTHS)
 
 
 # ------------------------------------------------------------------ SplitGroups

@@ -13,63 +13,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..core import load, save, validate
-from ..core.save import is_zip_path
+from ..core.summary import summarize
 
 #: ``split-groups --format`` -> extension of each file (``""``: a TRX directory)
 SPLIT_FORMATS = {"trx": ".trx", "trx_dir": "", "trk": ".trk", "tck": ".tck", "vtk": ".vtk",
                  "vtp": ".vtp", "fib": ".fib", "dpy": ".dpy"}
 
 
-def _open(path: str, reference: str | None = None) -> Any:
-    """A TRX (mapped) or any other readable format (read into memory)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file or directory")
-    if os.path.isdir(path) or is_zip_path(path):
-        return load(path)
-    from ..core.convert import load_any
-
-    return load_any(path, reference=reference)
-
-
-def _table(arrays: Any) -> dict[str, dict[str, Any]]:
-    out = {}
-    for key in sorted(arrays):
-        arr = arrays[key]
-        out[key] = {"dtype": np.dtype(arr.dtype).name,
-                    "ncols": int(arr.shape[1]) if arr.ndim > 1 else 1}
-    return out
-
-
 def tractogram_info(path: str, reference: str | None = None) -> dict[str, Any]:
-    """What ``trx-nipype info --json`` prints: counts, space, dtypes, groups and data keys."""
+    """What ``trx-nipype info --json`` prints (:func:`trx_nipype.core.summary.summarize`)."""
     _exists(path)
-    report = validate(path) if os.path.isdir(path) or is_zip_path(path) else None
-    if report is not None:
-        report.raise_for_errors()
-    with _open(path, reference) as trx:
-        lengths = np.asarray(trx.lengths)
-        return {
-            "path": os.fspath(path),
-            "container": report.container if report else Path(path).suffix.lstrip("."),
-            "compression": (report.compression or None) if report else None,
-            "nb_streamlines": len(trx),
-            "nb_vertices": trx.nb_vertices,
-            "affine": trx.affine.tolist(),
-            "dimensions": [int(d) for d in trx.dimensions],
-            "positions_dtype": trx.positions_dtype.name,
-            "offsets_dtype": trx.offsets_dtype.name,
-            "lengths": {"min": int(lengths.min()) if lengths.size else 0,
-                        "max": int(lengths.max()) if lengths.size else 0,
-                        "mean": round(float(lengths.mean()), 3) if lengths.size else 0.0},
-            "groups": {g: int(len(trx.groups[g])) for g in sorted(trx.groups)},
-            "dps": _table(trx.dps),
-            "dpv": _table(trx.dpv),
-            "dpg": {g: _table(trx.dpg[g]) for g in sorted(trx.dpg)},
-            "warnings": report.warnings if report else [],
-        }
+    return summarize(path, reference=reference)
 
 
 def _fmt_table(table: dict[str, dict[str, Any]]) -> str:
@@ -182,13 +137,7 @@ def cmd_resize(args: argparse.Namespace) -> int:
         raise _Usage("--random needs -n/--nb-streamlines")
     with load(args.input) as trx:
         if args.random:
-            used = trx.resize()
-            if args.nb_streamlines > len(used):
-                raise ValueError(f"{args.input}: cannot draw {args.nb_streamlines} "
-                                 f"streamlines from {len(used)}")
-            rng = np.random.default_rng(args.seed)
-            view = used.select(np.sort(rng.choice(len(used), size=args.nb_streamlines,
-                                                  replace=False)))
+            view = trx.sample(args.nb_streamlines, seed=args.seed)
         else:
             view = trx.resize(nb_streamlines=args.nb_streamlines)
         save(view, args.output, compression=args.compression)

@@ -294,13 +294,16 @@ class ValidationReport:
     members: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    _exceptions: list[Exception] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def raise_for_errors(self) -> None:
-        """Raise the first error as :class:`TrxFormatError`."""
+        """Raise the first problem found, as it was raised (``TrxFormatError``, ...)."""
+        if self._exceptions:
+            raise self._exceptions[0]
         if self.errors:
             raise TrxFormatError(self.path, None, self.errors[0])
 
@@ -322,6 +325,7 @@ def validate(path: str | os.PathLike, deep: bool = False) -> ValidationReport:
         trx = load(path)
     except (TrxFormatError, FileNotFoundError) as exc:
         report.errors.append(str(exc))
+        report._exceptions.append(exc)
         return report
     with trx:
         src = trx.source_arrays()
@@ -344,6 +348,7 @@ def validate(path: str | os.PathLike, deep: bool = False) -> ValidationReport:
                 _deep_check(trx)
             except TrxFormatError as exc:
                 report.errors.append(str(exc))
+                report._exceptions.append(exc)
     return report
 
 

@@ -380,6 +380,28 @@ class TrxFile:
         return resize_view(self, nb_streamlines, nb_vertices,
                            keep_empty_groups=keep_empty_groups)
 
+    def sample(self, nb_streamlines: int, seed: int = 0, *,
+               keep_empty_groups: bool = False) -> TrxFile:
+        """A view of ``nb_streamlines`` streamlines drawn without replacement, in file order.
+
+        The draw is over the used streamlines (trailing unused capacity is
+        left out) with ``numpy.random.default_rng(seed)``: the same file and
+        seed always give the same subset, on every machine. Use it for balanced,
+        reproducible samples across subjects.
+
+        Raises
+        ------
+        ValueError
+            If asked for more streamlines than there are.
+        """
+        used = self.resize()
+        if not 0 <= nb_streamlines <= len(used):
+            raise ValueError(f"cannot draw {nb_streamlines} streamlines from "
+                             f"{len(used)}{self._where()}")
+        rng = np.random.default_rng(seed)
+        picked = np.sort(rng.choice(len(used), size=nb_streamlines, replace=False))
+        return used.select(picked, keep_empty_groups=keep_empty_groups)
+
     # ---------------------------------------------------------------- builders
     @classmethod
     def from_arrays(cls, positions: np.ndarray, offsets: np.ndarray | None = None, *,

@@ -1,4 +1,4 @@
-"""TrxInfo: what a TRX holds, as node outputs and a JSON file."""
+"""TrxInfo: what a TRX holds, as node outputs and a JSON file (``trx-nipype info --json``)."""
 
 from __future__ import annotations
 
@@ -9,48 +9,28 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
 
-from trx_nipype.core import TrxFile, load, validate
+from trx_nipype.core.summary import summarize
 
 from ._traits import TrxInputSpec, TrxPath, output_path
 
 log = logging.getLogger("nipype.interface")
 
 
-def summarize(path: str | os.PathLike) -> dict[str, Any]:
-    """Validate a TRX (raising :class:`~trx_nipype.core.TrxFormatError`) and describe it.
-
-    Only headers, offsets and group indices are read.
-    """
-    report = validate(path)
-    report.raise_for_errors()
-    with load(path) as trx:
-        info = describe(trx)
-    info.update(path=os.fspath(path), container=report.container,
-                compression=report.compression or None, warnings=report.warnings)
-    return info
-
-
-def describe(trx: TrxFile) -> dict[str, Any]:
-    """Plain-Python metadata of an open tractogram (JSON-ready, no arrays)."""
-    lengths = np.asarray(trx.lengths)
+def node_fields(info: dict[str, Any]) -> dict[str, Any]:
+    """The flat outputs nodes give from a :func:`~trx_nipype.core.summary.summarize` dict."""
     return {
-        "nb_streamlines": len(trx),
-        "nb_vertices": trx.nb_vertices,
-        "affine": trx.affine.tolist(),
-        "dimensions": [int(d) for d in trx.dimensions],
-        "positions_dtype": trx.positions_dtype.name,
-        "offsets_dtype": trx.offsets_dtype.name,
-        "group_names": sorted(trx.groups),
-        "group_sizes": [int(len(trx.groups[g])) for g in sorted(trx.groups)],
-        "dps_keys": sorted(trx.dps),
-        "dpv_keys": sorted(trx.dpv),
-        "dpg_keys": {g: sorted(trx.dpg[g]) for g in sorted(trx.dpg)},
-        "length_min": int(lengths.min()) if lengths.size else 0,
-        "length_max": int(lengths.max()) if lengths.size else 0,
-        "length_mean": float(lengths.mean()) if lengths.size else 0.0,
+        "nb_streamlines": info["nb_streamlines"],
+        "nb_vertices": info["nb_vertices"],
+        "group_names": list(info["groups"]),
+        "group_sizes": list(info["groups"].values()),
+        "dps_keys": list(info["dps"]),
+        "dpv_keys": list(info["dpv"]),
+        "affine": info["affine"],
+        "dimensions": info["dimensions"],
+        "positions_dtype": info["positions_dtype"],
+        "container": info["container"],
     }
 
 
@@ -95,7 +75,7 @@ class TrxInfo(SimpleInterface):
     >>> res = TrxInfo(in_file=example_trx(tmp)).run(cwd=tmp)
     >>> res.outputs.nb_streamlines, res.outputs.group_names, res.outputs.group_sizes
     (6, ['AF', 'CST'], [3, 3])
-    >>> json.load(open(res.outputs.out_json))["dps_keys"]
+    >>> list(json.load(open(res.outputs.out_json))["dps"])  # as ``trx-nipype info --json``
     ['weight']
     """
 
@@ -107,11 +87,10 @@ class TrxInfo(SimpleInterface):
         out = output_path(in_file, "_info", ".json", self.inputs.out_filename)
         info = summarize(in_file)
         write_json(info, out)
+        fields = node_fields(info)
         log.info("TrxInfo: %s: %d streamlines, %d vertices, groups %s", in_file,
-                 info["nb_streamlines"], info["nb_vertices"], info["group_names"])
-        self._results.update(
-            out_json=str(out),
-            **{k: info[k] for k in ("nb_streamlines", "nb_vertices", "group_names",
-                                    "group_sizes", "dps_keys", "dpv_keys", "positions_dtype",
-                                    "container")})
+                 fields["nb_streamlines"], fields["nb_vertices"], fields["group_names"])
+        self._results.update(out_json=str(out), **{k: fields[k] for k in (
+            "nb_streamlines", "nb_vertices", "group_names", "group_sizes", "dps_keys",
+            "dpv_keys", "positions_dtype", "container")})
         return runtime

@@ -10,9 +10,10 @@ from typing import Any
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
 
 from trx_nipype.core.convert import convert
+from trx_nipype.core.summary import summarize
 
 from ._traits import TrxInputSpec, TrxPath, optional, output_path
-from .info import summarize
+from .info import node_fields
 
 log = logging.getLogger("nipype.interface")
 
@@ -82,7 +83,7 @@ class LoadTrx(SimpleInterface):
             reference = optional(self.inputs.reference)
             out = os.fspath(convert(in_file, dest, reference=reference))
             log.info("LoadTrx: converted %s to %s", in_file, out)
-        info = summarize(out)
+        info = node_fields(summarize(out))
         self._results.update(out_file=out, **{k: info[k] for k in (
             "nb_streamlines", "nb_vertices", "group_names", "dps_keys", "dpv_keys", "affine",
             "dimensions")})

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from nipype.interfaces.base import (
     OutputMultiObject,
     SimpleInterface,
@@ -209,12 +208,7 @@ class ResizeTrx(SimpleInterface):
         dest = output_path(self.inputs.in_file, "_resized", ".trx", self.inputs.out_filename)
         with load(self.inputs.in_file) as trx:
             if self.inputs.random is True:
-                used = trx.resize()
-                if n > len(used):
-                    raise ValueError(f"{self.inputs.in_file}: cannot draw {n} streamlines "
-                                     f"from {len(used)}")
-                rng = np.random.default_rng(self.inputs.seed)
-                view = used.select(np.sort(rng.choice(len(used), size=n, replace=False)))
+                view = trx.sample(n, seed=self.inputs.seed)
             else:
                 view = trx.resize(nb_streamlines=n)
             save(view, dest)

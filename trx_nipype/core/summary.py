@@ -1,0 +1,83 @@
+"""What a tractogram holds, as plain JSON-ready values (no arrays).
+
+One summary for everyone: ``trx-nipype info --json`` prints it, the
+``TrxInfo`` node writes it, and ``LoadTrx`` takes its outputs from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .loader import load, validate
+from .save import is_zip_path
+from .trxfile import TrxFile
+
+
+def _table(arrays: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``name -> {"dtype", "ncols"}`` for a data dictionary, from metadata only."""
+    out = {}
+    for key in sorted(arrays):
+        spec = getattr(arrays, "spec", None)
+        dtype, shape = spec(key) if spec else (arrays[key].dtype, arrays[key].shape)
+        out[key] = {"dtype": np.dtype(dtype).name, "ncols": int(shape[1]) if len(shape) > 1 else 1}
+    return out
+
+
+def describe(trx: TrxFile) -> dict[str, Any]:
+    """Counts, space, dtypes, length statistics, groups and data keys of ``trx``.
+
+    >>> import numpy as np
+    >>> trx = TrxFile.from_arrays(np.zeros((5, 3), np.float32), lengths=[2, 3],
+    ...                           groups={"CST": [1]}, dps={"w": np.ones(2)})
+    >>> info = describe(trx)
+    >>> info["nb_streamlines"], info["groups"], info["dps"], info["lengths"]
+    (2, {'CST': 1}, {'w': {'dtype': 'float64', 'ncols': 1}}, {'min': 2, 'max': 3, 'mean': 2.5})
+    """
+    lengths = np.asarray(trx.lengths)
+    return {
+        "nb_streamlines": len(trx),
+        "nb_vertices": trx.nb_vertices,
+        "affine": trx.affine.tolist(),
+        "dimensions": [int(d) for d in trx.dimensions],
+        "positions_dtype": trx.positions_dtype.name,
+        "offsets_dtype": trx.offsets_dtype.name,
+        "lengths": {"min": int(lengths.min()) if lengths.size else 0,
+                    "max": int(lengths.max()) if lengths.size else 0,
+                    "mean": round(float(lengths.mean()), 3) if lengths.size else 0.0},
+        "groups": {g: int(len(trx.groups[g])) for g in sorted(trx.groups)},
+        "dps": _table(trx.dps),
+        "dpv": _table(trx.dpv),
+        "dpg": {g: _table(trx.dpg[g]) for g in sorted(trx.dpg)},
+    }
+
+
+def summarize(path: str | os.PathLike, reference: Any = None) -> dict[str, Any]:
+    """Check a tractogram file and :func:`describe` it, with where and how it is stored.
+
+    A TRX (zip or directory) is validated (raising
+    :class:`~trx_nipype.core.TrxFormatError` when invalid) and only its headers,
+    offsets and group indices are read; any other format is read with
+    :func:`~trx_nipype.core.load_any` (``reference`` where the format has no space).
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path) or is_zip_path(path):
+        report = validate(path)
+        report.raise_for_errors()
+        with load(path) as trx:
+            info = describe(trx)
+        info.update(container=report.container, compression=report.compression or None,
+                    warnings=report.warnings)
+    else:
+        from .convert import load_any
+
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such file or directory")
+        with load_any(path, reference=reference) as trx:
+            info = describe(trx)
+        info.update(container=Path(path).name.split(".", 1)[-1], compression=None, warnings=[])
+    return {"path": path, **info}
