@@ -7,6 +7,7 @@ previous complete file; SIGTERM removes the temporary sibling itself, and
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -19,7 +20,12 @@ import pytest
 from _child import CHILD, leftovers, make, tree_digest
 
 from trx_nipype.core import load, save
-from trx_nipype.core.tempfiles import SIBLING_MARK, sweep_stale_siblings
+from trx_nipype.core.tempfiles import (
+    _HOST,
+    SIBLING_MARK,
+    sweep_stale_siblings,
+    sweep_stale_temp_dirs,
+)
 
 
 def start(mode: str, dest: Path, *args: str) -> subprocess.Popen:
@@ -92,7 +98,39 @@ def test_stale_sibling_names_of_other_files_are_left_alone(tmp_path: Path) -> No
     keep = [tmp_path / "notes.trx-tmp-1-x", tmp_path / ".hidden", tmp_path / "a.trx"]
     for p in keep:
         p.write_text("x")
-    dead = tmp_path / f".a.trx{SIBLING_MARK}999999999-abc"
-    dead.write_text("partial")
+    live = tmp_path / f".b.trx{SIBLING_MARK}{_HOST}-{os.getpid()}-abc"
+    elsewhere = tmp_path / f".c.trx{SIBLING_MARK}otherhost-999999999-abc"  # a cluster node
+    dead = tmp_path / f".a.trx{SIBLING_MARK}{_HOST}-999999999-abc"
+    for p in (live, elsewhere, dead):
+        p.write_text("partial")
     assert sweep_stale_siblings(tmp_path) == [dead]
-    assert all(p.exists() for p in keep)
+    assert all(p.exists() for p in [*keep, live, elsewhere])
+
+
+def test_temp_folders_of_dead_processes_are_swept(tmp_path: Path) -> None:
+    """What a SIGKILLed process left under the temp root goes; nothing else does."""
+    names = {"dead": f"trx_nipype-extract-{_HOST}-999999999-ab12_cd",
+             "live": f"trx_nipype-extract-{_HOST}-{os.getpid()}-ab12_cd",
+             "elsewhere": "trx_nipype-extract-otherhost-999999999-ab12_cd",
+             "foreign": "something-else-999999999-x"}
+    for name in names.values():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "member-000000.bin").write_bytes(b"x")
+    assert sweep_stale_temp_dirs(tmp_path) == [tmp_path / names["dead"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        v for k, v in names.items() if k != "dead")
+
+
+def test_a_killed_process_temp_folder_is_swept_by_the_next_one(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    code = ("import os, sys; from trx_nipype.core.tempfiles import make_temp_dir; "
+            "print(make_temp_dir('extract'), flush=True); os.kill(os.getpid(), 9)")
+    env = {**os.environ, "TRX_NIPYPE_TMPDIR": str(root)}
+    killed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=60)
+    left = Path(killed.stdout.strip())
+    assert killed.returncode == -signal.SIGKILL and left.is_dir()
+    code = ("from trx_nipype.core.tempfiles import make_temp_dir, remove_temp_dir; "
+            "remove_temp_dir(make_temp_dir('extract'))")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    assert not left.exists() and list(root.iterdir()) == []

@@ -7,8 +7,15 @@ private folder made by :func:`make_temp_dir` is removed by its owner's
 
 Atomic writes use a different mechanism: a temporary *sibling* of the
 destination (same filesystem, so that the final rename is atomic), named
-``.<destination name>.trx-tmp-<pid>-<random>``. :func:`sweep_stale_siblings`
-removes such leftovers of killed processes.
+``.<destination name>.trx-tmp-<host>-<pid>-<random>``.
+
+A process killed outright (SIGKILL, OOM killer, a lost node) runs no clean-up.
+Both kinds of names carry the host and process id of their owner, so
+:func:`sweep_stale_siblings` (beside a destination) and
+:func:`sweep_stale_temp_dirs` (under the temp root; run once per process, when
+it first makes a folder) remove what *dead processes of this host* left. Files
+of live processes, and of other hosts sharing the filesystem (a cluster's
+scratch space), are never touched.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import atexit
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -24,10 +32,12 @@ from pathlib import Path
 _ENV = "TRX_NIPYPE_TMPDIR"
 _PREFIX = "trx_nipype-"
 SIBLING_MARK = ".trx-tmp-"
+_HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
 
 _lock = threading.Lock()
 _root: Path | None = None
 _live: set[str] = set()
+_swept_root: Path | None = None
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -79,9 +89,14 @@ def get_temp_root() -> Path:
 
 def make_temp_dir(purpose: str = "") -> Path:
     """A new private (mode 0700) folder under the temp root, registered for cleanup."""
+    global _swept_root
     install_sigterm_cleanup()
-    path = tempfile.mkdtemp(prefix=_PREFIX + (purpose + "-" if purpose else ""),
-                            dir=get_temp_root())
+    root = get_temp_root()
+    if _swept_root != root:
+        _swept_root = root
+        sweep_stale_temp_dirs(root)
+    path = tempfile.mkdtemp(prefix=f"{_PREFIX}{purpose or 'tmp'}-{_HOST}-{os.getpid()}-",
+                            dir=root)
     with _lock:
         _live.add(path)
     return Path(path)
@@ -113,7 +128,7 @@ def sibling_temp_path(dest: str | os.PathLike) -> Path:
     """A fresh, unused temporary path beside ``dest`` (same filesystem)."""
     dest = Path(dest)
     token = os.urandom(6).hex()
-    return dest.with_name(f".{dest.name}{SIBLING_MARK}{os.getpid()}-{token}")
+    return dest.with_name(f".{dest.name}{SIBLING_MARK}{_HOST}-{os.getpid()}-{token}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -126,23 +141,60 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _dead_owner(tail: str) -> bool:
+    """True when ``<host>-<pid>-<random>`` names a process of this host that has ended."""
+    parts = tail.rsplit("-", 2)
+    if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
+        return False
+    return not _pid_alive(int(parts[1]))
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
+
+
+def sweep_stale_temp_dirs(root: str | os.PathLike | None = None) -> list[Path]:
+    """Remove private folders under the temp root left by dead processes of this host.
+
+    Returns what was removed. Folders of live processes, of other hosts and of
+    other users are left alone.
+    """
+    root = Path(root) if root is not None else get_temp_root()
+    removed = []
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(_PREFIX) or name.count("-") < 3:
+            continue
+        tail = name[len(_PREFIX):].split("-", 1)[1]  # drop the purpose
+        try:
+            if entry.lstat().st_uid != uid or not _dead_owner(tail):
+                continue
+        except OSError:
+            continue
+        _remove(entry)
+        removed.append(entry)
+    return removed
+
+
 def sweep_stale_siblings(folder: str | os.PathLike) -> list[Path]:
-    """Remove temporary siblings in ``folder`` left by processes that no longer run.
+    """Remove temporary siblings in ``folder`` left by dead processes of this host.
 
     Only names that this module makes are considered, and only when the
-    process id they carry is not alive on this machine. Returns what was removed.
+    process they name is not alive. Returns what was removed.
     """
     removed = []
     for entry in Path(folder).iterdir():
         if SIBLING_MARK not in entry.name or not entry.name.startswith("."):
             continue
-        tail = entry.name.rsplit(SIBLING_MARK, 1)[1]
-        pid_text = tail.split("-", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
+        if _dead_owner(entry.name.rsplit(SIBLING_MARK, 1)[1]):
+            _remove(entry)
+            removed.append(entry)
     return removed
