@@ -101,7 +101,7 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
     def per_streamline(get: Callable[[], np.ndarray], dtype: np.dtype) -> Callable:
         def gen() -> Iterator[np.ndarray]:
             arr = get()
-            for c in trx.iter_chunks(chunk_vertices):
+            for c in trx.iter_chunks(chunk_vertices, vertices=False):
                 yield np.asarray(take_rows(arr, c.streamlines)).astype(dtype, copy=False)
         return gen
 

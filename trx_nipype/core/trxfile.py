@@ -71,7 +71,7 @@ class Chunk:
     """
 
     streamlines: slice | np.ndarray
-    vertices: slice | np.ndarray
+    vertices: slice | np.ndarray | None
     lengths: np.ndarray
 
 
@@ -213,8 +213,13 @@ class TrxFile:
         return self._src.offsets_dtype
 
     # -------------------------------------------------------------- streaming
-    def iter_chunks(self, max_vertices: int = CHUNK_VERTICES) -> Iterator[Chunk]:
-        """Runs of streamlines with at most ``max_vertices`` vertices (one if larger)."""
+    def iter_chunks(self, max_vertices: int = CHUNK_VERTICES, *, vertices: bool = True
+                    ) -> Iterator[Chunk]:
+        """Runs of streamlines with at most ``max_vertices`` vertices (one if larger).
+
+        ``vertices=False`` leaves a view's vertex index out (``Chunk.vertices``
+        is then None) for callers that read only per-streamline data.
+        """
         src_off = np.asarray(self._src.offsets)
         for a, b in split_by_budget(self.lengths, max_vertices):
             if self._sel is None:
@@ -228,7 +233,7 @@ class TrxFile:
                 yield Chunk(slice(r0, r1), slice(int(src_off[r0]), int(src_off[r1])), lens)
             else:
                 starts = np.asarray(src_off[:-1][rows], dtype=np.int64)
-                yield Chunk(rows, ranges_index(starts, lens), lens)
+                yield Chunk(rows, ranges_index(starts, lens) if vertices else None, lens)
 
     def source_arrays(self) -> Source:
         """The unselected source (for writers that gather chunk by chunk)."""
