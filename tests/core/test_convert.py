@@ -295,3 +295,34 @@ def test_load_any_reads_every_format_into_a_trxfile(trx_path: Path) -> None:
 def test_spool_is_removed(tmp_path: Path, temp_root: Path) -> None:
     convert(NIB / "complex.trk", tmp_path / "x.trx", bbox_check=False)
     assert not any(temp_root.iterdir()) if temp_root.exists() else True
+
+
+def test_groups_sidecar_of_another_trk_version_is_not_applied(tmp_path: Path,
+                                                              trx_path: Path) -> None:
+    """A kill between the TRK's and the sidecar's renames leaves a mismatched pair."""
+    trk = tmp_path / "out.trk"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dpg cannot go to TRK: warned, tested elsewhere
+        convert(trx_path, trk)
+        old_sidecar = (tmp_path / "out.trk.groups.json").read_bytes()
+        other = synthetic(30, seed=5)
+        other.groups = {"UF": np.arange(1, 30, 4, dtype=np.uint32)}  # another sidecar
+        other.dpg = {}
+        convert(save(other, tmp_path / "other.trx"), trk)
+    assert (tmp_path / "out.trk.groups.json").read_bytes() != old_sidecar
+    with load_any(trk) as ok:  # the matching pair: groups read back
+        np.testing.assert_array_equal(ok.groups["UF"], other.groups["UF"])
+    (tmp_path / "out.trk.groups.json").write_bytes(old_sidecar)  # as if killed in between
+    with pytest.warns(UserWarning, match="another version of this file"):
+        stale = load_any(trk)
+    with stale:
+        assert stale.groups == {} and len(stale) == 30
+
+
+def test_trk_output_with_groups_is_byte_deterministic(tmp_path: Path, trx_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a, b = convert(trx_path, tmp_path / "a.trk"), convert(trx_path, tmp_path / "b.trk")
+    assert a.read_bytes() == b.read_bytes()
+    assert (tmp_path / "a.trk.groups.json").read_bytes() == \
+        (tmp_path / "b.trk.groups.json").read_bytes()

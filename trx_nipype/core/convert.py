@@ -97,13 +97,15 @@ def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
                      header_extra=sorted(k for k in trx.header if k not in (
                          "VOXEL_TO_RASMM", "DIMENSIONS", "NB_STREAMLINES", "NB_VERTICES")))
     elif fmt == "trk":
-        from .formats.trk import iter_trk_blocks, read_groups_sidecar, read_trk_header
+        from .formats.trk import groups_sidecar_for, iter_trk_blocks, read_trk_header
 
         info = read_trk_header(path_s)
-        sidecar = read_groups_sidecar(path_s)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reader below warns, once
+            sidecar = groups_sidecar_for(info)
         props = {k: s.stop - s.start for k, s in info.properties.items()}
         groups: list[str] = []
-        if sidecar is not None and props.get(sidecar["property"]) == 1:
+        if sidecar is not None:
             props.pop(sidecar["property"])
             groups = sorted(sidecar["members"])
         inp = _Input(path_s, fmt, info.space, lambda: iter_trk_blocks(path_s, **kw),

@@ -44,11 +44,17 @@ the index of the streamline's group) plus a JSON sidecar
 ``<file>.groups.json`` mapping index to group name; streamlines in several
 groups get an index of their own, mapped to the list of those groups
 (``"overlaps"``), so that overlapping groups survive the round trip.
-Streamlines in no group get -1.
+Streamlines in no group get -1. The TRK and its sidecar are two files, renamed
+into place one after the other, so they are tied together: the sidecar carries
+a digest of its own content (``trk_token``) that the writer also puts at the
+start of the header's ``reserved`` field. A sidecar whose token the TRK does
+not carry (a write killed between the two renames, a TRK rewritten by another
+tool) is ignored with a warning instead of mislabelling the streamlines.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -98,6 +104,9 @@ HEADER_DTYPE = np.dtype([
 ])
 assert HEADER_DTYPE.itemsize == HEADER_SIZE
 N_COUNT_OFFSET = HEADER_DTYPE.fields["n_count"][1]
+RESERVED_OFFSET = HEADER_DTYPE.fields["reserved"][1]
+#: the start of ``reserved`` in a TRK whose groups sidecar has the token that follows
+TOKEN_TAG = b"trx-nipype groups:"
 
 
 # ------------------------------------------------------------------- header
@@ -364,10 +373,9 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
         a streamline count different from the header's ``n_count``.
     """
     path = os.fspath(path)
-    sidecar = read_groups_sidecar(path) if groups else None
     with open_input(path) as fh:
         info = read_trk_header(path, fh)
-        group_col = _group_column(info, sidecar)
+        sidecar = groups_sidecar_for(info) if groups else None
         rec, nprops = 3 + info.nb_scalars, info.nb_properties
         idt, fdt = np.dtype(info.byteorder + "i4"), np.dtype(info.byteorder + "f4")
         buf = b""
@@ -387,7 +395,7 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
             starts, used = _chain(words, rec, nprops)
             if len(starts):
                 floats = np.frombuffer(buf, dtype=fdt, count=used)
-                yield _block(info, floats, words, starts, used, group_col, sidecar)
+                yield _block(info, floats, words, starts, used, sidecar)
                 index += len(starts)
                 buf = buf[4 * used:]
                 continue
@@ -403,7 +411,7 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
 
 
 def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndarray,
-           used: int, group_col: int | None, sidecar: dict | None) -> Block:
+           used: int, sidecar: dict | None) -> Block:
     rec, nprops = 3 + info.nb_scalars, info.nb_properties
     counts = words[starts].astype(np.int64)
     ends = starts + 1 + counts * rec + nprops
@@ -419,9 +427,9 @@ def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndar
     dpv = {k: _column(data[:, 3:], s) for k, s in info.scalars.items()}
     dps = {k: _column(props, s) for k, s in info.properties.items()}
     groups: dict[str, np.ndarray] = {}
-    if group_col is not None and sidecar is not None:
+    if sidecar is not None:
         dps = {k: v for k, v in dps.items() if k != sidecar["property"]}
-        codes = props[:, group_col]
+        codes = props[:, sidecar["column"]]
         for name, members in sidecar["members"].items():
             groups[name] = np.flatnonzero(np.isin(codes, members))
     return Block(counts, pos, dpv, dps, groups)
@@ -460,19 +468,38 @@ def read_groups_sidecar(path: str | os.PathLike) -> dict[str, Any] | None:
     for code, names in overlaps.items():
         for name in names:
             members.setdefault(name, []).append(code)
-    return {"property": prop, "members": members}
+    token = doc.get("trk_token")
+    return {"property": prop, "members": members,
+            "token": None if token is None else str(token)}
 
 
-def _group_column(info: TrkInfo, sidecar: dict | None) -> int | None:
+def groups_sidecar_for(info: TrkInfo) -> dict[str, Any] | None:
+    """The groups sidecar beside a TRK, if it applies to this very file; else None.
+
+    It applies when the TRK carries the sidecar's ``trk_token`` (sidecars
+    without a token, written by hand, are trusted) and holds the sidecar's
+    property as one value per streamline. A sidecar that does not apply is
+    ignored with a warning. The result adds ``"column"``: the property's
+    index among the streamline's properties.
+    """
+    sidecar = read_groups_sidecar(info.path)
     if sidecar is None:
         return None
+    name = sidecar_path(info.path).name
+    if sidecar["token"] is not None:
+        reserved = bytes(info.record["reserved"])
+        if not reserved.startswith(TOKEN_TAG + sidecar["token"].encode("ascii", "replace")):
+            warnings.warn(f"{info.path}: {name} was written for another version of this "
+                          "file (its trk_token is not in the TRK header); groups not read",
+                          stacklevel=3)
+            return None
     sl = info.properties.get(sidecar["property"])
     if sl is None or sl.stop - sl.start != 1:
-        warnings.warn(f"{info.path}: {sidecar_path(info.path).name} names the property "
-                      f"{sidecar['property']!r}, which the file does not hold as one value "
-                      "per streamline; groups not read", stacklevel=3)
+        warnings.warn(f"{info.path}: {name} names the property {sidecar['property']!r}, which "
+                      "the file does not hold as one value per streamline; groups not read",
+                      stacklevel=3)
         return None
-    return sl.start
+    return {**sidecar, "column": sl.start}
 
 
 class GroupCoder:
@@ -501,11 +528,14 @@ class GroupCoder:
         return out
 
     def sidecar(self) -> dict[str, Any]:
+        """The sidecar document, with its ``trk_token`` (a digest of the rest)."""
         single = {str(c): k[0] for k, c in self.codes.items() if len(k) == 1}
         multi = {str(c): list(k) for k, c in self.codes.items() if len(k) > 1}
         doc: dict[str, Any] = {"property": GROUP_PROPERTY, "no_group": -1, "groups": single}
         if multi:
             doc["overlaps"] = multi
+        content = json.dumps(doc, sort_keys=True).encode("utf-8")
+        doc["trk_token"] = hashlib.sha256(content).hexdigest()[:32]
         return doc
 
 
@@ -649,14 +679,18 @@ def write_trk(dest: str | os.PathLike, space: Space, blocks: Iterable[Block], *,
         if total != nb_streamlines:
             fh.seek(N_COUNT_OFFSET)
             fh.write(np.int32(total).astype("<i4").tobytes())
+        doc = coder.sidecar() if coder is not None else None
+        if doc is not None:  # tie the sidecar to this very file
+            fh.seek(RESERVED_OFFSET)
+            fh.write(TOKEN_TAG + doc["trk_token"].encode("ascii"))
     if empty:
         warnings.warn(f"{dest_s}: nibabel and dipy skip empty streamlines in TRK files; "
                       f"{empty} left out", stacklevel=2)
     if lossy:
         warnings.warn(f"{dest_s}: TRK stores data as float32; values of "
                       f"{format_names(sorted(lossy))} changed in the conversion", stacklevel=2)
-    if coder is not None:
-        write_groups_sidecar(dest, coder.sidecar())
+    if doc is not None:
+        write_groups_sidecar(dest, doc)
     elif sidecar_path(dest).exists():
         os.unlink(sidecar_path(dest))  # a stale sidecar would mislabel this file
     log.info("wrote %s: %d streamlines", dest_s, total)
