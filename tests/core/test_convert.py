@@ -326,3 +326,19 @@ def test_trk_output_with_groups_is_byte_deterministic(tmp_path: Path, trx_path: 
     assert a.read_bytes() == b.read_bytes()
     assert (tmp_path / "a.trk.groups.json").read_bytes() == \
         (tmp_path / "b.trk.groups.json").read_bytes()
+
+
+def test_bbox_check_skips_a_degenerate_grid(tmp_path: Path) -> None:
+    """TRK headers written without a reference declare 1x1x1: nothing to check against."""
+    trx = TrxFile.from_arrays(np.array([[5, 5, 5], [9, 9, 9]], np.float32), lengths=[2],
+                              dimensions=(1, 1, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        convert(save(trx, tmp_path / "a.trx"), tmp_path / "a.trk")
+        convert(tmp_path / "a.trk", tmp_path / "b.trx")
+    with load(tmp_path / "b.trx") as out:
+        assert len(out) == 1
+    trx = TrxFile.from_arrays(np.array([[5, 5, 5], [9, 9, 9]], np.float32), lengths=[2],
+                              dimensions=(2, 2, 2))
+    with pytest.warns(UserWarning, match="1 of 1 streamlines fall outside"):
+        convert(save(trx, tmp_path / "c.trx"), tmp_path / "c.trk")

@@ -307,7 +307,9 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: 
         Deflate level.
     bbox_check : bool
         Count the streamlines that leave the reference grid's bounding box
-        (dipy's ``is_bbox_in_vox_valid``) and warn when there are any.
+        (dipy's ``is_bbox_in_vox_valid``) and warn when there are any. Skipped
+        (logged) when there is no space, or when the grid is 1x1x1 -- what TRK
+        writers put in a header when they had no reference image.
     keep_outside : bool
         Keep those streamlines (default) or drop them.
     chunk_bytes : int, optional
@@ -345,9 +347,16 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: 
     inp = _open_input(in_s, reference, need_space=out_fmt in _SPACED,
                       chunk_bytes=chunk_bytes)
     try:
-        bbox = _BBox(inp.space if bbox_check else None, keep_outside, in_s)
-        if inp.space is None and bbox_check:
+        grid = inp.space if bbox_check else None
+        if grid is not None and np.all(np.asarray(grid.dimensions) <= 1):
+            # TRK headers written without a reference declare a 1x1x1 grid: no volume to
+            # check against (dipy would call every streamline invalid)
+            log.info("%s: the reference grid is %s, not an image; bounding-box check skipped",
+                     in_s, "x".join(str(int(d)) for d in grid.dimensions))
+            grid = None
+        elif inp.space is None and bbox_check:
             log.info("%s: no reference space; bounding-box check skipped", in_s)
+        bbox = _BBox(grid, keep_outside, in_s)
         if out_fmt == "trx":
             result = _to_trx(inp, out_s, bbox, positions_dtype=positions_dtype,
                              offsets_dtype=offsets_dtype, compression=compression, level=level)
