@@ -243,17 +243,36 @@ def test_reference_that_disagrees_is_an_error(tmp_path: Path, trx_path: Path) ->
 
 
 # -------------------------------------------------------------------- others
-def test_vtk_reports_the_missing_optional_package(tmp_path: Path, trx_path: Path) -> None:
-    if importlib.util.find_spec("fury") is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = convert(trx_path, tmp_path / "x.vtk")
-            back = load_any(out, reference=trx_path)
-        assert len(back) == 40
-        return
+@pytest.mark.parametrize("suffix", [".vtk", ".vtp", ".fib"])
+def test_vtk_formats_agree_with_dipy_both_ways(tmp_path: Path, trx_path: Path,
+                                               suffix: str) -> None:
+    from dipy.io.streamline import save_tractogram
+
+    ref = tmp_path / "ref.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(DIMS, np.uint8), AFFINE), ref)
+    with load(trx_path) as trx, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # data that VTK cannot hold: warned, tested elsewhere
+        ours = convert(trx_path, tmp_path / f"ours{suffix}")
+        sft = load_tractogram(str(ours), str(ref), bbox_valid_check=False)
+        np.testing.assert_array_equal(sft.streamlines._lengths, trx.lengths)
+        np.testing.assert_allclose(sft.streamlines.get_data(), trx.positions, atol=1e-4)
+        theirs = tmp_path / f"theirs{suffix}"
+        save_tractogram(sft, str(theirs), bbox_valid_check=False)
+        with load_any(theirs, reference=ref) as back:
+            np.testing.assert_array_equal(back.lengths, trx.lengths)
+            np.testing.assert_allclose(back.positions, trx.positions, atol=1e-4)
+            np.testing.assert_allclose(back.affine, AFFINE)
+
+
+def test_vtk_without_fury_names_the_missing_package(tmp_path: Path, trx_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "fury" else real(name, *a))
     for suffix in (".vtk", ".vtp", ".fib"):
-        with pytest.raises(MissingOptionalDependency, match="fury"):
+        with pytest.raises(MissingOptionalDependency, match="pip install fury"):
             convert(trx_path, tmp_path / f"x{suffix}")
+        assert not (tmp_path / f"x{suffix}").exists()
     (tmp_path / "in.vtk").write_bytes(b"# vtk DataFile Version 3.0\n")
     with pytest.raises(ImportError, match="optional package"):
         load_any(tmp_path / "in.vtk", reference=trx_path)
