@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ class Truth:
                    fa=np.memmap(d / "dpv/fa.float32", "<f4", "r"),
                    weight=np.fromfile(d / "dps/weight.float32", "<f4"), groups=groups)
 
-    @property
+    @cached_property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
