@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 ALIGNMENT = 64
 _PAD_ID = 0xD935  # the "alignment" extra field id used by Android's zipalign
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+_DEFLATE_SLICE = 4 * 1024 * 1024  # bytes given to the compressor at a time
 _COMPRESSION = {"stored": zipfile.ZIP_STORED, "deflate": zipfile.ZIP_DEFLATED,
                 "deflated": zipfile.ZIP_DEFLATED}
 
@@ -174,9 +175,13 @@ class TrxWriter:
             if self.compress_type == zipfile.ZIP_DEFLATED and _is_float_member(name) \
                     and hasattr(dst, "_compressor"):
                 dst._compressor = _float_compressor(self.level)
+            deflated = self.compress_type == zipfile.ZIP_DEFLATED
             for chunk in chunks:
                 view = _as_bytes(chunk)
-                dst.write(view)
+                # deflate in slices: compress() returns its whole output at once
+                step = _DEFLATE_SLICE if deflated else max(view.nbytes, 1)
+                for start in range(0, view.nbytes, step):
+                    dst.write(view[start:start + step])
                 written += view.nbytes
         return written
 
