@@ -125,9 +125,7 @@ def _ours(op: str, root: Path, out: Path) -> dict[str, Any]:
     if op.startswith("convert_"):
         from bench_convert import convert_ours
 
-        src = _convert_input(op, root)
-        convert_ours(src, out, root / "reference.nii.gz" if src.suffix == ".tck" else None)
-        return {}
+        return _convert(convert_ours, op, root, out)
     raise KeyError(op)
 
 
@@ -170,10 +168,15 @@ def _other(op: str, root: Path, out: Path) -> dict[str, Any]:
     if op.startswith("convert_"):
         from bench_convert import convert_theirs
 
-        src = _convert_input(op, root)
-        convert_theirs(src, out, root / "reference.nii.gz" if src.suffix == ".tck" else None)
-        return {}
+        return _convert(convert_theirs, op, root, out)
     raise KeyError(op)
+
+
+def _convert(convert: Callable[..., Any], op: str, root: Path, out: Path) -> dict[str, Any]:
+    """Run one side's converter (bench_convert's) on the op's input; TCK needs the reference."""
+    src = _convert_input(op, root)
+    convert(src, out, root / "reference.nii.gz" if src.suffix == ".tck" else None)
+    return {}
 
 
 def _convert_input(op: str, root: Path) -> Path:
