@@ -235,3 +235,23 @@ def test_empty_growable_saves_an_empty_file(tmp_path: Path, temp_root: Path) -> 
         TrxFile.empty(-1)
     with pytest.raises(ValueError, match="positions dtype"):
         TrxFile.empty(positions_dtype="int8")
+
+
+def test_views_keep_their_data_across_truncation_and_append() -> None:
+    """A view made before resize(N) + append must not see the rows written afterwards."""
+    a = TrxFile.from_arrays(np.arange(15, dtype=np.float32).reshape(5, 3), lengths=[2, 3],
+                            dps={"s": np.array([1.0, 2.0])})
+    b = TrxFile.from_arrays(100 + np.arange(15, dtype=np.float32).reshape(5, 3),
+                            lengths=[4, 1], dps={"s": np.array([7.0, 8.0])})
+    g = TrxFile.empty(like=a)
+    g.append(a)
+    view, whole = g.select([1]), g.select([0, 1])
+    g.resize(1)
+    g.append(b)
+    np.testing.assert_array_equal(view.positions, np.arange(6, 15).reshape(3, 3))
+    np.testing.assert_array_equal(view.dps["s"], [2.0])
+    np.testing.assert_array_equal(whole.positions, np.arange(15).reshape(5, 3))
+    g.resize(0)
+    np.testing.assert_array_equal(whole.positions, np.arange(15).reshape(5, 3))
+    assert len(g) == 0
+    g.close()

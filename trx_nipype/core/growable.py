@@ -234,13 +234,18 @@ class _Store:
             for col in self.dpv.values():
                 col.grow(cap)
 
-    def set_capacity(self, cap_s: int, cap_v: int) -> None:
-        """Exact capacities (>= the used counts): shrink by copying, grow by extending."""
+    def set_capacity(self, cap_s: int, cap_v: int, *, copy: bool = False) -> None:
+        """Exact capacities (>= the used counts): shrink by copying, grow by extending.
+
+        ``copy`` moves every column to new files even when it does not shrink:
+        after a truncation the rows past the kept ones will be written again,
+        and views made before must keep the old rows (the old files' pages).
+        """
         for col, cap, used in ((self.offsets, cap_s + 1, self.n + 1),
                                *((c, cap_s, self.n) for c in self.dps.values()),
                                (self.positions, cap_v, self.v),
                                *((c, cap_v, self.v) for c in self.dpv.values())):
-            if cap < col.capacity:
+            if copy or cap < col.capacity:
                 col.rebuild(cap, used)
             else:
                 col.grow(cap)
@@ -250,19 +255,16 @@ class _Store:
         header = dict(self.header)
         header["NB_STREAMLINES"], header["NB_VERTICES"] = self.n, self.v
 
-        def lazy(table: Mapping[str, _Column], rows: int) -> LazyArrays:
-            out = LazyArrays()
-            for key, col in table.items():
-                out.add(key, col.dtype, (rows, *col.tail), lambda c=col: c.used(rows))
-            return out
+        def bound(table: Mapping[str, _Column], rows: int) -> LazyArrays:
+            # bind the current maps now (views cost nothing): a view taken from this
+            # source must keep reading these files, whatever later appends or resizes do
+            return LazyArrays.from_dict({key: col.used(rows) for key, col in table.items()})
 
         n, v = self.n, self.v
-        positions = LazyArrays()
-        positions.add("positions", self.positions.dtype, (v, 3),
-                      lambda col=self.positions: col.used(v))
+        positions = bound({"positions": self.positions}, v)
         src = _GrowableSource(
             header=header, positions=positions, offsets=self.offsets.used(n + 1),
-            dps=lazy(self.dps, n), dpv=lazy(self.dpv, v),
+            dps=bound(self.dps, n), dpv=bound(self.dpv, v),
             groups={g: buf.view() for g, buf in self.groups.items()},
             dpg={g: LazyArrays.from_dict(t) for g, t in self.dpg.items()},
             path=None, container=self)
@@ -535,6 +537,7 @@ class GrowableTrxFile(TrxFile):
         """
         self._check_open()
         store = self._store
+        n_before = store.n
         keep = store.n if nb_streamlines is None else min(int(nb_streamlines), store.n)
         if keep < 0:
             raise ValueError(f"nb_streamlines must be >= 0, got {nb_streamlines}")
@@ -553,7 +556,7 @@ class GrowableTrxFile(TrxFile):
                     del store.groups[name]
                     store.dpg.pop(name, None)
             store.n, store.v = keep, used_v
-        store.set_capacity(cap_s, cap_v)
+        store.set_capacity(cap_s, cap_v, copy=keep < n_before)
         self._refresh()
         return self
 
