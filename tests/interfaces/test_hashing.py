@@ -248,3 +248,20 @@ def test_lists_of_trx_paths(tmp_path: Path) -> None:
     member.write_bytes(np.zeros(st.st_size // 8, "<u8").tobytes())
     assert spec.get_hashval("timestamp")[1] != before
     assert zipfile.is_zipfile(b)
+
+
+@pytest.mark.parametrize("method", ["timestamp", "content"])
+def test_trk_fingerprint_follows_its_groups_sidecar(tmp_path: Path, method: str) -> None:
+    """The groups sidecar changes what a TRK reads as, so it changes its fingerprint."""
+    trk = tmp_path / "b.trk"
+    trk.write_bytes(b"TRACK" + bytes(995))
+    side = tmp_path / "b.trk.groups.json"
+    without = fingerprint(str(trk), method)
+    side.write_text('{"groups": {"0": "AF"}}')
+    with_one = fingerprint(str(trk), method)
+    side.write_text('{"groups": {"0": "CST"}}')
+    os.utime(side, ns=(10**18, 10**18))  # another mtime, for timestamp hashing
+    other = fingerprint(str(trk), method)
+    assert len({str(without), str(with_one), str(other)}) == 3
+    side.unlink()
+    assert fingerprint(str(trk), method) == without

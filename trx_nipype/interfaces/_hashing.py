@@ -34,6 +34,8 @@ values with :func:`fingerprint`, and every other input exactly as Nipype does.
   (2 s) -- a file younger than that is simply re-read next time.
 - A zip (``.trx``) is one file: its digest is cached the same way, so a cached
   rerun never re-reads it (Nipype would md5 it whole every time).
+- A file is hashed with its *companions*, the files read along with it: a
+  TRK's ``.groups.json`` sidecar (present or not) decides its groups.
 - The path is part of the fingerprint. Outputs may name the input (``LoadTrx``
   hands a valid TRX on as it is), so a moved input must rerun the node; moving
   a Nipype base directory reruns it, which is what its outputs' paths require.
@@ -270,6 +272,19 @@ def _method(hash_method: str | None) -> str:
     return method
 
 
+def companions(path: str) -> list[Path]:
+    """Files the readers consult beside ``path``: a TRK's groups sidecar.
+
+    Adding, removing or editing ``<file>.trk.groups.json`` changes what is read
+    from the TRK, so it is part of the TRK's fingerprint (``"missing"`` when absent).
+    """
+    if path.lower().endswith((".trk", ".trk.gz")):
+        from trx_nipype.core.formats.trk import sidecar_path
+
+        return [sidecar_path(path)]
+    return []
+
+
 def path_digest(path: str | os.PathLike, hash_method: str | None = None) -> str:
     """A digest of a file or directory tree (``"<method>:<hex>"``); no path inside.
 
@@ -295,6 +310,8 @@ def path_digest(path: str | os.PathLike, hash_method: str | None = None) -> str:
     else:
         row = [st.st_size, st.st_mtime_ns] if method == "timestamp" else \
             [st.st_size, file_digest(path, st)]
+        for companion in companions(path):  # files read along with this one
+            row.append(path_digest(companion, method))
         h.update(json.dumps(row).encode())
         kind = "file"
     return f"{method}:{kind}:{h.hexdigest()}"
