@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trx.trx_file_memmap as tmm
-from conftest import assert_arrays_equal, assert_trx_equal, tree_bytes
+from trx_test_helpers import assert_arrays_equal, assert_trx_equal, tree_bytes
 
 from trx_nipype.core import TrxFile, concatenate, load, save
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_trx_equal, valid_arrays, valid_members, write_trx_dir, write_trx_zip
+from trx_test_helpers import (
+    assert_trx_equal,
+    valid_arrays,
+    valid_members,
+    write_trx_dir,
+    write_trx_zip,
+)
 
 from trx_nipype.core import TrxFormatError, load, validate
 from trx_nipype.core.tempfiles import live_temp_dirs

@@ -9,8 +9,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import real_tractograms
 from nibabel.streamlines import Tractogram
+from trx_test_helpers import real_tractograms
 
 from trx_nipype.core import TrxFile, load, save, validate
 from trx_nipype.core.build import reference_header

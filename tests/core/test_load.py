@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
+from nibabel.streamlines import ArraySequence
+from trx_test_helpers import (
     AFFINE,
     LENGTHS,
     assert_arrays_equal,
@@ -19,7 +20,6 @@ from conftest import (
     write_trx_dir,
     write_trx_zip,
 )
-from nibabel.streamlines import ArraySequence
 
 from trx_nipype.core import TrxFile, load, validate
 from trx_nipype.core.container import Container

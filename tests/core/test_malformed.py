@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
+from trx_test_helpers import (
     header_bytes,
     valid_members,
     write_trx_dir,

@@ -9,9 +9,9 @@ from typing import Any
 
 import hypothesis.extra.numpy as hnp
 import numpy as np
-from conftest import assert_arrays_equal, assert_trx_equal, tree_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from trx_test_helpers import assert_arrays_equal, assert_trx_equal, tree_bytes
 
 from trx_nipype.core import TrxFile, load, save
 from trx_nipype.core.dtypes import DTYPES, INTEGER_DTYPES

@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import trx.trx_file_memmap as tmm
-from conftest import assert_arrays_equal, assert_trx_equal
 from nibabel.streamlines import Tractogram
+from trx_test_helpers import assert_arrays_equal, assert_trx_equal
 
 from trx_nipype.core import TrxFile, load, save
 from trx_nipype.core.growable import GROWTH, GrowableTrxFile

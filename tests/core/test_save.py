@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
+from trx_test_helpers import (
     assert_trx_equal,
     header_bytes,
     tree_bytes,
