@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trx.trx_file_memmap as tmm
-from conftest import assert_arrays_equal, assert_trx_equal
+from trx_test_helpers import assert_arrays_equal, assert_trx_equal
 
 from trx_nipype.core import TrxFile, load, save
 from trx_nipype.core.arrays import LazyArrays
@@ -224,3 +224,15 @@ def test_sample_is_seeded_in_file_order_and_skips_unused_capacity() -> None:
     assert len(trx.sample(6, seed=0)) == 6
     with pytest.raises(ValueError, match="cannot draw 7 streamlines from 6"):
         trx.sample(7)
+
+
+
+def test_view_of_every_streamline_saves_the_same_bytes(tmp_path: Path) -> None:
+    trx = TrxFile.from_arrays(np.arange(12, dtype=np.float32).reshape(4, 3), lengths=[2, 2],
+                              groups={"g": np.array([1], dtype=np.uint32)})
+    save(trx, tmp_path / "a.trx")
+    with load(tmp_path / "a.trx") as a:
+        save(a.select([0, 1]), tmp_path / "b.trx")
+        save(a.resize(), tmp_path / "c.trx")
+    data = (tmp_path / "a.trx").read_bytes()
+    assert (tmp_path / "b.trx").read_bytes() == data == (tmp_path / "c.trx").read_bytes()

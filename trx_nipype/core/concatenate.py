@@ -33,7 +33,7 @@ from .save import (
     small_members,
     write_members,
 )
-from .trxfile import CHUNK_VERTICES, TrxFile, _group_dtype
+from .trxfile import CHUNK_VERTICES, TrxFile, group_dtype
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +351,7 @@ def _members(inputs: list[_Input], *, group_by_input: bool, group_names: Sequenc
         names = _group_names(inputs, group_names, group_parts)
         for i, name in enumerate(names):
             group_parts[name] = [(0, range(bases[i], bases[i + 1]))]
-    gdt = _group_dtype(n)
+    gdt = group_dtype(n)
     members.extend(_group_stream(name, group_parts[name], gdt) for name in sorted(group_parts))
     for group in sorted(dpg):
         members.extend(small_members(f"dpg/{group}", dpg[group], per_group=True))

@@ -33,7 +33,7 @@ import numpy as np
 from .arrays import LazyArrays
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
 from .tempfiles import make_temp_dir, remove_temp_dir
-from .trxfile import CHUNK_VERTICES, Source, TrxFile, _group_dtype
+from .trxfile import CHUNK_VERTICES, Source, TrxFile, group_dtype
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +413,7 @@ class GrowableTrxFile(TrxFile):
         n1, v1 = n0 + len(trx), v0 + trx.nb_vertices
         store.reserve(n1, v1)
         self._copy_rows(trx, plan, n0, v0)
-        gdt = _group_dtype(n1)
+        gdt = group_dtype(n1)
         for name, idx in trx.groups.items():
             buf = store.groups.setdefault(name, _GrowBuffer(gdt))
             buf.extend(np.asarray(idx, dtype=np.int64) + n0, gdt)

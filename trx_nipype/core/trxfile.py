@@ -289,7 +289,7 @@ class TrxFile:
         for name, members in self.groups.items():
             mask = np.zeros(n, dtype=bool)
             mask[np.asarray(members, dtype=np.int64)] = True
-            new = np.flatnonzero(mask[idx]).astype(_group_dtype(len(idx)))
+            new = np.flatnonzero(mask[idx]).astype(group_dtype(len(idx)))
             if new.size or keep_empty:
                 groups[name] = new
         dpg = {g: v for g, v in self.dpg.items() if g in groups}
@@ -484,5 +484,11 @@ class TrxFile:
         return f"<TrxFile {kind}{where}: {'; '.join(parts)}>"
 
 
-def _group_dtype(n: int) -> np.dtype:
+def group_dtype(n: int) -> np.dtype:
+    """The dtype of re-indexed groups (views, concatenations): uint32, or uint64 past 2**32.
+
+    A saved file keeps its groups' own dtype; a view's groups are new arrays in
+    this dtype, so a view of every streamline of a file whose groups are not
+    uint32 saves them as uint32.
+    """
     return np.dtype("<u4") if n <= np.iinfo(np.uint32).max else np.dtype("<u8")
