@@ -346,3 +346,19 @@ def test_close_while_arrays_alive(tmp_path: Path, temp_root: Path) -> None:
     np.testing.assert_array_equal(pos, valid_arrays()["positions.3.float32"])
     del pos
     assert os.path.exists(path)
+
+
+def test_from_arrays_and_from_tractogram_leave_the_callers_data_alone() -> None:
+    import nibabel as nib
+
+    pos = np.arange(9, dtype=np.float32).reshape(3, 3)
+    trx = TrxFile.from_arrays(pos, lengths=[3])
+    assert not trx.positions.flags.writeable and np.shares_memory(trx.positions, pos)
+    with pytest.raises(ValueError):
+        trx.positions[0, 0] = 1
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    tgm = nib.streamlines.Tractogram([np.array([[1.0, 2, 3]], "f4")], affine_to_rasmm=affine)
+    out = TrxFile.from_tractogram(tgm)
+    np.testing.assert_array_equal(out.positions, [[2, 4, 6]])
+    np.testing.assert_array_equal(tgm.streamlines.get_data(), [[1, 2, 3]])
+    np.testing.assert_array_equal(tgm.affine_to_rasmm, affine)

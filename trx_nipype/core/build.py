@@ -23,7 +23,9 @@ def _as_le(arr: Any, what: str) -> np.ndarray:
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     if arr.ndim not in (1, 2):
         raise TrxFormatError(_WHERE, what, f"expected a 1-D or 2-D array, found shape {arr.shape}")
-    return arr
+    view = arr.view()  # shares the caller's memory (no copy) but cannot write to it
+    view.flags.writeable = False
+    return view
 
 
 def source_from_arrays(positions: Any, offsets: Any = None, *, lengths: Any = None,
@@ -126,7 +128,8 @@ def from_tractogram(tractogram: Any, *, affine: Any = None,
     """A TrxFile from a nibabel Tractogram (RAS+ mm) or TractogramFile (TRK/TCK)."""
     file_affine, file_dims = _space_of(tractogram)
     tgm = getattr(tractogram, "tractogram", tractogram)
-    tgm = tgm.to_world() if hasattr(tgm, "to_world") else tgm
+    if hasattr(tgm, "to_world"):  # to_world() moves the caller's data in place: use a copy
+        tgm = tgm.copy().to_world() if not np.allclose(tgm.affine_to_rasmm, np.eye(4)) else tgm
     seq = tgm.streamlines
     lengths = np.asarray(seq._lengths, dtype=np.int64)
     offsets = np.asarray(seq._offsets, dtype=np.int64)

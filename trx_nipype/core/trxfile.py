@@ -421,7 +421,10 @@ class TrxFile:
 
         Give either ``offsets`` or ``lengths``. ``affine`` and ``dimensions``
         default to the identity and ``(1, 1, 1)`` (or to ``header``'s values).
-        The arrays are checked as a loaded file would be.
+        The arrays are checked as a loaded file would be, and used as they are
+        (no copy; big-endian ones excepted) through read-only views: the
+        tractogram cannot change them, and the caller should not either while
+        it is in use.
         """
         from .build import source_from_arrays
 
