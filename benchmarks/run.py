@@ -51,7 +51,8 @@ LIMIT_TARGET = 3.0
 SIZE_INDEPENDENCE = 2.0  # lazy load of the full file vs the 1% file
 COLD = False  # drop the page cache before every run (--cold)
 MORE_REPS = 5  # repetitions for operations cheap enough to afford them
-PREFAULT_FACTOR, PREFAULT_CAP = 1.25, 1 << 30  # memory each child touches first (_ops.prefault)
+PREFAULT_FACTOR = 1.25  # x data size: memory each child touches first (_ops.prefault)
+PREFAULT_CAP_MB = 1024
 
 
 def _have(needs: str) -> bool:
@@ -84,7 +85,7 @@ def run_side(op: _ops.Op, side: str, root: Path, out: Path, timeout: float,
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     if COLD:
         _measure.try_drop_caches()
-    touch = min(PREFAULT_CAP, int(PREFAULT_FACTOR * _size(root / "stored.trx")
+    touch = min(PREFAULT_CAP_MB * _measure.MB, int(PREFAULT_FACTOR * _size(root / "stored.trx")
                                   * (2 if op.name == "concat_save" else 1)))
     cmd = [_measure.python(), str(HERE / "_ops.py"), op.name, side, str(root), str(out),
            str(nbytes), str(touch)]
@@ -311,17 +312,29 @@ WHY = {
     "directory (a raw-member path in core/writer.TrxWriter and core/save.trx_members)",
     "select_save:ratio": "ours gathers the scattered rows (np.take) and writes once; "
     "trx-python gathers into a temporary folder, then zips: as save_stored, writes dominate",
+    "select_save:limit": "the copy limit counts the output only; a selection also gathers "
+    "rows scattered over the whole map (random reads, page faults on a fresh map), which a "
+    "sequential copy does not",
+    "group_save:limit": "as select_save: rows gathered from all over the map",
     "group_save:ratio": "as select_save (a 20% group)",
     "concat_save:ratio": "as save_stored: one streaming pass against two copies",
-    "convert:ratio": "core/convert.py and core/formats: about half the time is writing (a "
-    "TRX zip's members go in order, so dpv is staged in a temporary file and copied), the "
-    "rest parsing records and float64 affines; formats/tck.py:iter_tck_blocks also copies "
-    "each 32 MB chunk three times (astype without copy=False, concatenate with the carry, "
-    "boolean mask)",
+    "convert_trk_trx:ratio": "TRK/TCK -> TRX spools every parsed array, positions "
+    "included, to temporary raw files and then streams them through the TRX writer: the data "
+    "is written twice (core/convert.py:_to_trx, _Spool). Writing positions straight into the "
+    "output zip and spooling only what must follow would remove a full write",
+    "convert_tck_trx:ratio": "as TRK->TRX (spooled, then written again), and "
+    "formats/tck.py:iter_tck_blocks copies each 32 MB chunk three times (astype without "
+    "copy=False, concatenate with the carry, boolean mask)",
+    "convert_trx_trk:ratio": "CPU-bound, not I/O (writes are ~10% in a profile): "
+    "reference.py:apply_affine in float64 (20%), np.hstack of the records (15%), per-"
+    "streamline reduceat bounding boxes (10%) and an argsort in formats/trk.py:_records (10%); "
+    "a preallocated record buffer and a float32 affine would cut most of it",
     "convert:limit": "conversions parse records and transform every vertex (float64 affine), "
     "and TRK->TRX stages dpv in a temporary file: CPU work and 2x the bytes of a copy",
-    "convert:memory": "the TRK/TCK readers' 32 MB chunk expands into several copies and "
-    "float64 temporaries; a smaller chunk or float32 transforms would bound it",
+    "convert:memory": "bounded by the readers' 32 MB chunk, not by the file: each chunk is "
+    "copied 3-4 times (bytes read, astype, concatenate with the carry, mask) plus float64 "
+    "bounding-box temporaries (tracemalloc: 170 MB of arrays at the peak of TCK->TRX); "
+    "an 8 MB chunk or readinto + astype(copy=False) would bring it under 256 MB",
     "lazy_load:ratio": "milliseconds on both sides; ours also checks the offsets (monotonic, "
     "bounds) and the group indices at load, which trx-python does not",
     "lazy_load:size": "the offsets check at load reads 8 bytes per streamline once",
@@ -354,7 +367,10 @@ def markdown(report: dict[str, Any]) -> str:
         "Ratio: ours / other in wall time (in CPU time, user + system, in brackets: steadier "
         "when other users load the machine). "
         "x copy limit: ours / a block copy of the bytes the operation moves, timed alongside. "
-        f"Total run time {report['elapsed_s']:.0f} s.",
+        f"Each child touched {report.get('prefault_mb', 1024)} MB at most before its timed "
+        "window (this VM faults freed memory back in slowly); trx-python writes up to twice "
+        "the data, partly on memory touched fresh, which inflates its large-scale times (see "
+        f"benchmarks/README.md). Total run time {report['elapsed_s']:.0f} s.",
         "",
         "| operation | n | trx-nipype s | other s | other tool | ratio (CPU) | peak anon MB "
         "ours / other | x copy limit | output check ours/other |",
@@ -395,6 +411,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global COLD, PREFAULT_CAP_MB
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=0.05,
                         help="1.0 = 1M streamlines (~1.2 GB of positions)")
@@ -409,11 +426,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", action="store_true",
                         help="drop the page cache before every run (root only; disturbs "
                              "other users of the machine)")
+    parser.add_argument("--prefault-mb", type=int, default=PREFAULT_CAP_MB,
+                        help="most memory each child touches before its timed window")
     parser.add_argument("--no-check", action="store_true", help="skip output checks")
     parser.add_argument("--no-nipype", action="store_true", help="skip the Nipype rows")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="folder for results.md and results.json")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite results.md from results.json (and print it)")
     args = parser.parse_args(argv)
+    if args.render:
+        report = json.loads((args.results / "results.json").read_text())
+        md = markdown(report)
+        (args.results / "results.md").write_text(md)
+        print(md)
+        return 0
     os.environ.setdefault("NIPYPE_NO_ET", "1")
     started = time.perf_counter()
 
@@ -421,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(ds.root)
     outdir = root / "out"
     outdir.mkdir(exist_ok=True)
-    global COLD
+    PREFAULT_CAP_MB = args.prefault_mb
     COLD = args.cold and _measure.try_drop_caches()
     if COLD:
         cache = "cold-cache runs (page cache dropped before every run)"
@@ -457,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{op.name:16s} {msg}  [{time.perf_counter() - t:.1f} s]", file=sys.stderr)
     nipype = [] if args.no_nipype else nipype_rows.collect(outdir / "nipype", args.scale)
     report = {"machine": _measure.machine_info(), "dataset": asdict(ds), "bandwidth": bw,
+              "prefault_mb": PREFAULT_CAP_MB,
               "cache": cache, "reps": args.reps, "stored_trx_bytes": _size(root / "stored.trx"),
               "rows": rows, "nipype": nipype}
     report["targets"] = evaluate_targets(rows, full_scale=args.scale >= 1.0)
