@@ -40,7 +40,7 @@ class Truth:
     @classmethod
     def read(cls, root: Path) -> Truth:
         d = root / "dir.trx"
-        hdr = json.loads((d / "header.json").read_text())
+        hdr = json.loads((d / "header.json").read_text(encoding="utf-8"))
         v = hdr["NB_VERTICES"]
         groups = {p.name.split(".")[0]: np.fromfile(p, dtype="<u4").astype(np.int64)
                   for p in sorted((d / "groups").iterdir())}

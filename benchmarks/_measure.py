@@ -145,7 +145,7 @@ def try_drop_caches() -> bool:
 
 def _cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
@@ -155,7 +155,7 @@ def _cpu_model() -> str:
 
 def _cgroup_cpus() -> str:
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="utf-8").split()
         if quota != "max":
             return f"{int(quota) / int(period):g}"
     except (OSError, ValueError):

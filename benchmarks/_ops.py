@@ -252,7 +252,8 @@ def main(argv: list[str]) -> int:
             import bench_convert  # noqa: F401
             import trx.workflows  # noqa: F401
     if op == "select_save":
-        selection(json.loads((root / "manifest.json").read_text())["nb_streamlines"])
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+        selection(manifest["nb_streamlines"])
     prefault(touch)
     time.sleep(0.03)  # let the parent's sampler record the post-import baseline
     c0, t0 = time.process_time(), time.monotonic()  # CPU: user + system, all threads

@@ -138,7 +138,8 @@ def bench(nb_streamlines: int = 150_000, workdir: str | Path | None = None,
             times = {}
             for side, fn in (("ours", convert_ours), ("theirs", convert_theirs)):
                 dst = root / f"{side}-{src_fmt}.{dst_fmt}"
-                times[side] = _timed(lambda fn=fn, dst=dst: fn(src, dst, ref), repeats)
+                times[side] = _timed(lambda fn=fn, dst=dst, src=src, ref=ref: fn(src, dst, ref),
+                                     repeats)
             rows.append({"direction": f"{src_fmt.upper()}->{dst_fmt.upper()}",
                          "ours_s": times["ours"], "theirs_s": times["theirs"],
                          "ratio": times["theirs"] / times["ours"]})

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{res[f'ours_{m}_sees_dir_change']}, by nipype: "
               f"{res[f'nipype_{m}_sees_dir_change']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

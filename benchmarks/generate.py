@@ -76,7 +76,7 @@ class Dataset:
     @classmethod
     def read(cls, root: Path) -> Dataset | None:
         try:
-            data = json.loads((root / "manifest.json").read_text())
+            data = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
             return cls(**data)
         except (OSError, ValueError, TypeError):
             return None
@@ -255,7 +255,7 @@ def write_dataset(root: Path, n: int, seed: int, *, trk: bool = True, tck: bool 
     (trx_dir / "dpg/CST_L/volume.float32").write_bytes(np.array([DPG_VOLUME], "<f4").tobytes())
     header = {"VOXEL_TO_RASMM": affine().tolist(), "DIMENSIONS": list(DIMENSIONS),
               "NB_STREAMLINES": n, "NB_VERTICES": v}
-    (trx_dir / "header.json").write_text(json.dumps(header))
+    (trx_dir / "header.json").write_text(json.dumps(header), encoding="utf-8")
     return n, v
 
 
@@ -292,7 +292,7 @@ def generate(scale: float, data_dir: Path | None = None, seed: int = 1234,
         save(trx, root / "small.trx")
     shutil.rmtree(small)
     ds = Dataset(root=str(root), scale=scale, seed=seed, nb_streamlines=n, nb_vertices=v)
-    (root / "manifest.json").write_text(json.dumps(asdict(ds), indent=1))
+    (root / "manifest.json").write_text(json.dumps(asdict(ds), indent=1), encoding="utf-8")
     if log:
         sizes = {p.name: p.stat().st_size for p in root.iterdir() if p.is_file()}
         print(f"generated in {time.perf_counter() - t0:.1f} s: " + ", ".join(

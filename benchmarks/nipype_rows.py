@@ -38,7 +38,7 @@ def _hashing(workdir: Path, scale: float) -> list[dict[str, Any]]:
     if proc.returncode != 0 or not out.exists():
         tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
         return [{"label": "Nipype input hashing", "note": f"failed: {tail}"}]
-    res = json.loads(out.read_text())
+    res = json.loads(out.read_text(encoding="utf-8"))
     gb = res["total_bytes"] / 1e9
     rows = []
     for method in ("timestamp", "content"):

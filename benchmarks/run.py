@@ -436,9 +436,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only rewrite results.md from results.json (and print it)")
     args = parser.parse_args(argv)
     if args.render:
-        report = json.loads((args.results / "results.json").read_text())
+        report = json.loads((args.results / "results.json").read_text(encoding="utf-8"))
         md = markdown(report)
-        (args.results / "results.md").write_text(md)
+        (args.results / "results.md").write_text(md, encoding="utf-8")
         print(md)
         return 0
     os.environ.setdefault("NIPYPE_NO_ET", "1")
@@ -492,8 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     report["elapsed_s"] = time.perf_counter() - started
     md = markdown(report)
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "results.md").write_text(md)
-    (args.results / "results.json").write_text(json.dumps(report, indent=1, default=str))
+    (args.results / "results.md").write_text(md, encoding="utf-8")
+    (args.results / "results.json").write_text(json.dumps(report, indent=1, default=str),
+                                               encoding="utf-8")
     print(md)
     for t in report["targets"]:
         print(f"{'PASS' if t['pass'] else 'MISS'}  {t['target']}: {t['value']}")

@@ -28,10 +28,10 @@ def test_generator_and_one_operation_checked(bench_run, tmp_path: Path) -> None:
                            "--no-nipype", "--data-dir", str(tmp_path / "data"),
                            "--results", str(results)])
     assert code == 0
-    report = json.loads((results / "results.json").read_text())
+    report = json.loads((results / "results.json").read_text(encoding="utf-8"))
     assert report["dataset"]["nb_streamlines"] == 200
     (row,) = report["rows"]
     assert row["op"] == "save_stored" and not row["errors"]
     assert row["check"]["ours"]["ok"] and row["check"]["other"]["ok"]
     assert row["check"]["same_digest"]
-    assert "| save stored |" in (results / "results.md").read_text()
+    assert "| save stored |" in (results / "results.md").read_text(encoding="utf-8")

@@ -150,7 +150,7 @@ def test_groups_as_property_with_sidecar_and_overlaps(tmp_path: Path) -> None:
     block = synthetic_block(6)
     block.groups = {"CST": np.array([0, 1, 2]), "AF": np.array([2, 3]), "empty": np.array([])}
     out = write_trk(tmp_path / "g.trk", SPACE, [block], group_names=["AF", "CST", "empty"])
-    doc = json.loads(sidecar_path(out).read_text())
+    doc = json.loads(sidecar_path(out).read_text(encoding="utf-8"))
     assert doc["groups"] == {"0": "AF", "1": "CST", "2": "empty"}
     assert doc["overlaps"] == {"3": ["AF", "CST"]}
     codes = nib.streamlines.load(out).tractogram.data_per_streamline[GROUP_PROPERTY].ravel()

@@ -97,12 +97,12 @@ def test_sigterm_mid_save_removes_its_temporary_output(tmp_path: Path, suffix: s
 def test_stale_sibling_names_of_other_files_are_left_alone(tmp_path: Path) -> None:
     keep = [tmp_path / "notes.trx-tmp-1-x", tmp_path / ".hidden", tmp_path / "a.trx"]
     for p in keep:
-        p.write_text("x")
+        p.write_text("x", encoding="utf-8")
     live = tmp_path / f".b.trx{SIBLING_MARK}{_HOST}-{os.getpid()}-abc"
     elsewhere = tmp_path / f".c.trx{SIBLING_MARK}otherhost-999999999-abc"  # a cluster node
     dead = tmp_path / f".a.trx{SIBLING_MARK}{_HOST}-999999999-abc"
     for p in (live, elsewhere, dead):
-        p.write_text("partial")
+        p.write_text("partial", encoding="utf-8")
     assert sweep_stale_siblings(tmp_path) == [dead]
     assert all(p.exists() for p in [*keep, live, elsewhere])
 

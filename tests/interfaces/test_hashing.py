@@ -120,17 +120,17 @@ def test_bad_cache_entries_are_ignored(tmp_path: Path, digest_cache: Path) -> No
     trx = example_trx(tmp_path, "bundle.trx")
     good = file_digest(trx)
     (entry,) = entries(digest_cache)
-    record = json.loads(entry.read_text())
-    entry.write_text(json.dumps({"key": record["key"][:-1], "digest": "0" * 64}))
+    record = json.loads(entry.read_text(encoding="utf-8"))
+    entry.write_text(json.dumps({"key": record["key"][:-1], "digest": "0" * 64}), encoding="utf-8")
     assert file_digest(trx) == good  # key mismatch: recomputed
-    entry.write_text("{not json")
+    entry.write_text("{not json", encoding="utf-8")
     assert file_digest(trx) == good
 
 
 @pytest.mark.usefixtures("no_racy_window")
 def test_unwritable_cache_is_slow_not_wrong(tmp_path: Path, monkeypatch) -> None:
     blocker = tmp_path / "blocker"
-    blocker.write_text("a file where the cache folder should be")
+    blocker.write_text("a file where the cache folder should be", encoding="utf-8")
     monkeypatch.setenv(_hashing.CACHE_ENV, str(blocker / "cache"))
     trx = example_trx(tmp_path, "bundle.trx")
     assert file_digest(trx) == file_digest(trx)
@@ -170,7 +170,7 @@ def test_concurrent_processes_share_the_cache(tmp_path: Path, digest_cache: Path
     assert len(digests) == 1
     stray = [p for p in digest_cache.rglob("*") if p.is_file() and p.suffix != ".json"]
     assert not stray  # no temporary entry left behind
-    assert all(json.loads(p.read_text())["digest"] for p in entries(digest_cache))
+    assert all(json.loads(p.read_text(encoding="utf-8"))["digest"] for p in entries(digest_cache))
 
 
 def test_links_are_followed_and_loops_walked_once(tmp_path: Path) -> None:
@@ -257,9 +257,9 @@ def test_trk_fingerprint_follows_its_groups_sidecar(tmp_path: Path, method: str)
     trk.write_bytes(b"TRACK" + bytes(995))
     side = tmp_path / "b.trk.groups.json"
     without = fingerprint(str(trk), method)
-    side.write_text('{"groups": {"0": "AF"}}')
+    side.write_text('{"groups": {"0": "AF"}}', encoding="utf-8")
     with_one = fingerprint(str(trk), method)
-    side.write_text('{"groups": {"0": "CST"}}')
+    side.write_text('{"groups": {"0": "CST"}}', encoding="utf-8")
     os.utime(side, ns=(10**18, 10**18))  # another mtime, for timestamp hashing
     other = fingerprint(str(trk), method)
     assert len({str(without), str(with_one), str(other)}) == 3

@@ -269,7 +269,7 @@ def test_convert_options_and_xor(data: Path, work: Path) -> None:
 def test_info(data: Path, work: Path) -> None:
     out = run_node(TrxInfo(), work, in_file=example_trx(data, "bundle")).outputs
     assert out.out_json == str(node_dir(work) / "bundle_info.json")
-    info = json.loads(Path(out.out_json).read_text())
+    info = json.loads(Path(out.out_json).read_text(encoding="utf-8"))
     assert info["container"] == out.container == "directory"
     assert (out.nb_streamlines, out.group_sizes, out.positions_dtype) == (6, [3, 3], "float32")
     assert {g: list(t) for g, t in info["dpg"].items()} == {"AF": ["color"]}

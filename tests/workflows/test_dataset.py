@@ -31,7 +31,7 @@ def test_sessions_references_and_other_files(tmp_path: Path) -> None:
           "sub-01/ses-2/dwi/AF_L.trx", "sub-02/dwi/CST_R.trk", "sub-02/dwi/.hidden.trk",
           "README")
     (tmp_path / "sub-02/dwi/AF_L.trx").mkdir()
-    (tmp_path / "sub-02/dwi/AF_L.trx/header.json").write_text("{}")
+    (tmp_path / "sub-02/dwi/AF_L.trx/header.json").write_text("{}", encoding="utf-8")
     ds = find_dataset(tmp_path)
     assert ds.labels == ["sub-01_ses-1", "sub-01_ses-2", "sub-02"]
     s = ds.subject("sub-01_ses-1")

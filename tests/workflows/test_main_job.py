@@ -120,7 +120,8 @@ def test_main_job_coordinates_match_pins_and_the_original_trk(main_job: Path) ->
 
 
 def test_sidecars_say_how_each_file_was_made(main_job: Path) -> None:
-    side = json.loads((main_job / "sub-02/dwi/sub-02_desc-bundles_tractogram.json").read_text())
+    side = json.loads((main_job / "sub-02/dwi/sub-02_desc-bundles_tractogram.json")
+                      .read_text(encoding="utf-8"))
     assert side["Pipeline"] == "bundles"
     assert side["sha256"] == PINNED["sub-02/dwi/sub-02_desc-bundles_tractogram.trx"]
     assert side["Counts"]["Groups"] == {b: 50 for b in BUNDLES}
@@ -128,7 +129,8 @@ def test_sidecars_say_how_each_file_was_made(main_job: Path) -> None:
     assert [Path(s["path"]).name for s in side["Sources"]] == [f"{b}.trk" for b in BUNDLES]
     assert all(len(s["sha256"]) == 64 for s in side["Sources"])
     assert {"trx-nipype", "nipype", "dipy", "nibabel", "numpy", "python"} <= set(side["Software"])
-    pop = json.loads((main_job / "population/bundle-AF_L_tractogram.json").read_text())
+    pop = json.loads((main_job / "population/bundle-AF_L_tractogram.json")
+                     .read_text(encoding="utf-8"))
     assert pop["Counts"]["Groups"] == {s: 50 for s in SUBJECTS}
     assert [s["sha256"] for s in pop["Sources"]] == [
         PINNED[f"{s}/dwi/{s}_desc-bundles_tractogram.trx"] for s in SUBJECTS]
@@ -190,7 +192,7 @@ def test_changing_one_subject_reruns_only_it_and_the_joins(demo_copy: Path,
         assert selects == [f"trx_bundles_wf/population_bundles_wf/_bundle_{bundle}/select/"
                            f"mapflow/_select2/result__select2.pklz"]
     assert {e.context for e in report.ran} == {"sub-03", "", *(f"bundle-{b}" for b in BUNDLES)}
-    side = json.loads((out / "population/bundle-AF_L_tractogram.json").read_text())
+    side = json.loads((out / "population/bundle-AF_L_tractogram.json").read_text(encoding="utf-8"))
     assert side["Counts"]["Groups"]["sub-03"] == 40
     assert side["Counts"]["Groups"]["sub-02"] == 50
     new = digests(out)

@@ -69,7 +69,8 @@ def test_bundles_pipeline_balances_subjects_with_a_seed(balanced: Path) -> None:
         for i, j in enumerate(picked):
             np.testing.assert_allclose(trx.streamlines[20 * k + i], original[j], atol=1e-5)
     trx.close()
-    side = json.loads((balanced / "population/bundle-AF_L_tractogram.json").read_text())
+    side = json.loads((balanced / "population/bundle-AF_L_tractogram.json")
+                      .read_text(encoding="utf-8"))
     assert side["Parameters"]["nb_streamlines"] == 20 and side["Parameters"]["seed"] == 42
 
 
@@ -106,6 +107,6 @@ def test_convert_dataset_to_tck_keeps_layout_and_coordinates(demo_copy: Path,
         trk = nib.streamlines.load(str(demo_copy / f"{rel}.trk")).streamlines
         assert len(tck) == len(trk) == 50
         np.testing.assert_allclose(tck.get_data(), trk.get_data(), atol=1e-4)
-        side = json.loads((out / f"{rel}.json").read_text())
+        side = json.loads((out / f"{rel}.json").read_text(encoding="utf-8"))
         assert side["Counts"]["NB_STREAMLINES"] == 50
         assert side["Parameters"]["out_format"] == "tck"

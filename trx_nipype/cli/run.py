@@ -115,7 +115,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     say(f"done: {report.summary()}")
     for rel in outputs:
-        counts = json.loads(sidecar_path(out_dir / rel).read_text()).get("Counts", {})
+        sidecar = json.loads(sidecar_path(out_dir / rel).read_text(encoding="utf-8"))
+        counts = sidecar.get("Counts", {})
         say(f"  {os.path.relpath(out_dir / rel)}  ({counts.get('NB_STREAMLINES', '?')} "
             f"streamlines; groups: {', '.join(counts.get('Groups', {})) or '-'})")
     return 0

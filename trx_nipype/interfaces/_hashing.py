@@ -53,7 +53,7 @@ written, digests are computed and not stored -- slower, never wrong.
 
 >>> import os, tempfile
 >>> d = tempfile.mkdtemp()
->>> with open(os.path.join(d, "header.json"), "w") as fh:
+>>> with open(os.path.join(d, "header.json"), "w", encoding="utf-8") as fh:
 ...     _ = fh.write("{}")
 >>> a = fingerprint(d, "timestamp")
 >>> a == fingerprint(d, "timestamp"), a[0] == d

@@ -75,7 +75,7 @@ class TrxInfo(SimpleInterface):
     >>> res = TrxInfo(in_file=example_trx(tmp)).run(cwd=tmp)
     >>> res.outputs.nb_streamlines, res.outputs.group_names, res.outputs.group_sizes
     (6, ['AF', 'CST'], [3, 3])
-    >>> list(json.load(open(res.outputs.out_json))["dps"])  # as ``trx-nipype info --json``
+    >>> list(json.load(open(res.outputs.out_json, encoding="utf-8"))["dps"])  # = info --json
     ['weight']
     """
 
