@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import struct
 import zipfile
 from pathlib import Path
@@ -303,3 +304,16 @@ def test_save_streams_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert len(sizes) > 10 and max(sizes) <= 100 + 20
     with load(tmp_path / "o.trx") as back:
         assert_trx_equal(back, trx)
+
+
+def test_large_members_report_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    from trx_nipype.core import writer
+
+    monkeypatch.setattr(writer, "PROGRESS_BYTES", 1000)
+    trx = TrxFile.from_arrays(np.zeros((400, 3), np.float32), lengths=[100] * 4)
+    with caplog.at_level(logging.INFO, logger="trx_nipype.core.writer"):
+        save(trx, tmp_path / "p.trx")
+    lines = [r.getMessage() for r in caplog.records]
+    assert "p.trx: positions.3.float32: writing 0.0 MB" in lines
+    assert [m for m in lines if m.endswith("%")][-1] == "p.trx: positions.3.float32: 75%"

@@ -57,6 +57,23 @@ def _float_compressor(level: int) -> zlib._Compress:
     return zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_HUFFMAN_ONLY)
 
 
+#: members at least this large report their progress (INFO, every quarter)
+PROGRESS_BYTES = 256 << 20
+
+
+def _with_progress(chunks: Iterable[np.ndarray | bytes], total: int, label: str
+                   ) -> Iterable[np.ndarray | bytes]:
+    """Pass ``chunks`` through, logging each quarter of ``total`` bytes written."""
+    log.info("%s: writing %.1f MB", label, total / 1e6)
+    done, mark = 0, total // 4
+    for chunk in chunks:
+        yield chunk
+        done += _as_bytes(chunk).nbytes
+        while mark and done >= mark and mark < total:
+            log.info("%s: %d%%", label, round(100 * mark / total))
+            mark += total // 4
+
+
 class TrxWriteError(OSError):
     """Writing failed (disk full, permissions...): names the destination; nothing was left."""
 
@@ -130,6 +147,8 @@ class TrxWriter:
         if name in self._names:
             raise ValueError(f"{self.dest}: member {name} written twice")
         self._names.add(name)
+        if nbytes >= PROGRESS_BYTES:
+            chunks = _with_progress(chunks, nbytes, f"{self.dest.name}: {name}")
         try:
             written = self._write_zip(name, chunks, nbytes) if self.is_zip else \
                 self._write_file(name, chunks)
