@@ -161,6 +161,25 @@ def open_input(path: str | os.PathLike) -> IO[bytes]:
     return _GzipInput(path) if is_gzip(path) else open(path, "rb")
 
 
+def fill_buffer(fh: IO[bytes], buf: bytearray, start: int) -> int:
+    """Read into ``buf[start:]`` until it is full or the file ends; bytes read."""
+    view = memoryview(buf)
+    got = start
+    while got < len(buf):
+        n = fh.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got - start
+
+
+def grown_buffer(buf: bytearray, filled: int, size: int) -> bytearray:
+    """A buffer of ``size`` bytes starting with ``buf[:filled]``."""
+    new = bytearray(size)
+    new[:filled] = memoryview(buf)[:filled]
+    return new
+
+
 def input_size(path: str | os.PathLike) -> int | None:
     """Byte size of an uncompressed input (None for gzip: not known without reading)."""
     return None if is_gzip(path) else os.path.getsize(path)

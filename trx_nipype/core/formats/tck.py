@@ -34,13 +34,13 @@ from typing import IO
 import numpy as np
 
 from ..errors import TrxFormatError
-from . import FIRST_READ, Block, atomic_output, open_input, without_empty
+from . import FIRST_READ, Block, atomic_output, fill_buffer, grown_buffer, open_input, without_empty
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"mrtrix tracks"
 DATATYPES = {"Float32LE": "<f4", "Float32BE": ">f4", "Float64LE": "<f8", "Float64BE": ">f8"}
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 16 * 1024 * 1024
 MAX_HEADER = 1 << 24
 
 
@@ -153,44 +153,57 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
             left -= skipped
         triplet = 3 * info.dtype.itemsize
         full = max(int(chunk_bytes) // triplet, 1) * triplet
-        want = min(full, max(FIRST_READ // triplet, 1) * triplet)  # small files: small reads
-        carry = np.zeros((0, 3), dtype=np.float32)
+        native = info.dtype == np.dtype("<f4") and np.little_endian
+        # one buffer, read into and reused (small files: a small first buffer, grown on
+        # full reads); the streamline left incomplete at its end moves to its front
+        buf = bytearray(min(full, max(FIRST_READ // triplet, 1) * triplet))
+        filled = 0
         total = 0
         ended = False
         while not ended:
-            raw = fh.read(want)
-            if len(raw) == want:
-                want = min(2 * want, full)
-            stray = len(raw) % triplet
-            xyz = np.frombuffer(raw, dtype=info.dtype, count=(len(raw) - stray) //
-                                info.dtype.itemsize).reshape(-1, 3).astype(np.float32)
+            if filled == len(buf):  # one streamline larger than the buffer: grow it
+                buf = grown_buffer(buf, filled, 2 * len(buf))
+            got = fill_buffer(fh, buf, filled)
+            eof = filled + got < len(buf)
+            filled += got
+            stray = filled % triplet
+            rows = np.frombuffer(buf, dtype=info.dtype, count=(filled - stray) //
+                                 info.dtype.itemsize).reshape(-1, 3)
+            xyz = rows if native else rows.astype(np.float32)
             stop = _full_rows(xyz, np.isinf)
             if len(stop):
                 xyz = xyz[:stop[0]]
                 ended = True
-            elif stray:
+            elif eof and stray:
                 raise TrxFormatError(path, "data", f"truncated: expected whole "
                                      f"{triplet}-byte triplets, found {stray} stray byte(s) "
                                      "at the end")
-            elif not raw:
+            elif eof:
                 raise TrxFormatError(path, "data", "truncated: expected the end-of-data "
                                      "marker (Inf Inf Inf), found the end of the file")
-            if len(carry):
-                xyz = np.concatenate([carry, xyz])
             delim = _full_rows(xyz, np.isnan)
             if ended and len(xyz) and (not len(delim) or delim[-1] != len(xyz) - 1):
                 raise TrxFormatError(path, "data", "truncated: the last streamline has no "
                                      "NaN delimiter before the end-of-data marker")
             if not len(delim):
-                carry = xyz
                 continue
-            carry = xyz[delim[-1] + 1:]
-            body = xyz[:delim[-1] + 1]
-            lengths = np.diff(np.concatenate([[-1], delim])) - 1
-            keep = np.ones(len(body), dtype=bool)
-            keep[delim] = False
-            points = body[keep]
-            lengths = lengths[lengths > 0]
+            lengths = np.diff(delim, prepend=-1) - 1
+            nonempty = lengths > 0
+            lengths = lengths[nonempty]
+            # the points: the body minus its delimiter rows, copied once out of the buffer
+            points = np.empty((int(lengths.sum()), 3), dtype=np.float32)
+            if len(points):
+                keep = np.ones(int(delim[-1]) + 1, dtype=bool)
+                keep[delim] = False
+                np.compress(keep, xyz[:len(keep)], axis=0, out=points)
+                del keep
+            used = (int(delim[-1]) + 1) * triplet
+            del rows, xyz
+            rest = filled - used
+            buf[:rest] = buf[used:filled]
+            filled = rest
+            if not ended and len(buf) < full and filled < len(buf) // 2:
+                buf = grown_buffer(buf, filled, min(2 * len(buf), full))
             if len(lengths):
                 total += len(lengths)
                 yield Block(lengths.astype(np.int64), points)

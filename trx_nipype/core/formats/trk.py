@@ -68,7 +68,16 @@ import numpy as np
 
 from ..errors import TrxFormatError
 from ..reference import Space, apply_affine
-from . import FIRST_READ, Block, atomic_output, format_names, open_input, without_empty
+from . import (
+    FIRST_READ,
+    Block,
+    atomic_output,
+    fill_buffer,
+    format_names,
+    grown_buffer,
+    open_input,
+    without_empty,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +88,7 @@ NAME_LEN = 20
 GROUP_PROPERTY = "trx_group"
 SIDECAR_SUFFIX = ".groups.json"
 #: bytes read per chunk (whole records are carried over to the next chunk)
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 16 * 1024 * 1024
 
 HEADER_DTYPE = np.dtype([
     ("id_string", "S6"),
@@ -312,23 +321,36 @@ def _chain(words: np.ndarray, rec: int, nprops: int) -> tuple[np.ndarray, int]:
     limit = (m - 1 - nprops) // rec
     if limit < 0:
         return np.zeros(0, dtype=np.int64), 0
-    cand = np.flatnonzero((words >= 0) & (words <= limit))
-    nxt = cand + 1 + words[cand].astype(np.int64) * rec + nprops
+    # int32 indices while they fit (a chunk is far below 2**31 words): half the temporaries
+    idx = np.int32 if m + 1 < np.iinfo(np.int32).max else np.int64
+    ok = words >= 0
+    ok &= words <= limit
+    cand = np.flatnonzero(ok).astype(idx)
+    del ok
+    nxt = words[cand].astype(idx)  # <= limit, so count * rec + cand + 1 + nprops <= m
+    nxt *= rec
+    nxt += cand
+    nxt += 1 + nprops
     fits = nxt <= m
-    cand, nxt = cand[fits], nxt[fits]
+    if not fits.all():
+        cand, nxt = cand[fits], nxt[fits]
+    del fits
     if len(cand) == 0 or cand[0] != 0:
         return np.zeros(0, dtype=np.int64), 0
     c = len(cand)
-    j = np.searchsorted(cand, nxt)
+    j = np.searchsorted(cand, nxt).astype(idx)
     hit = j < c
     hit[hit] = cand[j[hit]] == nxt[hit]
-    jump = np.append(np.where(hit, j, c), c)  # node c: the chain left the candidates
-    reach = np.zeros(1, dtype=np.int64)
+    jump = np.empty(c + 1, dtype=idx)
+    np.copyto(jump[:c], np.where(hit, j, c))  # node c: the chain left the candidates
+    jump[c] = c
+    del j, hit
+    reach = np.zeros(1, dtype=idx)
     while reach[-1] != c:  # reach = the nodes 0 .. 2^k - 1 steps from node 0, in order
         reach = np.concatenate([reach, jump[reach]])
         jump = jump[jump]
     path = reach[reach != c]
-    return cand[path], int(nxt[path[-1]])
+    return cand[path].astype(np.int64), int(nxt[path[-1]])
 
 
 def _bad_record(info: TrkInfo, words: np.ndarray, index: int, left_bytes: int) -> TrxFormatError:
@@ -378,32 +400,41 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
         sidecar = groups_sidecar_for(info) if groups else None
         rec, nprops = 3 + info.nb_scalars, info.nb_properties
         idt, fdt = np.dtype(info.byteorder + "i4"), np.dtype(info.byteorder + "f4")
-        buf = b""
+        full = max(int(chunk_bytes) // 4 * 4, 4096)
+        # one buffer, read into and reused (small files: a small first buffer, grown on
+        # full reads); the records left incomplete at its end move to its front
+        buf = bytearray(min(full, FIRST_READ))
+        filled = 0
         eof = False
-        full = max(int(chunk_bytes), 4096)
-        want = min(full, FIRST_READ)  # small files: small reads
         index = 0
         while True:
             if not eof:
-                data = fh.read(want)
-                eof = len(data) < want
-                if not eof and want < full:
-                    want = min(2 * want, full)
-                buf = buf + data if buf else data
-            nwords = len(buf) // 4
-            words = np.frombuffer(buf, dtype=idt, count=nwords).astype(np.int32)
+                if filled == len(buf):  # one record larger than the buffer: grow it
+                    buf = grown_buffer(buf, filled, 2 * len(buf))
+                got = fill_buffer(fh, buf, filled)
+                eof = filled + got < len(buf)
+                filled += got
+            nwords = filled // 4
+            words = np.frombuffer(buf, dtype=idt, count=nwords)
+            if idt.byteorder == ">":
+                words = words.astype(np.int32)
             starts, used = _chain(words, rec, nprops)
             if len(starts):
                 floats = np.frombuffer(buf, dtype=fdt, count=used)
-                yield _block(info, floats, words, starts, used, sidecar)
+                block = _block(info, floats, words, starts, used, sidecar)
+                del floats, words
                 index += len(starts)
-                buf = buf[4 * used:]
+                rest = filled - 4 * used
+                buf[:rest] = buf[4 * used:filled]
+                filled = rest
+                if not eof and len(buf) < full and filled < len(buf) // 2:
+                    buf = grown_buffer(buf, filled, min(2 * len(buf), full))
+                yield block
                 continue
             if not eof:
-                want *= 2  # one record larger than the buffer: read more
                 continue
-            if buf:
-                raise _bad_record(info, words, index, len(buf))
+            if filled:
+                raise _bad_record(info, words, index, filled)
             break
     if info.nb_streamlines and info.nb_streamlines != index:
         raise TrxFormatError(path, "header", f"n_count says {info.nb_streamlines} streamlines, "
@@ -412,6 +443,7 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
 
 def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndarray,
            used: int, sidecar: dict | None) -> Block:
+    """One Block from the complete records at ``starts`` (copies out of the read buffer)."""
     rec, nprops = 3 + info.nb_scalars, info.nb_properties
     counts = words[starts].astype(np.int64)
     ends = starts + 1 + counts * rec + nprops
@@ -423,7 +455,8 @@ def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndar
         keep[pidx] = False
         props = floats[pidx].astype(np.float32)
     data = floats[keep].reshape(-1, rec)
-    pos = apply_affine(info.to_rasmm, data[:, :3]).astype(np.float32)
+    del keep
+    pos = apply_affine(info.to_rasmm, data[:, :3], np.float32)
     dpv = {k: _column(data[:, 3:], s) for k, s in info.scalars.items()}
     dps = {k: _column(props, s) for k, s in info.properties.items()}
     groups: dict[str, np.ndarray] = {}
@@ -436,8 +469,10 @@ def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndar
 
 
 def _column(table: np.ndarray, cols: slice) -> np.ndarray:
-    out = table[:, cols].astype(np.float32)
-    return out[:, 0].copy() if out.shape[1] == 1 else out
+    sub = table[:, cols]
+    if sub.shape[1] == 1:
+        return sub[:, 0].astype(np.float32)  # a contiguous copy
+    return sub.astype(np.float32)
 
 
 # ------------------------------------------------------------------- groups
