@@ -82,15 +82,19 @@ class Space:
             return out
         to_vox = np.linalg.inv(self.affine)
         to_vox[:3, 3] += 0.5  # centre -> corner origin
+        # Fastest path: the bounding box of the whole block inside the grid (the grid is
+        # convex): two reductions over the block instead of one per streamline
+        # (column by column: ndarray.min(axis=0) over (V, 3) runs 20x slower)
+        lo = [positions[:, i].min() for i in range(3)]
+        hi = [positions[:, i].max() for i in range(3)]
+        if self._box_inside(to_vox, np.array(lo), np.array(hi)).all():
+            return out
         starts = (np.cumsum(lengths) - lengths)[nonempty]
         # Fast path: a streamline whose RAS bounding box has its 8 corners inside the
         # grid is inside (the grid is convex). Only the others are checked vertex by vertex.
         lo = np.minimum.reduceat(positions, starts, axis=0).astype(np.float64)
         hi = np.maximum.reduceat(positions, starts, axis=0).astype(np.float64)
-        corners = np.stack([np.where(np.array([a, b, c], bool), hi, lo)
-                            for a in (0, 1) for b in (0, 1) for c in (0, 1)], axis=1)
-        suspect = ~self._inside(apply_affine(to_vox, corners.reshape(-1, 3))
-                                ).reshape(-1, 8).all(axis=1)
+        suspect = ~self._box_inside(to_vox, lo, hi)
         if suspect.any():
             from .arrays import ranges_index
 
@@ -101,6 +105,14 @@ class Space:
             sub_starts = np.cumsum(lengths[rows]) - lengths[rows]
             out[rows] = np.logical_or.reduceat(bad, sub_starts)
         return out
+
+    def _box_inside(self, to_vox: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Whether each RAS box (rows of ``lo``, ``hi``) has its 8 corners inside the grid."""
+        lo = np.asarray(lo, dtype=np.float64).reshape(-1, 3)
+        hi = np.asarray(hi, dtype=np.float64).reshape(-1, 3)
+        corners = np.stack([np.where(np.array([a, b, c], bool), hi, lo)
+                            for a in (0, 1) for b in (0, 1) for c in (0, 1)], axis=1)
+        return self._inside(apply_affine(to_vox, corners.reshape(-1, 3))).reshape(-1, 8).all(axis=1)
 
     def _inside(self, vox: np.ndarray) -> np.ndarray:
         return np.all((vox >= 0) & (vox <= self.dimensions), axis=1)

@@ -554,12 +554,22 @@ class GroupCoder:
         out = np.full(n, -1, dtype=np.float32)
         if n == 0 or not self.names:
             return out
-        rows, inverse = np.unique(member, axis=0, return_inverse=True)
+        # each row of memberships as one integer, the first group the most significant
+        # bit: sorting these integers orders the rows as np.unique(member, axis=0) did
+        # (so codes are given out in the same order), without sorting rows of booleans
+        if len(self.names) <= 62:
+            weights = np.left_shift(1, np.arange(len(self.names) - 1, -1, -1, dtype=np.int64))
+            keys = member @ weights
+            rows_keys, inverse = np.unique(keys, return_inverse=True)
+            rows = (rows_keys[:, None] & weights) != 0
+        else:
+            rows, inverse = np.unique(member, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
         for r, row in enumerate(rows):  # one pass per distinct combination
             combo = tuple(self.names[j] for j in np.flatnonzero(row))
             if combo:
                 code = self.codes.setdefault(combo, len(self.codes))
-                out[inverse.ravel() == r] = code
+                out[inverse == r] = code
         return out
 
     def sidecar(self) -> dict[str, Any]:
@@ -732,36 +742,61 @@ def write_trk(dest: str | os.PathLike, space: Space, blocks: Iterable[Block], *,
     return Path(dest)
 
 
-def _as_f4(arr: np.ndarray, key: str, lossy: set[str]) -> np.ndarray:
+def _as_f4(arr: np.ndarray, key: str, lossy: set[str], out: np.ndarray | None = None
+           ) -> np.ndarray:
+    """``arr`` as float32 rows (into ``out`` when given), noting in ``lossy`` a changed value."""
     arr = np.asarray(arr)
-    out = arr.astype("<f4")
-    if arr.dtype != np.float32 and not np.array_equal(out.astype(arr.dtype), arr,
+    arr2 = arr.reshape(len(arr), -1)
+    if out is None:
+        out = arr2.astype("<f4")
+    else:
+        out[...] = arr2
+    if arr.dtype != np.float32 and not np.array_equal(out.astype(arr.dtype), arr2,
                                                       equal_nan=arr.dtype.kind == "f"):
         lossy.add(key)
-    return out.reshape(len(arr), -1)
+    return out
 
 
 def _records(block: Block, layout: TrkLayout, from_rasmm: np.ndarray,
              extra: list[np.ndarray], lossy: set[str]) -> memoryview:
-    """The bytes of a block's records: count, points with scalars, properties."""
+    """The bytes of a block's records: count, points with scalars, properties.
+
+    The points and their scalars are built in one (V, rec) float32 table (the
+    affine written straight into its first three columns), then scattered once
+    into the record buffer.
+    """
     n = len(block)
     lengths = np.asarray(block.lengths, dtype=np.int64)
-    cols = [apply_affine(from_rasmm, block.positions).astype("<f4")] + \
-        [_as_f4(block.dpv[k], k, lossy) for k in layout.dpv]
-    props = [_as_f4(block.dps[k], k, lossy) for k in layout.dps] + \
-        [e.reshape(n, 1) for e in extra]
-    nprops = sum(p.shape[1] for p in props)
-    rec = sum(c.shape[1] for c in cols)
-    sizes = 1 + lengths * rec + nprops
+    rec = 3 + sum(layout.dpv.values())
+    nprops = sum(layout.dps.values()) + len(extra)
+    sizes = lengths * rec
+    sizes += 1 + nprops
     ends = np.cumsum(sizes)
     starts = ends - sizes
+    del sizes
     out = np.empty(int(ends[-1]) if n else 0, dtype="<f4")
+    if not n:
+        return memoryview(out).cast("B")
+    table = np.empty((int(lengths.sum()), rec), dtype="<f4")
+    apply_affine(from_rasmm, block.positions, out=table)
+    col = 3
+    for k, width in layout.dpv.items():
+        _as_f4(block.dpv[k], k, lossy, table[:, col:col + width])
+        col += width
     keep = np.ones(len(out), dtype=bool)
     keep[starts] = False
     if nprops:
         pidx = (ends - nprops)[:, None] + np.arange(nprops)
         keep[pidx] = False
-        out[pidx] = np.hstack(props)
-    out[keep] = (np.hstack(cols) if len(cols) > 1 else cols[0]).ravel()
+        props = np.empty((n, nprops), dtype="<f4")
+        col = 0
+        for k, width in layout.dps.items():
+            _as_f4(block.dps[k], k, lossy, props[:, col:col + width])
+            col += width
+        for e in extra:
+            props[:, col] = e
+            col += 1
+        out[pidx] = props
+    out[keep] = table.reshape(-1)
     out.view("<i4")[starts] = lengths
     return memoryview(out).cast("B")
