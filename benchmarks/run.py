@@ -370,7 +370,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"Each child touched {report.get('prefault_mb', 1024)} MB at most before its timed "
         "window (this VM faults freed memory back in slowly); trx-python writes up to twice "
         "the data, partly on memory touched fresh, which inflates its large-scale times (see "
-        f"benchmarks/README.md). Total run time {report['elapsed_s']:.0f} s.",
+        f"benchmarks/README.md). Total run time {report['elapsed_s']:.0f} s."
+        + "".join(f" Rows {', '.join(m['ops'])} rerun on {m['date']} (--merge; copy "
+                  f"bandwidth then {m['bandwidth']['copy'] / 1e9:.2f} GB/s, load average "
+                  f"{m['load_avg']}, {m['elapsed_s']:.0f} s)."
+                  for m in report.get("merged", [])),
         "",
         "| operation | n | trx-nipype s | other s | other tool | ratio (CPU) | peak anon MB "
         "ours / other | x copy limit | output check ours/other |",
@@ -410,6 +414,28 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_report(old: dict[str, Any], new: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    """``old`` with the rows of ``new`` (a partial run of the same data) put in their place.
+
+    The header facts (machine, bandwidth, total time) stay those of the full
+    run; each merged row is listed under ``"merged"`` with the date, bandwidth
+    and duration of the partial run that produced it.
+    """
+    if old["dataset"]["scale"] != new["dataset"]["scale"]:
+        raise SystemExit(f"--merge: the results are at scale {old['dataset']['scale']}, this "
+                         f"run at {new['dataset']['scale']}")
+    fresh = {row["op"]: row for row in new["rows"]}
+    rows = [fresh.pop(row["op"], row) for row in old["rows"]] + list(fresh.values())
+    merged = dict(old, rows=rows)
+    merged["merged"] = [*old.get("merged", []),
+                        {"ops": [row["op"] for row in new["rows"]],
+                         "date": new["machine"]["date"], "bandwidth": new["bandwidth"],
+                         "load_avg": new["machine"]["load_avg"], "elapsed_s": elapsed}]
+    merged["targets"] = evaluate_targets(rows, full_scale=old["dataset"]["scale"] >= 1.0)
+    merged["targets"] += nipype_rows.targets(old.get("nipype", []))
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     global COLD, PREFAULT_CAP_MB
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -432,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-nipype", action="store_true", help="skip the Nipype rows")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="folder for results.md and results.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only the rows run now in the existing results.json "
+                             "(same scale; other rows, the Nipype rows and the header kept) "
+                             "and re-render results.md")
     parser.add_argument("--render", action="store_true",
                         help="only rewrite results.md from results.json (and print it)")
     args = parser.parse_args(argv)
@@ -487,9 +517,13 @@ def main(argv: list[str] | None = None) -> int:
               "prefault_mb": PREFAULT_CAP_MB,
               "cache": cache, "reps": args.reps, "stored_trx_bytes": _size(root / "stored.trx"),
               "rows": rows, "nipype": nipype}
-    report["targets"] = evaluate_targets(rows, full_scale=args.scale >= 1.0)
-    report["targets"] += nipype_rows.targets(nipype)
-    report["elapsed_s"] = time.perf_counter() - started
+    if args.merge:
+        report = merge_report(json.loads((args.results / "results.json").read_text()), report,
+                              time.perf_counter() - started)
+    else:
+        report["targets"] = evaluate_targets(rows, full_scale=args.scale >= 1.0)
+        report["targets"] += nipype_rows.targets(nipype)
+        report["elapsed_s"] = time.perf_counter() - started
     md = markdown(report)
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "results.md").write_text(md, encoding="utf-8")
