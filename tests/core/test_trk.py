@@ -230,3 +230,26 @@ def test_malformed_trk_names_the_file(tmp_path: Path, case: str) -> None:
         list(iter_trk_blocks(path))
     assert str(path) in str(err.value)
     assert PROBLEMS[case] in str(err.value)
+
+
+def test_group_codes_follow_the_sorted_membership_rows() -> None:
+    """Bit-packed rows give out codes in the order np.unique(member, axis=0) did."""
+    from trx_nipype.core.formats.trk import GroupCoder
+
+    rng = np.random.default_rng(3)
+    names = ["c", "a", "b"]
+    groups = {g: np.flatnonzero(rng.random(200) < 0.4) for g in names}
+    coder = GroupCoder(names)
+    codes = coder.encode(200, groups)
+    member = np.zeros((200, 3), dtype=bool)
+    for j, g in enumerate(sorted(names)):
+        member[groups[g], j] = True
+    expected: dict[tuple[str, ...], int] = {(g,): i for i, g in enumerate(sorted(names))}
+    for row in np.unique(member, axis=0):
+        combo = tuple(sorted(names)[j] for j in np.flatnonzero(row))
+        if combo:
+            expected.setdefault(combo, len(expected))
+    assert coder.codes == expected
+    for i in range(200):
+        combo = tuple(sorted(names)[j] for j in np.flatnonzero(member[i]))
+        assert codes[i] == (expected[combo] if combo else -1)
