@@ -321,20 +321,15 @@ WHY = {
     "convert_trk_trx:ratio": "TRK/TCK -> TRX spools every parsed array, positions "
     "included, to temporary raw files and then streams them through the TRX writer: the data "
     "is written twice (core/convert.py:_to_trx, _Spool). Writing positions straight into the "
-    "output zip and spooling only what must follow would remove a full write",
-    "convert_tck_trx:ratio": "as TRK->TRX (spooled, then written again), and "
-    "formats/tck.py:iter_tck_blocks copies each 32 MB chunk three times (astype without "
-    "copy=False, concatenate with the carry, boolean mask)",
-    "convert_trx_trk:ratio": "CPU-bound, not I/O (writes are ~10% in a profile): "
-    "reference.py:apply_affine in float64 (20%), np.hstack of the records (15%), per-"
-    "streamline reduceat bounding boxes (10%) and an argsort in formats/trk.py:_records (10%); "
-    "a preallocated record buffer and a float32 affine would cut most of it",
-    "convert:limit": "conversions parse records and transform every vertex (float64 affine), "
-    "and TRK->TRX stages dpv in a temporary file: CPU work and 2x the bytes of a copy",
-    "convert:memory": "bounded by the readers' 32 MB chunk, not by the file: each chunk is "
-    "copied 3-4 times (bytes read, astype, concatenate with the carry, mask) plus float64 "
-    "bounding-box temporaries (tracemalloc: 170 MB of arrays at the peak of TCK->TRX); "
-    "an 8 MB chunk or readinto + astype(copy=False) would bring it under 256 MB",
+    "output zip (a counting pass first, or a writer that accepts an upper-bound size) would "
+    "remove a full write",
+    "convert_tck_trx:ratio": "as TRK->TRX: spooled, then written again",
+    "convert_trx_trk:ratio": "CPU-bound: records are assembled per block in one float32 "
+    "table (formats/trk.py:_records) after a float64 affine (reference.py:apply_affine)",
+    "convert:limit": "conversions parse records and transform every vertex, and TRK/TCK -> "
+    "TRX write the data twice (spooled, then zipped): CPU work and 2x the bytes of a copy",
+    "convert:memory": "bounded by the readers' 16 MB chunk, not by the file: one reused read "
+    "buffer, the chunk's parsed arrays and the record-chain temporaries",
     "lazy_load:ratio": "milliseconds on both sides; ours also checks the offsets (monotonic, "
     "bounds) and the group indices at load, which trx-python does not",
     "lazy_load:size": "the offsets check at load reads 8 bytes per streamline once",
