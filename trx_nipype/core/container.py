@@ -40,7 +40,8 @@ _LOCAL_SIGNATURE = b"PK\x03\x04"
 _CHUNK = 1 << 22
 
 
-def readonly_array(buffer, dtype: np.dtype, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
+def readonly_array(buffer: bytes | memoryview | mmap.mmap, dtype: np.dtype, shape: tuple[int, ...],
+                   offset: int = 0) -> np.ndarray:
     """A read-only array over ``buffer`` (or an empty one for zero-size shapes)."""
     count = int(np.prod(shape, dtype=np.int64))
     if count == 0:  # over immutable bytes, so that writeable cannot be set back to True

@@ -24,6 +24,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 
@@ -261,7 +262,8 @@ class TrxWriter:
     def __enter__(self) -> TrxWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is None:
             self.commit()
         else:
