@@ -33,6 +33,7 @@ class LazyArrays(Mapping):
 
     @classmethod
     def from_dict(cls, arrays: Mapping[str, np.ndarray]) -> LazyArrays:
+        """Wrap arrays already in memory."""
         out = cls()
         for key, arr in arrays.items():
             arr = np.asarray(arr)
@@ -41,10 +42,12 @@ class LazyArrays(Mapping):
 
     def add(self, name: str, dtype: np.dtype, shape: tuple[int, ...],
             loader: Callable[[], np.ndarray]) -> None:
+        """Declare ``name`` (dtype, shape); ``loader`` makes the array when first asked."""
         self._specs[name] = (np.dtype(dtype), tuple(int(s) for s in shape))
         self._loaders[name] = loader
 
     def spec(self, name: str) -> tuple[np.dtype, tuple[int, ...]]:
+        """``(dtype, shape)`` of ``name``, without loading it."""
         return self._specs[name]
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -78,6 +81,7 @@ class GatheredArrays(Mapping):
         self._cache: dict[str, np.ndarray] = {}
 
     def spec(self, name: str) -> tuple[np.dtype, tuple[int, ...]]:
+        """``(dtype, shape)`` of ``name`` in this view, without gathering it."""
         dtype, shape = self._base.spec(name)
         return dtype, (self._length, *shape[1:])
 

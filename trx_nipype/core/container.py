@@ -87,6 +87,7 @@ class Container:
         self._maps: list[mmap.mmap] = []
 
     def read_bytes(self, name: str) -> bytes:  # pragma: no cover - abstract
+        """The bytes of a (small) member, such as ``header.json``."""
         raise NotImplementedError
 
     def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -128,9 +129,11 @@ class DirectoryContainer(Container):
                 self.members[rel] = st.st_size
 
     def read_bytes(self, name: str) -> bytes:
+        """The bytes of a (small) member file."""
         return Path(self.path, name).read_bytes()
 
     def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """A read-only map of the member file (an empty array for an empty file)."""
         mm = _map_file(Path(self.path, name))
         if mm is None:
             return readonly_array(b"", dtype, shape)
@@ -138,6 +141,7 @@ class DirectoryContainer(Container):
         return readonly_array(mm, dtype, shape)
 
     def source_files(self) -> Iterator[str]:
+        """Every member file (a change to any of them changes the TRX)."""
         for name in self.members:
             yield str(Path(self.path, name))
 
@@ -245,6 +249,7 @@ class ZipContainer(Container):
         return start
 
     def read_bytes(self, name: str) -> bytes:
+        """The bytes of a (small) member, inflated if need be."""
         try:
             with zipfile.ZipFile(self.path) as zf:
                 return zf.read(self._infos[name])
@@ -290,6 +295,7 @@ class ZipContainer(Container):
         return target
 
     def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """A read-only array: mapped in place if stored, inflated once and mapped if deflated."""
         info = self._infos[name]
         if info.file_size == 0:
             return readonly_array(b"", dtype, shape)
@@ -313,6 +319,7 @@ class ZipContainer(Container):
             raise TrxFormatError(self.path, None, f"cannot read the zip ({exc})") from None
 
     def close(self) -> None:
+        """Drop the maps and remove the inflated members (idempotent)."""
         super().close()
         self._mm = None
         remove_temp_dir(self._extract_dir)

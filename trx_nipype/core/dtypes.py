@@ -49,10 +49,12 @@ class MemberName(NamedTuple):
 
     @property
     def dtype(self) -> np.dtype:
+        """The little-endian numpy dtype of the member."""
         return DTYPES[self.dtype_name]
 
     @property
     def width(self) -> int:
+        """Values per row (1 when the name gives no column count)."""
         return self.ncols or 1
 
 

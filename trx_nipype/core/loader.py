@@ -298,6 +298,7 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
+        """True when no error was found."""
         return not self.errors
 
     def raise_for_errors(self) -> None:
@@ -308,6 +309,7 @@ class ValidationReport:
             raise TrxFormatError(self.path, None, self.errors[0])
 
     def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what ``trx-nipype validate --json`` prints)."""
         return {"path": self.path, "ok": self.ok, "container": self.container,
                 "compression": self.compression, "nb_streamlines": self.nb_streamlines,
                 "nb_vertices": self.nb_vertices, "members": self.members,
@@ -353,6 +355,7 @@ def validate(path: str | os.PathLike, deep: bool = False) -> ValidationReport:
 
 
 def layout_offsets_short(container: Container, src: Source) -> bool:
+    """True when the offsets member holds N entries, not the usual N + 1."""
     names = [m for m in container.members if m.startswith("offsets.")]
     if not names:
         return False

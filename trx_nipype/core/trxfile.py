@@ -47,6 +47,7 @@ class Source:
 
     @property
     def lengths(self) -> np.ndarray:
+        """Vertices per streamline (int64), from the offsets; computed once."""
         if self._lengths is None:
             # shared by every view of this source: nobody may change it
             self._lengths = frozen_copy(np.diff(np.asarray(self.offsets, dtype=np.int64)))
@@ -54,10 +55,12 @@ class Source:
 
     @property
     def offsets_dtype(self) -> np.dtype:
+        """The dtype of the stored offsets."""
         return np.dtype(self.offsets.dtype)
 
     @property
     def positions_dtype(self) -> np.dtype:
+        """The dtype of the stored positions."""
         return self.positions.spec("positions")[0]
 
 
@@ -206,10 +209,12 @@ class TrxFile:
 
     @property
     def positions_dtype(self) -> np.dtype:
+        """The dtype of the positions (float16, float32 or float64)."""
         return self._src.positions_dtype
 
     @property
     def offsets_dtype(self) -> np.dtype:
+        """The dtype of the source's offsets (uint32 or uint64)."""
         return self._src.offsets_dtype
 
     # -------------------------------------------------------------- streaming
