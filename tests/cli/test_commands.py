@@ -232,3 +232,35 @@ def test_console_script_exit_code_and_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 3
     assert proc.stderr.strip() == f"trx-nipype: error: {tmp_path / 'x.trx'}: no such file or " \
                                   "directory"
+
+
+# ------------------------------------------------------------------ review fixes
+def test_split_groups_names_that_collapse_stay_distinct(cli: Run, trx_path: Path,
+                                                        tmp_path: Path) -> None:
+    both = tmp_path / "odd.trx"
+    code, _, err = cli("concatenate", trx_path, trx_path, "-o", both, "--group-by-input",
+                       "--group-names", "AF L", "AF_L")
+    assert code == 0, err
+    code, out, _ = cli("split-groups", both, "-o", tmp_path / "sg")
+    names = sorted(p.name for p in (tmp_path / "sg").iterdir())
+    assert code == 0 and len(names) == 4 == len(set(n.lower() for n in names)), names
+
+
+def test_outputs_that_are_not_trx_are_never_replaced(cli: Run, trx_path: Path,
+                                                     tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious", encoding="utf-8")
+    for argv in (("convert", trx_path, mine), ("select-group", trx_path, "AF", "-o", mine),
+                 ("concatenate", trx_path, trx_path, "-o", mine)):
+        code, _, err = cli(*argv)
+        assert code == 2 and "is not a TRX folder" in one_error(err)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("extra", [["--plugin", "Bogus"], ["--nprocs", "0"],
+                                   ["--nprocs", "-1"]])
+def test_run_bad_plugin_or_nprocs_is_a_usage_error(cli: Run, trk_dir: Path, tmp_path: Path,
+                                                   extra: list[str]) -> None:
+    code, _, err = cli("run", trk_dir, "--output-dir", tmp_path / "out", "-q", *extra)
+    assert code == 2 and ("unknown Nipype plugin" in err or "whole number >= 1" in err)

@@ -361,3 +361,15 @@ def test_bbox_check_skips_a_degenerate_grid(tmp_path: Path) -> None:
                               dimensions=(2, 2, 2))
     with pytest.warns(UserWarning, match="1 of 1 streamlines fall outside"):
         convert(save(trx, tmp_path / "c.trx"), tmp_path / "c.trk")
+
+
+def test_convert_refuses_a_folder_it_must_not_replace_before_reading(tmp_path: Path,
+                                                                    trx_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("precious", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="not a TRX folder"):
+        convert(NIB / "standard.trk", folder)
+    with pytest.raises(FileExistsError, match="is a folder"):
+        convert(trx_path, folder, out_format="trk")
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]

@@ -317,3 +317,30 @@ def test_large_members_report_progress(tmp_path: Path, monkeypatch: pytest.Monke
     lines = [r.getMessage() for r in caplog.records]
     assert "p.trx: positions.3.float32: writing 0.0 MB" in lines
     assert [m for m in lines if m.endswith("%")][-1] == "p.trx: positions.3.float32: 75%"
+
+
+def test_never_replaces_what_is_not_a_trx(tmp_path: Path) -> None:
+    """A folder of other files, or a file that is not a TRX zip, is kept: FileExistsError."""
+    trx = TrxFile.from_arrays(np.zeros((4, 3), np.float32), lengths=[2, 2])
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("precious", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="not a TRX folder"):
+        save(trx, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    text = tmp_path / "notes"
+    text.write_text("precious", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="not a TRX file"):
+        save(trx, text)  # no .trx suffix: a TRX folder would replace the file
+    assert text.read_text(encoding="utf-8") == "precious"
+    assert not [p for p in tmp_path.iterdir() if SIBLING_MARK in p.name]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    save(trx, empty)  # an empty folder, a TRX folder and a TRX zip may be replaced
+    save(trx, empty)
+    save(trx, tmp_path / "a.trx")
+    save(trx, tmp_path / "a.trx")
+    save(trx, tmp_path / "b.trx")
+    (tmp_path / "b.trx").rename(tmp_path / "b")
+    save(trx, tmp_path / "b")  # a TRX folder replacing a TRX zip
+    assert (tmp_path / "b" / "header.json").is_file()

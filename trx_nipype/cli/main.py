@@ -161,12 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-format", choices=_FORMATS, default="trx",
                    help="convert pipeline: output format (default: trx)")
     _encoding(p, offsets=False)
-    p.add_argument("--plugin", default="Linear",
+    p.add_argument("--plugin", default="Linear", type=_plugin_name,
                    help="Nipype plugin: Linear (default), MultiProc, SLURMGraph, SGEGraph, "
                         "PBSGraph, SLURM, ...")
     p.add_argument("--plugin-args", metavar="JSON",
                    help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
-    p.add_argument("--nprocs", type=int, help="processes for MultiProc")
+    p.add_argument("--nprocs", type=_positive_int, help="processes for MultiProc")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="Nipype's own logging too")
     return parser
@@ -183,10 +183,33 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
+def _plugin_name(text: str) -> str:
+    """A Nipype execution plugin's name (``MultiProc``, ``SLURMGraph``...), checked."""
+    from nipype.pipeline import plugins
+
+    name = text.removesuffix("Plugin")
+    if not hasattr(plugins, f"{name}Plugin"):
+        known = sorted(n.removesuffix("Plugin") for n in dir(plugins) if n.endswith("Plugin")
+                       and n != "Plugin")
+        raise argparse.ArgumentTypeError(f"unknown Nipype plugin {text!r}; one of "
+                                         f"{', '.join(known)}")
+    return name
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _exit_code(exc: BaseException) -> int:
     from .ops import _Usage
 
-    if isinstance(exc, _Usage):
+    if isinstance(exc, _Usage | FileExistsError):  # FileExistsError: an output we won't replace
         return EXIT_USAGE
     if isinstance(exc, FileNotFoundError | KeyError | ValueError | IsADirectoryError):
         return EXIT_INVALID  # TrxFormatError, DatasetError and unknown groups included

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import load, save, validate
+from ..core.naming import unique_safe_names
 from ..core.summary import summarize
 
 #: ``split-groups --format`` -> extension of each file (``""``: a TRX directory)
@@ -160,8 +161,8 @@ def cmd_split_groups(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.input}: no groups to split")
         tmp = None if ext in (".trx", "") else make_temp_dir("split")
         try:
-            for group in sorted(trx.groups):
-                dest = out_dir / f"{stem}_{_safe(group)}{ext}"
+            for group, safe in unique_safe_names(sorted(trx.groups)).items():
+                dest = out_dir / f"{stem}_{safe}{ext}"
                 view = trx.get_group(group)
                 if tmp is None:
                     save(view, dest)
@@ -175,11 +176,6 @@ def cmd_split_groups(args: argparse.Namespace) -> int:
         finally:
             remove_temp_dir(tmp)
     return 0
-
-
-def _safe(text: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip(".")
-    return keep or "group"
 
 
 class _Usage(ValueError):

@@ -39,7 +39,7 @@ from .reference import Space, space_from_reference
 from .save import is_zip_path, save
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import TrxFile
-from .writer import TrxWriteError
+from .writer import TrxWriteError, check_replaceable
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +344,7 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: 
         from .formats.dipy_formats import require
 
         require(out_fmt, out_s)
+    _check_destination(Path(out_s), out_fmt)
     inp = _open_input(in_s, reference, need_space=out_fmt in _SPACED,
                       chunk_bytes=chunk_bytes)
     try:
@@ -411,11 +412,21 @@ def _to_trx(inp: _Input, out: str, bbox: _BBox, **save_kw: Any) -> Path:
         spool.close()
 
 
+def _check_destination(dest: Path, out_fmt: str) -> None:
+    """Refuse, before any work, a destination that must not be replaced."""
+    if out_fmt == "trx":
+        check_replaceable(dest, as_directory=not is_zip_path(dest))
+    elif dest.is_dir() and not dest.is_symlink():
+        raise FileExistsError(f"{dest}: is a folder; a .{out_fmt} output is a file")
+
+
 @contextmanager
 def _staging(out: str, spool: _Spool) -> Iterator[None]:
     """An ``OSError`` while staging (a full temporary root...) names the destination."""
     try:
         yield
+    except (FileExistsError, TrxWriteError):
+        raise
     except OSError as exc:
         raise TrxWriteError(exc.errno, f"{out}: cannot write: staging the data in "
                             f"{spool.dir} failed: {exc.strerror or exc}") from exc

@@ -127,6 +127,7 @@ class TrxWriter:
         self._names: set[str] = set()
         self._zf: zipfile.ZipFile | None = None
         self._done = False
+        check_replaceable(self.dest, as_directory=not zip)  # before anything is written
         try:
             if not self.dest.parent.is_dir():
                 raise FileNotFoundError(f"{self.dest.parent}: the destination's folder "
@@ -224,7 +225,11 @@ class TrxWriter:
                 if self.fsync:
                     with open(self.tmp, "rb+") as fh:
                         os.fsync(fh.fileno())
+            check_replaceable(self.dest, as_directory=not self.is_zip)
             _replace(self.tmp, self.dest)
+        except FileExistsError:
+            self.abort()
+            raise
         except OSError as exc:
             self.abort()
             self._fail(exc)
@@ -268,6 +273,35 @@ class TrxWriter:
             self.commit()
         else:
             self.abort()
+
+
+def check_replaceable(dest: Path, *, as_directory: bool) -> None:
+    """Refuse to replace what is not a TRX: a folder of other files, or (with a TRX
+    folder) a file that is not a TRX zip. A TRX, an empty folder or nothing may go.
+
+    Raises
+    ------
+    FileExistsError
+        Naming the destination and why it is kept.
+    """
+    if dest.is_symlink() or not dest.exists():
+        return
+    if dest.is_dir():
+        if (dest / "header.json").is_file() or not any(dest.iterdir()):
+            return
+        raise FileExistsError(f"{dest}: exists and is not a TRX folder (no header.json); "
+                              "refusing to replace it: choose another destination or remove it")
+    if as_directory and not _is_trx_zip(dest):
+        raise FileExistsError(f"{dest}: exists and is not a TRX file; refusing to replace it "
+                              "with a TRX folder (a destination ending in .trx writes a zip)")
+
+
+def _is_trx_zip(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "header.json" in zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def _replace(tmp: Path, dest: Path) -> None:

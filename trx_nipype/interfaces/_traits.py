@@ -128,12 +128,6 @@ def stem(path: str | os.PathLike) -> str:
     return name
 
 
-def safe_name(text: str) -> str:
-    """``text`` usable as one file name (group names may hold spaces or slashes)."""
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip(".")
-    return keep or "group"
-
-
 def output_path(in_file: str | os.PathLike, suffix: str, ext: str, out_filename: Any = None,
                 inputs: Iterable[str | os.PathLike] = (), cwd: str | None = None) -> Path:
     """Where an interface writes: ``<cwd>/<input stem><suffix><ext>`` or ``out_filename``.

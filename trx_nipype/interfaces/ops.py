@@ -22,6 +22,7 @@ from nipype.interfaces.base import (
 from trx_nipype.core import load, save
 from trx_nipype.core.concatenate import concatenate
 from trx_nipype.core.convert import convert
+from trx_nipype.core.naming import safe_name, unique_safe_names
 from trx_nipype.core.tempfiles import make_temp_dir, remove_temp_dir
 
 from ._traits import (
@@ -31,7 +32,6 @@ from ._traits import (
     optional,
     output_path,
     remove_output,
-    safe_name,
 )
 from .io import FORMATS
 
@@ -256,10 +256,8 @@ class SplitGroups(SimpleInterface):
                 names = sorted(trx.groups)
                 if not names:
                     raise ValueError(f"{in_file}: no groups to split")
-                used: set[str] = set()
-                for name in names:
-                    suffix = _unique("_" + safe_name(name), used)
-                    dest = output_path(in_file, suffix, ext)
+                for name, safe in unique_safe_names(names).items():
+                    dest = output_path(in_file, "_" + safe, ext)
                     written.append(str(dest))
                     save_as(trx.get_group(name), dest, fmt)
         except BaseException:
@@ -286,12 +284,3 @@ def save_as(trx: Any, dest: Path, fmt: str) -> None:
         convert(staged, dest, out_format=fmt, bbox_check=False)
     finally:
         remove_temp_dir(tmp)
-
-
-def _unique(name: str, used: set[str]) -> str:
-    out, i = name, 1
-    while out.lower() in used:
-        i += 1
-        out = f"{name}-{i}"
-    used.add(out.lower())
-    return out
