@@ -241,8 +241,9 @@ def test_ResizeTrx_inputs() -> None:
             trait_type='Str',
         ),
         random=dict(
-            requires=['nb_streamlines'],
+            default=False,
             trait_type='Bool',
+            usedefault=True,
         ),
         seed=dict(
             default=0,

@@ -232,8 +232,10 @@ def test_resize_first_and_random(data: Path, work: Path) -> None:
 
 def test_resize_errors(data: Path, work: Path) -> None:
     path = example_trx(data)
-    with pytest.raises(ValueError, match="requires a value for input 'nb_streamlines'"):
+    with pytest.raises(Exception, match="random=True needs nb_streamlines"):
         run_node(ResizeTrx(), work, "noval", in_file=path, random=True)
+    out = run_node(ResizeTrx(), work, "norandom", in_file=path, random=False).outputs
+    assert out.nb_streamlines == 6  # random=False spelled out: trim capacity, keep all
     with pytest.raises(Exception, match="cannot draw 9"):
         run_node(ResizeTrx(), work, "toomany", in_file=path, nb_streamlines=9, random=True)
 
@@ -347,3 +349,24 @@ def test_inputs_untouched_and_outputs_small(data: Path, work: Path, caplog) -> N
     assert {r.name for r in caplog.records} == {"nipype.interface"} or any(
         "SplitGroups" in r.getMessage() for r in caplog.records)
     assert any(r.getMessage().startswith("SplitGroups") for r in caplog.records)
+
+
+def test_relative_input_and_another_cwd_never_touch_the_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paths are made absolute when set: running in the input's folder cannot mistake it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    src = Path(example_trx(data, "s1"))
+    before = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(src.rglob("*"))
+                                     if p.is_file())).hexdigest() if src.is_dir() else \
+        hashlib.sha256(src.read_bytes()).hexdigest()
+    monkeypatch.chdir(tmp_path)
+    rel = os.path.relpath(src, tmp_path)
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        SelectGroup(in_file=rel, group_names="AF", out_filename=src.name).run(cwd=str(data))
+    res = SelectGroup(in_file=rel, group_names="AF").run(cwd=str(data))
+    assert Path(res.outputs.out_file).parent == data and src.exists()
+    after = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(src.rglob("*"))
+                                    if p.is_file())).hexdigest() if src.is_dir() else \
+        hashlib.sha256(src.read_bytes()).hexdigest()
+    assert after == before

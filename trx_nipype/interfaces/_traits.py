@@ -53,9 +53,12 @@ class TrxPath(BasePath):
         what = "a tractogram path (TRX zip or directory, or TRK/TCK/...)"
         return ("an existing " + what[2:]) if self.exists else what
 
-    def __init__(self, value: Any = Undefined, exists: bool = False, **metadata: Any) -> None:
+    def __init__(self, value: Any = Undefined, exists: bool = False, resolve: bool = True,
+                 **metadata: Any) -> None:
+        # resolve: made absolute when set, so that a node running in another folder
+        # (``run(cwd=...)``) still knows where its input is (and never mistakes it)
         metadata.setdefault("trx_hash", True)
-        super().__init__(value, exists=exists, **metadata)
+        super().__init__(value, exists=exists, resolve=resolve, **metadata)
 
 
 def TrxPathList(**metadata: Any) -> InputMultiObject:  # noqa: N802 (a trait factory)

@@ -173,9 +173,9 @@ class _ResizeInputSpec(TrxInputSpec):
     in_file = TrxPath(exists=True, mandatory=True, desc="TRX tractogram")
     nb_streamlines = traits.Range(low=0, desc="streamlines to keep (default: all of them, "
                                               "trimming unused capacity)")
-    random = traits.Bool(requires=["nb_streamlines"],
+    random = traits.Bool(False, usedefault=True,
                          desc="keep a seeded random subset of nb_streamlines (in file order) "
-                              "instead of the first ones")
+                              "instead of the first ones (needs nb_streamlines)")
     seed = traits.Int(0, usedefault=True, desc="seed of the random subset")
     out_filename = traits.Str(desc="output name (default: <input>_resized.trx; no .trx/.zip "
                                    "extension: a TRX directory)")
@@ -205,9 +205,11 @@ class ResizeTrx(SimpleInterface):
 
     def _run_interface(self, runtime: Any) -> Any:
         n = optional(self.inputs.nb_streamlines)
+        if self.inputs.random and n is None:
+            raise ValueError("ResizeTrx: random=True needs nb_streamlines (how many to draw)")
         dest = output_path(self.inputs.in_file, "_resized", ".trx", self.inputs.out_filename)
         with load(self.inputs.in_file) as trx:
-            if self.inputs.random is True:
+            if self.inputs.random:
                 view = trx.sample(n, seed=self.inputs.seed)
             else:
                 view = trx.resize(nb_streamlines=n)
