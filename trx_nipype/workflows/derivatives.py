@@ -111,58 +111,134 @@ def _atomic_json(path: Path, payload: Mapping[str, Any]) -> None:
         raise
 
 
+def companions(path: str | os.PathLike) -> list[Path]:
+    """Files that belong with a tractogram file: the ``.groups.json`` of a TRK."""
+    from ..core.formats.trk import sidecar_path as trk_groups_path
+
+    path = Path(path)
+    if path.is_dir() or not path.name.lower().endswith((".trk", ".trk.gz")):
+        return []
+    return [trk_groups_path(path)]
+
+
 def copy_atomic(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Copy a file or directory to ``dest`` through a temporary sibling and a rename.
 
     A directory already at ``dest`` is moved aside and removed after the
-    rename, so ``dest`` is always either the old or the new tree.
+    rename, so ``dest`` is always either the old or the new tree. The
+    companions of a file (a TRK's ``.groups.json``) are copied too, each
+    renamed into place before the file; a stale companion at the destination
+    is removed when ``src`` has none.
     """
     src, dest = Path(src), Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        staged = tmp / dest.name
-        if src.is_dir():
-            shutil.copytree(src, staged)
-        else:
-            shutil.copyfile(src, staged)
-        if dest.is_dir() and not dest.is_symlink():
-            old = tmp / ".old"
-            os.replace(dest, old)
-        os.replace(staged, dest)
+        staged = _stage(src, tmp / dest.name)
+        _commit(staged, dest, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
+def _stage(src: Path, staged: Path) -> Path:
+    """Copy ``src`` (and its companions, renamed after ``staged``) to ``staged``."""
+    if src.is_dir():
+        shutil.copytree(src, staged)
+    else:
+        shutil.copyfile(src, staged)
+        for have, want in zip(companions(src), companions(staged), strict=True):
+            if have.is_file():
+                shutil.copyfile(have, want)
+    return staged
+
+
+def _commit(staged: Path, dest: Path, tmp: Path) -> None:
+    """Rename a staged file (companions first) or tree into place at ``dest``."""
+    for have, want in zip(companions(staged), companions(dest), strict=True):
+        if have.is_file():
+            os.replace(have, want)
+        else:
+            want.unlink(missing_ok=True)
+    if dest.is_dir() and not dest.is_symlink():
+        os.replace(dest, tmp / ".old")
+    os.replace(staged, dest)
+
+
 def sidecar_path(path: str | os.PathLike) -> Path:
-    """``x.trx`` -> ``x.json`` (``.nii.gz``-style double extensions are not used here)."""
-    path = Path(path)
-    return path.with_name(path.name[: -len(path.suffix)] + ".json" if path.suffix
-                          else path.name + ".json")
+    """``x.trx`` -> ``x.json``; a folder or a name without a known extension: ``AF.L`` ->
+    ``AF.L.json`` (see :func:`trx_nipype.workflows.dataset.sidecar_path`)."""
+    from .dataset import sidecar_path as _sidecar_path
+
+    return _sidecar_path(path)
+
+
+def destination(out_dir: str | os.PathLike, rel_path: str) -> Path:
+    """``out_dir/rel_path``, refused (``ValueError``) unless it resolves inside ``out_dir``."""
+    root = Path(os.path.realpath(out_dir))
+    dest = Path(os.path.realpath(Path(out_dir) / rel_path))
+    if not rel_path or os.path.isabs(rel_path) or root not in dest.parents:
+        raise ValueError(f"{rel_path!r}: destination is not inside the output folder {root}")
+    return Path(out_dir) / rel_path
 
 
 def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, rel_path: str,
-                      *, sources: Sequence[str] = (), metadata: Mapping[str, Any] | None = None
-                      ) -> tuple[Path, Path]:
+                      *, sources: Sequence[str] = (), metadata: Mapping[str, Any] | None = None,
+                      reference: str | None = None) -> tuple[Path, Path]:
     """Copy ``in_file`` to ``out_dir/rel_path`` atomically and write its sidecar.
+
+    The copy (and its companions: a TRK's ``.groups.json``) is staged in a
+    temporary sibling, counted and hashed there, the sidecar is written, and
+    only then is the data renamed into place: an exported file never lacks
+    its sidecar.
+
+    Parameters
+    ----------
+    in_file : str or os.PathLike
+        The result (a file or a TRX directory).
+    out_dir : str or os.PathLike
+        Root of the derivatives tree.
+    rel_path : str
+        Destination relative to ``out_dir``; it must stay inside ``out_dir``.
+    sources : sequence of str
+        Files the result was made from (recorded with their SHA-256).
+    metadata : mapping, optional
+        Pipeline, description and parameters.
+    reference : str, optional
+        Reference image giving the space of formats without one (recorded
+        among the sources, and used to count the streamlines of a TCK/VTK
+        output).
 
     Returns
     -------
     tuple of pathlib.Path
         The copied file and its sidecar.
+
+    Raises
+    ------
+    ValueError
+        If the destination is not inside ``out_dir``.
     """
-    dest = Path(out_dir) / rel_path
-    copy_atomic(in_file, dest)
+    dest = destination(out_dir, rel_path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    all_sources = list(sources) + ([reference] if reference and reference not in sources
+                                   else [])
     payload: dict[str, Any] = dict(metadata or {})
     payload["Sources"] = [{"path": os.fspath(s), "sha256": sha256_path(s)}
-                          if Path(s).exists() else {"path": os.fspath(s)} for s in sources]
+                          if Path(s).exists() else {"path": os.fspath(s)} for s in all_sources]
     spaced = [s for s in sources if Path(s).suffix.lower() in (".trx", ".trk", ".nii", ".gz")]
-    payload["Counts"] = tractogram_counts(dest, reference=spaced[0] if spaced else None)
-    payload["sha256"] = sha256_path(dest)
-    payload["Software"] = software_versions()
-    side = sidecar_path(dest)
-    _atomic_json(side, payload)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        staged = _stage(Path(in_file), tmp / dest.name)
+        payload["Counts"] = tractogram_counts(
+            staged, reference=reference or (spaced[0] if spaced else None))
+        payload["sha256"] = sha256_path(staged)
+        payload["Software"] = software_versions()
+        side = sidecar_path(dest)
+        _atomic_json(side, payload)
+        _commit(staged, dest, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest, side
 
 
@@ -182,6 +258,56 @@ def write_dataset_description(out_dir: str | os.PathLike, pipeline: str,
     return path
 
 
+def stale_outputs(output_dir: str | os.PathLike, pipeline: str, outputs: Sequence[str]
+                  ) -> list[Path]:
+    """Files of ``output_dir`` whose sidecar names ``pipeline`` but that are not in ``outputs``.
+
+    They come from earlier runs over other subjects or bundles, and may
+    contradict this run's files. Nothing is deleted. Folders of this tool's
+    work dirs are not searched.
+
+    Parameters
+    ----------
+    output_dir : str or os.PathLike
+        Root of the derivatives tree.
+    pipeline : str
+        The ``Pipeline`` of this run's sidecars.
+    outputs : sequence of str
+        This run's files, relative to ``output_dir``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The data files (or, when none is found, the sidecars), sorted.
+    """
+    from .dataset import WORK_DIR_MARKER
+
+    root = Path(output_dir)
+    expected = {sidecar_path(root / rel) for rel in outputs}
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if WORK_DIR_MARKER in filenames:
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            side = here / name
+            if not name.endswith(".json") or name.startswith(".") or side in expected \
+                    or (here == root and name == "dataset_description.json"):
+                continue
+            try:
+                doc = json.loads(side.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if not isinstance(doc, dict) or doc.get("Pipeline") != pipeline:
+                continue
+            data = [here / d for d in sorted(filenames + dirnames)
+                    if d != name and sidecar_path(here / d) == side]
+            found.extend(data or [side])
+    return sorted(found)
+
+
 class _DerivativesSinkInputSpec(TrxInputSpec):
     in_file = TrxPath(exists=True, mandatory=True,
                       desc="result to export (a tractogram file or a TRX directory)")
@@ -190,6 +316,9 @@ class _DerivativesSinkInputSpec(TrxInputSpec):
     sources = traits.List(traits.Str, desc="files the result was made from (recorded, with "
                           "their SHA-256, in the sidecar)")
     metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecar")
+    reference = traits.Either(None, File(exists=True), default=None, usedefault=True,
+                              desc="reference image of formats without a space (TCK, VTK, "
+                                   "...): used to count the output, recorded among the sources")
 
 
 class _DerivativesSinkOutputSpec(TraitedSpec):
@@ -206,7 +335,8 @@ class DerivativesSink(SimpleInterface):
     def _run_interface(self, runtime: Any) -> Any:
         dest, side = export_derivative(self.inputs.in_file, self.inputs.out_dir,
                                        self.inputs.rel_path, sources=self.inputs.sources,
-                                       metadata=self.inputs.metadata)
+                                       metadata=self.inputs.metadata,
+                                       reference=self.inputs.reference or None)
         self._results["out_file"] = str(dest)
         self._results["out_json"] = str(side)
         return runtime
