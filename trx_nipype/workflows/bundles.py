@@ -8,10 +8,50 @@ JoinNode).
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
+from nipype.interfaces.base import traits
 from nipype.interfaces.utility import Function, IdentityInterface
 from nipype.pipeline import engine as pe
 
 from ..interfaces import ConcatenateTrx, LoadTrx, ResizeTrx, SelectGroup
+from ..interfaces.io import _LoadTrxInputSpec
+
+
+class _LoadBundleInputSpec(_LoadTrxInputSpec):
+    bundle_name = traits.Str(desc="the file's bundle name: a group of that name in the file "
+                                  "is dropped (the assembled TRX makes it again from the "
+                                  "whole file)")
+
+
+class LoadBundle(LoadTrx):
+    """:class:`~trx_nipype.interfaces.LoadTrx` for one bundle file of a subject.
+
+    A group named like the bundle (as in the per-bundle files of
+    ``trx-nipype split-groups``) is dropped, with its dpg, into a copy in the
+    node directory: the subject's TRX gets a group of that name holding the
+    whole file anyway, and two groups of one name cannot be concatenated.
+    Other groups are kept.
+    """
+
+    input_spec = _LoadBundleInputSpec
+
+    def _run_interface(self, runtime: Any) -> Any:
+        runtime = super()._run_interface(runtime)
+        name = self.inputs.bundle_name
+        if not name or name not in self._results["group_names"]:
+            return runtime
+        from ..core import load, save
+
+        dest = os.path.join(runtime.cwd, f"{name}_bundle.trx")
+        with load(self._results["out_file"]) as trx:
+            del trx.groups[name]
+            trx.dpg.pop(name, None)
+            save(trx, dest)
+        self._results["out_file"] = dest
+        self._results["group_names"] = [g for g in self._results["group_names"] if g != name]
+        return runtime
 
 
 def _undefined_if_none(value):  # noqa: ANN001, ANN202 (a Nipype connection function)
@@ -41,11 +81,14 @@ def init_subject_bundles_wf(*, drop_mismatched_data: bool = True,
         inputnode -> load (MapNode: LoadTrx, one per bundle file) -> concat
                   (ConcatenateTrx, group_by_input) -> outputnode
 
-    ``load`` hands TRX inputs on as they are (validated) and converts the
-    other formats (TRK, TCK, VTK, ...) to TRX, using ``reference`` for formats
-    without a space. ``concat`` writes them into one TRX, in input order, with
-    one group per input named by ``bundle_names``; the inputs' own groups, dps
-    and dpv are carried.
+    ``load`` (:class:`LoadBundle`) hands TRX inputs on as they are (validated)
+    and converts the other formats (TRK, TCK, VTK, ...) to TRX, using
+    ``reference`` for formats without a space. ``concat`` writes them into one
+    TRX, in input order, with one group per input named by ``bundle_names``;
+    the inputs' own groups, dps and dpv are carried, except a group named
+    like its own file's bundle (e.g. files made by ``trx-nipype
+    split-groups``), which ``load`` drops: the bundle's group is the whole
+    file.
 
     Parameters
     ----------
@@ -88,12 +131,13 @@ def init_subject_bundles_wf(*, drop_mismatched_data: bool = True,
         fields=["in_files", "bundle_names", "reference", "out_filename"]), name="inputnode")
     outputnode = pe.Node(IdentityInterface(
         fields=["out_file", "nb_streamlines", "group_names"]), name="outputnode")
-    load = pe.MapNode(LoadTrx(), iterfield=["in_file"], name="load")
+    load = pe.MapNode(LoadBundle(), iterfield=["in_file", "bundle_name"], name="load")
     concat = pe.Node(ConcatenateTrx(group_by_input=True, delete_dps=drop_mismatched_data,
                                     delete_dpv=drop_mismatched_data), name="concat")
     wf.connect([
         (inputnode, load, [("in_files", "in_file"),
                            (("reference", _undefined_if_none), "reference")]),
+        (inputnode, load, [("bundle_names", "bundle_name")]),
         (inputnode, concat, [("bundle_names", "group_names"),
                              ("out_filename", "out_filename")]),
         (load, concat, [("out_file", "in_files")]),

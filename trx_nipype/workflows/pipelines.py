@@ -26,7 +26,7 @@ from nipype.pipeline import engine as pe
 
 from .bundles import init_population_bundles_wf, init_subject_bundles_wf
 from .conversion import init_convert_bundles_wf
-from .dataset import Dataset, Subject
+from .dataset import TRACTOGRAM_EXTENSIONS, Dataset, DatasetError, Subject
 from .derivatives import DerivativesSink, sidecar_path, write_dataset_description
 
 #: the pipelines of ``trx-nipype run --pipeline``
@@ -50,7 +50,7 @@ def converted_path(dataset: Dataset, in_file: str, out_format: str) -> str:
     """The input's path relative to the dataset root, with the extension of ``out_format``."""
     rel = Path(os.path.relpath(in_file, dataset.root))
     name = rel.name
-    for ext in (".trx", ".trk", ".tck", ".vtk", ".vtp", ".fib", ".dpy"):
+    for ext in TRACTOGRAM_EXTENSIONS:  # longest first: x.trk.gz -> x
         if name.lower().endswith(ext):
             name = name[: -len(ext)]
             break
@@ -123,6 +123,38 @@ def _subject_nodes(dataset: Dataset, table: dict[str, dict[str, Any]]
     return subjectsource, info
 
 
+def outputs_missing(output_dir: str | os.PathLike, destinations: Sequence[str]) -> bool:
+    """True when a destination (or its sidecar) is not in ``output_dir``: rerun its export."""
+    output_dir = Path(output_dir)
+    return any(not (output_dir / d).exists() or not sidecar_path(output_dir / d).exists()
+               for d in destinations)
+
+
+def check_population(dataset: Dataset) -> None:
+    """Refuse a population run where a subject lacks a bundle another subject has.
+
+    Raises
+    ------
+    DatasetError
+        Naming the first subject and the bundles it lacks.
+    """
+    for s in dataset.subjects:
+        missing = [b for b in dataset.bundles if b not in s.bundles]
+        if missing:
+            raise DatasetError(
+                f"{s.label}: no bundle {', '.join(map(repr, missing))} (found: "
+                f"{', '.join(s.bundles)}); population files need every subject to have every "
+                f"bundle: add the files, select subjects with --subjects, or turn the "
+                f"population step off (--no-population)")
+
+
+def _expect(wf: pe.Workflow, output_dir: Path, pipeline: str, outputs: list[str]) -> None:
+    """Tell :func:`~trx_nipype.workflows.runner.run_workflow` what this run writes (to warn
+    about files of earlier runs that it did not write)."""
+    wf.trx_nipype_outputs = {"output_dir": str(output_dir), "pipeline": pipeline,
+                             "outputs": list(outputs)}
+
+
 def _sink(name: str, output_dir: Path, pipeline: str, description: str,
           parameters: dict[str, Any], destinations: Sequence[str],
           iterfield: Sequence[str] | None = None) -> pe.Node:
@@ -131,9 +163,7 @@ def _sink(name: str, output_dir: Path, pipeline: str, description: str,
         "Pipeline": pipeline, "Description": description, "Parameters": parameters})
     node = pe.MapNode(DerivativesSink(**kwargs), iterfield=list(iterfield), name=name) \
         if iterfield else pe.Node(DerivativesSink(**kwargs), name=name)
-    missing = any(not (output_dir / d).exists() or not sidecar_path(output_dir / d).exists()
-                  for d in destinations)
-    if missing:
+    if outputs_missing(output_dir, destinations):
         node.overwrite = True
     return node
 
@@ -167,7 +197,7 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         Root of the derivatives tree.
     population : bool
         Also write the population bundles (needs every subject to have every
-        bundle, in one common space).
+        bundle, in one common space: checked here, see :func:`check_population`).
     nb_streamlines : int, "min" or None
         Streamlines per subject in the population files (see
         :func:`~trx_nipype.workflows.bundles.init_population_bundles_wf`).
@@ -182,7 +212,14 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     -------
     nipype.pipeline.engine.Workflow
         Run it with :func:`trx_nipype.workflows.runner.run_workflow` (or ``.run()``).
+
+    Raises
+    ------
+    DatasetError
+        If ``population`` and a subject lacks a bundle that another one has.
     """
+    if population:
+        check_population(dataset)
     output_dir = Path(output_dir).absolute()
     parameters = {"population": population, "nb_streamlines": nb_streamlines, "seed": seed,
                   "drop_mismatched_data": drop_mismatched_data}
@@ -201,7 +238,8 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
                             ("reference", "inputnode.reference"),
                             ("out_filename", "inputnode.out_filename")]),
         (subject_wf, ds_subject, [("outputnode.out_file", "in_file")]),
-        (info, ds_subject, [("rel_path", "rel_path"), ("in_files", "sources")]),
+        (info, ds_subject, [("rel_path", "rel_path"), ("in_files", "sources"),
+                            ("reference", "reference")]),
     ])
     if population:
         join = pe.JoinNode(IdentityInterface(fields=["in_files", "subjects", "derivatives"]),
@@ -228,6 +266,8 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         ])
     write_dataset_description(output_dir, "bundles", "Subject bundles assembled into TRX "
                               "files, and population bundles (one group per subject).")
+    _expect(wf, output_dir, "bundles", pipeline_outputs(dataset, "bundles",
+                                                        population=population))
     return wf
 
 
@@ -283,7 +323,10 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         (info, convert_wf, [("in_files", "inputnode.in_files"),
                             ("reference", "inputnode.reference")]),
         (convert_wf, ds, [("outputnode.out_files", "in_file")]),
-        (info, ds, [("rel_paths", "rel_path"), ("sources", "sources")]),
+        (info, ds, [("rel_paths", "rel_path"), ("sources", "sources"),
+                    ("reference", "reference")]),
     ])
     write_dataset_description(output_dir, "convert", f"Bundle files converted to {out_format}.")
+    _expect(wf, output_dir, "convert", pipeline_outputs(dataset, "convert",
+                                                        out_format=out_format))
     return wf

@@ -93,7 +93,9 @@ class RunReport:
         return [e for e in self.events if e.status == "skipped"]
 
     def finish(self, prefix: str = "error: ") -> int:
-        """Print the failures (stderr) and the summary (stdout); return 0 or 1."""
+        """Print the warnings and failures (stderr) and the summary (stdout); return 0 or 1."""
+        for message in self.warnings:
+            print(f"warning: {' '.join(message.split())}", file=sys.stderr)
         for failure in self.failures:
             print(f"{prefix}{failure.line()}", file=sys.stderr)
         print(self.summary())
@@ -243,11 +245,17 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     -------
     RunReport
         ``failures`` is empty when every node succeeded; ``warnings`` holds the
-        distinct warnings of the nodes run in this process.
+        distinct warnings of the nodes run in this process and, after a
+        successful run of a pipeline of :mod:`trx_nipype.workflows.pipelines`,
+        one naming the files in its output folder that an earlier run of the
+        same pipeline wrote and this one did not (they are not deleted).
     """
+    from .dataset import WORK_DIR_MARKER
+
     work_dir = Path(work_dir).absolute()
     crash_dir = work_dir / "crash"
     crash_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / WORK_DIR_MARKER).touch()  # find_dataset skips work dirs inside a dataset
     wf.base_dir = str(work_dir)
     execution = {"crashdump_dir": str(crash_dir), "crashfile_format": "pklz",
                  "stop_on_first_crash": "false", "remove_unnecessary_outputs": "false",
@@ -284,4 +292,38 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         report.events = progress.events
         report.warnings = list(dict.fromkeys(str(w.message) for w in caught
                                              if issubclass(w.category, UserWarning)))
+    expected = getattr(wf, "trx_nipype_outputs", None)
+    if report.ok and expected and (plugin in LOCAL_PLUGINS or report.events):
+        message = stale_message(**expected)
+        if message:
+            report.warnings.append(message)
     return report
+
+
+def stale_message(output_dir: str, pipeline: str, outputs: list[str]) -> str | None:
+    """A warning naming the files of earlier ``pipeline`` runs that this run did not write.
+
+    Parameters
+    ----------
+    output_dir : str
+        Root of the derivatives tree.
+    pipeline : str
+        The pipeline (the sidecars' ``Pipeline``).
+    outputs : list of str
+        This run's files, relative to ``output_dir``.
+
+    Returns
+    -------
+    str or None
+        None when there are none.
+    """
+    from .derivatives import stale_outputs
+
+    stale = stale_outputs(output_dir, pipeline, outputs)
+    if not stale:
+        return None
+    names = [os.path.relpath(p, output_dir) for p in stale]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (f"{len(names)} file(s) in {output_dir} come from an earlier '{pipeline}' run (other "
+            f"subjects or bundles) and were not written by this one: {shown}; they may "
+            f"contradict this run's outputs (not deleted)")
