@@ -26,7 +26,7 @@ from nipype.pipeline import engine as pe  # noqa: E402
 
 from trx_nipype.workflows import init_population_bundles_wf, run_workflow  # noqa: E402
 from trx_nipype.workflows.derivatives import DerivativesSink  # noqa: E402
-from trx_nipype.workflows.pipelines import population_bundle_path  # noqa: E402
+from trx_nipype.workflows.pipelines import outputs_missing, population_bundle_path  # noqa: E402
 
 
 def build(subject_files: Sequence[str], subjects: Sequence[str], bundles: Sequence[str],
@@ -43,6 +43,8 @@ def build(subject_files: Sequence[str], subjects: Sequence[str], bundles: Sequen
         metadata={"Pipeline": "population_from_subjects",
                   "Parameters": {"streamlines_per_subject": streamlines_per_subject,
                                  "seed": seed}}), name="ds_population")
+    if outputs_missing(output_dir, [population_bundle_path(b) for b in bundles]):
+        sink.overwrite = True  # a deleted output is written again (the rest is cached)
     wf.connect(population_wf, "outputnode.out_file", sink, "in_file")
     wf.connect(population_wf, ("outputnode.bundle", population_bundle_path), sink, "rel_path")
     return wf
