@@ -239,24 +239,26 @@ def test_bad_inputs_name_subject_file_and_problem(demo_copy: Path, tmp_path: Pat
     assert len(list((out / "work" / "crash").glob("crash-*.pklz"))) == 2
 
 
-def test_a_missing_group_names_the_subject_file(demo_copy: Path, tmp_path: Path,
-                                                capsys) -> None:
+def test_a_missing_bundle_is_refused_before_running(demo_copy: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    # a subject without one of the bundles: every population branch would fail at run
+    # time, so the run is refused up front (exit 3), naming the subject and the bundle
     (demo_copy / "sub-04" / "dwi" / "CC_ForcepsMajor.trk").unlink()
     out = tmp_path / "out"
     code = main(["run", str(demo_copy), "--output-dir", str(out), "-q",
                  "--work-dir", str(tmp_path / "work")])
     err = capsys.readouterr().err
-    assert code == 1
-    errors = [ln for ln in err.splitlines() if ln.startswith("trx-nipype: error: ")]
-    assert len(errors) == 1, err
-    assert "no group 'CC_ForcepsMajor'" in errors[0]
-    assert "sub-04_desc-bundles_tractogram.trx" in errors[0]
-    assert "groups present: AF_L, CST_R" in errors[0]
-    # every subject's file and the two complete bundles are written
+    assert code == 3, err
+    assert "sub-04: no bundle 'CC_ForcepsMajor'" in err and "--no-population" in err
+    assert "Traceback" not in err
+    assert digests(out) == {}
+    # without the population step, every subject's file is written
+    code = main(["run", str(demo_copy), "--output-dir", str(out), "-q", "--no-population",
+                 "--work-dir", str(tmp_path / "work")])
+    assert code == 0, capsys.readouterr().err
     written = digests(out)
-    assert sorted(written) == sorted(p for p in PINNED if "CC_ForcepsMajor" not in p)
-    unchanged = [p for p in written if "sub-04" not in p]
-    assert all(written[p] == PINNED[p] for p in unchanged if "population" not in p)
+    assert sorted(written) == sorted(p for p in PINNED if "population" not in p)
+    assert all(written[p] == PINNED[p] for p in written if "sub-04" not in p)
 
 
 def test_demo_data_extraction_is_idempotent(demo_source: Path, tmp_path: Path) -> None:

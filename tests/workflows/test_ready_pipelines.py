@@ -110,3 +110,17 @@ def test_convert_dataset_to_tck_keeps_layout_and_coordinates(demo_copy: Path,
         side = json.loads((out / f"{rel}.json").read_text(encoding="utf-8"))
         assert side["Counts"]["NB_STREAMLINES"] == 50
         assert side["Parameters"]["out_format"] == "tck"
+
+
+def test_population_from_subjects_recreates_a_deleted_output(balanced: Path,
+                                                            tmp_path: Path) -> None:
+    module = load_script("population_from_subjects")
+    out = tmp_path / "pop"
+    argv = [str(balanced), "--bundles", "AF_L", "CST_R", "--output-dir", str(out),
+            "--streamlines-per-subject", "10", "-q"]
+    assert module.main(argv) == 0
+    first = digests(out)
+    gone = out / "population/bundle-AF_L_tractogram.trx"
+    gone.unlink()
+    assert module.main(argv) == 0
+    assert digests(out) == first

@@ -1,0 +1,251 @@
+"""Datasets that broke the workflows layer: odd names, layouts, formats and reruns."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from trx_nipype.core import concatenate, convert, load
+from trx_nipype.workflows import (
+    DatasetError,
+    find_dataset,
+    init_bundles_pipeline_wf,
+    init_convert_pipeline_wf,
+    run_workflow,
+)
+from trx_nipype.workflows.derivatives import export_derivative, sidecar_path
+from trx_nipype.workflows.pipelines import converted_path
+
+
+def touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+
+
+def small(demo_source: Path, root: Path, subjects: tuple[str, ...] = ("sub-01", "sub-02"),
+          bundles: tuple[str, ...] = ("AF_L", "CST_R")) -> Path:
+    """A few subjects and bundles of the demo data (TRK files, timestamps kept)."""
+    for s in subjects:
+        (root / s / "dwi").mkdir(parents=True)
+        for b in bundles:
+            shutil.copy2(demo_source / s / "dwi" / f"{b}.trk", root / s / "dwi" / f"{b}.trk")
+    return root
+
+
+def reference_of(trk: Path, dest: Path) -> Path:
+    """A NIfTI image in the space of a TRK file."""
+    header = nib.streamlines.load(str(trk), lazy_load=True).header
+    vox2ras = header["voxel_to_rasmm"]
+    nib.save(nib.Nifti1Image(np.zeros(header["dimensions"], np.uint8), vox2ras), str(dest))
+    return dest
+
+
+# 1 -------------------------------------------------------------------------------------
+def test_bundle_names_sharing_a_nipype_folder_are_refused(tmp_path: Path) -> None:
+    touch(tmp_path, "sub-01/dwi/AF L.trk", "sub-01/dwi/CST.trk", "sub-02/dwi/AFL.trk")
+    with pytest.raises(DatasetError) as info:
+        find_dataset(tmp_path)
+    message = str(info.value)
+    assert "AF L.trk" in message and "AFL.trk" in message and "'AFL'" in message
+
+
+def test_subject_labels_sharing_a_nipype_folder_are_refused(tmp_path: Path) -> None:
+    touch(tmp_path, "s(1)/A.trk", "s1/A.trk")
+    with pytest.raises(DatasetError, match=r"subjects 's\(1\)' .* and 's1'"):
+        find_dataset(tmp_path, patterns="*/*.trk")
+
+
+# 2 -------------------------------------------------------------------------------------
+def test_a_match_outside_a_subject_folder_is_refused(tmp_path: Path) -> None:
+    touch(tmp_path, "loose.trk", "s1/A.trk")
+    with pytest.raises(DatasetError, match=r"loose\.trk: .*not inside a subject folder"):
+        find_dataset(tmp_path, patterns=("*.trk", "*/*.trk"))
+
+
+@pytest.mark.parametrize("rel", ["/dwi/x.trx", "../x.trx", "a/../../x.trx", ""])
+def test_export_refuses_destinations_outside_the_output_folder(tmp_path: Path,
+                                                                rel: str) -> None:
+    src = tmp_path / "in.trx"
+    src.write_bytes(b"not read")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValueError, match="not inside the output folder"):
+        export_derivative(src, out, rel)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.trx", "out"]
+
+
+# 3 -------------------------------------------------------------------------------------
+def test_convert_pipeline_keeps_trk_groups(demo_source: Path, tmp_path: Path) -> None:
+    dwi = demo_source / "sub-01" / "dwi"
+    convert(dwi / "AF_L.trk", tmp_path / "a.trx")
+    convert(dwi / "CST_R.trk", tmp_path / "b.trx")
+    concatenate([tmp_path / "a.trx", tmp_path / "b.trx"], tmp_path / "ab.trx",
+                group_by_input=True, group_names=["AF_L", "CST_R"])
+    root = tmp_path / "data"
+    (root / "sub-01" / "dwi").mkdir(parents=True)
+    convert(tmp_path / "ab.trx", root / "sub-01" / "dwi" / "both.trk")
+    assert (root / "sub-01" / "dwi" / "both.trk.groups.json").is_file()
+    out = tmp_path / "out"
+    wf = init_convert_pipeline_wf(find_dataset(root), out, out_format="trk")
+    report = run_workflow(wf, tmp_path / "work")
+    assert report.ok, report.failures
+    assert (out / "sub-01/dwi/both.trk.groups.json").is_file()
+    side = json.loads((out / "sub-01/dwi/both.json").read_text(encoding="utf-8"))
+    assert side["Counts"]["Groups"] == {"AF_L": 50, "CST_R": 50}
+
+
+# 4 -------------------------------------------------------------------------------------
+def test_gzipped_trk_and_tck_are_bundles(demo_source: Path, tmp_path: Path) -> None:
+    (tmp_path / "sub-01" / "dwi").mkdir(parents=True)
+    data = (demo_source / "sub-01" / "dwi" / "AF_L.trk").read_bytes()
+    (tmp_path / "sub-01" / "dwi" / "AF_L.trk.gz").write_bytes(gzip.compress(data, mtime=0))
+    touch(tmp_path, "sub-01/dwi/sub-01_bundle-CST_R_tractogram.tck.gz")
+    ds = find_dataset(tmp_path)
+    assert ds.bundles == ["AF_L", "CST_R"]
+    gz = ds.subject("sub-01").files[0]
+    assert converted_path(ds, gz, "trx") == "sub-01/dwi/AF_L.trx"
+    assert converted_path(ds, ds.subject("sub-01").files[1], "tck") == \
+        "sub-01/dwi/sub-01_bundle-CST_R_tractogram.tck"
+    (tmp_path / "sub-01/dwi/sub-01_bundle-CST_R_tractogram.tck.gz").unlink()
+    out = tmp_path / "out"
+    report = run_workflow(init_convert_pipeline_wf(find_dataset(tmp_path), out),
+                          tmp_path / "work")
+    assert report.ok, [f.line() for f in report.failures]
+    with load(out / "sub-01/dwi/AF_L.trx") as trx:
+        assert len(trx) == 50
+
+
+# 5 -------------------------------------------------------------------------------------
+def test_convert_pipeline_tck_to_tck_with_a_reference(demo_source: Path,
+                                                      tmp_path: Path) -> None:
+    trk = demo_source / "sub-01" / "dwi" / "AF_L.trk"
+    dwi = tmp_path / "data" / "sub-01" / "dwi"
+    dwi.mkdir(parents=True)
+    nib.streamlines.save(nib.streamlines.load(str(trk)).tractogram, str(dwi / "AF_L.tck"))
+    ref = reference_of(trk, dwi / "sub-01_dwi.nii.gz")
+    out = tmp_path / "out"
+    for fmt in ("tck", "vtk"):
+        wf = init_convert_pipeline_wf(find_dataset(tmp_path / "data"), out, out_format=fmt,
+                                      name=f"to_{fmt}")
+        report = run_workflow(wf, tmp_path / "work")
+        assert report.ok, [f.line() for f in report.failures]
+        side = json.loads((out / "sub-01/dwi/AF_L.json").read_text(encoding="utf-8"))
+        assert side["Counts"]["NB_STREAMLINES"] == 50
+        assert [s["path"] for s in side["Sources"]] == [str(dwi / "AF_L.tck"), str(ref)]
+
+
+def test_an_export_whose_sidecar_fails_leaves_no_file(demo_source: Path,
+                                                      tmp_path: Path) -> None:
+    tck = tmp_path / "AF_L.tck"
+    trk = demo_source / "sub-01" / "dwi" / "AF_L.trk"
+    nib.streamlines.save(nib.streamlines.load(str(trk)).tractogram, str(tck))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError):
+        export_derivative(tck, out, "sub-01/dwi/AF_L.tck", sources=[str(tck)])
+    assert not (out / "sub-01/dwi/AF_L.tck").exists()
+    assert [p.name for p in (out / "sub-01/dwi").iterdir()] == []
+
+
+# 6 -------------------------------------------------------------------------------------
+def test_subjects_selects_non_bids_folders(tmp_path: Path) -> None:
+    touch(tmp_path, "subjA/A.trk", "subjB/A.trk", "01/A.trk", "sub-01/A.trk")
+    assert find_dataset(tmp_path, patterns="*/*.trk", subjects=["subjB"]).labels == ["subjB"]
+    # an exact folder name first, then sub-<name>
+    assert find_dataset(tmp_path, patterns="*/*.trk", subjects=["01"]).labels == ["01"]
+    assert find_dataset(tmp_path, patterns="*/*.trk", subjects=["sub-01"]).labels == ["sub-01"]
+
+
+# 7 -------------------------------------------------------------------------------------
+def test_sidecars_of_dotted_names_and_folders_do_not_collide(tmp_path: Path) -> None:
+    assert sidecar_path("o/AF.L") == Path("o/AF.L.json")
+    assert sidecar_path("o/AF.R") == Path("o/AF.R.json")
+    assert sidecar_path("o/AF.L.trx") == Path("o/AF.L.json")
+    assert sidecar_path("o/x.trk.gz") == Path("o/x.json")
+    assert sidecar_path("o/sub-01_desc-bundles_tractogram.trx") == \
+        Path("o/sub-01_desc-bundles_tractogram.json")
+
+
+def test_convert_to_trx_dir_with_dotted_bundle_names(demo_source: Path,
+                                                     tmp_path: Path) -> None:
+    dwi = tmp_path / "data" / "sub-01" / "dwi"
+    dwi.mkdir(parents=True)
+    shutil.copy2(demo_source / "sub-01/dwi/AF_L.trk", dwi / "AF.L.trk")
+    shutil.copy2(demo_source / "sub-01/dwi/CST_R.trk", dwi / "AF.R.trk")
+    out = tmp_path / "out"
+    wf = init_convert_pipeline_wf(find_dataset(tmp_path / "data"), out, out_format="trx_dir")
+    assert run_workflow(wf, tmp_path / "work").ok
+    for name in ("AF.L", "AF.R"):
+        side = json.loads((out / f"sub-01/dwi/{name}.json").read_text(encoding="utf-8"))
+        assert side["Sources"][0]["path"] == str(dwi / f"{name}.trk")
+
+
+# 8 -------------------------------------------------------------------------------------
+def test_bundles_pipeline_on_split_groups_files(demo_source: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for s in ("sub-01", "sub-02"):
+        (root / s / "dwi").mkdir(parents=True)
+        for b in ("AF_L", "CST_R"):
+            convert(demo_source / s / "dwi" / f"{b}.trk", tmp_path / f"{s}{b}.trx")
+            # what `trx-nipype split-groups` writes: one file per bundle, group included
+            concatenate([tmp_path / f"{s}{b}.trx"], root / s / "dwi" / f"{b}.trx",
+                        group_by_input=True, group_names=[b])
+    out = tmp_path / "out"
+    report = run_workflow(init_bundles_pipeline_wf(find_dataset(root), out), tmp_path / "work")
+    assert report.ok, [f.line() for f in report.failures]
+    with load(out / "sub-01/dwi/sub-01_desc-bundles_tractogram.trx") as trx:
+        assert {g: len(i) for g, i in trx.groups.items()} == {"AF_L": 50, "CST_R": 50}
+
+
+def test_a_dataset_skips_this_tools_own_outputs(demo_source: Path, tmp_path: Path) -> None:
+    root = small(demo_source, tmp_path / "data")
+    before = find_dataset(root)
+    # outputs written into the dataset itself, the work dir inside it too
+    report = run_workflow(init_bundles_pipeline_wf(before, root), root / "work")
+    assert report.ok, [f.line() for f in report.failures]
+    assert (root / "sub-01/dwi/sub-01_desc-bundles_tractogram.trx").is_file()
+    again = find_dataset(root)
+    assert again.bundles == ["AF_L", "CST_R"] and again.subjects == before.subjects
+    # with a pattern that reaches into the work dir and an output folder inside the input
+    shutil.copytree(root / "sub-02", root / "derivatives" / "sub-03")
+    (root / "derivatives" / "dataset_description.json").write_text(
+        json.dumps({"GeneratedBy": [{"Name": "trx-nipype"}]}), encoding="utf-8")
+    wide = find_dataset(root, patterns="**/sub-*/dwi/*")
+    assert wide.labels == ["sub-01", "sub-02"] and wide.bundles == ["AF_L", "CST_R"]
+    assert find_dataset(root, patterns="*/*/*", exclude=[root / "derivatives"]).labels == [
+        "sub-01", "sub-02"]
+
+
+# 10 ------------------------------------------------------------------------------------
+def test_population_needs_every_bundle_of_every_subject(demo_source: Path,
+                                                        tmp_path: Path) -> None:
+    root = small(demo_source, tmp_path / "data")
+    (root / "sub-02/dwi/CST_R.trk").unlink()
+    ds = find_dataset(root)
+    with pytest.raises(DatasetError, match="sub-02: no bundle 'CST_R'"):
+        init_bundles_pipeline_wf(ds, tmp_path / "out")
+    init_bundles_pipeline_wf(ds, tmp_path / "out", population=False)  # fine without
+
+
+# 11 ------------------------------------------------------------------------------------
+def test_outputs_of_earlier_runs_are_reported(demo_source: Path, tmp_path: Path) -> None:
+    root = small(demo_source, tmp_path / "data")
+    out, work = tmp_path / "out", tmp_path / "work"
+    first = run_workflow(init_bundles_pipeline_wf(find_dataset(root), out), work)
+    assert first.ok and not [w for w in first.warnings if "earlier" in w]
+    second = run_workflow(init_bundles_pipeline_wf(
+        find_dataset(root, subjects=["01"], patterns="sub-*/dwi/AF_L.trk"), out), work)
+    assert second.ok
+    stale = [w for w in second.warnings if "earlier 'bundles' run" in w]
+    assert len(stale) == 1, second.warnings
+    assert "sub-02/dwi/sub-02_desc-bundles_tractogram.trx" in stale[0]
+    assert "population/bundle-CST_R_tractogram.trx" in stale[0]
+    assert "sub-01/dwi/sub-01_desc-bundles_tractogram.trx" not in stale[0]
+    assert (out / "sub-02/dwi/sub-02_desc-bundles_tractogram.trx").is_file()  # not deleted
