@@ -58,7 +58,7 @@ def _encoding(p: argparse.ArgumentParser, offsets: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``trx-nipype``."""
     from .. import __version__
-    from .run import streamlines_per_subject
+    from .run import positive_int, streamlines_per_subject
 
     parser = argparse.ArgumentParser(
         prog="trx-nipype",
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "PBSGraph, SLURM, ...")
     p.add_argument("--plugin-args", metavar="JSON",
                    help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
-    p.add_argument("--nprocs", type=_positive_int, help="processes for MultiProc")
+    p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="Nipype's own logging too")
     return parser
@@ -194,16 +194,6 @@ def _plugin_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"unknown Nipype plugin {text!r}; one of "
                                          f"{', '.join(known)}")
     return name
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def _exit_code(exc: BaseException) -> int:

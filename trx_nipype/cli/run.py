@@ -36,17 +36,26 @@ def plugin_args(text: str | None) -> dict[str, Any]:
     return value
 
 
-def streamlines_per_subject(text: str | None) -> int | str | None:
-    """``--streamlines-per-subject``: a positive int, ``min`` or nothing."""
-    if text is None or text == "min":
-        return text
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'min', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
+
+
+def streamlines_per_subject(text: str | None) -> int | str | None:
+    """``--streamlines-per-subject``: a positive int, ``min`` or nothing."""
+    if text is None or text == "min":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'min', "
+                                         f"got {text!r}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
