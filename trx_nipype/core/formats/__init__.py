@@ -161,23 +161,46 @@ def open_input(path: str | os.PathLike) -> IO[bytes]:
     return _GzipInput(path) if is_gzip(path) else open(path, "rb")
 
 
-def fill_buffer(fh: IO[bytes], buf: bytearray, start: int) -> int:
-    """Read into ``buf[start:]`` until it is full or the file ends; bytes read."""
-    view = memoryview(buf)
-    got = start
-    while got < len(buf):
-        n = fh.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    return got - start
+class ReadBuffer:
+    """One reused read buffer for a chunked reader: filled from a file, consumed from the
+    front (what is left moves to the start), grown when one record does not fit, and
+    ramped up from ``first`` to ``full`` bytes while reads keep it full (small files:
+    small reads).
+    """
 
+    def __init__(self, fh: IO[bytes], first: int, full: int) -> None:
+        self.fh = fh
+        self.full = full
+        self.buf = bytearray(min(first, full))
+        self.filled = 0
+        self.eof = False
 
-def grown_buffer(buf: bytearray, filled: int, size: int) -> bytearray:
-    """A buffer of ``size`` bytes starting with ``buf[:filled]``."""
-    new = bytearray(size)
-    new[:filled] = memoryview(buf)[:filled]
-    return new
+    def fill(self) -> None:
+        """Read until the buffer is full or the file ends (doubling a full buffer first)."""
+        if self.eof:
+            return
+        if self.filled == len(self.buf):  # one record larger than the buffer: grow it
+            self._grow(2 * len(self.buf))
+        view = memoryview(self.buf)
+        while self.filled < len(self.buf):
+            n = self.fh.readinto(view[self.filled:])
+            if not n:
+                break
+            self.filled += n
+        self.eof = self.filled < len(self.buf)  # a short read: the file has ended
+
+    def consume(self, nbytes: int) -> None:
+        """Drop the first ``nbytes`` (arrays over them must be released first)."""
+        rest = self.filled - nbytes
+        self.buf[:rest] = self.buf[nbytes:self.filled]
+        self.filled = rest
+        if not self.eof and len(self.buf) < self.full and rest < len(self.buf) // 2:
+            self._grow(min(2 * len(self.buf), self.full))
+
+    def _grow(self, size: int) -> None:
+        new = bytearray(size)
+        new[:self.filled] = memoryview(self.buf)[:self.filled]
+        self.buf = new
 
 
 def input_size(path: str | os.PathLike) -> int | None:

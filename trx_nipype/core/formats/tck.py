@@ -34,7 +34,7 @@ from typing import IO
 import numpy as np
 
 from ..errors import TrxFormatError
-from . import FIRST_READ, Block, atomic_output, fill_buffer, grown_buffer, open_input, without_empty
+from . import FIRST_READ, Block, ReadBuffer, atomic_output, open_input, without_empty
 
 log = logging.getLogger(__name__)
 
@@ -156,16 +156,12 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
         native = info.dtype == np.dtype("<f4") and np.little_endian
         # one buffer, read into and reused (small files: a small first buffer, grown on
         # full reads); the streamline left incomplete at its end moves to its front
-        buf = bytearray(min(full, max(FIRST_READ // triplet, 1) * triplet))
-        filled = 0
+        rb = ReadBuffer(fh, max(FIRST_READ // triplet, 1) * triplet, full)
         total = 0
         ended = False
         while not ended:
-            if filled == len(buf):  # one streamline larger than the buffer: grow it
-                buf = grown_buffer(buf, filled, 2 * len(buf))
-            got = fill_buffer(fh, buf, filled)
-            eof = filled + got < len(buf)
-            filled += got
+            rb.fill()
+            buf, filled, eof = rb.buf, rb.filled, rb.eof
             stray = filled % triplet
             rows = np.frombuffer(buf, dtype=info.dtype, count=(filled - stray) //
                                  info.dtype.itemsize).reshape(-1, 3)
@@ -198,12 +194,8 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
                 np.compress(keep, xyz[:len(keep)], axis=0, out=points)
                 del keep
             used = (int(delim[-1]) + 1) * triplet
-            del rows, xyz
-            rest = filled - used
-            buf[:rest] = buf[used:filled]
-            filled = rest
-            if not ended and len(buf) < full and filled < len(buf) // 2:
-                buf = grown_buffer(buf, filled, min(2 * len(buf), full))
+            del rows, xyz, buf
+            rb.consume(used)
             if len(lengths):
                 total += len(lengths)
                 yield Block(lengths.astype(np.int64), points)

@@ -71,10 +71,9 @@ from ..reference import Space, apply_affine
 from . import (
     FIRST_READ,
     Block,
+    ReadBuffer,
     atomic_output,
-    fill_buffer,
     format_names,
-    grown_buffer,
     open_input,
     without_empty,
 )
@@ -403,38 +402,26 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
         full = max(int(chunk_bytes) // 4 * 4, 4096)
         # one buffer, read into and reused (small files: a small first buffer, grown on
         # full reads); the records left incomplete at its end move to its front
-        buf = bytearray(min(full, FIRST_READ))
-        filled = 0
-        eof = False
+        rb = ReadBuffer(fh, FIRST_READ, full)
         index = 0
         while True:
-            if not eof:
-                if filled == len(buf):  # one record larger than the buffer: grow it
-                    buf = grown_buffer(buf, filled, 2 * len(buf))
-                got = fill_buffer(fh, buf, filled)
-                eof = filled + got < len(buf)
-                filled += got
-            nwords = filled // 4
-            words = np.frombuffer(buf, dtype=idt, count=nwords)
+            rb.fill()
+            words = np.frombuffer(rb.buf, dtype=idt, count=rb.filled // 4)
             if idt.byteorder == ">":
                 words = words.astype(np.int32)
             starts, used = _chain(words, rec, nprops)
             if len(starts):
-                floats = np.frombuffer(buf, dtype=fdt, count=used)
+                floats = np.frombuffer(rb.buf, dtype=fdt, count=used)
                 block = _block(info, floats, words, starts, used, sidecar)
                 del floats, words
                 index += len(starts)
-                rest = filled - 4 * used
-                buf[:rest] = buf[4 * used:filled]
-                filled = rest
-                if not eof and len(buf) < full and filled < len(buf) // 2:
-                    buf = grown_buffer(buf, filled, min(2 * len(buf), full))
+                rb.consume(4 * used)
                 yield block
                 continue
-            if not eof:
+            if not rb.eof:
                 continue
-            if filled:
-                raise _bad_record(info, words, index, filled)
+            if rb.filled:
+                raise _bad_record(info, words, index, rb.filled)
             break
     if info.nb_streamlines and info.nb_streamlines != index:
         raise TrxFormatError(path, "header", f"n_count says {info.nb_streamlines} streamlines, "
