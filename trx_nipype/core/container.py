@@ -26,7 +26,6 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -94,10 +93,6 @@ class Container:
         """A read-only array of ``shape`` over member ``name``."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def source_files(self) -> Iterator[str]:
-        """The files on disk this container reads (for cache fingerprints)."""
-        yield self.path
-
     def close(self) -> None:
         """Drop the maps (arrays still held by callers keep theirs alive)."""
         for mm in self._maps:
@@ -139,11 +134,6 @@ class DirectoryContainer(Container):
             return readonly_array(b"", dtype, shape)
         self._maps.append(mm)
         return readonly_array(mm, dtype, shape)
-
-    def source_files(self) -> Iterator[str]:
-        """Every member file (a change to any of them changes the TRX)."""
-        for name in self.members:
-            yield str(Path(self.path, name))
 
 
 class ZipContainer(Container):

@@ -127,8 +127,3 @@ def check_key(name: str) -> None:
     if not name or name.startswith(".") or any(c in name for c in "/\\\x00"):
         raise ValueError(f"{name!r}: data, group and dpg names must be non-empty, not start "
                          "with '.', and not contain '/', '\\' or NUL")
-
-
-def widest(dtypes: list[np.dtype]) -> np.dtype:
-    """The smallest dtype that holds every one of ``dtypes`` (``np.result_type``)."""
-    return np.result_type(*dtypes)

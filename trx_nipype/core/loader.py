@@ -366,8 +366,6 @@ def layout_offsets_short(container: Container, src: Source) -> bool:
 
 def _deep_check(trx: TrxFile) -> None:
     src = trx.source_arrays()
-    if isinstance(src.container, ZipContainer):
-        src.container.check_local_headers()
     positions = src.positions["positions"]
     for chunk in trx.iter_chunks():
         block = positions[chunk.vertices]

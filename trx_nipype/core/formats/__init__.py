@@ -203,19 +203,13 @@ class ReadBuffer:
         self.buf = new
 
 
-def input_size(path: str | os.PathLike) -> int | None:
-    """Byte size of an uncompressed input (None for gzip: not known without reading)."""
-    return None if is_gzip(path) else os.path.getsize(path)
-
-
 @contextmanager
-def atomic_output(dest: str | os.PathLike) -> Iterator[IO[bytes]]:
-    """A seekable binary file at a temporary sibling, renamed (or gzipped) onto ``dest``.
+def atomic_path(dest: str | os.PathLike, *, keep_suffix: bool = False) -> Iterator[Path]:
+    """A temporary sibling path of ``dest``, renamed onto it when the block succeeds.
 
-    Writers may seek back to patch their header. A ``.gz`` destination is
-    written uncompressed first and compressed (with a fixed timestamp, so the
-    same content gives the same bytes) at the end. On error, and on SIGTERM,
-    nothing is left; an ``OSError`` (a full disk...) becomes a
+    ``keep_suffix`` ends the temporary name with ``dest``'s suffix, for writers
+    that choose their format by it (dipy's VTK and DPY). On error, and on
+    SIGTERM, nothing is left; an ``OSError`` (a full disk...) becomes a
     :class:`~trx_nipype.core.writer.TrxWriteError` naming ``dest``, as the TRX
     writer's do.
     """
@@ -227,28 +221,45 @@ def atomic_output(dest: str | os.PathLike) -> Iterator[IO[bytes]]:
         raise FileNotFoundError(f"{dest.parent}: the destination's folder does not exist")
     install_sigterm_cleanup()
     tmp = sibling_temp_path(dest)
-    tmp_gz = sibling_temp_path(dest) if is_gzip(dest) else None
+    if keep_suffix:
+        tmp = tmp.with_name(tmp.name + dest.suffix)  # the sweepable mark stays in the name
     try:
-        with open(tmp, "w+b") as fh:
-            yield fh
-        if tmp_gz is not None:
-            with open(tmp, "rb") as src, open(tmp_gz, "wb") as raw, \
-                    gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                  compresslevel=6) as gz:
-                while block := src.read(1 << 24):
-                    gz.write(block)
-            os.replace(tmp_gz, dest)
-            tmp.unlink()
-        else:
-            os.replace(tmp, dest)
+        yield tmp
+        os.replace(tmp, dest)
     except BaseException as exc:
-        for t in (tmp, tmp_gz):
-            if t is not None and t.exists():
-                t.unlink()
+        tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, TrxWriteError):
             raise TrxWriteError(exc.errno, f"{dest}: cannot write: "
                                 f"{exc.strerror or exc}") from exc
         raise
+
+
+@contextmanager
+def atomic_output(dest: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """A seekable binary file at a temporary sibling, renamed (or gzipped) onto ``dest``.
+
+    Writers may seek back to patch their header. A ``.gz`` destination is
+    written uncompressed first and compressed (with a fixed timestamp, so the
+    same content gives the same bytes) at the end. Failures as :func:`atomic_path`.
+    """
+    from ..tempfiles import sibling_temp_path
+
+    with atomic_path(dest) as final:
+        if not is_gzip(dest):
+            with open(final, "w+b") as fh:
+                yield fh
+            return
+        raw = sibling_temp_path(Path(dest))
+        try:
+            with open(raw, "w+b") as fh:
+                yield fh
+            with open(raw, "rb") as src, open(final, "wb") as out, \
+                    gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0,
+                                  compresslevel=6) as gz:
+                while block := src.read(1 << 24):
+                    gz.write(block)
+        finally:
+            raw.unlink(missing_ok=True)
 
 
 def format_names(names: Any) -> str:

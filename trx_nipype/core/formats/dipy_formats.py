@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Block
+from . import Block, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,12 @@ def write_streamlines(dest: str | os.PathLike, fmt: str, blocks: Iterable[Block]
         part._lengths = np.asarray(block.lengths, dtype=np.intp)
         part._offsets = np.concatenate([[0], np.cumsum(part._lengths)[:-1]]).astype(np.intp)
         seq.extend(part)
-    from ..tempfiles import sibling_temp_path
-
-    dest = Path(dest)
-    tmp = sibling_temp_path(dest).with_suffix(dest.suffix)
-    try:
+    with atomic_path(dest, keep_suffix=True) as tmp:
         if fmt == "vtk":
             from dipy.io.vtk import save_vtk_streamlines
 
             save_vtk_streamlines(seq, str(tmp), to_lps=False,
-                                 binary=dest.suffix.lower() in (".vtk", ".fib"))
+                                 binary=Path(dest).suffix.lower() in (".vtk", ".fib"))
         else:
             from dipy.io.dpy import Dpy
 
@@ -89,10 +85,5 @@ def write_streamlines(dest: str | os.PathLike, fmt: str, blocks: Iterable[Block]
                 dpy.write_tracks(seq)
             finally:
                 dpy.close()
-        os.replace(tmp, dest)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
     log.info("wrote %s: %d streamlines", dest, len(seq))
-    return dest
+    return Path(dest)
