@@ -322,35 +322,45 @@ def validate(path: str | os.PathLike, deep: bool = False) -> ValidationReport:
     ``deep=True`` also reads every member (inflating deflated ones, checking
     their CRC) and checks that positions are finite, chunk by chunk.
     """
-    report = ValidationReport(path=os.fspath(path))
     try:
         trx = load(path)
     except (TrxFormatError, FileNotFoundError) as exc:
+        report = ValidationReport(path=os.fspath(path))
         report.errors.append(str(exc))
         report._exceptions.append(exc)
         return report
     with trx:
-        src = trx.source_arrays()
-        container = src.container
-        report.container = container.kind
-        if isinstance(container, ZipContainer):
-            report.compression = container.compression
-        report.members = sorted(container.members)
-        report.nb_streamlines, report.nb_vertices = len(trx), trx.nb_vertices
-        if layout_offsets_short(container, src):
-            report.warnings.append("offsets has NB_STREAMLINES entries; writers add a last "
-                                   "one equal to NB_VERTICES")
-        if len(trx) and trx.lengths[-1] == 0:
-            trailing = len(trx) - (np.flatnonzero(trx.lengths)[-1] + 1 if trx.lengths.any()
-                                   else 0)
-            report.warnings.append(f"{trailing} trailing zero-length streamline(s) "
-                                   "(unused capacity? resize() trims them)")
-        if deep:
-            try:
-                _deep_check(trx)
-            except TrxFormatError as exc:
-                report.errors.append(str(exc))
-                report._exceptions.append(exc)
+        return inspect(trx, deep=deep)
+
+
+def inspect(trx: TrxFile, deep: bool = False) -> ValidationReport:
+    """The :class:`ValidationReport` of a tractogram loaded with :func:`load` (no reload).
+
+    What :func:`load` checks has passed already; this adds the container's
+    description, the warnings, and with ``deep`` the checks of :func:`validate`.
+    """
+    src = trx.source_arrays()
+    container = src.container
+    report = ValidationReport(path=os.fspath(trx.path))
+    report.container = container.kind
+    if isinstance(container, ZipContainer):
+        report.compression = container.compression
+    report.members = sorted(container.members)
+    report.nb_streamlines, report.nb_vertices = len(trx), trx.nb_vertices
+    if layout_offsets_short(container, src):
+        report.warnings.append("offsets has NB_STREAMLINES entries; writers add a last "
+                               "one equal to NB_VERTICES")
+    if len(trx) and trx.lengths[-1] == 0:
+        trailing = len(trx) - (np.flatnonzero(trx.lengths)[-1] + 1 if trx.lengths.any()
+                               else 0)
+        report.warnings.append(f"{trailing} trailing zero-length streamline(s) "
+                               "(unused capacity? resize() trims them)")
+    if deep:
+        try:
+            _deep_check(trx)
+        except TrxFormatError as exc:
+            report.errors.append(str(exc))
+            report._exceptions.append(exc)
     return report
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .loader import load, validate
+from .loader import inspect, load
 from .save import is_zip_path
 from .trxfile import TrxFile
 
@@ -59,16 +59,15 @@ def describe(trx: TrxFile) -> dict[str, Any]:
 def summarize(path: str | os.PathLike, reference: Any = None) -> dict[str, Any]:
     """Check a tractogram file and :func:`describe` it, with where and how it is stored.
 
-    A TRX (zip or directory) is validated (raising
+    A TRX (zip or directory) is loaded once (raising
     :class:`~trx_nipype.core.TrxFormatError` when invalid) and only its headers,
     offsets and group indices are read; any other format is read with
     :func:`~trx_nipype.core.load_any` (``reference`` where the format has no space).
     """
     path = os.fspath(path)
     if os.path.isdir(path) or is_zip_path(path):
-        report = validate(path)
-        report.raise_for_errors()
-        with load(path) as trx:
+        with load(path) as trx:  # load raises what validate would report
+            report = inspect(trx)
             info = describe(trx)
         info.update(container=report.container, compression=report.compression or None,
                     warnings=report.warnings)
