@@ -147,41 +147,49 @@ class ZipContainer(Container):
         self._extract_dir: Path | None = None
         self._extracted: dict[str, Path] = {}
         self._file_size = os.path.getsize(self.path)
+        self._zf: zipfile.ZipFile | None = None
         try:
-            with zipfile.ZipFile(self.path) as zf:
-                infos = zf.infolist()
+            # the directory is read once, here; member reads reuse this ZipFile
+            self._zf = zipfile.ZipFile(self.path)
+            infos = self._zf.infolist()
         except OSError:
             raise
         except Exception as exc:  # any failure to parse the zip directory is a format error
             raise TrxFormatError(self.path, None,
                                  f"expected a zip archive, found a truncated or corrupt one ({exc})"
                                  ) from None
-        for info in infos:
-            name = info.filename
-            if info.is_dir():
-                continue  # directory entries such as "dps/" carry nothing
-            check_member_name(self.path, name)
-            if name in self._infos:
-                raise TrxFormatError(self.path, name, "duplicate member in the zip directory")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise TrxFormatError(self.path, name, "member is a symbolic link; expected data")
-            if info.flag_bits & 0x1:
-                raise TrxFormatError(self.path, name, "member is encrypted")
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise TrxFormatError(self.path, name,
-                                     f"expected stored or deflated, found compression "
-                                     f"method {info.compress_type}")
-            if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-                raise TrxFormatError(self.path, name,
-                                     f"stored member: expected compressed size = size "
-                                     f"{info.file_size}, found {info.compress_size}")
-            self._infos[name] = info
-            self.members[name] = info.file_size
         self._mm: mmap.mmap | None = None
-        # local headers are read now (one small read each): a truncated zip, or a local
-        # header that disagrees with the central directory, fails at load, not at first use
         self._offsets: dict[str, int] = {}
-        self.check_local_headers()
+        try:
+            for info in infos:
+                self._add_member(info)
+            # local headers are read now (one small read each): a truncated zip, or a local
+            # header that disagrees with the central directory, fails at load, not at first use
+            self.check_local_headers()
+        except BaseException:
+            self.close()  # the ZipFile opened above
+            raise
+
+    def _add_member(self, info: zipfile.ZipInfo) -> None:
+        """Check one central-directory entry and record it as a member."""
+        name = info.filename
+        if info.is_dir():
+            return  # directory entries such as "dps/" carry nothing
+        check_member_name(self.path, name)
+        if name in self._infos:
+            raise TrxFormatError(self.path, name, "duplicate member in the zip directory")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise TrxFormatError(self.path, name, "member is a symbolic link; expected data")
+        if info.flag_bits & 0x1:
+            raise TrxFormatError(self.path, name, "member is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise TrxFormatError(self.path, name, f"expected stored or deflated, found "
+                                 f"compression method {info.compress_type}")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise TrxFormatError(self.path, name, f"stored member: expected compressed size = "
+                                 f"size {info.file_size}, found {info.compress_size}")
+        self._infos[name] = info
+        self.members[name] = info.file_size
 
     @property
     def compression(self) -> str:
@@ -241,8 +249,7 @@ class ZipContainer(Container):
     def read_bytes(self, name: str) -> bytes:
         """The bytes of a (small) member, inflated if need be."""
         try:
-            with zipfile.ZipFile(self.path) as zf:
-                return zf.read(self._infos[name])
+            return self._zf.read(self._infos[name])
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
             raise TrxFormatError(self.path, name, f"cannot read member ({exc})") from None
 
@@ -261,7 +268,7 @@ class ZipContainer(Container):
                                  f"{self._extract_dir.parent} (see set_temp_root)")
         written = 0
         try:
-            with zipfile.ZipFile(self.path) as zf, zf.open(info) as src, open(target, "wb") as dst:
+            with self._zf.open(info) as src, open(target, "wb") as dst:
                 while True:
                     chunk = src.read(_CHUNK)
                     if not chunk:
@@ -312,6 +319,9 @@ class ZipContainer(Container):
         """Drop the maps and remove the inflated members (idempotent)."""
         super().close()
         self._mm = None
+        if self._zf is not None:
+            self._zf.close()
+            self._zf = None
         remove_temp_dir(self._extract_dir)
         self._extract_dir = None
         self._extracted.clear()
