@@ -249,3 +249,24 @@ def test_outputs_of_earlier_runs_are_reported(demo_source: Path, tmp_path: Path)
     assert "population/bundle-CST_R_tractogram.trx" in stale[0]
     assert "sub-01/dwi/sub-01_desc-bundles_tractogram.trx" not in stale[0]
     assert (out / "sub-02/dwi/sub-02_desc-bundles_tractogram.trx").is_file()  # not deleted
+
+
+# counts of a spaceless export: the sink's reference, never a source guessed by suffix ----
+def test_export_of_a_tck_with_a_tck_gz_source_uses_the_reference(demo_source: Path,
+                                                                 tmp_path: Path) -> None:
+    trk = demo_source / "sub-01" / "dwi" / "AF_L.trk"
+    tck = tmp_path / "AF_L.tck"
+    nib.streamlines.save(nib.streamlines.load(str(trk)).tractogram, str(tck))
+    source = tmp_path / "AF_L.tck.gz"
+    source.write_bytes(gzip.compress(tck.read_bytes(), mtime=0))
+    ref = reference_of(trk, tmp_path / "ref.nii.gz")
+    out = tmp_path / "out"
+    dest, side = export_derivative(tck, out, "sub-01/dwi/AF_L.tck", sources=[str(source)],
+                                   reference=str(ref))
+    assert dest.read_bytes() == tck.read_bytes()
+    doc = json.loads(side.read_text(encoding="utf-8"))
+    assert doc["Counts"]["NB_STREAMLINES"] == 50
+    assert [s["path"] for s in doc["Sources"]] == [str(source), str(ref)]
+    with pytest.raises(ValueError, match=r"carries no space.*reference"):
+        export_derivative(tck, out, "sub-01/dwi/AF_M.tck", sources=[str(source)])
+    assert not (out / "sub-01/dwi/AF_M.tck").exists()

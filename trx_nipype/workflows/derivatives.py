@@ -34,12 +34,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
+from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec, traits
 
 from .. import __version__
 from ..interfaces._traits import TrxInputSpec, TrxPath
 
 _CHUNK = 1 << 20
+#: formats whose files carry their own space (no reference needed to read them)
+_HAS_SPACE = ("trx", "trk")
 
 
 def software_versions() -> dict[str, str]:
@@ -70,30 +72,37 @@ def sha256_path(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def carries_space(path: str | os.PathLike) -> bool:
+    """Whether a tractogram holds its own space (TRX, TRK), so it can serve as a reference."""
+    from ..core.formats import detect_format
+
+    return detect_format(path) in _HAS_SPACE
+
+
 def tractogram_counts(path: str | os.PathLike, reference: str | None = None
                       ) -> dict[str, Any]:
     """Streamline, vertex and per-group counts of a tractogram file (any readable format).
 
-    ``reference`` gives the space of formats without one (TCK, VTK, ...); the
-    counts do not depend on it, any tractogram or image of a compatible space
-    does.
+    ``reference`` gives the space of formats without one (TCK, VTK, DPY); the
+    counts do not depend on it, but those files cannot be read without one. It
+    is not used for TRX and TRK files, which carry their own space.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is in a format without a space and no ``reference`` is given.
     """
-    from ..core import load
-    from ..core.save import is_zip_path
+    from ..core.convert import load_any
+    from ..core.formats import detect_format
 
-    path = Path(path)
-    if path.is_dir() or is_zip_path(path):
-        trx = load(path)
-    else:
-        from ..core.convert import load_any
-
-        try:
-            trx = load_any(path)
-        except ValueError:
-            if reference is None:
-                raise
-            trx = load_any(path, reference=reference)
-    with trx:
+    fmt = detect_format(path)
+    if carries_space(path):
+        reference = None
+    elif reference is None:
+        raise ValueError(f"{os.fspath(path)}: a .{fmt} output carries no space, and counting "
+                         "its streamlines needs one: give the export a reference image "
+                         "(DerivativesSink's reference input)")
+    with load_any(path, reference=reference) as trx:
         return {"NB_STREAMLINES": len(trx), "NB_VERTICES": trx.nb_vertices,
                 "Groups": {g: int(len(idx)) for g, idx in sorted(trx.groups.items())},
                 "DPS": sorted(trx.dps), "DPV": sorted(trx.dpv)}
@@ -206,8 +215,8 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
         Pipeline, description and parameters.
     reference : str, optional
         Reference image giving the space of formats without one (recorded
-        among the sources, and used to count the streamlines of a TCK/VTK
-        output).
+        among the sources, and needed to count the streamlines of a TCK, VTK
+        or DPY output: without it, such an export is refused).
 
     Returns
     -------
@@ -217,7 +226,8 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
     Raises
     ------
     ValueError
-        If the destination is not inside ``out_dir``.
+        If the destination is not inside ``out_dir``, or the result is in a
+        format without a space (TCK, VTK, DPY) and no ``reference`` is given.
     """
     dest = destination(out_dir, rel_path)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -226,12 +236,10 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
     payload: dict[str, Any] = dict(metadata or {})
     payload["Sources"] = [{"path": os.fspath(s), "sha256": sha256_path(s)}
                           if Path(s).exists() else {"path": os.fspath(s)} for s in all_sources]
-    spaced = [s for s in sources if Path(s).suffix.lower() in (".trx", ".trk", ".nii", ".gz")]
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         staged = _stage(Path(in_file), tmp / dest.name)
-        payload["Counts"] = tractogram_counts(
-            staged, reference=reference or (spaced[0] if spaced else None))
+        payload["Counts"] = tractogram_counts(staged, reference=reference)
         payload["sha256"] = sha256_path(staged)
         payload["Software"] = software_versions()
         side = sidecar_path(dest)
@@ -316,9 +324,12 @@ class _DerivativesSinkInputSpec(TrxInputSpec):
     sources = traits.List(traits.Str, desc="files the result was made from (recorded, with "
                           "their SHA-256, in the sidecar)")
     metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecar")
-    reference = traits.Either(None, File(exists=True), default=None, usedefault=True,
-                              desc="reference image of formats without a space (TCK, VTK, "
-                                   "...): used to count the output, recorded among the sources")
+    reference = traits.Either(None, File(exists=True), Directory(exists=True), default=None,
+                              usedefault=True,
+                              desc="reference of formats without a space (TCK, VTK, ...): a "
+                                   "NIfTI image, or a TRK/TRX file or TRX directory of the "
+                                   "output's space; needed to count such an output, recorded "
+                                   "among the sources")
 
 
 class _DerivativesSinkOutputSpec(TraitedSpec):

@@ -27,7 +27,12 @@ from nipype.pipeline import engine as pe
 from .bundles import init_population_bundles_wf, init_subject_bundles_wf
 from .conversion import init_convert_bundles_wf
 from .dataset import TRACTOGRAM_EXTENSIONS, Dataset, DatasetError, Subject
-from .derivatives import DerivativesSink, sidecar_path, write_dataset_description
+from .derivatives import (
+    DerivativesSink,
+    carries_space,
+    sidecar_path,
+    write_dataset_description,
+)
 
 #: the pipelines of ``trx-nipype run --pipeline``
 PIPELINES = ("bundles", "convert")
@@ -83,6 +88,9 @@ class _SubjectFieldsOutputSpec(TraitedSpec):
     rel_path = traits.Str(desc="its path in the derivatives tree")
     rel_paths = traits.List(traits.Str, desc="converted files' paths in the derivatives tree")
     sources = traits.List(traits.List(traits.Str), desc="[[file] for each bundle file]")
+    references = traits.List(traits.Any, desc="for each bundle file, the space of its "
+                             "conversion: the reference image, else the file itself when it "
+                             "carries one (TRX, TRK), else None")
 
 
 class SubjectFields(SimpleInterface):
@@ -107,6 +115,8 @@ def _subject_table(dataset: Dataset, out_format: str | None = None) -> dict[str,
             "rel_paths": [converted_path(dataset, f, out_format) for f in s.files]
             if out_format else [],
             "sources": [[f] for f in s.files],
+            "references": [s.reference or (f if carries_space(f) else None) for f in s.files]
+            if out_format else [],
         }
     return table
 
@@ -283,7 +293,9 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
             -> ds_converted (MapNode: one export per file)
 
     ``<root>/sub-01/dwi/AF_L.trk`` becomes ``<output_dir>/sub-01/dwi/AF_L.<ext>``
-    (with a JSON sidecar).
+    (with a JSON sidecar). The sidecar counts of a TCK/VTK/DPY output read it
+    in the space of its conversion: the subject's reference image, else the
+    source file itself when it is a TRX or TRK.
 
     Parameters
     ----------
@@ -317,14 +329,14 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
                {"out_format": out_format, "positions_dtype": positions_dtype,
                 "compression": compression},
                [p for entry in table.values() for p in entry["rel_paths"]],
-               iterfield=["in_file", "rel_path", "sources"])
+               iterfield=["in_file", "rel_path", "sources", "reference"])
     wf.connect([
         (subjectsource, info, [("subject", "subject")]),
         (info, convert_wf, [("in_files", "inputnode.in_files"),
                             ("reference", "inputnode.reference")]),
         (convert_wf, ds, [("outputnode.out_files", "in_file")]),
         (info, ds, [("rel_paths", "rel_path"), ("sources", "sources"),
-                    ("reference", "reference")]),
+                    ("references", "reference")]),
     ])
     write_dataset_description(output_dir, "convert", f"Bundle files converted to {out_format}.")
     _expect(wf, output_dir, "convert", pipeline_outputs(dataset, "convert",
