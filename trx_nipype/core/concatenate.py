@@ -29,7 +29,9 @@ from .save import (
     _same_file,
     _target,
     check_offsets_dtype,
+    length_blocks,
     offsets_chunks,
+    row_chunks,
     small_members,
     write_members,
 )
@@ -170,17 +172,15 @@ def _chained(inputs: list[_Input], table: str, key: str, per: str, dtype: np.dty
                 log.info("concatenate: positions of %s (%d/%d): %d streamlines", inp.label,
                          k + 1, len(inputs), len(trx))
             arr = getattr(trx.source_arrays(), table)[key]
-            for chunk in trx.iter_chunks(CHUNK_VERTICES):
-                block = np.asarray(arr[getattr(chunk, per)])
-                yield block.reshape((len(block), *tail)).astype(dtype, copy=False)
+            for block in row_chunks(trx, arr, dtype, per_vertex=per == "vertices",
+                                    chunk_vertices=CHUNK_VERTICES):
+                yield block.reshape((len(block), *tail))  # (n,) and (n, 1) alike
     return gen
 
 
 def _lengths_chained(inputs: list[_Input]) -> Iterator[np.ndarray]:
     for inp in inputs:
-        lengths = inp.trx.lengths
-        for a in range(0, len(lengths), _BLOCK):
-            yield lengths[a:a + _BLOCK]
+        yield from length_blocks(inp.trx, _BLOCK)
 
 
 def _group_stream(name: str, parts: list[tuple[int, np.ndarray | range]], dtype: np.dtype

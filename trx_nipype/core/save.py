@@ -72,6 +72,25 @@ def check_offsets_dtype(dtype: np.dtype, nb_vertices: int, dest: Any) -> None:
                             "offsets; use offsets_dtype='uint64'")
 
 
+def length_blocks(trx: TrxFile, block: int = 1 << 20) -> Iterator[np.ndarray]:
+    """``trx.lengths`` in blocks (for :func:`offsets_chunks`)."""
+    lengths = trx.lengths
+    for a in range(0, len(lengths), block):
+        yield lengths[a:a + block]
+
+
+def row_chunks(trx: TrxFile, arr: np.ndarray, dtype: np.dtype, *, per_vertex: bool,
+               chunk_vertices: int = CHUNK_VERTICES) -> Iterator[np.ndarray]:
+    """The rows of ``arr`` (a *source* array of ``trx``) that ``trx`` holds, chunk by chunk.
+
+    ``per_vertex`` picks vertex rows (positions, dpv) or streamline rows (dps).
+    A file's rows are slices of its map; a view's are gathered (``take_rows``).
+    """
+    for c in trx.iter_chunks(chunk_vertices, vertices=per_vertex):
+        rows = c.vertices if per_vertex else c.streamlines
+        yield np.asarray(take_rows(arr, rows)).astype(dtype, copy=False)
+
+
 def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any = None,
                 dest: Any = "output", chunk_vertices: int = CHUNK_VERTICES
                 ) -> tuple[dict[str, Any], list[MemberStream]]:
@@ -86,33 +105,18 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
     off_dt = _target(offsets_dtype, off_default, OFFSET_DTYPES, "offsets")
     check_offsets_dtype(off_dt, v, dest)
 
-    def length_blocks() -> Iterator[np.ndarray]:
-        lengths = trx.lengths
-        for a in range(0, len(lengths), 1 << 20):
-            yield lengths[a:a + (1 << 20)]
-
-    def per_vertex(get: Callable[[], np.ndarray], dtype: np.dtype) -> Callable:
-        def gen() -> Iterator[np.ndarray]:
-            arr = get()
-            for c in trx.iter_chunks(chunk_vertices):
-                yield np.asarray(take_rows(arr, c.vertices)).astype(dtype, copy=False)
-        return gen
-
-    def per_streamline(get: Callable[[], np.ndarray], dtype: np.dtype) -> Callable:
-        def gen() -> Iterator[np.ndarray]:
-            arr = get()
-            for c in trx.iter_chunks(chunk_vertices, vertices=False):
-                yield np.asarray(take_rows(arr, c.streamlines)).astype(dtype, copy=False)
-        return gen
+    def stream(get: Callable[[], np.ndarray], dtype: np.dtype, per_vertex: bool) -> Callable:
+        return lambda: row_chunks(trx, get(), dtype, per_vertex=per_vertex,
+                                  chunk_vertices=chunk_vertices)
 
     members = [
         MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,
-                     lambda: offsets_chunks(length_blocks(), off_dt)),
+                     lambda: offsets_chunks(length_blocks(trx), off_dt)),
         MemberStream(f"positions.3.{dtype_name(pos_dt)}", v * 3 * pos_dt.itemsize,
-                     per_vertex(lambda: src.positions["positions"], pos_dt)),
+                     stream(lambda: src.positions["positions"], pos_dt, True)),
     ]
-    for folder, table, rows, stream in (("dps", src.dps, n, per_streamline),
-                                        ("dpv", src.dpv, v, per_vertex)):
+    for folder, table, rows, per_vertex in (("dps", src.dps, n, False),
+                                            ("dpv", src.dpv, v, True)):
         for key in sorted(table):
             dtype, shape = table.spec(key)
             dtype = DTYPES[dtype_name(dtype)]
@@ -121,7 +125,7 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
             members.append(MemberStream(
                 f"{folder}/{format_member_name(key, out_shape, dtype)}",
                 rows * width * dtype.itemsize,
-                stream(lambda t=table, k=key: t[k], dtype)))
+                stream(lambda t=table, k=key: t[k], dtype, per_vertex)))
     members.extend(small_members("groups", trx.groups))
     for group in sorted(trx.dpg):
         check_key(group)
