@@ -270,3 +270,31 @@ def test_export_of_a_tck_with_a_tck_gz_source_uses_the_reference(demo_source: Pa
     with pytest.raises(ValueError, match=r"carries no space.*reference"):
         export_derivative(tck, out, "sub-01/dwi/AF_M.tck", sources=[str(source)])
     assert not (out / "sub-01/dwi/AF_M.tck").exists()
+
+
+# sources are hashed through the digest cache: one read per file, whichever sink asks ------
+def test_source_digests_are_read_once(demo_source: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from trx_nipype.interfaces import _hashing
+    from trx_nipype.workflows.derivatives import sha256_path
+
+    monkeypatch.setenv(_hashing.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(_hashing, "RACY_WINDOW_NS", -1)
+    trk = demo_source / "sub-01" / "dwi" / "AF_L.trk"
+    folder = tmp_path / "dir.trx"
+    (folder / "dps").mkdir(parents=True)
+    (folder / "header.json").write_text("{}", encoding="utf-8")
+    (folder / "dps" / "w.float32").write_bytes(b"\0" * 8)
+    expected_dir = hashlib.sha256()
+    for rel in ("dps/w.float32", "header.json"):
+        member = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+        expected_dir.update(f"{rel}\0{member}\n".encode())
+    _hashing.reset_stats()
+    assert sha256_path(trk) == hashlib.sha256(trk.read_bytes()).hexdigest()
+    assert sha256_path(folder) == expected_dir.hexdigest()
+    assert _hashing.reset_stats()["files_read"] == 3
+    assert sha256_path(trk) == hashlib.sha256(trk.read_bytes()).hexdigest()
+    assert sha256_path(folder) == expected_dir.hexdigest()
+    assert _hashing.reset_stats()["files_read"] == 0

@@ -37,9 +37,9 @@ from typing import Any
 from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec, traits
 
 from .. import __version__
+from ..interfaces._hashing import file_digest
 from ..interfaces._traits import TrxInputSpec, TrxPath
 
-_CHUNK = 1 << 20
 #: formats whose files carry their own space (no reference needed to read them)
 _HAS_SPACE = ("trx", "trk")
 
@@ -57,19 +57,20 @@ def software_versions() -> dict[str, str]:
 
 
 def sha256_path(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, or of a directory's members (sorted ``name\\0digest\\n`` lines)."""
+    """SHA-256 of a file, or of a directory's members (sorted ``name\\0digest\\n`` lines).
+
+    File digests come from the persistent digest cache
+    (:func:`trx_nipype.interfaces._hashing.file_digest`, keyed by ``stat``): a
+    source already hashed is not read again, whichever sink asks.
+    """
     path = Path(path)
     if path.is_dir():
         digest = hashlib.sha256()
         for member in sorted(p for p in path.rglob("*") if p.is_file()):
             rel = member.relative_to(path).as_posix()
-            digest.update(f"{rel}\0{sha256_path(member)}\n".encode())
+            digest.update(f"{rel}\0{file_digest(member, member.stat())}\n".encode())
         return digest.hexdigest()
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path)
 
 
 def carries_space(path: str | os.PathLike) -> bool:
