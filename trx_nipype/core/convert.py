@@ -38,7 +38,7 @@ from .loader import load
 from .reference import Space, space_from_reference
 from .save import is_zip_path, save
 from .tempfiles import make_temp_dir, remove_temp_dir
-from .trxfile import TrxFile
+from .trxfile import TrxFile, group_dtype
 from .writer import TrxWriteError, check_replaceable
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class _Spool:
         v = int(lengths.sum())
         n = len(lengths)
         f4 = np.dtype("<f4")
-        group_dt = np.dtype("<u4") if n <= np.iinfo(np.uint32).max else np.dtype("<u8")
+        group_dt = group_dtype(n)
         return TrxFile.from_arrays(
             self._array("positions", v, 3, f4), lengths=lengths,
             affine=space.affine, dimensions=space.dimensions,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import LazyArrays
+from .arrays import LazyArrays, take_rows
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import CHUNK_VERTICES, Source, TrxFile, group_dtype
@@ -495,12 +495,12 @@ class GrowableTrxFile(TrxFile):
         total = trx.nb_vertices
         for chunk in trx.iter_chunks(CHUNK_VERTICES):
             m, k = len(chunk.lengths), int(chunk.lengths.sum())
-            store.positions.array[v:v + k] = positions[chunk.vertices]
+            store.positions.array[v:v + k] = take_rows(positions, chunk.vertices)
             for key, col in plan["dpv"].items():
-                col.array[v:v + k] = np.asarray(src.dpv[key][chunk.vertices]).reshape(
+                col.array[v:v + k] = take_rows(src.dpv[key], chunk.vertices).reshape(
                     (k, *col.tail))
             for key, col in plan["dps"].items():
-                col.array[n:n + m] = np.asarray(src.dps[key][chunk.streamlines]).reshape(
+                col.array[n:n + m] = take_rows(src.dps[key], chunk.streamlines).reshape(
                     (m, *col.tail))
             offsets[n + 1:n + m + 1] = np.cumsum(chunk.lengths, dtype=np.int64) + v
             n, v = n + m, v + k
