@@ -298,3 +298,23 @@ def test_source_digests_are_read_once(demo_source: Path, tmp_path: Path,
     assert sha256_path(trk) == hashlib.sha256(trk.read_bytes()).hexdigest()
     assert sha256_path(folder) == expected_dir.hexdigest()
     assert _hashing.reset_stats()["files_read"] == 0
+
+
+# LoadBundle names its copy like every interface output --------------------------------
+def test_load_bundle_copy_is_absolute_from_a_relative_cwd(demo_source: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from trx_nipype.workflows.bundles import LoadBundle
+
+    convert(demo_source / "sub-01" / "dwi" / "AF_L.trk", tmp_path / "a.trx")
+    bundle = tmp_path / "AF_L.trx"
+    concatenate([tmp_path / "a.trx"], bundle, group_by_input=True, group_names=["AF_L"])
+    (tmp_path / "node").mkdir()
+    monkeypatch.chdir(tmp_path)
+    stale = tmp_path / "node" / "AF_L_bundle.trx"
+    stale.write_bytes(b"a previous run's output")
+    res = LoadBundle(in_file=str(bundle), bundle_name="AF_L").run(cwd="node")
+    out = Path(res.outputs.out_file)
+    assert out.is_absolute() and out == stale
+    assert res.outputs.group_names == []
+    with load(out) as trx:
+        assert len(trx) == 50 and not trx.groups

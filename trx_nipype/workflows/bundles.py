@@ -8,7 +8,6 @@ JoinNode).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from nipype.interfaces.base import traits
@@ -43,13 +42,16 @@ class LoadBundle(LoadTrx):
         if not name or name not in self._results["group_names"]:
             return runtime
         from ..core import load, save
+        from ..interfaces._traits import output_path
 
-        dest = os.path.join(runtime.cwd, f"{name}_bundle.trx")
-        with load(self._results["out_file"]) as trx:
+        # A copy without the group: concatenate cannot yet take the clash itself (out of scope).
+        loaded = self._results["out_file"]
+        dest = output_path(self.inputs.in_file, "_bundle", ".trx", inputs=[loaded])
+        with load(loaded) as trx:
             del trx.groups[name]
             trx.dpg.pop(name, None)
             save(trx, dest)
-        self._results["out_file"] = dest
+        self._results["out_file"] = str(dest)
         self._results["group_names"] = [g for g in self._results["group_names"] if g != name]
         return runtime
 
