@@ -29,10 +29,6 @@ import time
 import zipfile
 from pathlib import Path
 
-#: the subjects and bundles of the demo dataset
-DEMO_SUBJECTS = ("sub-01", "sub-02", "sub-03", "sub-04", "sub-05")
-DEMO_BUNDLES = ("AF_L", "CC_ForcepsMajor", "CST_R")
-
 _SUBJECT_DIR = re.compile(r"^sub_(\d+)/([^/]+)$")
 
 

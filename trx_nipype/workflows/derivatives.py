@@ -37,8 +37,9 @@ from typing import Any
 from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec, traits
 
 from .. import __version__
-from ..interfaces._hashing import file_digest
+from ..interfaces._hashing import companions, file_digest
 from ..interfaces._traits import TrxInputSpec, TrxPath
+from .dataset import WORK_DIR_MARKER, sidecar_path
 
 #: formats whose files carry their own space (no reference needed to read them)
 _HAS_SPACE = ("trx", "trk")
@@ -121,51 +122,29 @@ def _atomic_json(path: Path, payload: Mapping[str, Any]) -> None:
         raise
 
 
-def companions(path: str | os.PathLike) -> list[Path]:
-    """Files that belong with a tractogram file: the ``.groups.json`` of a TRK."""
-    from ..core.formats.trk import sidecar_path as trk_groups_path
-
-    path = Path(path)
-    if path.is_dir() or not path.name.lower().endswith((".trk", ".trk.gz")):
-        return []
-    return [trk_groups_path(path)]
-
-
-def copy_atomic(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Copy a file or directory to ``dest`` through a temporary sibling and a rename.
-
-    A directory already at ``dest`` is moved aside and removed after the
-    rename, so ``dest`` is always either the old or the new tree. The
-    companions of a file (a TRK's ``.groups.json``) are copied too, each
-    renamed into place before the file; a stale companion at the destination
-    is removed when ``src`` has none.
-    """
-    src, dest = Path(src), Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        staged = _stage(src, tmp / dest.name)
-        _commit(staged, dest, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
 def _stage(src: Path, staged: Path) -> Path:
     """Copy ``src`` (and its companions, renamed after ``staged``) to ``staged``."""
     if src.is_dir():
         shutil.copytree(src, staged)
     else:
         shutil.copyfile(src, staged)
-        for have, want in zip(companions(src), companions(staged), strict=True):
+        for have, want in zip(companions(os.fspath(src)), companions(os.fspath(staged)),
+                              strict=True):
             if have.is_file():
                 shutil.copyfile(have, want)
     return staged
 
 
 def _commit(staged: Path, dest: Path, tmp: Path) -> None:
-    """Rename a staged file (companions first) or tree into place at ``dest``."""
-    for have, want in zip(companions(staged), companions(dest), strict=True):
+    """Rename a staged file (companions first) or tree into place at ``dest``.
+
+    A directory already at ``dest`` is moved aside into ``tmp`` (removed with
+    it), so ``dest`` is always either the old or the new tree. A stale
+    companion at the destination is removed when the staged file has none.
+    """
+    pairs = [] if staged.is_dir() else zip(companions(os.fspath(staged)),
+                                          companions(os.fspath(dest)), strict=True)
+    for have, want in pairs:
         if have.is_file():
             os.replace(have, want)
         else:
@@ -173,14 +152,6 @@ def _commit(staged: Path, dest: Path, tmp: Path) -> None:
     if dest.is_dir() and not dest.is_symlink():
         os.replace(dest, tmp / ".old")
     os.replace(staged, dest)
-
-
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """``x.trx`` -> ``x.json``; a folder or a name without a known extension: ``AF.L`` ->
-    ``AF.L.json`` (see :func:`trx_nipype.workflows.dataset.sidecar_path`)."""
-    from .dataset import sidecar_path as _sidecar_path
-
-    return _sidecar_path(path)
 
 
 def destination(out_dir: str | os.PathLike, rel_path: str) -> Path:
@@ -289,8 +260,6 @@ def stale_outputs(output_dir: str | os.PathLike, pipeline: str, outputs: Sequenc
     list of pathlib.Path
         The data files (or, when none is found, the sidecars), sorted.
     """
-    from .dataset import WORK_DIR_MARKER
-
     root = Path(output_dir)
     expected = {sidecar_path(root / rel) for rel in outputs}
     found: list[Path] = []
