@@ -264,3 +264,16 @@ def test_run_bad_plugin_or_nprocs_is_a_usage_error(cli: Run, trk_dir: Path, tmp_
                                                    extra: list[str]) -> None:
     code, _, err = cli("run", trk_dir, "--output-dir", tmp_path / "out", "-q", *extra)
     assert code == 2 and ("unknown Nipype plugin" in err or "whole number >= 1" in err)
+
+
+def test_encoding_options_are_applied_or_refused(cli: Run, trx_path: Path, trk_dir: Path,
+                                                 tmp_path: Path) -> None:
+    for argv in (("select-group", trx_path, "AF", "-o", tmp_path / "s.trx"),
+                 ("resize", trx_path, "-n", "2", "-o", tmp_path / "r.trx")):
+        code, _, err = cli(*argv, "--positions-dtype", "float64")
+        assert code == 0, err
+        with load(argv[-1]) as out:
+            assert out.positions_dtype == np.float64
+    code, _, err = cli("run", trk_dir, "--output-dir", tmp_path / "o", "-q",
+                       "--positions-dtype", "float16")
+    assert code == 2 and "apply to --pipeline convert" in one_error(err)

@@ -127,7 +127,8 @@ def cmd_select_group(args: argparse.Namespace) -> int:
         view = trx.select_groups(args.groups)
         if args.drop_groups:
             view.groups, view.dpg = {}, {}
-        save(view, args.output, compression=args.compression)
+        save(view, args.output, compression=args.compression,
+             positions_dtype=args.positions_dtype)
     return _report_written(args.output)
 
 
@@ -141,13 +142,14 @@ def cmd_resize(args: argparse.Namespace) -> int:
             view = trx.sample(args.nb_streamlines, seed=args.seed)
         else:
             view = trx.resize(nb_streamlines=args.nb_streamlines)
-        save(view, args.output, compression=args.compression)
+        save(view, args.output, compression=args.compression,
+             positions_dtype=args.positions_dtype)
     return _report_written(args.output)
 
 
 def cmd_split_groups(args: argparse.Namespace) -> int:
     """``trx-nipype split-groups IN -o DIR [--format FMT] [--reference REF]``."""
-    from ..core.tempfiles import make_temp_dir, remove_temp_dir
+    from ..core.convert import save_bundle
 
     _exists(args.input, args.reference)
     ext = SPLIT_FORMATS[args.format]
@@ -159,22 +161,11 @@ def cmd_split_groups(args: argparse.Namespace) -> int:
     with load(args.input) as trx:
         if not trx.groups:
             raise ValueError(f"{args.input}: no groups to split")
-        tmp = None if ext in (".trx", "") else make_temp_dir("split")
-        try:
-            for group, safe in unique_safe_names(sorted(trx.groups)).items():
-                dest = out_dir / f"{stem}_{safe}{ext}"
-                view = trx.get_group(group)
-                if tmp is None:
-                    save(view, dest)
-                else:  # the file is the group: no groups sidecar next to a TRK
-                    from ..core.convert import convert
-
-                    view.groups, view.dpg = {}, {}
-                    staged = save(view, Path(tmp) / "group.trx")
-                    convert(staged, dest, reference=args.reference)
-                print(f"{dest}\t{len(view)} streamlines")
-        finally:
-            remove_temp_dir(tmp)
+        for group, safe in unique_safe_names(sorted(trx.groups)).items():
+            dest = out_dir / f"{stem}_{safe}{ext}"
+            view = trx.get_group(group)
+            save_bundle(view, dest, reference=args.reference)
+            print(f"{dest}\t{len(view)} streamlines")
     return 0
 
 

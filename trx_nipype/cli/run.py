@@ -84,6 +84,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     dataset = find_dataset(root, patterns=args.pattern, subjects=args.subjects,
                            reference=args.reference)
     if args.pipeline == "bundles":
+        if args.positions_dtype or args.compression != "stored":
+            from .ops import _Usage
+
+            raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "
+                         "the bundles pipeline writes stored TRX in the inputs' dtypes")
         wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
                                       nb_streamlines=args.streamlines_per_subject,
                                       seed=args.seed)

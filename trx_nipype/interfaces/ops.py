@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from nipype.interfaces.base import (
@@ -21,9 +20,8 @@ from nipype.interfaces.base import (
 
 from trx_nipype.core import load, save
 from trx_nipype.core.concatenate import concatenate
-from trx_nipype.core.convert import convert
+from trx_nipype.core.convert import save_bundle as save_as  # one bundle per file
 from trx_nipype.core.naming import safe_name, unique_safe_names
-from trx_nipype.core.tempfiles import make_temp_dir, remove_temp_dir
 
 from ._traits import (
     TrxInputSpec,
@@ -269,20 +267,3 @@ class SplitGroups(SimpleInterface):
         self._results.update(out_files=written, group_names=names)
         log.info("SplitGroups: %s -> %d files", in_file, len(written))
         return runtime
-
-
-def save_as(trx: Any, dest: Path, fmt: str) -> None:
-    """Save a tractogram (or a view) as TRX, or convert it to ``fmt``.
-
-    The core converts files, not views: another format goes through a private
-    temporary TRX (under the core's temp root, removed at once).
-    """
-    if fmt == "trx":
-        save(trx, dest)
-        return
-    tmp = make_temp_dir("split")
-    try:
-        staged = save(trx, tmp / "group.trx")
-        convert(staged, dest, out_format=fmt, bbox_check=False)
-    finally:
-        remove_temp_dir(tmp)
