@@ -38,18 +38,18 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from ..core.dtypes import OFFSET_DTYPES, POSITION_DTYPES
+from ..core.formats import OUTPUT_CHOICES
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
 
-_POSITIONS = ("float16", "float32", "float64")
-_OFFSETS = ("uint32", "uint64")
-_FORMATS = ("trx", "trx_dir", "trk", "tck", "vtk", "vtp", "fib", "dpy")
 
 
 def _encoding(p: argparse.ArgumentParser, offsets: bool = True) -> None:
-    p.add_argument("--positions-dtype", choices=_POSITIONS,
+    p.add_argument("--positions-dtype", choices=POSITION_DTYPES,
                    help="dtype of the output positions (default: the input's)")
     if offsets:
-        p.add_argument("--offsets-dtype", choices=_OFFSETS,
+        p.add_argument("--offsets-dtype", choices=OFFSET_DTYPES,
                        help="dtype of the output offsets (default: the input's)")
     p.add_argument("--compression", choices=("stored", "deflate"), default="stored",
                    help="zip compression of a .trx output (default: stored, memory-mappable)")
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("split-groups", help="write one file per group")
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--format", choices=_FORMATS, default="trx",
+    p.add_argument("--format", choices=list(OUTPUT_CHOICES), default="trx",
                    help="format of the files (default: trx)")
     p.add_argument("--reference", help="reference image for formats that need one")
 
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random subsets")
     p.add_argument("--no-population", action="store_true",
                    help="bundles pipeline: only the per-subject files")
-    p.add_argument("--out-format", choices=_FORMATS, default="trx",
+    p.add_argument("--out-format", choices=list(OUTPUT_CHOICES), default="trx",
                    help="convert pipeline: output format (default: trx)")
     _encoding(p, offsets=False)
     p.add_argument("--plugin", default="Linear", type=_plugin_name,

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core import load, save, validate
+from ..core.formats import OUTPUT_CHOICES
 from ..core.naming import unique_safe_names
 from ..core.summary import summarize
-
-#: ``split-groups --format`` -> extension of each file (``""``: a TRX directory)
-SPLIT_FORMATS = {"trx": ".trx", "trx_dir": "", "trk": ".trk", "tck": ".tck", "vtk": ".vtk",
-                 "vtp": ".vtp", "fib": ".fib", "dpy": ".dpy"}
 
 
 def tractogram_info(path: str, reference: str | None = None) -> dict[str, Any]:
@@ -152,7 +149,7 @@ def cmd_split_groups(args: argparse.Namespace) -> int:
     from ..core.convert import save_bundle
 
     _exists(args.input, args.reference)
-    ext = SPLIT_FORMATS[args.format]
+    ext = OUTPUT_CHOICES[args.format][0]
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = Path(args.input.rstrip("/")).name

@@ -10,6 +10,7 @@ from typing import Any
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
 
 from trx_nipype.core.convert import convert
+from trx_nipype.core.formats import OUTPUT_CHOICES
 from trx_nipype.core.summary import summarize
 
 from ._traits import TrxInputSpec, TrxPath, optional, output_path
@@ -18,9 +19,7 @@ from .info import node_fields
 log = logging.getLogger("nipype.interface")
 
 #: ``out_format`` -> (extension of the output, format name of the core); ``""``: a directory
-FORMATS = {"trx": (".trx", "trx"), "trx_dir": ("", "trx"), "trk": (".trk", "trk"),
-           "tck": (".tck", "tck"), "vtk": (".vtk", "vtk"), "vtp": (".vtp", "vtk"),
-           "fib": (".fib", "vtk"), "dpy": (".dpy", "dpy")}
+FORMATS = OUTPUT_CHOICES  # out_format choice -> (extension, format)
 
 
 def is_trx(path: str | os.PathLike) -> bool:

@@ -21,6 +21,7 @@ from nipype.interfaces.base import (
 from trx_nipype.core import load, save
 from trx_nipype.core.concatenate import concatenate
 from trx_nipype.core.convert import save_bundle as save_as  # one bundle per file
+from trx_nipype.core.dtypes import OFFSET_DTYPES, POSITION_DTYPES
 from trx_nipype.core.naming import safe_name, unique_safe_names
 
 from ._traits import (
@@ -35,8 +36,6 @@ from .io import FORMATS
 
 log = logging.getLogger("nipype.interface")
 
-_POSITIONS = ("float16", "float32", "float64")
-_OFFSETS = ("uint32", "uint64")
 
 
 # ------------------------------------------------------------------ concatenate
@@ -55,9 +54,9 @@ class _ConcatenateInputSpec(TrxInputSpec):
                                   "another dtype/shape, instead of failing (shared keys stay)")
     delete_groups = traits.Bool(False, usedefault=True,
                                 desc="drop the inputs' groups and their dpg")
-    positions_dtype = traits.Enum(*_POSITIONS, desc="dtype of the output positions "
+    positions_dtype = traits.Enum(*POSITION_DTYPES, desc="dtype of the output positions "
                                                     "(default: the first input's)")
-    offsets_dtype = traits.Enum(*_OFFSETS, desc="dtype of the output offsets (default: "
+    offsets_dtype = traits.Enum(*OFFSET_DTYPES, desc="dtype of the output offsets (default: "
                                                 "the first input's, uint64 when needed)")
     compression = traits.Enum("stored", "deflate", usedefault=True,
                               desc="zip compression of a .trx output")

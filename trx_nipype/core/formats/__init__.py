@@ -37,6 +37,12 @@ SUFFIXES: dict[str, str] = {
     ".dpy": "dpy",
 }
 FORMATS = ("trx", "trk", "tck", "vtk", "dpy")
+#: the output choices users name (nodes, CLI): choice -> (file extension, format)
+OUTPUT_CHOICES: dict[str, tuple[str, str]] = {
+    "trx": (".trx", "trx"), "trx_dir": ("", "trx"), "trk": (".trk", "trk"),
+    "tck": (".tck", "tck"), "vtk": (".vtk", "vtk"), "vtp": (".vtp", "vtk"),
+    "fib": (".fib", "vtk"), "dpy": (".dpy", "dpy"),
+}
 #: bytes of a reader's first read, doubled on each full read up to its chunk size:
 #: ``read(n)`` allocates ``n`` bytes at once, whatever the file's size
 FIRST_READ = 1 << 20
