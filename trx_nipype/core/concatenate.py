@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
-from .growable import _same_value, _width, space_mismatch
+from .growable import _same_value, _width
 from .loader import load
+from .reference import space_mismatch
 from .save import (
     MemberStream,
     _same_file,

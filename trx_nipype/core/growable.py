@@ -32,6 +32,7 @@ import numpy as np
 
 from .arrays import LazyArrays, take_rows
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
+from .reference import space_mismatch
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import CHUNK_VERTICES, Source, TrxFile, group_dtype
 
@@ -50,25 +51,6 @@ def _check_dtype(dtype: Any, allowed: tuple[str, ...], what: str) -> np.dtype:
     if name not in allowed:
         raise ValueError(f"{what} dtype must be one of {', '.join(allowed)}, got {name}")
     return DTYPES[name]
-
-
-def space_mismatch(affine_a: np.ndarray, dims_a: np.ndarray, affine_b: np.ndarray,
-                   dims_b: np.ndarray, atol: float) -> str | None:
-    """How two spaces differ (None when they agree within ``atol``).
-
-    >>> space_mismatch(np.eye(4), np.array([2, 2, 2]), np.eye(4) * 2, np.array([2, 2, 2]),
-    ...                1e-3)
-    'VOXEL_TO_RASMM differs by up to 1 (atol=0.001)'
-    """
-    a = np.asarray(affine_a, dtype=np.float64)
-    b = np.asarray(affine_b, dtype=np.float64)
-    if not np.allclose(a, b, rtol=0, atol=atol):
-        return f"VOXEL_TO_RASMM differs by up to {float(np.abs(a - b).max()):g} (atol={atol:g})"
-    da = [int(d) for d in np.asarray(dims_a).ravel()]
-    db = [int(d) for d in np.asarray(dims_b).ravel()]
-    if da != db:
-        return f"DIMENSIONS {db} instead of {da}"
-    return None
 
 
 def _width(tail: tuple[int, ...]) -> int:

@@ -18,6 +18,27 @@ import numpy as np
 from .errors import TrxFormatError
 
 
+def space_mismatch(affine_a: np.ndarray, dims_a: np.ndarray, affine_b: np.ndarray,
+                   dims_b: np.ndarray, atol: float) -> str | None:
+    """How two spaces differ (None when they agree within ``atol``).
+
+    The one test of "same space" (convert's references, concatenate, append).
+
+    >>> space_mismatch(np.eye(4), np.array([2, 2, 2]), np.eye(4) * 2, np.array([2, 2, 2]),
+    ...                1e-3)
+    'VOXEL_TO_RASMM differs by up to 1 (atol=0.001)'
+    """
+    a = np.asarray(affine_a, dtype=np.float64)
+    b = np.asarray(affine_b, dtype=np.float64)
+    if not np.allclose(a, b, rtol=0, atol=atol):
+        return f"VOXEL_TO_RASMM differs by up to {float(np.abs(a - b).max()):g} (atol={atol:g})"
+    da = [int(d) for d in np.asarray(dims_a).ravel()]
+    db = [int(d) for d in np.asarray(dims_b).ravel()]
+    if da != db:
+        return f"DIMENSIONS {db} instead of {da}"
+    return None
+
+
 @dataclass(frozen=True)
 class Space:
     """Where voxel indices sit in RAS+ millimetres.
@@ -54,9 +75,9 @@ class Space:
         return cls(aff, dims, vs, order)
 
     def matches(self, other: Space, atol: float = 1e-3) -> bool:
-        """Same grid and (to ``atol``) the same affine."""
-        return bool(np.array_equal(self.dimensions, other.dimensions)
-                    and np.allclose(self.affine, other.affine, atol=atol))
+        """Same grid and (to ``atol`` mm, no relative slack) the same affine."""
+        return space_mismatch(self.affine, self.dimensions, other.affine, other.dimensions,
+                              atol) is None
 
     def outside(self, positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Which streamlines leave the grid's bounding box (dipy's ``is_bbox_in_vox_valid``).
