@@ -78,3 +78,14 @@ def test_missing_root(tmp_path: Path) -> None:
 ])
 def test_bundle_names(name: str, bundle: str) -> None:
     assert bundle_name(name) == bundle
+
+
+@pytest.mark.parametrize(("name", "ext", "side"), [
+    ("AF_L.trk.gz", ".trk.gz", "AF_L.json"), ("AF.L.TCK.GZ", ".tck.gz", "AF.L.json"),
+    ("x.trx", ".trx", "x.json"), ("AF.L", None, "AF.L.json"), (".trx", None, ".trx.json"),
+    ("x.zip", None, "x.zip.json"), ("x.gz", None, "x.gz.json")])
+def test_one_extension_rule(name: str, ext: str | None, side: str) -> None:
+    from trx_nipype.workflows.dataset import sidecar_path, tractogram_extension
+
+    assert tractogram_extension(name) == ext
+    assert sidecar_path(f"d/{name}").as_posix() == f"d/{side}"

@@ -30,9 +30,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: extensions of tractogram files, longest first (a ``.trx`` may also be a directory)
-TRACTOGRAM_EXTENSIONS = (".trk.gz", ".tck.gz", ".trx", ".trk", ".tck", ".vtk", ".vtp", ".fib",
-                         ".dpy")
+from ..core.formats import SUFFIXES, compound_suffix
+
+#: extensions of tractogram files, longest first (a ``.trx`` may also be a directory): the
+#: readers' suffixes (:data:`trx_nipype.core.formats.SUFFIXES`) but ``.zip``, which in a
+#: dataset folder is an archive, not a bundle
+TRACTOGRAM_EXTENSIONS = tuple(sorted((s for s in SUFFIXES if s != ".zip"), key=len,
+                                     reverse=True))
 #: extensions of reference images
 REFERENCE_EXTENSIONS = (".nii.gz", ".nii")
 #: the default ``--pattern``s, relative to the dataset root
@@ -112,12 +116,31 @@ class Dataset:
         raise KeyError(label)
 
 
+def tractogram_extension(path: str | os.PathLike) -> str | None:
+    """The tractogram extension of a name, lower-case and longest first, or None.
+
+    One rule with the readers (:func:`trx_nipype.core.formats.compound_suffix`):
+    ``x.trk.gz`` -> ``.trk.gz``; a bare ``.trk`` has none.
+
+    >>> tractogram_extension("AF.L.TCK.gz"), tractogram_extension("AF.L")
+    ('.tck.gz', None)
+    """
+    ext = compound_suffix(path)
+    return ext if ext in TRACTOGRAM_EXTENSIONS else None
+
+
+def strip_tractogram_extension(name: str) -> str:
+    """``name`` without its tractogram extension (unchanged without one)."""
+    ext = tractogram_extension(name)
+    return name[: -len(ext)] if ext else name
+
+
 def _extension(path: Path) -> str | None:
+    ext = tractogram_extension(path)
+    if ext:
+        return ext
     name = path.name.lower()
-    for ext in TRACTOGRAM_EXTENSIONS + REFERENCE_EXTENSIONS:
-        if name.endswith(ext):
-            return ext
-    return None
+    return next((e for e in REFERENCE_EXTENSIONS if name.endswith(e)), None)
 
 
 def nipype_folder_name(value: str) -> str:
@@ -173,11 +196,7 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     and ``AF.R`` do not share ``AF.json``.
     """
     path = Path(path)
-    name = path.name
-    for ext in TRACTOGRAM_EXTENSIONS:
-        if name.lower().endswith(ext) and len(name) > len(ext):
-            return path.with_name(name[: -len(ext)] + ".json")
-    return path.with_name(name + ".json")
+    return path.with_name(strip_tractogram_extension(path.name) + ".json")
 
 
 def _is_own_derivative(path: Path) -> bool:

@@ -26,7 +26,7 @@ from nipype.pipeline import engine as pe
 
 from .bundles import init_population_bundles_wf, init_subject_bundles_wf
 from .conversion import init_convert_bundles_wf
-from .dataset import TRACTOGRAM_EXTENSIONS, Dataset, DatasetError, Subject
+from .dataset import Dataset, DatasetError, Subject, strip_tractogram_extension
 from .derivatives import (
     DerivativesSink,
     carries_space,
@@ -54,11 +54,7 @@ def population_bundle_path(bundle: str) -> str:
 def converted_path(dataset: Dataset, in_file: str, out_format: str) -> str:
     """The input's path relative to the dataset root, with the extension of ``out_format``."""
     rel = Path(os.path.relpath(in_file, dataset.root))
-    name = rel.name
-    for ext in TRACTOGRAM_EXTENSIONS:  # longest first: x.trk.gz -> x
-        if name.lower().endswith(ext):
-            name = name[: -len(ext)]
-            break
+    name = strip_tractogram_extension(rel.name)  # x.trk.gz -> x
     return (rel.parent / (name + _FORMAT_EXT[out_format])).as_posix()
 
 
