@@ -100,15 +100,14 @@ def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
         from .formats.trk import groups_sidecar_for, iter_trk_blocks, read_trk_header
 
         info = read_trk_header(path_s)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the reader below warns, once
-            sidecar = groups_sidecar_for(info)
+        sidecar = groups_sidecar_for(info)  # read (and warned about) once, handed on
         props = {k: s.stop - s.start for k, s in info.properties.items()}
         groups: list[str] = []
         if sidecar is not None:
             props.pop(sidecar["property"])
             groups = sorted(sidecar["members"])
-        inp = _Input(path_s, fmt, info.space, lambda: iter_trk_blocks(path_s, **kw),
+        inp = _Input(path_s, fmt, info.space, lambda: iter_trk_blocks(
+            path_s, groups=sidecar is not None, sidecar=sidecar, **kw),
                      info.nb_streamlines or None,
                      dpv={k: s.stop - s.start for k, s in info.scalars.items()},
                      dps=props, groups=groups)

@@ -368,7 +368,8 @@ def _bad_record(info: TrkInfo, words: np.ndarray, index: int, left_bytes: int) -
 
 
 def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
-                    groups: bool = True) -> Iterator[Block]:
+                    groups: bool = True, sidecar: dict[str, Any] | None = None
+                    ) -> Iterator[Block]:
     """Read a TRK file as :class:`Block` s of whole streamlines in RAS+ mm.
 
     Parameters
@@ -380,6 +381,9 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
     groups : bool
         Decode the group-index property when a ``.groups.json`` sidecar is
         present (otherwise it stays a data-per-streamline entry).
+    sidecar : dict, optional
+        What :func:`groups_sidecar_for` returned, when the caller has read it
+        already (it is then neither read nor warned about again).
 
     Yields
     ------
@@ -396,7 +400,10 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
     path = os.fspath(path)
     with open_input(path) as fh:
         info = read_trk_header(path, fh)
-        sidecar = groups_sidecar_for(info) if groups else None
+        if groups and sidecar is None:
+            sidecar = groups_sidecar_for(info)
+        elif not groups:
+            sidecar = None
         rec, nprops = 3 + info.nb_scalars, info.nb_properties
         idt, fdt = np.dtype(info.byteorder + "i4"), np.dtype(info.byteorder + "f4")
         full = max(int(chunk_bytes) // 4 * 4, 4096)
