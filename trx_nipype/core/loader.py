@@ -238,6 +238,8 @@ def read_source(container: Container) -> Source:
                       lambda: container.array(member, dtype, shape))
     offsets = _load_offsets(container, layout.offsets, n, v)
     groups = _load_groups(container, layout, n)
+    short = layout.offsets is not None and n > 0 and \
+        container.members[layout.offsets[0]] == n * layout.offsets[1].dtype.itemsize
     return Source(
         header=header,
         positions=positions,
@@ -248,6 +250,7 @@ def read_source(container: Container) -> Source:
         dpg=_lazy_dpg(container, layout, groups),
         path=path,
         container=container,
+        short_offsets=short,
     )
 
 
@@ -347,7 +350,7 @@ def inspect(trx: TrxFile, deep: bool = False) -> ValidationReport:
         report.compression = container.compression
     report.members = sorted(container.members)
     report.nb_streamlines, report.nb_vertices = len(trx), trx.nb_vertices
-    if layout_offsets_short(container, src):
+    if src.short_offsets:
         report.warnings.append("offsets has NB_STREAMLINES entries; writers add a last "
                                "one equal to NB_VERTICES")
     if len(trx) and trx.lengths[-1] == 0:
@@ -362,16 +365,6 @@ def inspect(trx: TrxFile, deep: bool = False) -> ValidationReport:
             report.errors.append(str(exc))
             report._exceptions.append(exc)
     return report
-
-
-def layout_offsets_short(container: Container, src: Source) -> bool:
-    """True when the offsets member holds N entries, not the usual N + 1."""
-    names = [m for m in container.members if m.startswith("offsets.")]
-    if not names:
-        return False
-    parsed = parse_member_name(names[0])
-    count = container.members[names[0]] // parsed.dtype.itemsize
-    return count == src.header["NB_STREAMLINES"] and count > 0
 
 
 def _deep_check(trx: TrxFile) -> None:

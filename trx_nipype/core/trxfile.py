@@ -43,6 +43,8 @@ class Source:
     dpg: dict[str, LazyArrays]
     path: str | None = None
     container: Any = None
+    #: the file's offsets member held N entries (the usual is N + 1)
+    short_offsets: bool = False
     _lengths: np.ndarray | None = field(default=None, repr=False)
 
     @property
