@@ -22,6 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("NIPYPE_NO_ET", "1")
 
+from trx_nipype.cli.run import DEMO_FOLDER, streamlines_per_subject  # noqa: E402
 from trx_nipype.data import fetch_demo_dataset  # noqa: E402
 from trx_nipype.workflows import (  # noqa: E402
     RunReport,
@@ -36,12 +37,17 @@ def run(input_dir: str | None, output_dir: str, *, work_dir: str | None = None,
         plugin: str = "Linear", nprocs: int | None = None, quiet: bool = False) -> RunReport:
     """Build and run the pipeline; return Nipype's run report."""
     work = Path(work_dir or Path(output_dir) / "work")
-    root = input_dir or fetch_demo_dataset(work / "demo-data")
+    root = input_dir or fetch_demo_dataset(work / DEMO_FOLDER)
     dataset = find_dataset(root)
     wf = init_bundles_pipeline_wf(dataset, output_dir, nb_streamlines=streamlines_per_subject,
                                   seed=seed)
     return run_workflow(wf, work, plugin=plugin, nprocs=nprocs,
                         echo=None if quiet else print)
+
+
+def per_subject(text: str) -> int | str | None:
+    """``--streamlines-per-subject``: as ``trx-nipype run`` (N or 'min'), or 'all' (None)."""
+    return None if text == "all" else streamlines_per_subject(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,18 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                      "(default: the demo data)")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--work-dir")
-    parser.add_argument("--streamlines-per-subject", default="min",
-                        help="N, 'min' (default) or 'all'")
+    parser.add_argument("--streamlines-per-subject", type=per_subject, default="min",
+                        metavar="N|min|all", help="N, 'min' (default) or 'all'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plugin", default="Linear")
     parser.add_argument("--nprocs", type=int)
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
-    per_subject = {"all": None, "min": "min"}.get(args.streamlines_per_subject)
-    if args.streamlines_per_subject not in ("all", "min"):
-        per_subject = int(args.streamlines_per_subject)
     report = run(args.input_dir, args.output_dir, work_dir=args.work_dir,
-                 streamlines_per_subject=per_subject, seed=args.seed, plugin=args.plugin,
+                 streamlines_per_subject=args.streamlines_per_subject, seed=args.seed,
+                 plugin=args.plugin,
                  nprocs=args.nprocs, quiet=args.quiet)
     return report.finish()
 

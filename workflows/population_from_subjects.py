@@ -24,9 +24,13 @@ os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 from nipype.pipeline import engine as pe  # noqa: E402
 
+from trx_nipype.cli.run import streamlines_per_subject  # noqa: E402
 from trx_nipype.workflows import init_population_bundles_wf, run_workflow  # noqa: E402
-from trx_nipype.workflows.derivatives import DerivativesSink  # noqa: E402
-from trx_nipype.workflows.pipelines import outputs_missing, population_bundle_path  # noqa: E402
+from trx_nipype.workflows.pipelines import (  # noqa: E402
+    POPULATION_DESCRIPTION,
+    population_bundle_path,
+    sink_node,
+)
 
 
 def build(subject_files: Sequence[str], subjects: Sequence[str], bundles: Sequence[str],
@@ -38,13 +42,12 @@ def build(subject_files: Sequence[str], subjects: Sequence[str], bundles: Sequen
         bundles=list(bundles), nb_streamlines=streamlines_per_subject, seed=seed)
     population_wf.inputs.inputnode.in_files = [os.path.abspath(f) for f in subject_files]
     population_wf.inputs.inputnode.subjects = list(subjects)
-    sink = pe.Node(DerivativesSink(
-        out_dir=os.path.abspath(output_dir), sources=[os.path.abspath(f) for f in subject_files],
-        metadata={"Pipeline": "population_from_subjects",
-                  "Parameters": {"streamlines_per_subject": streamlines_per_subject,
-                                 "seed": seed}}), name="ds_population")
-    if outputs_missing(output_dir, [population_bundle_path(b) for b in bundles]):
-        sink.overwrite = True  # a deleted output is written again (the rest is cached)
+    # rerun when a file it writes was deleted (the rest stays cached)
+    sink = sink_node("ds_population", output_dir, "population_from_subjects",
+                     POPULATION_DESCRIPTION, {"streamlines_per_subject": streamlines_per_subject,
+                                              "seed": seed},
+                     [population_bundle_path(b) for b in bundles])
+    sink.inputs.sources = [os.path.abspath(f) for f in subject_files]
     wf.connect(population_wf, "outputnode.out_file", sink, "in_file")
     wf.connect(population_wf, ("outputnode.bundle", population_bundle_path), sink, "rel_path")
     return wf
@@ -58,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundles", nargs="+", required=True)
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--work-dir")
-    parser.add_argument("--streamlines-per-subject", default="min")
+    parser.add_argument("--streamlines-per-subject", type=streamlines_per_subject,
+                        default="min", metavar="N|min")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -67,10 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {args.subjects_dir}: nothing matches {args.pattern}", file=sys.stderr)
         return 3
     labels = [f.name.split("_desc-")[0] for f in files]
-    per_subject = args.streamlines_per_subject
-    per_subject = per_subject if per_subject == "min" else int(per_subject)
     wf = build([str(f) for f in files], labels, args.bundles, args.output_dir,
-               streamlines_per_subject=per_subject, seed=args.seed)
+               streamlines_per_subject=args.streamlines_per_subject, seed=args.seed)
     report = run_workflow(wf, args.work_dir or Path(args.output_dir) / "work",
                           echo=None if args.quiet else print)
     return report.finish()

@@ -124,3 +124,18 @@ def test_population_from_subjects_recreates_a_deleted_output(balanced: Path,
     gone.unlink()
     assert module.main(argv) == 0
     assert digests(out) == first
+
+
+@pytest.mark.parametrize("script", ["bundles_pipeline", "population_from_subjects"])
+def test_ready_pipelines_parse_streamlines_per_subject_like_the_cli(script: str,
+                                                                    tmp_path: Path) -> None:
+    module = load_script(script)
+    head = [] if script == "bundles_pipeline" else [str(tmp_path), "--bundles", "AF_L"]
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(SystemExit) as info:
+            module.main([*head, "--output-dir", str(tmp_path / "o"),
+                         "--streamlines-per-subject", bad])
+        assert info.value.code == 2
+    if script == "bundles_pipeline":
+        assert module.per_subject("all") is None and module.per_subject("min") == "min"
+        assert module.per_subject("12") == 12

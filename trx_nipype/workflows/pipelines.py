@@ -37,6 +37,10 @@ from .derivatives import (
 #: the pipelines of ``trx-nipype run --pipeline``
 PIPELINES = ("bundles", "convert")
 
+#: the ``Description`` of a population file's sidecar
+POPULATION_DESCRIPTION = ("One bundle of every subject in one TRX: one group per subject "
+                          "(SelectGroup, ResizeTrx when balanced, ConcatenateTrx).")
+
 _FORMAT_EXT = {"trx": ".trx", "trx_dir": "", "trk": ".trk", "tck": ".tck", "vtk": ".vtk",
                "vtp": ".vtp", "fib": ".fib", "dpy": ".dpy"}
 
@@ -161,10 +165,16 @@ def _expect(wf: pe.Workflow, output_dir: Path, pipeline: str, outputs: list[str]
                              "outputs": list(outputs)}
 
 
-def _sink(name: str, output_dir: Path, pipeline: str, description: str,
-          parameters: dict[str, Any], destinations: Sequence[str],
-          iterfield: Sequence[str] | None = None) -> pe.Node:
-    """A :class:`DerivativesSink` node; rerun (only) when one of its files is missing."""
+def sink_node(name: str, output_dir: str | os.PathLike, pipeline: str, description: str,
+              parameters: dict[str, Any], destinations: Sequence[str],
+              iterfield: Sequence[str] | None = None) -> pe.Node:
+    """A :class:`DerivativesSink` node; rerun (only) when one of its files is missing.
+
+    ``destinations`` are the files it writes, relative to ``output_dir``
+    (:func:`outputs_missing` decides, at build time, whether to force a rerun);
+    ``iterfield`` makes it a MapNode.
+    """
+    output_dir = Path(output_dir).absolute()
     kwargs = dict(out_dir=str(output_dir), metadata={
         "Pipeline": pipeline, "Description": description, "Parameters": parameters})
     node = pe.MapNode(DerivativesSink(**kwargs), iterfield=list(iterfield), name=name) \
@@ -233,10 +243,10 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     wf = pe.Workflow(name=name)
     subjectsource, info = _subject_nodes(dataset, table)
     subject_wf = init_subject_bundles_wf(drop_mismatched_data=drop_mismatched_data)
-    ds_subject = _sink("ds_subject", output_dir, "bundles", "One subject's bundle files "
-                       "assembled into one TRX: one group per bundle (ConcatenateTrx, "
-                       "group_by_input).", parameters,
-                       [subject_bundles_path(s) for s in dataset.subjects])
+    ds_subject = sink_node("ds_subject", output_dir, "bundles", "One subject's bundle files "
+                           "assembled into one TRX: one group per bundle (ConcatenateTrx, "
+                           "group_by_input).", parameters,
+                           [subject_bundles_path(s) for s in dataset.subjects])
     wf.connect([
         (subjectsource, info, [("subject", "subject")]),
         (info, subject_wf, [("in_files", "inputnode.in_files"),
@@ -255,10 +265,9 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         population_wf = init_population_bundles_wf(
             bundles=dataset.bundles, nb_streamlines=nb_streamlines, seed=seed,
             drop_mismatched_data=drop_mismatched_data)
-        ds_population = _sink("ds_population", output_dir, "bundles", "One bundle of every "
-                              "subject in one TRX: one group per subject (SelectGroup, "
-                              "ResizeTrx when balanced, ConcatenateTrx).", parameters,
-                              [population_bundle_path(b) for b in dataset.bundles])
+        ds_population = sink_node("ds_population", output_dir, "bundles",
+                                  POPULATION_DESCRIPTION, parameters,
+                                  [population_bundle_path(b) for b in dataset.bundles])
         wf.connect([
             (subject_wf, join, [("outputnode.out_file", "in_files")]),
             (subjectsource, join, [("subject", "subjects")]),
@@ -320,12 +329,12 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     subjectsource, info = _subject_nodes(dataset, table)
     convert_wf = init_convert_bundles_wf(out_format=out_format, positions_dtype=positions_dtype,
                                          compression=compression)
-    ds = _sink("ds_converted", output_dir, "convert",
-               f"A bundle file converted to {out_format} (ConvertTractogram).",
-               {"out_format": out_format, "positions_dtype": positions_dtype,
-                "compression": compression},
-               [p for entry in table.values() for p in entry["rel_paths"]],
-               iterfield=["in_file", "rel_path", "sources", "reference"])
+    ds = sink_node("ds_converted", output_dir, "convert",
+                   f"A bundle file converted to {out_format} (ConvertTractogram).",
+                   {"out_format": out_format, "positions_dtype": positions_dtype,
+                    "compression": compression},
+                   [p for entry in table.values() for p in entry["rel_paths"]],
+                   iterfield=["in_file", "rel_path", "sources", "reference"])
     wf.connect([
         (subjectsource, info, [("subject", "subject")]),
         (info, convert_wf, [("in_files", "inputnode.in_files"),
