@@ -318,3 +318,23 @@ def test_load_bundle_copy_is_absolute_from_a_relative_cwd(demo_source: Path, tmp
     assert res.outputs.group_names == []
     with load(out) as trx:
         assert len(trx) == 50 and not trx.groups
+
+
+# RunReport.finish prints what `trx-nipype run` prints ----------------------------------
+def test_run_report_finish_prefix_and_max_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    from trx_nipype.workflows.runner import Failure, RunReport
+
+    report = RunReport("work", "Linear", warnings=[f"w{i}\n  more" for i in range(5)],
+                       failures=[Failure("load", "sub-03", "bad file", "crash.pklz")])
+    assert report.finish("trx-nipype: ", max_warnings=3,
+                         warnings_hint=" (--verbose shows them)", summary=False) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "trx-nipype: warning: w0 more", "trx-nipype: warning: w1 more",
+        "trx-nipype: warning: w2 more",
+        "trx-nipype: ... and 2 more warnings (--verbose shows them)",
+        "trx-nipype: error: sub-03: load: bad file"]
+    assert RunReport("work", "Linear", warnings=["w"]).finish() == 0
+    out, err = capsys.readouterr()
+    assert err == "warning: w\n" and out.startswith("0 nodes ran, 0 cached, 0 failed")

@@ -92,13 +92,38 @@ class RunReport:
         """Nodes not run because a node they depend on failed (reported by Linear)."""
         return [e for e in self.events if e.status == "skipped"]
 
-    def finish(self, prefix: str = "error: ") -> int:
-        """Print the warnings and failures (stderr) and the summary (stdout); return 0 or 1."""
-        for message in self.warnings:
-            print(f"warning: {' '.join(message.split())}", file=sys.stderr)
+    def finish(self, prefix: str = "", *, max_warnings: int | None = None,
+               warnings_hint: str = "", summary: bool = True) -> int:
+        """Print the warnings and failures (stderr) and the summary (stdout); return 0 or 1.
+
+        Parameters
+        ----------
+        prefix : str
+            Put before each ``warning: ...`` and ``error: ...`` line (a
+            program's name: ``"trx-nipype: "``).
+        max_warnings : int, optional
+            Print at most this many warnings, then ``... and N more warnings``
+            followed by ``warnings_hint`` (None: every warning).
+        warnings_hint : str
+            Appended to that line (``" (--verbose shows them)"``).
+        summary : bool
+            Also print :meth:`summary` on stdout (False: the caller says it).
+
+        Returns
+        -------
+        int
+            0 when no node failed, else 1 (an exit status).
+        """
+        shown = self.warnings if max_warnings is None else self.warnings[:max_warnings]
+        for message in shown:
+            print(f"{prefix}warning: {' '.join(message.split())}", file=sys.stderr)
+        if len(shown) < len(self.warnings):
+            print(f"{prefix}... and {len(self.warnings) - len(shown)} more warnings"
+                  f"{warnings_hint}", file=sys.stderr)
         for failure in self.failures:
-            print(f"{prefix}{failure.line()}", file=sys.stderr)
-        print(self.summary())
+            print(f"{prefix}error: {failure.line()}", file=sys.stderr)
+        if summary:
+            print(self.summary())
         return 0 if self.ok else 1
 
     def summary(self) -> str:
