@@ -109,15 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         + (f", {args.nprocs} processes" if args.nprocs else ""))
     report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
                           nprocs=args.nprocs, echo=echo, verbose=args.verbose)
-    for i, message in enumerate(report.warnings):
-        if i == 3 and not args.verbose:
-            print(f"trx-nipype: ... and {len(report.warnings) - 3} more warnings (--verbose "
-                  "shows them)", file=sys.stderr)
-            break
-        print(f"trx-nipype: warning: {' '.join(message.split())}", file=sys.stderr)
-    for failure in report.failures:
-        print(f"trx-nipype: error: {failure.line()}", file=sys.stderr)
-    if report.failures:
+    if report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
+                     warnings_hint=" (--verbose shows them)", summary=False):
         print(f"trx-nipype: {len(report.failures)} node(s) failed ({report.summary()}); the "
               f"other subjects' results are in {out_dir}; crash files in "
               f"{work_dir / 'crash'}", file=sys.stderr)
