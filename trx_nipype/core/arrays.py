@@ -115,6 +115,15 @@ def take_rows(arr: Any, index: slice | np.ndarray) -> Any:
     return np.take(arr, index, axis=0)
 
 
+def row_width(tail: tuple[int, ...]) -> int:
+    """Values per row of an array whose rows have shape ``tail`` (1 for a 1-D array).
+
+    >>> row_width(()), row_width((3,))
+    (1, 3)
+    """
+    return int(np.prod(tail, dtype=np.int64)) if tail else 1
+
+
 def ranges_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(s, s + n)`` for each (s, n), vectorised.
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import row_width
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
-from .growable import _same_value, _width
+from .growable import _same_value
 from .loader import load
 from .reference import space_mismatch
 from .save import (
@@ -84,7 +85,7 @@ def _shared_keys(what: str, inputs: list[_Input], active: list[int], delete: boo
                 dtype, shape = tables[i].spec(key)
                 specs[i] = (DTYPES[dtype_name(dtype)], tuple(shape[1:]))
         missing = [inputs[i].label for i in active if i not in specs]
-        kinds = {(dt, _width(tail)) for dt, tail in specs.values()}
+        kinds = {(dt, row_width(tail)) for dt, tail in specs.values()}
         if not missing and len(kinds) == 1:
             dtype, tail = next(iter(specs.values()))
             kept.append(_Key(key, dtype, tail))
@@ -92,7 +93,7 @@ def _shared_keys(what: str, inputs: list[_Input], active: list[int], delete: boo
         if missing:
             problems.append(f"{what} {key!r} is missing from {', '.join(missing)}")
         else:
-            found = ", ".join(f"{dtype_name(dt)} x {_width(tail)} in {inputs[i].label}"
+            found = ", ".join(f"{dtype_name(dt)} x {row_width(tail)} in {inputs[i].label}"
                               for i, (dt, tail) in specs.items())
             problems.append(f"{what} {key!r} differs: {found}")
     _raise_or_drop(problems, delete, f"delete_{what}=True to drop only these keys")
@@ -339,7 +340,7 @@ def _members(inputs: list[_Input], *, group_by_input: bool, group_names: Sequenc
             shape = (rows, *key.tail)
             members.append(MemberStream(
                 f"{what}/{format_member_name(key.name, shape, key.dtype)}",
-                rows * _width(key.tail) * key.dtype.itemsize,
+                rows * row_width(key.tail) * key.dtype.itemsize,
                 _chained(inputs, what, key.name, per, key.dtype, key.tail)))
 
     group_parts: dict[str, list[tuple[int, np.ndarray | range]]] = {}

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import row_width
 from .formats import Block, detect_format, format_names
 from .loader import load
 from .reference import Space, space_from_reference
@@ -71,10 +72,6 @@ class _Input:
             self.trx.close()
 
 
-def _ncols(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
-
-
 def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
                 chunk_bytes: int | None = None) -> _Input:
     """Open ``path`` (any format) and settle its space against ``reference``."""
@@ -90,8 +87,8 @@ def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
         inp = _Input(path_s, fmt, Space.from_affine(trx.affine, trx.dimensions),
                      lambda: _trx_blocks(trx), len(trx), trx=trx,
                      positions_only=lambda: _trx_blocks(trx, data=False),
-                     dpv={k: _ncols(src.dpv.spec(k)[1]) for k in src.dpv},
-                     dps={k: _ncols(src.dps.spec(k)[1]) for k in src.dps},
+                     dpv={k: row_width(src.dpv.spec(k)[1][1:]) for k in src.dpv},
+                     dps={k: row_width(src.dps.spec(k)[1][1:]) for k in src.dps},
                      groups=sorted(trx.groups),
                      dpg=[f"{g}/{k}" for g in sorted(trx.dpg) for k in trx.dpg[g]],
                      header_extra=sorted(k for k in trx.header if k not in (

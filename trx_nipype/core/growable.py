@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import LazyArrays, take_rows
+from .arrays import LazyArrays, row_width, take_rows
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
 from .reference import space_mismatch
 from .tempfiles import make_temp_dir, remove_temp_dir
@@ -53,11 +53,6 @@ def _check_dtype(dtype: Any, allowed: tuple[str, ...], what: str) -> np.dtype:
     return DTYPES[name]
 
 
-def _width(tail: tuple[int, ...]) -> int:
-    """Values per row of an array whose rows have shape ``tail`` (1 for a 1-D array)."""
-    return int(np.prod(tail, dtype=np.int64)) if tail else 1
-
-
 class _Column:
     """One array of ``capacity`` rows of shape ``tail``, in a writable file map."""
 
@@ -67,7 +62,7 @@ class _Column:
         self.name = name
         self.dtype = np.dtype(dtype)
         self.tail = tuple(int(t) for t in tail)
-        self.row_bytes = self.dtype.itemsize * int(np.prod(self.tail, dtype=np.int64))
+        self.row_bytes = self.dtype.itemsize * row_width(self.tail)
         self._generation = 0
         self.path = self._new_file(capacity)
         self.capacity = capacity
@@ -100,7 +95,7 @@ class _Column:
         old_path, old = self.path, self.array
         if dtype is not None:
             self.dtype = np.dtype(dtype)
-            self.row_bytes = self.dtype.itemsize * int(np.prod(self.tail, dtype=np.int64))
+            self.row_bytes = self.dtype.itemsize * row_width(self.tail)
         self.path = self._new_file(capacity)
         self.capacity = capacity
         self.array = self._map(capacity)
@@ -445,9 +440,9 @@ class GrowableTrxFile(TrxFile):
         specs = _specs(theirs)
         for key, col in mine.items():
             dtype, tail = specs[key]
-            if tail != col.tail and _width(tail) != _width(col.tail):  # (n,) ~ (n, 1)
+            if tail != col.tail and row_width(tail) != row_width(col.tail):  # (n,) ~ (n, 1)
                 raise ValueError(f"cannot append {_name(trx)}: {what} {key!r} has "
-                                 f"{_width(tail)} column(s) instead of {_width(col.tail)}")
+                                 f"{row_width(tail)} column(s) instead of {row_width(col.tail)}")
             if not np.can_cast(dtype, col.dtype, "same_kind"):
                 raise ValueError(f"cannot append {_name(trx)}: {what} {key!r} is "
                                  f"{dtype_name(dtype)}, which does not cast to "

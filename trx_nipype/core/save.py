@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import take_rows
+from .arrays import row_width, take_rows
 from .dtypes import (
     DTYPES,
     OFFSET_DTYPES,
@@ -121,10 +121,9 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
             dtype, shape = table.spec(key)
             dtype = DTYPES[dtype_name(dtype)]
             out_shape = (rows, *shape[1:])
-            width = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
             members.append(MemberStream(
                 f"{folder}/{format_member_name(key, out_shape, dtype)}",
-                rows * width * dtype.itemsize,
+                rows * row_width(shape[1:]) * dtype.itemsize,
                 stream(lambda t=table, k=key: t[k], dtype, per_vertex)))
     members.extend(small_members("groups", trx.groups))
     for group in sorted(trx.dpg):
