@@ -74,6 +74,10 @@ def test_main_job_in_two_folders_is_byte_identical(two_runs: tuple[Path, Path, P
     assert different == []
     assert_no_machine_path(a, base)
     assert_no_machine_path(b, base)
+    # sidecars get the same permissions as the data files (mkstemp made them owner-only)
+    trx = a / "sub-01/dwi/sub-01_desc-bundles_tractogram.trx"
+    for rel in ("sub-01/dwi/sub-01_desc-bundles_tractogram.json", "dataset_description.json"):
+        assert (a / rel).stat().st_mode == trx.stat().st_mode, rel
 
 
 def test_sources_are_bids_uris(two_runs: tuple[Path, Path, Path]) -> None:
