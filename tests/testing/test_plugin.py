@@ -165,3 +165,19 @@ def test_assertions(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="t.trx: positions"):
         assert_matches_manifest(tmp_path / "y", manifest)
     assert_matches_manifest(tmp_path / "y", manifest, atol=1e-3)
+
+
+def test_the_readme_regression_test_works(tmp_path: Path) -> None:
+    """The README's regression test of a user's pipeline, run as a user would: twice."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```python\n")
+    (code,) = [b.split("```")[0] for b in blocks if "def test_my_pipeline" in b]
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_my_pipeline.py").write_text(code)
+    first = run_pytest(project)
+    assert first.returncode == 1 and "Snapshot not found, created" in first.stdout
+    snapshot = project / "tests" / "test_my_pipeline" / "test_my_pipeline.manifest.json"
+    assert snapshot.is_file()
+    second = run_pytest(project)
+    assert second.returncode == 0, second.stdout
