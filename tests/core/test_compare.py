@@ -339,3 +339,6 @@ def test_manifest_of_real_files_and_changes_in_data(tmp_path: Path) -> None:
     assert "members in the manifest" in named[f"groups/{group}"]
     with pytest.raises(FileExistsError):
         write_manifest(example, tmp_path / "changed" / example.name)
+    # one tractogram against a one-file manifest: compared whatever its name
+    renamed = Path(shutil.copyfile(example, tmp_path / "renamed.trx"))
+    assert check_manifest(doc, renamed).equal
