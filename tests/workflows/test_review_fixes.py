@@ -139,7 +139,10 @@ def test_convert_pipeline_tck_to_tck_with_a_reference(demo_source: Path,
         assert report.ok, [f.line() for f in report.failures]
         side = json.loads((out / "sub-01/dwi/AF_L.json").read_text(encoding="utf-8"))
         assert side["Counts"]["NB_STREAMLINES"] == 50
-        assert [s["path"] for s in side["Sources"]] == [str(dwi / "AF_L.tck"), str(ref)]
+        # sources as BIDS URIs of the input dataset (issue 13: no absolute paths)
+        assert ref == dwi / "sub-01_dwi.nii.gz"
+        assert [s["path"] for s in side["Sources"]] == ["bids:raw:sub-01/dwi/AF_L.tck",
+                                                        "bids:raw:sub-01/dwi/sub-01_dwi.nii.gz"]
 
 
 def test_an_export_whose_sidecar_fails_leaves_no_file(demo_source: Path,
@@ -184,7 +187,7 @@ def test_convert_to_trx_dir_with_dotted_bundle_names(demo_source: Path,
     assert run_workflow(wf, tmp_path / "work").ok
     for name in ("AF.L", "AF.R"):
         side = json.loads((out / f"sub-01/dwi/{name}.json").read_text(encoding="utf-8"))
-        assert side["Sources"][0]["path"] == str(dwi / f"{name}.trk")
+        assert side["Sources"][0]["path"] == f"bids:raw:sub-01/dwi/{name}.trk"  # issue 13
 
 
 # 8 -------------------------------------------------------------------------------------
@@ -266,7 +269,8 @@ def test_export_of_a_tck_with_a_tck_gz_source_uses_the_reference(demo_source: Pa
     assert dest.read_bytes() == tck.read_bytes()
     doc = json.loads(side.read_text(encoding="utf-8"))
     assert doc["Counts"]["NB_STREAMLINES"] == 50
-    assert [s["path"] for s in doc["Sources"]] == [str(source), str(ref)]
+    # no dataset links given: named relative to the output folder (issue 13: never absolute)
+    assert [s["path"] for s in doc["Sources"]] == ["../AF_L.tck.gz", "../ref.nii.gz"]
     with pytest.raises(ValueError, match=r"carries no space.*reference"):
         export_derivative(tck, out, "sub-01/dwi/AF_M.tck", sources=[str(source)])
     assert not (out / "sub-01/dwi/AF_M.tck").exists()

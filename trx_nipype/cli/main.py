@@ -14,12 +14,19 @@ Pipelines over a dataset (Nipype; the demo data when no folder is given)::
 
     trx-nipype run [INPUT_DIR] --output-dir OUT [--work-dir WORK] [--plugin MultiProc]
 
+Regression checks of outputs (by content)::
+
+    trx-nipype compare A B [--atol MM] [--json]
+    trx-nipype manifest DIR -o expected.json
+    trx-nipype manifest --check expected.json DIR [--atol MM]
+
 Exit codes
 ----------
 0
     Success.
 1
-    Processing error: a pipeline node failed, an output could not be written.
+    Processing error: a pipeline node failed, an output could not be written;
+    for ``compare`` and ``manifest --check``: the compared things differ.
 2
     Usage error: unknown option, bad option value (argparse's code).
 3
@@ -169,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="Nipype's own logging too")
+    from .compare import add_parsers as add_compare_parsers
+
+    add_compare_parsers(sub)  # compare, manifest (their handler set as a default)
     return parser
 
 
@@ -222,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
+            if hasattr(args, "handler"):
+                return args.handler(args)
             if args.command == "run":
                 from .run import cmd_run
 

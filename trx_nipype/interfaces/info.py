@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
 
+from trx_nipype.core.formats import atomic_output
 from trx_nipype.core.summary import summarize
 
 from ._traits import TrxInputSpec, TrxPath, output_path
@@ -35,16 +34,13 @@ def node_fields(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_json(data: Any, path: Path) -> None:
-    """Write JSON atomically: a temporary sibling renamed into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically: a temporary sibling renamed into place.
+
+    The file gets the umask's permissions (``mkstemp`` made it readable by
+    its owner only).
+    """
+    with atomic_output(path) as fh:
+        fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 class _TrxInfoInputSpec(TrxInputSpec):
@@ -85,7 +81,8 @@ class TrxInfo(SimpleInterface):
     def _run_interface(self, runtime: Any) -> Any:
         in_file = self.inputs.in_file
         out = output_path(in_file, "_info", ".json", self.inputs.out_filename)
-        info = summarize(in_file)
+        # the file's name, not the absolute path of the node's input: outputs name no machine path
+        info = {**summarize(in_file), "path": Path(in_file).name}
         write_json(info, out)
         fields = node_fields(info)
         log.info("TrxInfo: %s: %d streamlines, %d vertices, groups %s", in_file,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.formats import SUFFIXES, compound_suffix
+from ..core.operations.compare import WORK_DIR_MARKER  # left by run_workflow in its work dir
 
 #: extensions of tractogram files, longest first (a ``.trx`` may also be a directory): the
 #: readers' suffixes (:data:`trx_nipype.core.formats.SUFFIXES`) but ``.zip``, which in a
@@ -49,8 +50,6 @@ _ENTITY_PREFIX = re.compile(r"^(sub|ses)-[A-Za-z0-9]+_")
 _NIPYPE_DROPPED = re.compile(r"""[][ (){}?:<>#!|"';]""")
 #: the ``Pipeline`` values of this tool's sidecars
 OWN_PIPELINES = ("bundles", "convert", "population_from_subjects")
-#: a marker file that :func:`~trx_nipype.workflows.runner.run_workflow` leaves in its work dir
-WORK_DIR_MARKER = ".trx-nipype-work"
 _OWN_DERIVATIVE = re.compile(r"_desc-[A-Za-z0-9]+_tractogram\.")
 
 

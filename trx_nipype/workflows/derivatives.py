@@ -10,16 +10,22 @@ made::
       "Pipeline": "bundles",
       "Description": "...",
       "Parameters": {...},
-      "Sources": [{"path": ".../AF_L.trk", "sha256": "..."}, ...],
+      "Sources": [{"path": "bids:raw:sub-01/dwi/AF_L.trk", "sha256": "..."}, ...],
       "Counts": {"NB_STREAMLINES": 150, "NB_VERTICES": 3000,
                  "Groups": {"AF_L": 50, ...}, "DPS": [...], "DPV": [...]},
       "sha256": "<digest of the file>",
       "Software": {"trx-nipype": "0.1.0", "nipype": "...", "dipy": "...", ...}
     }
 
-Sidecars carry no dates or host names: the same inputs and parameters give
-the same sidecar. :func:`write_dataset_description` writes the
-``dataset_description.json`` of the output folder.
+Sidecars carry no dates, host names or absolute paths: the same inputs and
+parameters give the same sidecar, wherever the input, output and work folders
+are. A source is named by a BIDS URI (:func:`source_uri`):
+``bids:<name>:<path>`` for a file of a linked dataset (``dataset_links``:
+name -> folder, e.g. ``{"raw": "/data/bids"}``), ``bids::<path>`` for a file of
+this output folder (a derivative made from another one), else its path
+relative to the output folder. :func:`write_dataset_description` writes the
+``dataset_description.json`` of the output folder, with ``DatasetLinks``
+saying where each linked dataset is (:func:`dataset_link`).
 """
 
 from __future__ import annotations
@@ -37,12 +43,11 @@ from typing import Any
 from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec, traits
 
 from .. import __version__
+from ..core.operations.compare import carries_space
 from ..interfaces._hashing import companions, file_digest
 from ..interfaces._traits import TrxInputSpec, TrxPath
+from ..interfaces.info import write_json
 from .dataset import WORK_DIR_MARKER, sidecar_path
-
-#: formats whose files carry their own space (no reference needed to read them)
-_HAS_SPACE = ("trx", "trk")
 
 
 def software_versions() -> dict[str, str]:
@@ -74,13 +79,6 @@ def sha256_path(path: str | os.PathLike) -> str:
     return file_digest(path)
 
 
-def carries_space(path: str | os.PathLike) -> bool:
-    """Whether a tractogram holds its own space (TRX, TRK), so it can serve as a reference."""
-    from ..core.formats import detect_format
-
-    return detect_format(path) in _HAS_SPACE
-
-
 def tractogram_counts(path: str | os.PathLike, reference: str | None = None
                       ) -> dict[str, Any]:
     """Streamline, vertex and per-group counts of a tractogram file (any readable format).
@@ -110,16 +108,62 @@ def tractogram_counts(path: str | os.PathLike, reference: str | None = None
                 "DPS": sorted(trx.dps), "DPV": sorted(trx.dpv)}
 
 
-def _atomic_json(path: Path, payload: Mapping[str, Any]) -> None:
-    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _inside(path: str, root: str) -> str | None:
+    """``path`` relative to ``root`` (POSIX), or None when it is not inside it."""
+    rel = os.path.relpath(path, root)
+    if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return None
+    return Path(rel).as_posix()
+
+
+def source_uri(path: str | os.PathLike, out_dir: str | os.PathLike,
+               dataset_links: Mapping[str, str | os.PathLike] | None = None) -> str:
+    """How a sidecar names a source: a BIDS URI, never an absolute path.
+
+    ``bids:<name>:<relative path>`` for a file inside the folder of
+    ``dataset_links[name]``, ``bids::<relative path>`` for a file inside
+    ``out_dir`` (this dataset); the innermost folder wins (a raw dataset
+    inside the output folder is still ``raw``). Any other file is named by
+    its path relative to ``out_dir``.
+
+    >>> links = {"raw": "/data/bids"}
+    >>> source_uri("/data/bids/sub-01/dwi/AF_L.trk", "/out", links)
+    'bids:raw:sub-01/dwi/AF_L.trk'
+    >>> source_uri("/out/sub-01/dwi/sub-01_tractogram.trx", "/out", links)
+    'bids::sub-01/dwi/sub-01_tractogram.trx'
+    >>> source_uri("/refs/t1.nii.gz", "/out", links)
+    '../refs/t1.nii.gz'
+    """
+    roots = [("", os.fspath(out_dir))] + [(name, os.fspath(folder)) for name, folder
+                                          in sorted((dataset_links or {}).items())]
+    for resolve in (os.path.abspath, os.path.realpath):  # as given, then links resolved
+        target = resolve(os.fspath(path))
+        found = [(len(resolve(root)), name, rel) for name, root in roots
+                 if (rel := _inside(target, resolve(root))) is not None]
+        if found:
+            _, name, rel = max(found)
+            return f"bids:{name}:{rel}"
+    return Path(os.path.relpath(os.path.abspath(os.fspath(path)),
+                                os.path.abspath(os.fspath(out_dir)))).as_posix()
+
+
+def dataset_link(folder: str | os.PathLike, out_dir: str | os.PathLike) -> str:
+    """The ``DatasetLinks`` value of a dataset: where it is, relative to the output folder.
+
+    The demo dataset (:func:`trx_nipype.data.fetch_demo_dataset`) lives in the
+    work dir, wherever that is: it is named by the file it is extracted from
+    (:data:`trx_nipype.data.DEMO_DATASET_URI`) instead, so that the output is
+    the same whatever the work dir.
+
+    >>> dataset_link("/data/bids", "/data/derivatives/trx")
+    '../../bids'
+    """
+    from ..data import DEMO_DATASET_URI, is_demo_dataset
+
+    if is_demo_dataset(folder):
+        return DEMO_DATASET_URI
+    return Path(os.path.relpath(os.path.abspath(os.fspath(folder)),
+                                os.path.abspath(os.fspath(out_dir)))).as_posix()
 
 
 def _stage(src: Path, staged: Path) -> Path:
@@ -165,7 +209,9 @@ def destination(out_dir: str | os.PathLike, rel_path: str) -> Path:
 
 def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, rel_path: str,
                       *, sources: Sequence[str] = (), metadata: Mapping[str, Any] | None = None,
-                      reference: str | None = None) -> tuple[Path, Path]:
+                      reference: str | None = None,
+                      dataset_links: Mapping[str, str | os.PathLike] | None = None
+                      ) -> tuple[Path, Path]:
     """Copy ``in_file`` to ``out_dir/rel_path`` atomically and write its sidecar.
 
     The copy (and its companions: a TRK's ``.groups.json``) is staged in a
@@ -189,6 +235,9 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
         Reference image giving the space of formats without one (recorded
         among the sources, and needed to count the streamlines of a TCK, VTK
         or DPY output: without it, such an export is refused).
+    dataset_links : mapping, optional
+        Dataset name -> folder: sources inside a linked folder are named
+        ``bids:<name>:<path>`` (see :func:`source_uri`).
 
     Returns
     -------
@@ -206,8 +255,9 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
     all_sources = list(sources) + ([reference] if reference and reference not in sources
                                    else [])
     payload: dict[str, Any] = dict(metadata or {})
-    payload["Sources"] = [{"path": os.fspath(s), "sha256": sha256_path(s)}
-                          if Path(s).exists() else {"path": os.fspath(s)} for s in all_sources]
+    payload["Sources"] = [dict(path=source_uri(s, out_dir, dataset_links),
+                               **({"sha256": sha256_path(s)} if Path(s).exists() else {}))
+                          for s in all_sources]
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         staged = _stage(Path(in_file), tmp / dest.name)
@@ -215,7 +265,7 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
         payload["sha256"] = sha256_path(staged)
         payload["Software"] = software_versions()
         side = sidecar_path(dest)
-        _atomic_json(side, payload)
+        write_json(payload, side)
         _commit(staged, dest, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -223,18 +273,29 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
 
 
 def write_dataset_description(out_dir: str | os.PathLike, pipeline: str,
-                              description: str) -> Path:
-    """Write ``<out_dir>/dataset_description.json`` (BIDS derivatives)."""
+                              description: str,
+                              dataset_links: Mapping[str, str | os.PathLike] | None = None
+                              ) -> Path:
+    """Write ``<out_dir>/dataset_description.json`` (BIDS derivatives).
+
+    ``dataset_links`` (name -> folder, as given to the sinks) becomes its
+    ``DatasetLinks``, each folder named by :func:`dataset_link` (relative to
+    ``out_dir``: no absolute path).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "dataset_description.json"
-    _atomic_json(path, {
+    doc: dict[str, Any] = {
         "Name": f"trx-nipype {pipeline}",
         "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "trx-nipype", "Version": __version__,
                          "Description": description}],
-    })
+    }
+    if dataset_links:
+        doc["DatasetLinks"] = {name: dataset_link(folder, out)
+                               for name, folder in sorted(dataset_links.items())}
+    write_json(doc, path)
     return path
 
 
@@ -300,6 +361,9 @@ class _DerivativesSinkInputSpec(TrxInputSpec):
                                    "NIfTI image, or a TRK/TRX file or TRX directory of the "
                                    "output's space; needed to count such an output, recorded "
                                    "among the sources")
+    dataset_links = traits.Dict(traits.Str, traits.Str,
+                                desc="dataset name -> folder (absolute): sources inside it are "
+                                     "named bids:<name>:<path> in the sidecar")
 
 
 class _DerivativesSinkOutputSpec(TraitedSpec):
@@ -317,7 +381,8 @@ class DerivativesSink(SimpleInterface):
         dest, side = export_derivative(self.inputs.in_file, self.inputs.out_dir,
                                        self.inputs.rel_path, sources=self.inputs.sources,
                                        metadata=self.inputs.metadata,
-                                       reference=self.inputs.reference or None)
+                                       reference=self.inputs.reference or None,
+                                       dataset_links=self.inputs.dataset_links)
         self._results["out_file"] = str(dest)
         self._results["out_json"] = str(side)
         return runtime

@@ -165,17 +165,24 @@ def _expect(wf: pe.Workflow, output_dir: Path, pipeline: str, outputs: list[str]
                              "outputs": list(outputs)}
 
 
+def dataset_links(dataset: Dataset) -> dict[str, str]:
+    """The datasets that sidecars name sources in: ``{"raw": <the dataset's root>}``."""
+    return {"raw": os.path.abspath(dataset.root)}
+
+
 def sink_node(name: str, output_dir: str | os.PathLike, pipeline: str, description: str,
               parameters: dict[str, Any], destinations: Sequence[str],
-              iterfield: Sequence[str] | None = None) -> pe.Node:
+              iterfield: Sequence[str] | None = None,
+              links: dict[str, str] | None = None) -> pe.Node:
     """A :class:`DerivativesSink` node; rerun (only) when one of its files is missing.
 
     ``destinations`` are the files it writes, relative to ``output_dir``
     (:func:`outputs_missing` decides, at build time, whether to force a rerun);
-    ``iterfield`` makes it a MapNode.
+    ``iterfield`` makes it a MapNode; ``links`` (name -> folder,
+    :func:`dataset_links`) names the sources as BIDS URIs.
     """
     output_dir = Path(output_dir).absolute()
-    kwargs = dict(out_dir=str(output_dir), metadata={
+    kwargs = dict(out_dir=str(output_dir), dataset_links=dict(links or {}), metadata={
         "Pipeline": pipeline, "Description": description, "Parameters": parameters})
     node = pe.MapNode(DerivativesSink(**kwargs), iterfield=list(iterfield), name=name) \
         if iterfield else pe.Node(DerivativesSink(**kwargs), name=name)
@@ -243,10 +250,11 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     wf = pe.Workflow(name=name)
     subjectsource, info = _subject_nodes(dataset, table)
     subject_wf = init_subject_bundles_wf(drop_mismatched_data=drop_mismatched_data)
+    links = dataset_links(dataset)
     ds_subject = sink_node("ds_subject", output_dir, "bundles", "One subject's bundle files "
                            "assembled into one TRX: one group per bundle (ConcatenateTrx, "
                            "group_by_input).", parameters,
-                           [subject_bundles_path(s) for s in dataset.subjects])
+                           [subject_bundles_path(s) for s in dataset.subjects], links=links)
     wf.connect([
         (subjectsource, info, [("subject", "subject")]),
         (info, subject_wf, [("in_files", "inputnode.in_files"),
@@ -267,7 +275,8 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
             drop_mismatched_data=drop_mismatched_data)
         ds_population = sink_node("ds_population", output_dir, "bundles",
                                   POPULATION_DESCRIPTION, parameters,
-                                  [population_bundle_path(b) for b in dataset.bundles])
+                                  [population_bundle_path(b) for b in dataset.bundles],
+                                  links=links)
         wf.connect([
             (subject_wf, join, [("outputnode.out_file", "in_files")]),
             (subjectsource, join, [("subject", "subjects")]),
@@ -280,7 +289,7 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
             (join, ds_population, [("derivatives", "sources")]),
         ])
     write_dataset_description(output_dir, "bundles", "Subject bundles assembled into TRX "
-                              "files, and population bundles (one group per subject).")
+                              "files, and population bundles (one group per subject).", links)
     _expect(wf, output_dir, "bundles", pipeline_outputs(dataset, "bundles",
                                                         population=population))
     return wf
@@ -334,7 +343,8 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
                    {"out_format": out_format, "positions_dtype": positions_dtype,
                     "compression": compression},
                    [p for entry in table.values() for p in entry["rel_paths"]],
-                   iterfield=["in_file", "rel_path", "sources", "reference"])
+                   iterfield=["in_file", "rel_path", "sources", "reference"],
+                   links=dataset_links(dataset))
     wf.connect([
         (subjectsource, info, [("subject", "subject")]),
         (info, convert_wf, [("in_files", "inputnode.in_files"),
@@ -343,7 +353,8 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         (info, ds, [("rel_paths", "rel_path"), ("sources", "sources"),
                     ("references", "reference")]),
     ])
-    write_dataset_description(output_dir, "convert", f"Bundle files converted to {out_format}.")
+    write_dataset_description(output_dir, "convert", f"Bundle files converted to {out_format}.",
+                              dataset_links(dataset))
     _expect(wf, output_dir, "convert", pipeline_outputs(dataset, "convert",
                                                         out_format=out_format))
     return wf
