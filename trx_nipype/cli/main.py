@@ -14,6 +14,10 @@ Pipelines over a dataset (Nipype; the demo data when no folder is given)::
 
     trx-nipype run [INPUT_DIR] --output-dir OUT [--work-dir WORK] [--plugin MultiProc]
 
+QC reports (HTML with figures)::
+
+    trx-nipype report OUT_DIR | FILE [-o PAGE.html]
+
 Exit codes
 ----------
 0
@@ -169,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="Nipype's own logging too")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write OUTPUT_DIR/report.html, qc.tsv and figures/")
+    from .report import add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 
@@ -226,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .run import cmd_run
 
                 return cmd_run(args)
+            if args.command == "report":
+                from .report import cmd_report
+
+                return cmd_report(args)
             from . import ops
 
             return getattr(ops, _COMMANDS[args.command])(args)
