@@ -231,3 +231,45 @@ def test_convert_pipeline_outputs_with_a_reference_are_reported(demo_data: Path,
     for link in figure_links(out / "report.html"):
         assert (out / link).is_file()
     assert len(figure_links(out / "report.html")) == 3 * 3 * 2 + 1  # 9 files x 2, heatmap
+
+
+def test_a_rerun_with_nothing_changed_draws_nothing(main_run: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from trx_nipype.reports import run_report
+    from trx_nipype.reports.cache import prune_report_cache
+
+    monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))
+    out = Path(shutil.copytree(main_run, tmp_path / "out", ignore=shutil.ignore_patterns("work")))
+    write_run_report(out, [])
+    first = tree_bytes(out)
+    drawn: list[str] = []
+    measure = run_report.measure_tractogram
+
+    def counting(trx, **kwargs):  # noqa: ANN202
+        drawn.append(Path(trx.path).name)
+        return measure(trx, **kwargs)
+
+    monkeypatch.setattr(run_report, "measure_tractogram", counting)
+    write_run_report(out, [])
+    assert drawn == [] and tree_bytes(out) == first
+    # an output written again (a new file, the same bytes): only it is read and drawn again
+    path = out / "sub-02/dwi/sub-02_desc-bundles_tractogram.trx"
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)
+    write_run_report(out, [])
+    assert drawn == [path.name] and tree_bytes(out) == first
+    # a figure removed or changed: its output is drawn again
+    (out / "figures/sub-03_desc-bundles_lengths.svg").unlink()
+    (out / "figures/bundle-AF_L_projections.png").write_bytes(b"changed")
+    write_run_report(out, [])
+    assert sorted(drawn[1:]) == ["bundle-AF_L_tractogram.trx",
+                                 "sub-03_desc-bundles_tractogram.trx"]
+    assert tree_bytes(out) == first
+    # another seed is another entry
+    write_run_report(out, [], seed=1)
+    assert len(drawn) == 3 + 8
+    entries = len(list((tmp_path / "cache").rglob("*.json")))
+    assert entries == 8 + 1 + 8 + 1  # seed 0, sub-02 written again, seed 1; the heatmap
+    assert prune_report_cache(max_age_days=1) == 0
+    assert prune_report_cache(max_age_days=-1) == entries

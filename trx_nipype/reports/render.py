@@ -33,6 +33,13 @@ PNG_DPI = 100
 SVG_HASHSALT = "trx-nipype"
 #: the colour of streamlines in no group
 NO_GROUP_COLOUR = "#7f7f7f"
+#: matplotlib's ``tab10`` and ``tab20`` without their greys (constants: drawing a page from
+#: the cache needs the colours, not matplotlib)
+_TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#bcbd22", "#17becf")
+_TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728",
+          "#ff9896", "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2",
+          "#bcbd22", "#dbdb8d", "#17becf", "#9edae5")
 
 _RC = {
     "svg.hashsalt": SVG_HASHSALT,
@@ -118,19 +125,20 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
 
 
 def group_colours(names: Sequence[str]) -> dict[str, str]:
-    """One colour per name, in the order given: ``tab10``, ``tab20`` past 10, then a hue wheel.
+    """One colour per name, in the order given: matplotlib's ``tab10``, ``tab20`` past 9
+    names, then a hue wheel; never the grey of :data:`NO_GROUP_COLOUR`.
 
     The same names in the same order always get the same colours, so a
     subject keeps its colour in every bundle's figure.
     """
-    from matplotlib import colormaps
-    from matplotlib.colors import hsv_to_rgb, to_hex
+    import colorsys
 
     n = len(names)
-    if n <= 10:
-        colours = [to_hex(c) for c in colormaps["tab10"].colors[:n]]
-    elif n <= 20:
-        colours = [to_hex(c) for c in colormaps["tab20"].colors[:n]]
+    if n <= len(_TAB10):
+        colours = list(_TAB10[:n])
+    elif n <= len(_TAB20):
+        colours = list(_TAB20[:n])
     else:  # spread hues, alternating lightness so that neighbours differ
-        colours = [to_hex(hsv_to_rgb((k / n, 0.75, 0.85 if k % 2 else 0.6))) for k in range(n)]
+        colours = ["#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in colorsys.hsv_to_rgb(
+            k / n, 0.75, 0.85 if k % 2 else 0.6))) for k in range(n)]
     return dict(zip(names, colours, strict=True))

@@ -11,7 +11,9 @@ population file drawn with one colour per subject; provenance from the
 sidecars (sources, parameters, versions); the failed nodes.
 
 Outputs are read one at a time, chunk by chunk: memory stays bounded by one
-output's lengths and drawn sample. Figures are linked by relative paths and
+output's lengths and drawn sample. What was drawn for an output is kept
+(:mod:`trx_nipype.reports.cache`): a rerun after a run with nothing changed
+reads no tractogram and draws nothing. Figures are linked by relative paths and
 no absolute path of the machine is written: the folder can be moved or
 copied with its report. The same outputs give the same bytes.
 """
@@ -22,13 +24,14 @@ import logging
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.naming import unique_safe_names
+from .cache import content_key, file_sha256, load_entry, state_key, store_entry
 from .figures import lengths_figure, population_figure, projections_figure
 from .html import (
     cell,
@@ -127,11 +130,34 @@ def _sidecar_groups(output: RunOutput) -> list[CategoryStats]:
             for g, n in groups.items()]
 
 
+def _from_cache(output: RunOutput, key: str, out_dir: Path) -> _OutputView | None:
+    """The view drawn earlier for this state of the output, if its figures are intact."""
+    entry = load_entry(key)
+    if entry is None:
+        return None
+    try:
+        figures = [(str(link), str(caption), str(alt)) for link, caption, alt, _ in
+                   entry["figures"]]
+        intact = all(file_sha256(out_dir / link) == digest
+                     for link, _, _, digest in entry["figures"])
+        view = _OutputView(output, [CategoryStats(*c) for c in entry["categories"]],
+                           [(str(k), str(v)) for k, v in entry["facts"]], figures)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return view if intact else None
+
+
 def _view_output(output: RunOutput, out_dir: Path, stem: str, *, max_streamlines: int,
                  seed: int, colours: dict[str, str] | None, lengths: bool) -> _OutputView:
-    """Measure and draw one output; errors become the view's message."""
+    """Measure and draw one output (or take what was drawn for it unchanged); errors become
+    the view's message."""
     from ..core.convert import load_any
 
+    key = state_key(output.path, rel=output.rel, stem=stem, max_streamlines=max_streamlines,
+                    seed=seed, colours=colours, lengths=lengths)
+    cached = _from_cache(output, key, out_dir)
+    if cached is not None:
+        return cached
     view = _OutputView(output)
     try:
         with load_any(output.path, reference=_reference_for(output, out_dir)) as trx:
@@ -144,15 +170,18 @@ def _view_output(output: RunOutput, out_dir: Path, stem: str, *, max_streamlines
         return view
     view.categories = [c.stats() for c in measures.categories]
     view.facts = space_summary(measures)
-    name = f"{FIGURES_DIR}/{stem}_projections.png"
-    save_figure(projections_figure(measures), out_dir / name)
-    view.figures.append((name, projections_caption(measures, seed),
-                         f"projections of {output.rel}"))
+    drawn = [(f"{FIGURES_DIR}/{stem}_projections.png", projections_figure,
+              projections_caption(measures, seed), "projections")]
     if lengths:
-        name = f"{FIGURES_DIR}/{stem}_lengths.svg"
-        save_figure(lengths_figure(measures), out_dir / name)
-        view.figures.append((name, "Streamline lengths (mm), one outline per group.",
-                             f"lengths of {output.rel}"))
+        drawn.append((f"{FIGURES_DIR}/{stem}_lengths.svg", lengths_figure,
+                      "Streamline lengths (mm), one outline per group.", "lengths"))
+    digests = []
+    for link, draw, caption, what in drawn:
+        digests.append(file_sha256(save_figure(draw(measures), out_dir / link)))
+        view.figures.append((link, caption, f"{what} of {output.rel}"))
+    store_entry(key, {"categories": [list(astuple(c)) for c in view.categories],
+                      "facts": view.facts,
+                      "figures": [[*f, d] for f, d in zip(view.figures, digests, strict=True)]})
     return view
 
 
@@ -423,7 +452,7 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
     heatmap = None
     if rows and len(subjects) >= 2:
         heatmap = f"{FIGURES_DIR}/{_HEATMAP}.svg"
-        save_figure(_heatmap(rows), out / heatmap)
+        _draw_heatmap(rows, out / heatmap)
     errors = [v.error for v in views.values() if v.error]
     by_key = {(r.subject, r.bundle): r for r in rows}
     by_subject = {s: [v for v in views.values() if v.output.subject == s] for s in subjects}
@@ -454,6 +483,16 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
     log.info("report: %s (%d figures, %d outliers)", written, len(figures),
              sum(r.outlier for r in rows))
     return RunReportFiles(written, qc_path, [out / f for f in figures], rows, errors)
+
+
+def _draw_heatmap(rows: Sequence[QcRow], path: Path) -> None:
+    """Draw the subjects x bundles figure, unless the same rows drew the file there."""
+    key = content_key(heatmap=[astuple(r) for r in rows], name=path.name)
+    entry = load_entry(key)
+    if entry is not None and entry.get("sha256") == file_sha256(path):
+        return
+    save_figure(_heatmap(rows), path)
+    store_entry(key, {"sha256": file_sha256(path)})
 
 
 def _heatmap(rows: Sequence[QcRow]) -> Any:
