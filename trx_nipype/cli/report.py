@@ -59,14 +59,12 @@ def _usage_error(message: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``trx-nipype report OUT_DIR`` or ``trx-nipype report FILE [-o PAGE.html]``."""
-    from ..workflows.dataset import is_tractogram
-
     path = Path(args.input)
     if not path.exists():
         raise FileNotFoundError(f"{args.input}: no such file or directory")
     if args.reference is not None and not os.path.exists(args.reference):
         raise FileNotFoundError(f"{args.reference}: no such file or directory")
-    if path.is_dir() and not is_tractogram(path):
+    if path.is_dir() and not (path / "header.json").is_file():  # not a TRX directory
         if args.output or args.reference:
             return _usage_error("-o/--output and --reference are for a tractogram's page; an "
                                 "output folder's report is OUT_DIR/report.html")
@@ -76,10 +74,12 @@ def cmd_report(args: argparse.Namespace) -> int:
                                  seed=args.seed, echo=None if args.quiet else print)
         _say_written(files, print)
         return 0
+    from ..core.formats import SUFFIXES, compound_suffix
     from ..reports.tractogram import tractogram_report
-    from ..workflows.dataset import strip_tractogram_extension
 
-    page = args.output or f"{strip_tractogram_extension(path.name.rstrip('/'))}_report.html"
+    name = path.resolve().name
+    ext = compound_suffix(name)
+    page = args.output or f"{name[:-len(ext)] if ext in SUFFIXES else name}_report.html"
     if not page.lower().endswith((".html", ".htm")):
         return _usage_error(f"-o/--output must name an .html page, got {page!r}")
     out = tractogram_report(path, page, reference=args.reference,

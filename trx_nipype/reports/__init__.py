@@ -15,8 +15,19 @@
   the same bytes every time.
 """
 
-from .figures import tractogram_figure
-from .run_report import write_run_report
-from .tractogram import tractogram_report
+from typing import Any
 
 __all__ = ["tractogram_figure", "tractogram_report", "write_run_report"]
+
+_HOMES = {"tractogram_figure": "figures", "tractogram_report": "tractogram",
+          "write_run_report": "run_report"}
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: the page of one tractogram does not need Nipype (which the
+    # run report's output discovery imports)
+    if name in _HOMES:
+        from importlib import import_module
+
+        return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
