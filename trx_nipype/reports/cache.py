@@ -5,7 +5,8 @@ every output and drawing its figures again would make a rerun with nothing
 changed cost a read of every tractogram. An entry records, for one output
 in one state, the page's numbers for it and the SHA-256 of each figure it
 drew; it is used only while the output is unchanged and every figure file is
-still there with those bytes.
+still there with those bytes, and only by the same code (this package's
+sources and matplotlib's version are part of the key).
 
 An output's state is the ``stat`` of its file (or of each member of a TRX
 directory): real path, device, inode, size, modification and change times.
@@ -26,6 +27,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -70,14 +72,25 @@ def state_key(path: str | os.PathLike, **settings: Any) -> str:
     return content_key(state=rows, **settings)
 
 
+@functools.cache
+def _code_digest() -> str:
+    """SHA-256 of the code that measures and draws (an edited checkout is another version)."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in [*sorted(here.glob("*.py")), here.parent / "core" / "metrics.py"]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def content_key(**values: Any) -> str:
-    """A key of JSON-serialisable ``values``, this tool's and matplotlib's versions."""
+    """A key of JSON-serialisable ``values``, this tool's code and matplotlib's version."""
     # the installed version, not ``import matplotlib``: a cached rerun would pay for it
     from importlib.metadata import version
 
     from .. import __version__
 
-    text = json.dumps([CACHE_VERSION, __version__, version("matplotlib"), values],
+    text = json.dumps([CACHE_VERSION, __version__, _code_digest(), version("matplotlib"),
+                       values],
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -188,12 +188,13 @@ def lengths_figure(measures: TractogramMeasures, *, title: str | None = None,
 
 def population_figure(subjects: Sequence[str], bundles: Sequence[str], counts: np.ndarray,
                       mean_lengths: np.ndarray, z_counts: np.ndarray, z_lengths: np.ndarray,
-                      outliers: np.ndarray, *, threshold: float) -> Any:
+                      *, threshold: float) -> Any:
     """Subjects x bundles: streamline counts and mean lengths, coloured by robust z-score.
 
     Each cell shows its value; its colour is its robust z-score among the
     bundle's subjects (blue below the median, red above, saturated at
-    ``2 x threshold``); outlier cells are framed in black.
+    ``2 x threshold``); a cell with ``|z| > threshold`` (what makes its row an
+    outlier) is framed in black.
 
     Parameters
     ----------
@@ -204,8 +205,6 @@ def population_figure(subjects: Sequence[str], bundles: Sequence[str], counts: n
         for the mean length of an empty bundle).
     z_counts, z_lengths : numpy.ndarray
         Their robust z-scores (NaN where not computed).
-    outliers : numpy.ndarray
-        ``(subjects, bundles)`` bool: the flagged cells.
     threshold : float
         The outlier threshold on ``|z|``.
 
@@ -236,7 +235,7 @@ def population_figure(subjects: Sequence[str], bundles: Sequence[str], counts: n
                     strong = np.isfinite(zs[i, j]) and abs(zs[i, j]) > threshold
                     ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8,
                             color="white" if strong else "#222222")
-                    if outliers[i, j]:
+                    if strong:
                         ax.add_patch(Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False,
                                                edgecolor="black", linewidth=1.6))
             ax.set_xticks(np.arange(nb) + 0.5, labels=list(bundles), rotation=35, ha="right",

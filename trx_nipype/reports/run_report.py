@@ -20,6 +20,7 @@ copied with its report. The same outputs give the same bytes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -253,14 +254,23 @@ def _summary(outputs: Sequence[RunOutput], subjects: Sequence[str], rows: Sequen
              ("bundles", f"{len(bundles)}" + (f" ({esc(', '.join(bundles))})" if bundles
                                                 else "")),
              ("outputs", f"{len(outputs)} tractograms with their JSON sidecars")]
-    desc = out_dir / "dataset_description.json"
-    if desc.is_file():
-        facts.append(("dataset", '<code>dataset_description.json</code>'))
+    name = _dataset_name(out_dir / "dataset_description.json")
+    if name:
+        facts.append(("dataset", f"{esc(name)} (<code>dataset_description.json</code>)"))
     if rows:
         facts.append(("QC table", f'<a href="{QC_NAME}">{QC_NAME}</a> (one row per subject '
                                   "and bundle: counts, mean length, outlier)"))
     return (f'<section id="summary"><h2>Summary</h2>{kv_list(facts)}'
             f"{_status(failures, rows, errors)}</section>")
+
+
+def _dataset_name(path: Path) -> str:
+    """The ``Name`` of a ``dataset_description.json`` ("" if none)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(doc.get("Name", "")) if isinstance(doc, dict) else ""
 
 
 def _errors(failures: Sequence[Any], out_dir: Path) -> str:
@@ -386,8 +396,6 @@ def _provenance(outputs: Sequence[RunOutput], out_dir: Path) -> str:
 
 def _canonical(value: Any) -> str:
     """A canonical JSON text of ``value`` (sorted keys): to compare and to show."""
-    import json
-
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
@@ -500,11 +508,10 @@ def _heatmap(rows: Sequence[QcRow]) -> Any:
     bundles = sorted({r.bundle for r in rows})
     shape = (len(subjects), len(bundles))
     counts, means, zc, zl = (np.full(shape, np.nan) for _ in range(4))
-    flagged = np.zeros(shape, dtype=bool)
     for r in rows:
         i, j = subjects.index(r.subject), bundles.index(r.bundle)
         counts[i, j] = r.nb_streamlines
         means[i, j] = np.nan if r.mean_length_mm is None else r.mean_length_mm
-        zc[i, j], zl[i, j], flagged[i, j] = r.z_count, r.z_length, r.outlier
-    return population_figure(subjects, bundles, counts, means, zc, zl, flagged,
+        zc[i, j], zl[i, j] = r.z_count, r.z_length
+    return population_figure(subjects, bundles, counts, means, zc, zl,
                              threshold=OUTLIER_THRESHOLD)
