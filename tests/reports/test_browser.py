@@ -54,7 +54,8 @@ def _browse(browser: str, tmp_path: Path, url: str, *args: str) -> subprocess.Co
            "--no-first-run", "--disable-background-networking", "--disable-component-update",
            "--disable-sync", "--disable-extensions", "--hide-scrollbars", "--mute-audio",
            f"--user-data-dir={profile}", *args, url]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False,
+    return subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace",
+                          timeout=180, check=False,
                           env={**os.environ, "HOME": str(tmp_path)})
 
 
