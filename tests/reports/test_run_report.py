@@ -170,6 +170,9 @@ def test_failed_nodes_are_on_the_page_without_machine_paths(demo_data: Path,
     assert str(tmp_path) not in text and str(data) not in text
     assert [r["subject"] for r in _qc(out)] == ["sub-01"] * 3 + ["sub-02"] * 3 + \
         ["sub-04"] * 3 + ["sub-05"] * 3  # the subjects that were written
+    assert "crash-" not in text  # crash files' names carry a date and the user's name
+    assert main(["run", str(data), "--output-dir", str(out), "-q"]) == 1  # fails again:
+    assert _text(out) == text  # the same page
 
 
 def test_no_report_option_and_replacing_only_a_report(demo_data: Path, tmp_path: Path,

@@ -274,12 +274,12 @@ def _dataset_name(path: Path) -> str:
 
 
 def _errors(failures: Sequence[Any], out_dir: Path) -> str:
+    # the crash files are not named: their names carry a date and the user's name
     rows = [[cell(getattr(f, "context", "") or "-"), cell(getattr(f, "node", "?")),
-             cell(scrub_paths(str(getattr(f, "message", "")), out_dir)),
-             cell(os.path.basename(str(getattr(f, "crashfile", "") or "")) or "-")]
-            for f in failures]
-    return (f'<section id="errors"><h2>Failed nodes</h2>'
-            f"{table(['where', 'node', 'error', 'crash file (work dir)'], rows)}</section>")
+             cell(scrub_paths(str(getattr(f, "message", "")), out_dir))] for f in failures]
+    return ('<section id="errors"><h2>Failed nodes</h2><p class="note">Their crash files '
+            "are in the work folder's <code>crash/</code> (<code>nipypecli crash FILE</code> "
+            f"shows one).</p>{table(['where', 'node', 'error'], rows)}</section>")
 
 
 def _population(rows: Sequence[QcRow], subjects: Sequence[str], heatmap: str | None,
@@ -412,8 +412,8 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
         outputs have this tool's JSON sidecars).
     failures : sequence of Failure, optional
         The run's failed nodes (:attr:`trx_nipype.workflows.runner.RunReport.failures`:
-        objects with ``context``, ``node``, ``message`` and ``crashfile``). None:
-        not known (a report built from the outputs alone says so).
+        objects with ``context``, ``node`` and ``message``). None: not known (a
+        report built from the outputs alone says so).
     max_streamlines : int
         Streamlines drawn per figure at most (a seeded sample beyond).
     seed : int
