@@ -189,6 +189,13 @@ def test_no_report_option_and_replacing_only_a_report(demo_data: Path, tmp_path:
     err = capsys.readouterr().err
     assert "trx-nipype: error: report: " in err and "not replaced" in err
     assert (out / "report.html").read_text(encoding="utf-8") == "<html>my own notes</html>"
+    assert not (out / "qc.tsv").exists() and not (out / "figures").exists()
+    (out / "report.html").unlink()
+    (out / "qc.tsv").write_text("my table\n", encoding="utf-8")
+    assert main(["report", str(out)]) == 2
+    assert "is not a QC table of trx-nipype; not replaced" in capsys.readouterr().err
+    assert (out / "qc.tsv").read_text(encoding="utf-8") == "my table\n"
+    assert not (out / "report.html").exists()
 
 
 def test_report_usage_and_input_errors(tmp_path: Path, main_run: Path, capsys) -> None:

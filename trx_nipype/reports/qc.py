@@ -139,6 +139,22 @@ def qc_tsv(rows: Sequence[QcRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_qc_replaceable(path: str | os.PathLike) -> None:
+    """Refuse (``FileExistsError``) to replace anything but an earlier ``qc.tsv`` of ours."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline()
+    except OSError:
+        first = b""
+    if first.rstrip(b"\r\n") != "\t".join(QC_COLUMNS).encode():
+        raise FileExistsError(f"{path}: exists and is not a QC table of trx-nipype; not "
+                              "replaced")
+
+
 def write_qc_tsv(path: str | os.PathLike, rows: Sequence[QcRow]) -> Path:
-    """Write :func:`qc_tsv` to ``path`` atomically; return the path."""
+    """Write :func:`qc_tsv` to ``path`` atomically (replacing only a QC table); return it."""
+    check_qc_replaceable(path)
     return write_bytes_atomic(path, qc_tsv(rows).encode("utf-8"))

@@ -53,7 +53,14 @@ from .measures import (
     measure_tractogram,
 )
 from .outputs import RunOutput, display_path, find_run_outputs, scrub_paths
-from .qc import OUTLIER_RULE, OUTLIER_THRESHOLD, QcRow, score_rows, write_qc_tsv
+from .qc import (
+    OUTLIER_RULE,
+    OUTLIER_THRESHOLD,
+    QcRow,
+    check_qc_replaceable,
+    score_rows,
+    write_qc_tsv,
+)
 from .render import group_colours, save_figure
 from .tractogram import groups_table, projections_caption, space_summary
 
@@ -282,7 +289,7 @@ def _errors(failures: Sequence[Any], out_dir: Path) -> str:
             f"shows one).</p>{table(['where', 'node', 'error'], rows)}</section>")
 
 
-def _population(rows: Sequence[QcRow], subjects: Sequence[str], heatmap: str | None,
+def _population(rows: Sequence[QcRow], heatmap: str | None,
                 views: Sequence[_OutputView]) -> str:
     parts = ['<section id="population"><h2>Population</h2>']
     if rows:
@@ -433,7 +440,8 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
         If it holds no output with a sidecar naming a pipeline (and no failure
         is given: a run whose every node failed still gets its page).
     FileExistsError
-        If ``report.html`` exists and is not a report page.
+        If ``report.html`` exists and is not a report page, or ``qc.tsv`` is not
+        a QC table of this tool (nothing is written then).
     """
     out = Path(out_dir)
     if not out.is_dir():
@@ -443,7 +451,8 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
         raise ValueError(f"{out}: no output of trx-nipype here (no tractogram with a JSON "
                          "sidecar naming its Pipeline)")
     page_path = out / REPORT_NAME
-    check_replaceable(page_path)
+    check_replaceable(page_path)  # before any work
+    check_qc_replaceable(out / QC_NAME)
     before = _linked_figures(page_path)
     stems = _figure_stems(outputs)
     subjects = sorted({o.subject for o in outputs if o.subject})
@@ -468,7 +477,7 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
     body = [_summary(outputs, subjects, rows, failures, errors, out)]
     if failures:
         body.append(_errors(failures, out))
-    body.append(_population(rows, subjects, heatmap, population))
+    body.append(_population(rows, heatmap, population))
     body.extend(_subject_section(s, by_subject[s], by_key) for s in subjects)
     body.append(_provenance(outputs, out))
     nav = [("summary", "Summary", False)]
