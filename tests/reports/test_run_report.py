@@ -283,3 +283,15 @@ def test_a_rerun_with_nothing_changed_draws_nothing(main_run: Path, tmp_path: Pa
     assert entries == 8 + 1 + 8 + 1  # seed 0, sub-02 written again, seed 1; the heatmap
     assert prune_report_cache(max_age_days=1) == 0
     assert prune_report_cache(max_age_days=-1) == entries
+
+
+def test_no_report_yet_when_a_graph_plugin_took_the_jobs(tmp_path: Path) -> None:
+    from trx_nipype.cli.report import report_after_run
+    from trx_nipype.workflows.runner import RunReport
+
+    said: list[str] = []
+    run = RunReport(work_dir=str(tmp_path / "work"), plugin="SLURMGraph")
+    report_after_run(tmp_path, run, said.append)  # nothing ran here: results come later
+    assert said == [f"report: not yet (jobs handed to SLURMGraph); when they have finished: "
+                    f"trx-nipype report {os.path.relpath(tmp_path)}"]
+    assert run.failures == [] and not (tmp_path / "report.html").exists()
