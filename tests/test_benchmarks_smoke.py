@@ -35,3 +35,20 @@ def test_generator_and_one_operation_checked(bench_run, tmp_path: Path) -> None:
     assert row["check"]["ours"]["ok"] and row["check"]["other"]["ok"]
     assert row["check"]["same_digest"]
     assert "| save stored |" in (results / "results.md").read_text(encoding="utf-8")
+
+
+def test_report_benchmark_runs_both_sides_and_checks_the_page(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    pytest.importorskip("trx.trx_file_memmap")
+    monkeypatch.syspath_prepend(str(BENCH))
+    for mod in ("bench_report", "generate", "_measure"):
+        sys.modules.pop(mod, None)
+    import bench_report
+
+    results = tmp_path / "results"
+    assert bench_report.main(["--scale", "0.0002", "--reps", "1", "--data-dir",
+                              str(tmp_path / "data"), "--results", str(results)]) == 0
+    report = json.loads((results / "report.json").read_text(encoding="utf-8"))
+    assert report["ok"] == {"time": True, "memory": True, "check": True}
+    assert len(report["runs"]["ours"]) == len(report["runs"]["other"]) == 1
+    assert "| trx-nipype report |" in (results / "report.md").read_text(encoding="utf-8")

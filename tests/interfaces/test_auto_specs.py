@@ -18,6 +18,7 @@ from trx_nipype.interfaces import (
     ResizeTrx,
     SelectGroup,
     SplitGroups,
+    TractogramReportlet,
     TrxInfo,
 )
 
@@ -384,3 +385,51 @@ def test_TrxInfo_outputs() -> None:
         ),
     )
     check_spec(TrxInfo.output_spec, output_map)
+
+
+def test_TractogramReportlet_inputs() -> None:
+    input_map = dict(
+        figure=dict(
+            default='projections',
+            trait_type='Enum',
+            usedefault=True,
+            values=('projections', 'lengths'),
+        ),
+        in_file=dict(
+            exists=True,
+            mandatory=True,
+            trait_type='TrxPath',
+            trx_hash=True,
+        ),
+        max_streamlines=dict(
+            default=3000,
+            trait_type='Range',
+            usedefault=True,
+        ),
+        out_filename=dict(
+            trait_type='Str',
+        ),
+        reference=dict(
+            exists=True,
+            trait_type='File',
+        ),
+        seed=dict(
+            default=0,
+            trait_type='Int',
+            usedefault=True,
+        ),
+        title=dict(
+            trait_type='Str',
+        ),
+    )
+    check_spec(TractogramReportlet.input_spec, input_map)
+
+
+def test_TractogramReportlet_outputs() -> None:
+    output_map = dict(
+        out_report=dict(
+            exists=True,
+            trait_type='File',
+        ),
+    )
+    check_spec(TractogramReportlet.output_spec, output_map)

@@ -20,6 +20,10 @@ Regression checks of outputs (by content)::
     trx-nipype manifest DIR -o expected.json
     trx-nipype manifest --check expected.json DIR [--atol MM]
 
+QC reports (HTML with figures)::
+
+    trx-nipype report OUT_DIR | FILE [-o PAGE.html]
+
 Exit codes
 ----------
 0
@@ -176,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="Nipype's own logging too")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write OUTPUT_DIR/report.html, qc.tsv and figures/")
+    from .report import add_report_parser
+
+    add_report_parser(sub)
     from .compare import add_parsers as add_compare_parsers
 
     add_compare_parsers(sub)  # compare, manifest (their handler set as a default)
@@ -238,6 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .run import cmd_run
 
                 return cmd_run(args)
+            if args.command == "report":
+                from .report import cmd_report
+
+                return cmd_report(args)
             from . import ops
 
             return getattr(ops, _COMMANDS[args.command])(args)

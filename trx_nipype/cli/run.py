@@ -109,6 +109,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         + (f", {args.nprocs} processes" if args.nprocs else ""))
     report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
                           nprocs=args.nprocs, echo=echo, verbose=args.verbose)
+    if not args.no_report:  # OUT/report.html, qc.tsv, figures/ with the run's failures
+        from .report import report_after_run
+
+        report_after_run(out_dir, report, say)
     if report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
                      warnings_hint=" (--verbose shows them)", summary=False):
         print(f"trx-nipype: {len(report.failures)} node(s) failed ({report.summary()}); the "

@@ -5,6 +5,7 @@
   :class:`SplitGroups`: TRX operations, written in the node's directory.
 - :class:`ConvertTractogram`: TRX <-> TRK, TCK, ...
 - :class:`TrxInfo`: a summary as outputs and a JSON file.
+- :class:`TractogramReportlet`: a figure (projections or lengths) for a report.
 
 Every tractogram input is hashed by its members (a TRX directory changed in
 place reruns the node) and, under ``hash_method = content``, through a
@@ -16,6 +17,7 @@ from ._hashing import digest_cache_dir, prune_digest_cache, set_digest_cache_dir
 from .info import TrxInfo
 from .io import ConvertTractogram, LoadTrx
 from .ops import ConcatenateTrx, ResizeTrx, SelectGroup, SplitGroups
+from .reports import TractogramReportlet
 
 __all__ = [
     "ConcatenateTrx",
@@ -24,6 +26,7 @@ __all__ = [
     "ResizeTrx",
     "SelectGroup",
     "SplitGroups",
+    "TractogramReportlet",
     "TrxInfo",
     "digest_cache_dir",
     "prune_digest_cache",

@@ -36,7 +36,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +299,47 @@ def write_dataset_description(out_dir: str | os.PathLike, pipeline: str,
     return path
 
 
+def pipeline_sidecars(output_dir: str | os.PathLike
+                      ) -> Iterator[tuple[Path, dict[str, Any], list[Path]]]:
+    """Every JSON sidecar below ``output_dir`` that names a ``Pipeline``, with its data.
+
+    Hidden folders and this tool's work dirs are not searched, and the
+    root's ``dataset_description.json`` is not a sidecar.
+
+    Parameters
+    ----------
+    output_dir : str or os.PathLike
+        Root of the derivatives tree.
+
+    Yields
+    ------
+    tuple
+        ``(sidecar path, parsed sidecar, data files)``: the files (or TRX
+        folders) next to it whose sidecar it is, sorted (empty when the data
+        is gone); in walking order, folders and names sorted.
+    """
+    root = Path(output_dir)
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if WORK_DIR_MARKER in filenames:
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            side = here / name
+            if not name.endswith(".json") or name.startswith(".") \
+                    or (here == root and name == "dataset_description.json"):
+                continue
+            try:
+                doc = json.loads(side.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if not isinstance(doc, dict) or not isinstance(doc.get("Pipeline"), str):
+                continue
+            yield side, doc, [here / d for d in sorted(filenames + dirnames)
+                              if d != name and sidecar_path(here / d) == side]
+
+
 def stale_outputs(output_dir: str | os.PathLike, pipeline: str, outputs: Sequence[str]
                   ) -> list[Path]:
     """Files of ``output_dir`` whose sidecar names ``pipeline`` but that are not in ``outputs``.
@@ -324,25 +365,8 @@ def stale_outputs(output_dir: str | os.PathLike, pipeline: str, outputs: Sequenc
     root = Path(output_dir)
     expected = {sidecar_path(root / rel) for rel in outputs}
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        if WORK_DIR_MARKER in filenames:
-            dirnames[:] = []
-            continue
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            side = here / name
-            if not name.endswith(".json") or name.startswith(".") or side in expected \
-                    or (here == root and name == "dataset_description.json"):
-                continue
-            try:
-                doc = json.loads(side.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if not isinstance(doc, dict) or doc.get("Pipeline") != pipeline:
-                continue
-            data = [here / d for d in sorted(filenames + dirnames)
-                    if d != name and sidecar_path(here / d) == side]
+    for side, doc, data in pipeline_sidecars(root):
+        if side not in expected and doc["Pipeline"] == pipeline:
             found.extend(data or [side])
     return sorted(found)
 

@@ -1,0 +1,297 @@
+"""The report of a run: ``report.html``, ``figures/``, ``qc.tsv``, after ``trx-nipype run``.
+
+Counts and lengths are checked against independent readers: nibabel reads
+the original TRK bundles and dipy measures their lengths.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from dipy.tracking.streamline import length as dipy_length
+from PIL import Image
+
+from trx_nipype.cli.main import main
+from trx_nipype.reports.qc import OUTLIER_RULE, QC_COLUMNS
+from trx_nipype.reports.run_report import write_run_report
+
+from .conftest import BUNDLES, OUTLIER, SUBJECTS, figure_links, tree_bytes
+
+
+def _qc(out: Path) -> list[dict[str, str]]:
+    with open(out / "qc.tsv", encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def _text(out: Path) -> str:
+    return (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_main_job_writes_the_report_and_every_figure_it_links(main_run: Path) -> None:
+    page = main_run / "report.html"
+    links = figure_links(page)
+    assert links and len(links) == len(set(links))
+    for link in links:
+        assert not os.path.isabs(link) and not link.startswith(("file:", "http", "/"))
+        path = main_run / link
+        assert path.is_file(), link
+        if link.endswith(".png"):
+            with Image.open(path) as im:
+                assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 200
+        else:
+            assert path.read_bytes().startswith(b"<?xml") and b"<svg" in path.read_bytes()
+    for subject in SUBJECTS:  # every subject: its section, projections and lengths
+        assert f'<section id="{subject}">' in page.read_text(encoding="utf-8")
+        mine = [link for link in links if Path(link).name.startswith(subject)]
+        assert {Path(link).suffix for link in mine} == {".png", ".svg"}, subject
+    for bundle in BUNDLES:  # every population file drawn, one colour per subject
+        assert f"figures/bundle-{bundle}_projections.png" in links
+    assert "figures/population_qc.svg" in links
+    # nothing in figures/ that the page does not link
+    assert sorted(f"figures/{p.name}" for p in (main_run / "figures").iterdir()) == \
+        sorted(links)
+
+
+def test_main_job_qc_tsv_has_15_rows_of_50(main_run: Path) -> None:
+    text = (main_run / "qc.tsv").read_text(encoding="utf-8")
+    assert text.splitlines()[0].split("\t") == list(QC_COLUMNS)
+    rows = _qc(main_run)
+    assert len(rows) == 15
+    assert [(r["subject"], r["bundle"]) for r in rows] == [
+        (s, b) for s in SUBJECTS for b in BUNDLES]
+    assert {r["nb_streamlines"] for r in rows} == {"50"}
+    assert {r["outlier"] for r in rows} == {"false"}  # the demo data has none
+
+
+def test_mean_lengths_match_dipy_on_the_original_trk(main_run: Path) -> None:
+    demo = main_run / "work" / "demo-data"
+    for row in _qc(main_run):
+        trk = nib.streamlines.load(str(demo / row["subject"] / "dwi" / f"{row['bundle']}.trk"))
+        expected = float(np.mean(dipy_length(trk.streamlines)))
+        assert float(row["mean_length_mm"]) == pytest.approx(expected, abs=1e-3), row
+
+
+def test_page_shows_counts_rule_provenance_and_that_nothing_failed(main_run: Path) -> None:
+    text = _text(main_run)
+    assert "Every node of the run succeeded." in text
+    assert 'href="qc.tsv"' in text
+    assert html.escape(OUTLIER_RULE) in text  # the rule, said on the page
+    for subject in SUBJECTS:
+        assert f'<a href="#{subject}">{subject}</a>' in text
+    assert text.count('<td class="num">50</td>') >= 15  # each subject's bundles: 50
+    side = json.loads((main_run / "sub-01/dwi/sub-01_desc-bundles_tractogram.json")
+                      .read_text(encoding="utf-8"))
+    assert side["sha256"] in text  # provenance from the sidecars
+    for name, version in side["Software"].items():
+        assert f"<dt>{name}</dt><dd>{version}</dd>" in text
+    assert "<code>work/demo-data/sub-01/dwi/AF_L.trk</code>" in text  # a source, relative
+
+
+def test_no_absolute_path_and_the_folder_moves_with_its_report(main_run: Path,
+                                                                tmp_path: Path) -> None:
+    moved = tmp_path / "elsewhere" / "renamed"
+    shutil.copytree(main_run, moved, ignore=shutil.ignore_patterns("work"))
+    for rel in ["report.html", "qc.tsv", *figure_links(moved / "report.html")]:
+        data = (moved / rel).read_bytes()
+        for root in {str(main_run), os.path.realpath(main_run), str(Path.home()), "/tmp/"}:
+            assert root.encode() not in data, (rel, root)
+        assert not re.search(rb"(?<![\w.:/-])/(home|tmp|root|usr|var|work|data)/", data), rel
+    for link in figure_links(moved / "report.html"):  # links resolve from the new place
+        assert (moved / link).is_file()
+
+
+def test_same_outputs_in_two_folders_give_the_same_report_bytes(main_run: Path,
+                                                                tmp_path: Path) -> None:
+    out = tmp_path / "other" / "place"
+    assert main(["run", "--output-dir", str(out), "-q"]) == 0
+
+    def report(root: Path) -> dict[str, bytes]:
+        return {k: v for k, v in tree_bytes(root).items()
+                if k in ("report.html", "qc.tsv") or k.startswith("figures/")}
+
+    assert report(out) == report(main_run)
+    assert len(report(out)) == 16  # page, qc.tsv, 14 figures
+
+
+def test_rebuilding_from_the_outputs_alone(main_run: Path, tmp_path: Path, capsys) -> None:
+    out = Path(shutil.copytree(main_run, tmp_path / "out",
+                               ignore=shutil.ignore_patterns("work")))
+    figures = {p.name: p.read_bytes() for p in (out / "figures").iterdir()}
+    qc = (out / "qc.tsv").read_bytes()
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "15 rows, 0 outlier(s)" in said and "report [8/8]" in said
+    text = _text(out)
+    assert "failed nodes of the run that made it are not known here" in text
+    assert "Every node of the run succeeded." not in text
+    assert {p.name: p.read_bytes() for p in (out / "figures").iterdir()} == figures
+    assert (out / "qc.tsv").read_bytes() == qc
+
+
+def test_outlier_bundle_is_flagged_and_few_others(outlier_run: Path) -> None:
+    rows = _qc(outlier_run)
+    assert len(rows) == 15
+    flagged = [(r["subject"], r["bundle"]) for r in rows if r["outlier"] == "true"]
+    assert OUTLIER in flagged
+    assert len(flagged) <= 2, flagged
+    row = next(r for r in rows if (r["subject"], r["bundle"]) == OUTLIER)
+    assert row["nb_streamlines"] == "5"
+    assert {int(r["nb_streamlines"]) for r in rows} - {5} <= set(range(45, 51))
+    text = _text(outlier_run)
+    assert re.search(r'<a href="#population">\d outlier\(s\)</a>: [^<]*sub-03 AF_L', text)
+    assert '<a href="#sub-03" class=bad>sub-03</a>' in text
+    assert re.search(r'<tr class="outlier"><td>sub-03</td><td>AF_L</td><td class="num">5</td>',
+                     text)
+    assert "streamlines z = -" in text
+
+
+def test_failed_nodes_are_on_the_page_without_machine_paths(demo_data: Path,
+                                                            tmp_path: Path) -> None:
+    data = Path(shutil.copytree(demo_data, tmp_path / "data"))
+    bad = data / "sub-03" / "dwi" / "CST_R.trk"
+    bad.write_bytes(bad.read_bytes()[:3000])
+    out = tmp_path / "out"
+    assert main(["run", str(data), "--output-dir", str(out), "-q"]) == 1
+    text = _text(out)
+    assert '<section id="errors"><h2>Failed nodes</h2>' in text
+    assert '<a href="#errors" class=bad>Failed (1)</a>' in text
+    assert re.search(r"<td>sub-03</td><td>load</td><td>[^<]*…/sub-03/dwi/CST_R\.trk[^<]*"
+                     r"truncated", text)
+    assert str(tmp_path) not in text and str(data) not in text
+    assert [r["subject"] for r in _qc(out)] == ["sub-01"] * 3 + ["sub-02"] * 3 + \
+        ["sub-04"] * 3 + ["sub-05"] * 3  # the subjects that were written
+    assert "crash-" not in text  # crash files' names carry a date and the user's name
+    assert main(["run", str(data), "--output-dir", str(out), "-q"]) == 1  # fails again:
+    assert _text(out) == text  # the same page
+
+
+def test_no_report_option_and_replacing_only_a_report(demo_data: Path, tmp_path: Path,
+                                                      capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["run", str(demo_data), "--output-dir", str(out), "-q", "--no-report"]) == 0
+    assert not (out / "report.html").exists() and not (out / "qc.tsv").exists()
+    assert not (out / "figures").exists()
+    (out / "report.html").write_text("<html>my own notes</html>", encoding="utf-8")
+    assert main(["report", str(out)]) == 2
+    assert "is not a trx-nipype report; not replaced" in capsys.readouterr().err
+    assert (out / "report.html").read_text(encoding="utf-8") == "<html>my own notes</html>"
+    assert main(["run", str(demo_data), "--output-dir", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "trx-nipype: error: report: " in err and "not replaced" in err
+    assert (out / "report.html").read_text(encoding="utf-8") == "<html>my own notes</html>"
+    assert not (out / "qc.tsv").exists() and not (out / "figures").exists()
+    (out / "report.html").unlink()
+    (out / "qc.tsv").write_text("my table\n", encoding="utf-8")
+    assert main(["report", str(out)]) == 2
+    assert "is not a QC table of trx-nipype; not replaced" in capsys.readouterr().err
+    assert (out / "qc.tsv").read_text(encoding="utf-8") == "my table\n"
+    assert not (out / "report.html").exists()
+
+
+def test_report_usage_and_input_errors(tmp_path: Path, main_run: Path, capsys) -> None:
+    assert main(["report", str(tmp_path / "missing")]) == 3
+    assert "no such file or directory" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 3  # a folder without outputs
+    assert "no output of trx-nipype here" in capsys.readouterr().err
+    assert main(["report", str(main_run), "-o", str(tmp_path / "x.html")]) == 2
+    assert "-o/--output and --reference are for a tractogram's page" in \
+        capsys.readouterr().err
+
+
+def test_stale_figures_of_an_earlier_report_are_removed(main_run: Path,
+                                                        tmp_path: Path) -> None:
+    out = Path(shutil.copytree(main_run, tmp_path / "out",
+                               ignore=shutil.ignore_patterns("work")))
+    mine = out / "figures" / "notes.png"
+    mine.write_bytes(b"not ours")
+    shutil.rmtree(out / "sub-05")
+    files = write_run_report(out, [])
+    assert not (out / "figures" / "sub-05_desc-bundles_projections.png").exists()
+    assert mine.read_bytes() == b"not ours"  # never linked by a report: left alone
+    assert len(files.rows) == 12 and all(p.is_file() for p in files.figures)
+
+
+def test_convert_pipeline_outputs_with_a_reference_are_reported(demo_data: Path,
+                                                                tmp_path: Path) -> None:
+    # TCK outputs carry no space: the report reads them with the reference in their sources
+    data = Path(shutil.copytree(demo_data, tmp_path / "data"))
+    ref = nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), np.eye(4))  # the TRKs' space
+    for subject in SUBJECTS[:3]:
+        nib.save(ref, str(data / subject / "dwi" / "t1.nii.gz"))
+    shutil.rmtree(data / "sub-04")
+    shutil.rmtree(data / "sub-05")
+    out = tmp_path / "out"
+    assert main(["run", str(data), "--output-dir", str(out), "--pipeline", "convert",
+                 "--out-format", "tck", "-q"]) == 0
+    rows = _qc(out)
+    assert [(r["subject"], r["bundle"], r["nb_streamlines"]) for r in rows] == [
+        (s, b, "50") for s in SUBJECTS[:3] for b in BUNDLES]
+    text = _text(out)
+    assert "Could not be read" not in text
+    for link in figure_links(out / "report.html"):
+        assert (out / link).is_file()
+    assert len(figure_links(out / "report.html")) == 3 * 3 * 2 + 1  # 9 files x 2, heatmap
+
+
+def test_a_rerun_with_nothing_changed_draws_nothing(main_run: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from trx_nipype.reports import run_report
+    from trx_nipype.reports.cache import prune_report_cache
+
+    monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))
+    out = Path(shutil.copytree(main_run, tmp_path / "out", ignore=shutil.ignore_patterns("work")))
+    write_run_report(out, [])
+    first = tree_bytes(out)
+    drawn: list[str] = []
+    measure = run_report.measure_tractogram
+
+    def counting(trx, **kwargs):  # noqa: ANN202
+        drawn.append(Path(trx.path).name)
+        return measure(trx, **kwargs)
+
+    monkeypatch.setattr(run_report, "measure_tractogram", counting)
+    write_run_report(out, [])
+    assert drawn == [] and tree_bytes(out) == first
+    # an output written again (a new file, the same bytes): only it is read and drawn again
+    path = out / "sub-02/dwi/sub-02_desc-bundles_tractogram.trx"
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)
+    write_run_report(out, [])
+    assert drawn == [path.name] and tree_bytes(out) == first
+    # a figure removed or changed: its output is drawn again
+    (out / "figures/sub-03_desc-bundles_lengths.svg").unlink()
+    (out / "figures/bundle-AF_L_projections.png").write_bytes(b"changed")
+    write_run_report(out, [])
+    assert sorted(drawn[1:]) == ["bundle-AF_L_tractogram.trx",
+                                 "sub-03_desc-bundles_tractogram.trx"]
+    assert tree_bytes(out) == first
+    # another seed is another entry
+    write_run_report(out, [], seed=1)
+    assert len(drawn) == 3 + 8
+    entries = len(list((tmp_path / "cache").rglob("*.json")))
+    assert entries == 8 + 1 + 8 + 1  # seed 0, sub-02 written again, seed 1; the heatmap
+    assert prune_report_cache(max_age_days=1) == 0
+    assert prune_report_cache(max_age_days=-1) == entries
+
+
+def test_no_report_yet_when_a_graph_plugin_took_the_jobs(tmp_path: Path) -> None:
+    from trx_nipype.cli.report import report_after_run
+    from trx_nipype.workflows.runner import RunReport
+
+    said: list[str] = []
+    run = RunReport(work_dir=str(tmp_path / "work"), plugin="SLURMGraph")
+    report_after_run(tmp_path, run, said.append)  # nothing ran here: results come later
+    assert said == [f"report: not yet (jobs handed to SLURMGraph); when they have finished: "
+                    f"trx-nipype report {os.path.relpath(tmp_path)}"]
+    assert run.failures == [] and not (tmp_path / "report.html").exists()

@@ -1,0 +1,131 @@
+"""``trx-nipype report``: the HTML QC report of a run's output folder, or of one tractogram.
+
+::
+
+    trx-nipype report OUT_DIR                  # OUT_DIR/report.html, qc.tsv, figures/
+    trx-nipype report FILE [-o PAGE.html]      # one self-contained page
+
+``trx-nipype run`` ends with the same report of its output folder
+(:func:`report_after_run`), with the failed nodes of the run; built again
+from the folder alone, the page says that failures are not known.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..reports.measures import DEFAULT_MAX_STREAMLINES
+
+
+def add_report_parser(sub: Any) -> None:
+    """Add the ``report`` command to the ``trx-nipype`` subparsers ``sub``."""
+    from .run import positive_int
+
+    p = sub.add_parser(
+        "report", help="an HTML QC report with figures: of a run's output folder, or of one "
+                       "tractogram",
+        description="With an output folder of 'trx-nipype run': write OUT_DIR/report.html "
+                    "(per subject: its bundles drawn in three projections, counts, lengths; "
+                    "for the population: subjects x bundles counts and mean lengths, "
+                    "outliers flagged; provenance), its figures in OUT_DIR/figures/ and "
+                    "OUT_DIR/qc.tsv, from the outputs alone. With a tractogram (TRX, TRK, "
+                    "TCK, ...): one self-contained page (groups, counts, colours, "
+                    "projections, lengths).")
+    p.add_argument("input", metavar="OUT_DIR|FILE",
+                   help="output folder of trx-nipype run, or a tractogram")
+    p.add_argument("-o", "--output", metavar="PAGE.html",
+                   help="a tractogram's page (default: <name>_report.html here); an output "
+                        "folder's report is always OUT_DIR/report.html")
+    p.add_argument("--reference", help="reference image for a tractogram without a space "
+                                       "(TCK, ...)")
+    p.add_argument("--max-streamlines", type=positive_int, default=DEFAULT_MAX_STREAMLINES,
+                   metavar="N", help="streamlines drawn per figure at most: a seeded random "
+                                     f"sample beyond (default: {DEFAULT_MAX_STREAMLINES})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the drawn sample (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def _usage_error(message: str) -> int:
+    from .main import EXIT_USAGE
+
+    print(f"trx-nipype: error: report: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``trx-nipype report OUT_DIR`` or ``trx-nipype report FILE [-o PAGE.html]``."""
+    path = Path(args.input)
+    if not path.exists():
+        raise FileNotFoundError(f"{args.input}: no such file or directory")
+    if args.reference is not None and not os.path.exists(args.reference):
+        raise FileNotFoundError(f"{args.reference}: no such file or directory")
+    if path.is_dir() and not (path / "header.json").is_file():  # not a TRX directory
+        if args.output or args.reference:
+            return _usage_error("-o/--output and --reference are for a tractogram's page; an "
+                                "output folder's report is OUT_DIR/report.html")
+        from ..reports.run_report import write_run_report
+
+        files = write_run_report(path, None, max_streamlines=args.max_streamlines,
+                                 seed=args.seed, echo=None if args.quiet else print)
+        _say_written(files, print)
+        return 0
+    from ..core.formats import SUFFIXES, compound_suffix
+    from ..reports.tractogram import tractogram_report
+
+    name = path.resolve().name
+    ext = compound_suffix(name)
+    page = args.output or f"{name[:-len(ext)] if ext in SUFFIXES else name}_report.html"
+    if not page.lower().endswith((".html", ".htm")):
+        return _usage_error(f"-o/--output must name an .html page, got {page!r}")
+    out = tractogram_report(path, page, reference=args.reference,
+                            max_streamlines=args.max_streamlines, seed=args.seed)
+    print(out)
+    return 0
+
+
+def _say_written(files: Any, say: Callable[[str], None]) -> None:
+    outliers = files.outliers
+    flagged = ", ".join(f"{r.subject} {r.bundle}" for r in outliers)
+    say(f"report: {os.path.relpath(files.page)} ({len(files.figures)} figures); "
+        f"{os.path.relpath(files.qc_tsv)}: {len(files.rows)} rows, {len(outliers)} outlier(s)"
+        + (f": {flagged}" if flagged else ""))
+
+
+def report_after_run(out_dir: str | os.PathLike, run: Any,
+                     say: Callable[[str], None]) -> None:
+    """The end of ``trx-nipype run``: ``OUT/report.html`` with the run's failed nodes.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The run's output folder.
+    run : trx_nipype.workflows.runner.RunReport
+        What the run did: its ``failures`` go on the page.
+    say : callable
+        Prints a progress line (or does nothing: ``--quiet``).
+
+    Notes
+    -----
+    Nothing is drawn when a cluster's graph plugin took the jobs and returned
+    (no results yet): ``trx-nipype report OUT`` draws it once they finish. A
+    report that cannot be written adds a failure named ``report`` to
+    ``run.failures``, so the run ends with its message and exit status 1.
+    """
+    from ..reports.run_report import write_run_report
+    from ..workflows.runner import LOCAL_PLUGINS, Failure
+
+    if run.plugin not in LOCAL_PLUGINS and not run.events:
+        say(f"report: not yet (jobs handed to {run.plugin}); when they have finished: "
+            f"trx-nipype report {os.path.relpath(out_dir)}")
+        return
+    try:
+        files = write_run_report(out_dir, run.failures, echo=None)
+    except Exception as exc:  # the run's outputs stand; say why there is no report
+        run.failures.append(Failure("report", "", " ".join(str(exc).split()), ""))
+        return
+    _say_written(files, say)
