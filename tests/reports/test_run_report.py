@@ -21,6 +21,7 @@ from dipy.tracking.streamline import length as dipy_length
 from PIL import Image
 
 from trx_nipype.cli.main import main
+from trx_nipype.data import DEMO_MARKER
 from trx_nipype.reports.qc import OUTLIER_RULE, QC_COLUMNS
 from trx_nipype.reports.run_report import write_run_report
 
@@ -93,7 +94,7 @@ def test_page_shows_counts_rule_provenance_and_that_nothing_failed(main_run: Pat
     assert side["sha256"] in text  # provenance from the sidecars
     for name, version in side["Software"].items():
         assert f"<dt>{name}</dt><dd>{version}</dd>" in text
-    assert "<code>work/demo-data/sub-01/dwi/AF_L.trk</code>" in text  # a source, relative
+    assert "<code>bids:raw:sub-01/dwi/AF_L.trk</code>" in text  # a source, as a BIDS URI
 
 
 def test_no_absolute_path_and_the_folder_moves_with_its_report(main_run: Path,
@@ -225,6 +226,7 @@ def test_convert_pipeline_outputs_with_a_reference_are_reported(demo_data: Path,
                                                                 tmp_path: Path) -> None:
     # TCK outputs carry no space: the report reads them with the reference in their sources
     data = Path(shutil.copytree(demo_data, tmp_path / "data"))
+    (data / DEMO_MARKER).unlink(missing_ok=True)  # a dataset of the user's, not the demo
     ref = nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), np.eye(4))  # the TRKs' space
     for subject in SUBJECTS[:3]:
         nib.save(ref, str(data / subject / "dwi" / "t1.nii.gz"))

@@ -113,15 +113,15 @@ class RunReportFiles:
 
 def _reference_for(output: RunOutput, out_dir: Path) -> str | None:
     """A reference image among an output's sources, for formats without a space."""
-    from ..workflows.derivatives import carries_space
+    from ..workflows.derivatives import carries_space, resolve_source
 
     if carries_space(output.path):
         return None
     for source in output.sidecar.get("Sources", []):
         path = str(source.get("path", "")) if isinstance(source, dict) else ""
         if path.lower().endswith((".nii", ".nii.gz")):
-            full = Path(path) if os.path.isabs(path) else out_dir / path
-            if full.is_file():
+            full = resolve_source(path, out_dir)
+            if full is not None and full.is_file():
                 return str(full)
     raise ValueError(f"{output.rel}: a .{output.path.suffix.lstrip('.')} file has no space, and "
                      "none of its sources is a reference image found here")

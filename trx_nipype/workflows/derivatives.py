@@ -147,6 +147,30 @@ def source_uri(path: str | os.PathLike, out_dir: str | os.PathLike,
                                 os.path.abspath(os.fspath(out_dir)))).as_posix()
 
 
+def resolve_source(name: str, out_dir: str | os.PathLike) -> Path | None:
+    """The file a sidecar's source names (the inverse of :func:`source_uri`), or None.
+
+    ``bids::<path>`` is inside ``out_dir``; ``bids:<name>:<path>`` inside the
+    dataset that ``out_dir/dataset_description.json`` links as ``<name>``
+    (None when that link is not a folder, e.g. the demo data's URL); any
+    other name is a path relative to ``out_dir``.
+    """
+    out = Path(out_dir)
+    if not name.startswith("bids:"):
+        return out / name
+    dataset, _, rel = name[len("bids:"):].partition(":")
+    if not dataset:
+        return out / rel
+    try:
+        doc = json.loads((out / "dataset_description.json").read_text(encoding="utf-8"))
+        link = doc["DatasetLinks"][dataset]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(link, str) or "://" in link:
+        return None
+    return out / link / rel
+
+
 def dataset_link(folder: str | os.PathLike, out_dir: str | os.PathLike) -> str:
     """The ``DatasetLinks`` value of a dataset: where it is, relative to the output folder.
 
