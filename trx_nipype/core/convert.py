@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import row_width
+from .errors import ParameterError, ParameterWarning, param
 from .formats import Block, detect_format, format_names
 from .loader import load
 from .reference import Space, space_from_reference
@@ -123,8 +124,9 @@ def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
         inp.space = ref_space
         if inp.space is None and need_space:
             inp.close()
-            raise ValueError(f"{path_s}: .{fmt} files carry no space (affine and dimensions); "
-                             "give reference= a NIfTI image, TRK or TRX file of the same space")
+            raise ParameterError(f"{path_s}: .{fmt} files carry no space (affine and "
+                                 f"dimensions); give {param('reference')} a NIfTI image, TRK "
+                                 "or TRX file of the same space")
     elif ref_space is not None and not inp.space.matches(ref_space):
         inp.close()
         raise ValueError(f"{path_s}: its space (dimensions {inp.space.dimensions.tolist()}, "
@@ -175,10 +177,11 @@ class _BBox:
     def report(self) -> None:
         if not self.outside:
             return
-        fate = "kept (keep_outside=False drops them)" if self.keep else "dropped"
-        msg = (f"{self.where}: {self.outside} of {self.total} streamlines fall outside the "
-               f"bounding box of the reference grid {self.space.dimensions.tolist()}; {fate}")
-        log.info(msg)
+        fate = f"kept ({param('keep_outside', False)} drops them)" if self.keep else "dropped"
+        msg = ParameterWarning(f"{self.where}: {self.outside} of {self.total} streamlines fall "
+                               "outside the bounding box of the reference grid "
+                               f"{self.space.dimensions.tolist()}; {fate}")
+        log.info("%s", msg)
         warnings.warn(msg, stacklevel=3)
 
 

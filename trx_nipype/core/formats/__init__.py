@@ -125,8 +125,7 @@ def detect_format(path: str | os.PathLike, *, for_output: bool = False) -> str:
     known = ", ".join(SUFFIXES)
     what = "output" if for_output else "input"
     raise ValueError(f"{path}: cannot tell the {what} format from its name; expected one of "
-                     f"{known}{' or no suffix (a TRX directory)' if for_output else ''}, "
-                     "or pass out_format=")
+                     f"{known}{', or no suffix (a TRX directory)' if for_output else ''}")
 
 
 def is_gzip(path: str | os.PathLike) -> bool:
