@@ -413,10 +413,9 @@ def _to_trx(inp: _Input, out: str, bbox: _BBox, **save_kw: Any) -> Path:
 
 def _check_destination(dest: Path, out_fmt: str) -> None:
     """Refuse, before any work, a destination that must not be replaced."""
-    if out_fmt == "trx":
-        check_replaceable(dest, as_directory=not is_zip_path(dest))
-    elif dest.is_dir() and not dest.is_symlink():
+    if out_fmt != "trx" and dest.is_dir() and not dest.is_symlink():
         raise FileExistsError(f"{dest}: is a folder; a .{out_fmt} output is a file")
+    check_replaceable(dest, as_directory=out_fmt == "trx" and not is_zip_path(dest))
 
 
 @contextmanager
