@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
 
-from trx_nipype.core.summary import summarize
+from trx_nipype.core.operations import write_info
+from trx_nipype.core.operations.info import check_info_replaceable
 
-from ._traits import TrxInputSpec, TrxPath, output_path
+from ._traits import TrxInputSpec, TrxPath, optional, output_path
 
 log = logging.getLogger("nipype.interface")
 
@@ -34,21 +31,12 @@ def node_fields(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_json(data: Any, path: Path) -> None:
-    """Write JSON atomically: a temporary sibling renamed into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class _TrxInfoInputSpec(TrxInputSpec):
-    in_file = TrxPath(exists=True, mandatory=True, desc="TRX tractogram (zip or directory)")
+    in_file = TrxPath(exists=True, mandatory=True,
+                      desc="tractogram: TRX (zip or directory), TRK, TCK, ...")
+    reference = File(exists=True, trx_hash=True,
+                     desc="reference image (NIfTI) placing a file without a space (TCK...); "
+                          "not needed to count (affine and dimensions are then null)")
     out_filename = traits.Str(desc="name of the JSON summary (default: <input>_info.json)")
 
 
@@ -84,9 +72,10 @@ class TrxInfo(SimpleInterface):
 
     def _run_interface(self, runtime: Any) -> Any:
         in_file = self.inputs.in_file
-        out = output_path(in_file, "_info", ".json", self.inputs.out_filename)
-        info = summarize(in_file)
-        write_json(info, out)
+        out = output_path(in_file, "_info", ".json", self.inputs.out_filename,
+                          replaceable=check_info_replaceable)
+        info = write_info(in_file, out, reference=optional(self.inputs.reference),
+                          overwrite=True)
         fields = node_fields(info)
         log.info("TrxInfo: %s: %d streamlines, %d vertices, groups %s", in_file,
                  fields["nb_streamlines"], fields["nb_vertices"], fields["group_names"])
