@@ -449,29 +449,6 @@ def _staging(out: str, spool: _Spool) -> Iterator[None]:
                             f"{spool.dir} failed: {exc.strerror or exc}") from exc
 
 
-def save_bundle(trx: TrxFile, dest: str | os.PathLike, out_format: str | None = None,
-                reference: Any = None) -> Path:
-    """Write one bundle (a tractogram or a view, e.g. one group) as a file of any format.
-
-    A TRX keeps the view's groups (re-indexed); in another format the file *is*
-    the bundle: its streamlines and their data, without groups. The core
-    converts files, not views, so other formats go through a private temporary
-    TRX (under the temp root, removed at once). ``out_format`` defaults to what
-    ``dest``'s name says (no suffix: a TRX folder).
-    """
-    out_format = out_format or detect_format(dest, for_output=True)
-    if out_format == "trx":
-        return save(trx, dest)
-    tmp = make_temp_dir("bundle")
-    try:
-        bundle = trx.select(np.arange(len(trx)))
-        bundle.groups, bundle.dpg = {}, {}
-        staged = save(bundle, tmp / "bundle.trx")
-        return convert(staged, dest, reference=reference, out_format=out_format)
-    finally:
-        remove_temp_dir(tmp)
-
-
 def load_any(path: str | os.PathLike, reference: Any = None) -> TrxFile:
     """Open any readable tractogram as a :class:`~trx_nipype.core.TrxFile`.
 
