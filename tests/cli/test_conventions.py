@@ -215,6 +215,13 @@ def test_a_closed_pipe_ends_quietly(trx_path: Path) -> None:
     finally:
         os.close(write)
     assert proc.returncode == 0 and proc.stderr == ""
+    # a broken pipe that is not stdout's is an error like any other
+    script = ("import sys\nfrom trx_nipype.cli import main, ops\n"
+              "def boom(args):\n    raise BrokenPipeError(32, 'Broken pipe (a worker)')\n"
+              "ops.cmd_info = boom\nsys.exit(main.main(['info', 'x']))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, env={**os.environ, "NIPYPE_NO_ET": "1"})
+    assert proc.returncode == 1 and "Broken pipe (a worker)" in error_line(proc.stderr)
 
 
 # ------------------------------------------------------------- 16.11: defaults

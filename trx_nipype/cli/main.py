@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
 import traceback
 import warnings
@@ -256,6 +257,17 @@ def _warning_printer(command: str) -> Callable[..., None]:
     return show
 
 
+def _stdout_broken() -> bool:
+    """Whether stdout is a pipe whose reader has gone (the broken pipe was ours to print to,
+    not one of the work's)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no poll, or no real stdout
+        return True
+
+
 def _quiet_broken_pipe() -> int:
     """The reader of stdout went away (``| head``): stop quietly, print nothing more."""
     try:  # later writes (and the flush at exit) go nowhere instead of failing again
@@ -288,19 +300,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 code = getattr(ops, _COMMANDS[args.command])(args)
             sys.stdout.flush()  # a closed pipe shows here, not at exit
             return code
-        except BrokenPipeError:
-            return _quiet_broken_pipe()
+        except BrokenPipeError as exc:
+            if _stdout_broken():
+                return _quiet_broken_pipe()
+            return _report(exc, args)
         except KeyboardInterrupt:
             print("trx-nipype: interrupted", file=sys.stderr)
             return 130
         except Exception as exc:
-            code = _exit_code(exc)
-            if args.traceback:  # the traceback, then the same line and exit code
-                traceback.print_exc()
-            prefix = f"{args.command}: " if code == EXIT_USAGE else ""
-            print(f"trx-nipype: error: {prefix}{_one_line(exc, args.command)}",
-                  file=sys.stderr)
-            return code
+            return _report(exc, args)
+
+
+def _report(exc: BaseException, args: argparse.Namespace) -> int:
+    """Print an error as one line (after its traceback with ``--traceback``); its exit code."""
+    code = _exit_code(exc)
+    if args.traceback:  # the traceback, then the same line and exit code
+        traceback.print_exc()
+    prefix = f"{args.command}: " if code == EXIT_USAGE else ""
+    print(f"trx-nipype: error: {prefix}{_one_line(exc, args.command)}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover
