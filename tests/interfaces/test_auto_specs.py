@@ -96,6 +96,12 @@ def test_ConcatenateTrx_inputs() -> None:
             trait_type='Enum',
             values=('float16', 'float32', 'float64'),
         ),
+        reference=dict(
+            exists=True,
+            extensions=None,
+            trait_type='File',
+            trx_hash=True,
+        ),
     )
     check_spec(ConcatenateTrx.input_spec, input_map)
 
@@ -112,6 +118,9 @@ def test_ConcatenateTrx_outputs() -> None:
             exists=True,
             trait_type='TrxPath',
             trx_hash=True,
+        ),
+        out_groups=dict(
+            trait_type='List',
         ),
     )
     check_spec(ConcatenateTrx.output_spec, output_map)
@@ -172,6 +181,9 @@ def test_ConvertTractogram_outputs() -> None:
             exists=True,
             trait_type='TrxPath',
             trx_hash=True,
+        ),
+        out_groups=dict(
+            trait_type='List',
         ),
     )
     check_spec(ConvertTractogram.output_spec, output_map)
@@ -246,6 +258,12 @@ def test_ResizeTrx_inputs() -> None:
             trait_type='Bool',
             usedefault=True,
         ),
+        reference=dict(
+            exists=True,
+            extensions=None,
+            trait_type='File',
+            trx_hash=True,
+        ),
         seed=dict(
             default=0,
             trait_type='Int',
@@ -265,6 +283,9 @@ def test_ResizeTrx_outputs() -> None:
             trait_type='TrxPath',
             trx_hash=True,
         ),
+        out_groups=dict(
+            trait_type='List',
+        ),
     )
     check_spec(ResizeTrx.output_spec, output_map)
 
@@ -282,7 +303,7 @@ def test_SelectGroup_inputs() -> None:
             trx_hash=True,
         ),
         keep_groups=dict(
-            default=True,
+            default=False,  # issue 16 item 11: the selection alone, by default
             trait_type='Bool',
             usedefault=True,
         ),
@@ -303,6 +324,9 @@ def test_SelectGroup_outputs() -> None:
             trait_type='TrxPath',
             trx_hash=True,
         ),
+        out_groups=dict(
+            trait_type='List',
+        ),
     )
     check_spec(SelectGroup.output_spec, output_map)
 
@@ -320,6 +344,12 @@ def test_SplitGroups_inputs() -> None:
             trait_type='Enum',
             usedefault=True,
             values=('trx', 'trx_dir', 'trk', 'tck', 'vtk', 'vtp', 'fib', 'dpy'),
+        ),
+        reference=dict(
+            exists=True,
+            extensions=None,
+            trait_type='File',
+            trx_hash=True,
         ),
     )
     check_spec(SplitGroups.input_spec, input_map)
@@ -347,6 +377,12 @@ def test_TrxInfo_inputs() -> None:
         ),
         out_filename=dict(
             trait_type='Str',
+        ),
+        reference=dict(
+            exists=True,
+            extensions=None,
+            trait_type='File',
+            trx_hash=True,
         ),
     )
     check_spec(TrxInfo.input_spec, input_map)

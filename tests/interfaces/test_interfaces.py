@@ -16,6 +16,7 @@ import pytest
 from nipype.pipeline import engine as pe
 
 from trx_nipype.core import TrxFile, load, save
+from trx_nipype.core.operations import split as split_module
 from trx_nipype.interfaces import (
     ConcatenateTrx,
     ConvertTractogram,
@@ -24,7 +25,6 @@ from trx_nipype.interfaces import (
     SelectGroup,
     SplitGroups,
     TrxInfo,
-    ops,
 )
 from trx_nipype.interfaces._examples import EXAMPLE_LENGTHS, example_trx
 
@@ -124,7 +124,8 @@ def test_concatenate_with_groups_by_input(data: Path, work: Path) -> None:
     a, b = example_trx(data, "a.trx"), example_trx(data, "b", seed=3)
     out = run_node(ConcatenateTrx(), work, in_files=[a, b], group_by_input=True,
                    group_names=["first", "second"], positions_dtype="float16").outputs
-    assert out.out_file == str(node_dir(work) / "a_concat.trx")
+    # named after what it holds (issue 16 item 11; it was a_concat.trx, after the first input)
+    assert out.out_file == str(node_dir(work) / "first+second_concat.trx")
     assert out.nb_streamlines == 12
     assert out.group_names == ["AF", "CST", "first", "second"]
     with load(out.out_file) as trx:
@@ -161,7 +162,8 @@ def test_concatenate_options(data: Path, work: Path) -> None:
 # ------------------------------------------------------------------ SelectGroup
 def test_select_group(data: Path, work: Path) -> None:
     path = example_trx(data)
-    out = run_node(SelectGroup(), work, "cst", in_file=path, group_names="CST").outputs
+    out = run_node(SelectGroup(), work, "cst", in_file=path, group_names="CST",
+                   keep_groups=True).outputs  # the default is False since issue 16 item 11
     assert out.out_file == str(node_dir(work, "cst") / "bundle_CST.trx")
     assert out.nb_streamlines == 3
     with load(out.out_file) as trx, load(path) as src:
@@ -303,15 +305,15 @@ def test_split_names_are_safe_and_unique(data: Path, work: Path) -> None:
 
 def test_split_failure_removes_what_it_wrote(data: Path, work: Path, monkeypatch) -> None:
     calls = []
-    real = ops.save_as
+    real = split_module.write_tractogram  # the interface calls the operation, which writes
 
-    def failing(trx: Any, dest: Path, fmt: str) -> None:
-        calls.append(dest)
+    def failing(trx: Any, output: Any, **kw: Any) -> Any:
+        calls.append(output.path)
         if len(calls) == 2:
             raise OSError("disk full")
-        real(trx, dest, fmt)
+        return real(trx, output, **kw)
 
-    monkeypatch.setattr(ops, "save_as", failing)
+    monkeypatch.setattr(split_module, "write_tractogram", failing)
     with pytest.raises(Exception, match="disk full"):
         run_node(SplitGroups(), work, in_file=example_trx(data))
     assert len(calls) == 2 and user_files(node_dir(work)) == []

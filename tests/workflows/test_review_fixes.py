@@ -315,7 +315,9 @@ def test_load_bundle_copy_is_absolute_from_a_relative_cwd(demo_source: Path, tmp
     (tmp_path / "node").mkdir()
     monkeypatch.chdir(tmp_path)
     stale = tmp_path / "node" / "AF_L_bundle.trx"
-    stale.write_bytes(b"a previous run's output")
+    # a previous run's output: a TRX (since issue 18 item 4 a node never replaces a file
+    # that is not a tractogram, even in its own folder)
+    shutil.copy(tmp_path / "a.trx", stale)
     res = LoadBundle(in_file=str(bundle), bundle_name="AF_L").run(cwd="node")
     out = Path(res.outputs.out_file)
     assert out.is_absolute() and out == stale

@@ -5,10 +5,15 @@ Single operations run straight on the core (no Nipype)::
     trx-nipype info in.trx [--json]
     trx-nipype validate in.trx [more.trx ...] [--deep] [--json]
     trx-nipype convert in.trk out.trx [--reference ref.nii.gz]
-    trx-nipype concatenate a.trx b.trx -o out.trx [--group-by-input [--group-names A B]]
-    trx-nipype select-group in.trx G1 [G2 ...] -o out.trx
-    trx-nipype resize in.trx -o out.trx [-n 1000 [--random --seed 0]]
+    trx-nipype concatenate a.trx b.trk -o out.trx [--group-by-input [--group-names A B]]
+    trx-nipype select-group in.trx G1 [G2 ...] -o out.trk [--keep-groups]
+    trx-nipype resize in.tck -o out.tck [-n 1000 [--random --seed 0]]
     trx-nipype split-groups in.trx -o folder/ [--format trk]
+
+Inputs may be in any readable format (TRX zip or folder, TRK, TCK, VTK, ...); the
+output's extension picks its format (``.trx`` zip, ``.trk``, ``.tck``, ...; none: a
+TRX folder). An existing output is replaced only with ``-f/--force``, and only when
+it is a tractogram; no output may lie inside an input TRX folder.
 
 Pipelines over a dataset (Nipype; the demo data when no folder is given)::
 
@@ -38,16 +43,19 @@ Exit codes
     a missing or mismatched reference, an unusable dataset folder.
 
 Errors are printed as one line on stderr, ``trx-nipype: error: <what>``,
-without a traceback (``--traceback`` shows it).
+without a traceback (``--traceback`` shows it; the exit code is the same). A
+closed output pipe (``trx-nipype info x | head -1``) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
+import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..core.dtypes import OFFSET_DTYPES, POSITION_DTYPES
 from ..core.formats import OUTPUT_CHOICES
@@ -58,12 +66,22 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
 
 def _encoding(p: argparse.ArgumentParser, offsets: bool = True) -> None:
     p.add_argument("--positions-dtype", choices=POSITION_DTYPES,
-                   help="dtype of the output positions (default: the input's)")
+                   help="dtype of the output positions (TRX output; default: the input's)")
     if offsets:
         p.add_argument("--offsets-dtype", choices=OFFSET_DTYPES,
-                       help="dtype of the output offsets (default: the input's)")
-    p.add_argument("--compression", choices=("stored", "deflate"), default="stored",
+                       help="dtype of the output offsets (TRX output; default: the input's)")
+    p.add_argument("--compression", choices=("stored", "deflate"),
                    help="zip compression of a .trx output (default: stored, memory-mappable)")
+
+
+def _writes(p: argparse.ArgumentParser, what: str = "the output") -> None:
+    p.add_argument("-f", "--force", action="store_true",
+                   help=f"replace {what} if it exists (only ever a tractogram; never a "
+                        "folder of other files or a file of another kind)")
+
+
+_OUTPUT_HELP = ("output; its extension picks the format: .trx (zip), .trk, .tck, .vtk, ... "
+                "(no extension: a TRX folder)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="tractogram to convert")
     p.add_argument("output", help="destination; its extension gives the format "
                                   "(no extension: a TRX folder)")
+    _writes(p)
     p.add_argument("--reference", help="reference image (NIfTI) for formats without a space")
     p.add_argument("--no-bbox-check", action="store_true",
                    help="do not check that streamlines lie inside the reference grid")
@@ -103,9 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop streamlines outside the reference grid (default: keep, warn)")
     _encoding(p)
 
-    p = sub.add_parser("concatenate", help="concatenate TRX files into one")
-    p.add_argument("inputs", nargs="+", metavar="FILE")
-    p.add_argument("-o", "--output", required=True, help="output TRX")
+    p = sub.add_parser("concatenate", help="concatenate tractograms into one")
+    p.add_argument("inputs", nargs="+", metavar="FILE",
+                   help="tractograms (TRX, TRK, TCK, ...), in output order")
+    p.add_argument("-o", "--output", required=True, help=_OUTPUT_HELP)
+    _writes(p)
+    p.add_argument("--reference", help="reference image for inputs without a space (TCK...)")
     p.add_argument("--group-by-input", action="store_true",
                    help="add one group per input (named after the input's file)")
     p.add_argument("--group-names", nargs="+", metavar="NAME",
@@ -120,25 +142,36 @@ def build_parser() -> argparse.ArgumentParser:
     _encoding(p)
 
     p = sub.add_parser("select-group", help="keep the streamlines of one or more groups")
-    p.add_argument("input")
+    p.add_argument("input", help="tractogram with groups (TRX, or TRK with its .groups.json)")
     p.add_argument("groups", nargs="+", metavar="GROUP")
-    p.add_argument("-o", "--output", required=True, help="output TRX")
-    p.add_argument("--drop-groups", action="store_true",
-                   help="do not keep the group memberships in the output")
+    p.add_argument("-o", "--output", required=True, help=_OUTPUT_HELP)
+    _writes(p)
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--keep-groups", action="store_true",
+                      help="keep the group memberships (re-indexed) and their dpg in the "
+                           "output (default: the output is the selection, without groups)")
+    keep.add_argument("--drop-groups", dest="keep_groups", action="store_false",
+                      help=argparse.SUPPRESS)  # the default since 0.2; older scripts pass it
+    p.set_defaults(keep_groups=False)
     _encoding(p, offsets=False)
 
     p = sub.add_parser("resize", help="keep N streamlines (first N or a seeded random subset), "
                                       "or trim unused capacity")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True, help="output TRX")
+    p.add_argument("input", help="tractogram (TRX, TRK, TCK, ...)")
+    p.add_argument("-o", "--output", required=True, help=_OUTPUT_HELP)
+    _writes(p)
+    p.add_argument("--reference", help="reference image for an input without a space (TCK...) "
+                                       "written as TRX or TRK")
     p.add_argument("-n", "--nb-streamlines", type=int, help="streamlines to keep")
     p.add_argument("--random", action="store_true", help="a random subset, in file order")
     p.add_argument("--seed", type=int, default=0, help="seed of the random subset")
     _encoding(p, offsets=False)
 
     p = sub.add_parser("split-groups", help="write one file per group")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("input", help="tractogram with groups (TRX, or TRK with its .groups.json)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output folder (created if missing), for <input>_<group>.<format>")
+    _writes(p, "files that exist")
     p.add_argument("--format", choices=list(OUTPUT_CHOICES), default="trx",
                    help="format of the files (default: trx)")
     p.add_argument("--reference", help="reference image for formats that need one")
@@ -172,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-format", choices=list(OUTPUT_CHOICES), default="trx",
                    help="convert pipeline: output format (default: trx)")
     _encoding(p, offsets=False)
+    p.set_defaults(compression="stored")  # trx-nipype run tells the default from a choice
     p.add_argument("--plugin", default="Linear", type=_plugin_name,
                    help="Nipype plugin: Linear (default), MultiProc, SLURMGraph, SGEGraph, "
                         "PBSGraph, SLURM, ...")
@@ -196,10 +230,18 @@ _COMMANDS = {"info": "cmd_info", "validate": "cmd_validate", "convert": "cmd_con
              "resize": "cmd_resize", "split-groups": "cmd_split_groups"}
 
 
-def _one_line(exc: BaseException) -> str:
-    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    text = " ".join(str(text).split()) or type(exc).__name__
-    return text
+def _one_line(exc: BaseException | Warning | str, command: str) -> str:
+    """The message of an error or warning on one line, in this command's words."""
+    from ..core.errors import ParameterMessage
+    from .ops import spelling
+
+    if isinstance(exc, ParameterMessage):
+        text = exc.render(spelling(command))
+    elif isinstance(exc, KeyError) and exc.args:
+        text = exc.args[0]
+    else:
+        text = str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
 
 
 def _plugin_name(text: str) -> str:
@@ -216,18 +258,44 @@ def _plugin_name(text: str) -> str:
 
 
 def _exit_code(exc: BaseException) -> int:
-    from .ops import _Usage
+    from ..core.errors import UsageError
 
-    if isinstance(exc, _Usage | FileExistsError):  # FileExistsError: an output we won't replace
+    if isinstance(exc, UsageError | FileExistsError):  # FileExistsError: an output we keep
         return EXIT_USAGE
     if isinstance(exc, FileNotFoundError | KeyError | ValueError | IsADirectoryError):
         return EXIT_INVALID  # TrxFormatError, DatasetError and unknown groups included
     return EXIT_FAILED
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: object = None, line: str | None = None) -> None:
-    print(f"trx-nipype: warning: {' '.join(str(message).split())}", file=sys.stderr)
+def _warning_printer(command: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints one line in ``command``'s words."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: object = None, line: str | None = None) -> None:
+        print(f"trx-nipype: warning: {_one_line(message, command)}", file=sys.stderr)
+
+    return show
+
+
+def _stdout_broken() -> bool:
+    """Whether stdout is a pipe whose reader has gone (the broken pipe was ours to print to,
+    not one of the work's)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no poll, or no real stdout
+        return True
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, print nothing more."""
+    try:  # later writes (and the flush at exit) go nowhere instead of failing again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured in tests)
+        pass
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,31 +307,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code or 0)
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = _warning_printer(args.command)
         try:
             if hasattr(args, "handler"):
-                return args.handler(args)
-            if args.command == "run":
+                code = args.handler(args)
+            elif args.command == "run":
                 from .run import cmd_run
 
-                return cmd_run(args)
-            if args.command == "report":
+                code = cmd_run(args)
+            elif args.command == "report":
                 from .report import cmd_report
 
-                return cmd_report(args)
-            from . import ops
+                code = cmd_report(args)
+            else:
+                from . import ops
 
-            return getattr(ops, _COMMANDS[args.command])(args)
+                code = getattr(ops, _COMMANDS[args.command])(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return code
+        except BrokenPipeError as exc:
+            if _stdout_broken():
+                return _quiet_broken_pipe()
+            return _report(exc, args)
         except KeyboardInterrupt:
             print("trx-nipype: interrupted", file=sys.stderr)
             return 130
         except Exception as exc:
-            if args.traceback:
-                raise
-            code = _exit_code(exc)
-            prefix = f"{args.command}: " if code == EXIT_USAGE else ""
-            print(f"trx-nipype: error: {prefix}{_one_line(exc)}", file=sys.stderr)
-            return code
+            return _report(exc, args)
+
+
+def _report(exc: BaseException, args: argparse.Namespace) -> int:
+    """Print an error as one line (after its traceback with ``--traceback``); its exit code."""
+    code = _exit_code(exc)
+    if args.traceback:  # the traceback, then the same line and exit code
+        traceback.print_exc()
+    prefix = f"{args.command}: " if code == EXIT_USAGE else ""
+    print(f"trx-nipype: error: {prefix}{_one_line(exc, args.command)}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,30 +1,82 @@
-"""The single operations of ``trx-nipype``: straight calls into the core, no Nipype.
+"""The single operations of ``trx-nipype``: each command is one call of the operations layer.
 
-Each ``cmd_*`` function takes the parsed arguments and returns an exit code;
-errors are raised and turned into one line and an exit code by
-:func:`trx_nipype.cli.main.main`.
+Each ``cmd_*`` function takes the parsed arguments, calls the function of
+:mod:`trx_nipype.core.operations` that the Nipype interface of the same
+operation calls, prints what it wrote and returns an exit code. Errors are
+raised and turned into one line and an exit code by :func:`trx_nipype.cli.main.main`,
+which names this command's options where the operation names its parameters
+(:func:`spelling`).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
-import os
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from ..core import load, save, validate
-from ..core.formats import OUTPUT_CHOICES
-from ..core.naming import unique_safe_names
-from ..core.summary import summarize
+from ..core import validate
+from ..core.errors import UsageError, python_spelling
+from ..core.operations import (
+    concatenate_files,
+    convert_file,
+    resize,
+    select_groups,
+    split_groups,
+    tractogram_info,
+)
+
+#: operation parameter -> the option that sets it, for every command and per command;
+#: ``name=value`` keys spell one value (``keep_outside=False`` is ``--drop-outside``)
+OPTIONS: dict[str, dict[str, str]] = {
+    "*": {"overwrite": "-f/--force", "reference": "--reference", "out_path": "-o/--output",
+          "compression": "--compression", "positions_dtype": "--positions-dtype",
+          "offsets_dtype": "--offsets-dtype"},
+    "concatenate": {"in_paths": "FILE", "group_by_input": "--group-by-input",
+                    "group_names": "--group-names", "delete_dps": "--delete-dps",
+                    "delete_dpv": "--delete-dpv", "delete_groups": "--delete-groups",
+                    "delete_dpg": "--delete-dpg"},
+    "select-group": {"groups": "GROUP", "keep_groups": "--keep-groups"},
+    "resize": {"nb_streamlines": "-n/--nb-streamlines", "random": "--random",
+               "seed": "--seed"},
+    "split-groups": {"out_format": "--format"},
+    "convert": {"keep_outside=False": "--drop-outside", "keep_outside": "--drop-outside",
+                "bbox_check=False": "--no-bbox-check", "bbox_check": "--no-bbox-check"},
+}
+
+_Usage = UsageError  # the name trx_nipype.cli.run raises usage errors under
 
 
-def tractogram_info(path: str, reference: str | None = None) -> dict[str, Any]:
-    """What ``trx-nipype info --json`` prints (:func:`trx_nipype.core.summary.summarize`)."""
-    _exists(path)
-    return summarize(path, reference=reference)
+def spelling(command: str) -> Callable[[str, str | None], str]:
+    """How ``command`` names an operation's parameter: ``reference=`` -> ``--reference``.
+
+    >>> spell = spelling("resize")
+    >>> spell("nb_streamlines", "99"), spell("overwrite", "True"), spell("random", "True")
+    ('-n/--nb-streamlines 99', '-f/--force', '--random')
+    >>> spelling("convert")("keep_outside", "False"), spelling("info")("reference", None)
+    ('--drop-outside', '--reference')
+    """
+    table = {**OPTIONS["*"], **OPTIONS.get(command, {})}
+
+    def spell(name: str, value: str | None) -> str:
+        if value is not None and f"{name}={value}" in table:
+            return table[f"{name}={value}"]
+        option = table.get(name)
+        if option is None:
+            return python_spelling(name, value)
+        if value is None or value == "True":
+            return option
+        try:
+            shown = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            shown = value
+        return f"{option} {shown}"
+
+    return spell
 
 
+# ------------------------------------------------------------------ info / validate
 def _fmt_table(table: dict[str, dict[str, Any]]) -> str:
     if not table:
         return "-"
@@ -37,7 +89,13 @@ def format_info(info: dict[str, Any]) -> str:
     kind = info["container"] + (f", {info['compression']}" if info["compression"] else "")
     lens = info["lengths"]
     groups = ", ".join(f"{g} {n}" for g, n in info["groups"].items()) or "-"
-    affine = "  ".join("[" + " ".join(f"{v:g}" for v in row) + "]" for row in info["affine"])
+    if info["affine"] is None:
+        space = "-  (the file carries no space; --reference gives one)"
+        dims = affine = "-"
+    else:
+        dims = " x ".join(str(d) for d in info["dimensions"])
+        affine = "  ".join("[" + " ".join(f"{v:g}" for v in row) + "]" for row in info["affine"])
+        space = None
     ngroups = f"groups ({len(info['groups'])})"
     lines = [
         f"{info['path']} ({kind})",
@@ -45,8 +103,9 @@ def format_info(info: dict[str, Any]) -> str:
         f"  vertices     {info['nb_vertices']}",
         f"  lengths      {lens['min']}..{lens['max']} (mean {lens['mean']:g})",
         f"  dtypes       positions {info['positions_dtype']}, offsets {info['offsets_dtype']}",
-        f"  dimensions   {' x '.join(str(d) for d in info['dimensions'])}",
+        f"  dimensions   {dims}",
         f"  affine       {affine}",
+        *([f"  space        {space}"] if space else []),
         f"  {ngroups:13s}{groups}",
         f"  dps          {_fmt_table(info['dps'])}",
         f"  dpv          {_fmt_table(info['dpv'])}",
@@ -58,7 +117,7 @@ def format_info(info: dict[str, Any]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """``trx-nipype info FILE [--json]``."""
+    """``trx-nipype info FILE... [--json] [--reference REF]``."""
     infos = [tractogram_info(p, args.reference) for p in args.inputs]
     if args.json:
         print(json.dumps(infos[0] if len(infos) == 1 else infos, indent=2))
@@ -86,99 +145,54 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in reports) else 3
 
 
+# ------------------------------------------------------------------ operations
 def cmd_convert(args: argparse.Namespace) -> int:
-    """``trx-nipype convert IN OUT [--reference REF] ...``."""
-    from ..core.convert import convert
-
-    _exists(args.input, args.reference)
-    out = convert(args.input, args.output, reference=args.reference,
-                  positions_dtype=args.positions_dtype, offsets_dtype=args.offsets_dtype,
-                  compression=args.compression, bbox_check=not args.no_bbox_check,
-                  keep_outside=not args.drop_outside)
-    print(f"{out}")
+    """``trx-nipype convert IN OUT [--reference REF] [-f] ...``."""
+    files = convert_file(args.input, args.output, reference=args.reference,
+                         overwrite=args.force, compression=args.compression,
+                         positions_dtype=args.positions_dtype,
+                         offsets_dtype=args.offsets_dtype, bbox_check=not args.no_bbox_check,
+                         keep_outside=not args.drop_outside)
+    print(files[0])
     return 0
 
 
 def cmd_concatenate(args: argparse.Namespace) -> int:
-    """``trx-nipype concatenate A B ... -o OUT [--group-by-input] ...``."""
-    from ..core import concatenate
-
-    _exists(*args.inputs)
-    if args.group_names and not args.group_by_input:
-        raise _Usage("--group-names needs --group-by-input")
-    if args.group_names and len(args.group_names) != len(args.inputs):
-        raise _Usage(f"--group-names has {len(args.group_names)} names for "
-                     f"{len(args.inputs)} inputs")
-    out = concatenate(args.inputs, args.output, group_by_input=args.group_by_input,
-                      group_names=args.group_names or None, delete_dps=args.delete_dps,
-                      delete_dpv=args.delete_dpv, delete_groups=args.delete_groups,
-                      delete_dpg=args.delete_dpg, positions_dtype=args.positions_dtype,
-                      offsets_dtype=args.offsets_dtype, compression=args.compression)
-    return _report_written(out)
-
-
-def cmd_select_group(args: argparse.Namespace) -> int:
-    """``trx-nipype select-group IN G1 [G2 ...] -o OUT [--drop-groups]``."""
-    _exists(args.input)
-    with load(args.input) as trx:
-        view = trx.select_groups(args.groups)
-        if args.drop_groups:
-            view.groups, view.dpg = {}, {}
-        save(view, args.output, compression=args.compression,
-             positions_dtype=args.positions_dtype)
-    return _report_written(args.output)
-
-
-def cmd_resize(args: argparse.Namespace) -> int:
-    """``trx-nipype resize IN -o OUT [-n N [--random [--seed S]]]``."""
-    _exists(args.input)
-    if args.random and args.nb_streamlines is None:
-        raise _Usage("--random needs -n/--nb-streamlines")
-    with load(args.input) as trx:
-        if args.random:
-            view = trx.sample(args.nb_streamlines, seed=args.seed)
-        else:
-            view = trx.resize(nb_streamlines=args.nb_streamlines)
-        save(view, args.output, compression=args.compression,
-             positions_dtype=args.positions_dtype)
-    return _report_written(args.output)
-
-
-def cmd_split_groups(args: argparse.Namespace) -> int:
-    """``trx-nipype split-groups IN -o DIR [--format FMT] [--reference REF]``."""
-    from ..core.convert import save_bundle
-
-    _exists(args.input, args.reference)
-    ext = OUTPUT_CHOICES[args.format][0]
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = Path(args.input.rstrip("/")).name
-    for suffix in (".trx", ".zip"):
-        stem = stem.removesuffix(suffix)
-    with load(args.input) as trx:
-        if not trx.groups:
-            raise ValueError(f"{args.input}: no groups to split")
-        for group, safe in unique_safe_names(sorted(trx.groups)).items():
-            dest = out_dir / f"{stem}_{safe}{ext}"
-            view = trx.get_group(group)
-            save_bundle(view, dest, reference=args.reference)
-            print(f"{dest}\t{len(view)} streamlines")
+    """``trx-nipype concatenate A B ... -o OUT [--group-by-input] [-f] ...``."""
+    written = concatenate_files(
+        args.inputs, args.output, reference=args.reference, overwrite=args.force,
+        group_by_input=args.group_by_input, group_names=args.group_names or None,
+        delete_dps=args.delete_dps, delete_dpv=args.delete_dpv,
+        delete_groups=args.delete_groups, delete_dpg=args.delete_dpg,
+        positions_dtype=args.positions_dtype, offsets_dtype=args.offsets_dtype,
+        compression=args.compression)
+    print(written.summary())
     return 0
 
 
-class _Usage(ValueError):
-    """A wrong combination of options (exit code 2)."""
+def cmd_select_group(args: argparse.Namespace) -> int:
+    """``trx-nipype select-group IN G1 [G2 ...] -o OUT [--keep-groups] [-f]``."""
+    written = select_groups(args.input, args.groups, args.output,
+                            keep_groups=args.keep_groups, overwrite=args.force,
+                            compression=args.compression,
+                            positions_dtype=args.positions_dtype)
+    print(written.summary())
+    return 0
 
 
-def _exists(*paths: str | None) -> None:
-    for path in paths:
-        if path is not None and not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: no such file or directory")
+def cmd_resize(args: argparse.Namespace) -> int:
+    """``trx-nipype resize IN -o OUT [-n N [--random [--seed S]]] [-f]``."""
+    written = resize(args.input, args.output, args.nb_streamlines, random=args.random,
+                     seed=args.seed, reference=args.reference, overwrite=args.force,
+                     compression=args.compression, positions_dtype=args.positions_dtype)
+    print(written.summary())
+    return 0
 
 
-def _report_written(path: str | os.PathLike) -> int:
-    with load(path) as trx:
-        groups = ", ".join(f"{g} {len(i)}" for g, i in sorted(trx.groups.items()))
-        print(f"{path}: {len(trx)} streamlines, {trx.nb_vertices} vertices"
-              + (f"; groups: {groups}" if groups else ""))
+def cmd_split_groups(args: argparse.Namespace) -> int:
+    """``trx-nipype split-groups IN -o DIR [--format FMT] [--reference REF] [-f]``."""
+    split = split_groups(args.input, args.output, out_format=args.format,
+                         reference=args.reference, overwrite=args.force)
+    for written in split.outputs:
+        print(f"{written.path}\t{written.nb_streamlines} streamlines")
     return 0

@@ -23,6 +23,7 @@ import numpy as np
 
 from .arrays import row_width
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
+from .errors import ParameterError, param
 from .growable import _same_value
 from .loader import load
 from .reference import space_mismatch
@@ -96,14 +97,14 @@ def _shared_keys(what: str, inputs: list[_Input], active: list[int], delete: boo
             found = ", ".join(f"{dtype_name(dt)} x {row_width(tail)} in {inputs[i].label}"
                               for i, (dt, tail) in specs.items())
             problems.append(f"{what} {key!r} differs: {found}")
-    _raise_or_drop(problems, delete, f"delete_{what}=True to drop only these keys")
+    _raise_or_drop(problems, delete, f"{param(f'delete_{what}', True)} to drop only these keys")
     return kept
 
 
 def _raise_or_drop(problems: list[str], delete: bool, hint: str) -> None:
     """Raise one error listing ``problems``, or (``delete``) log what is dropped."""
     if problems and not delete:
-        raise ValueError(f"cannot concatenate: {'; '.join(problems)}; pass {hint}")
+        raise ParameterError(f"cannot concatenate: {'; '.join(problems)}; pass {hint}")
     for text in problems:
         log.warning("concatenate: dropping %s", text)
 
@@ -126,7 +127,7 @@ def _merged_dpg(inputs: list[_Input], groups: Iterable[str], delete: bool
                 shown = ", ".join(f"{arr.tolist()} ({arr.dtype}) in {label}"
                                   for label, arr in found)
                 problems.append(f"dpg {group}/{key} conflicts: {shown}")
-    _raise_or_drop(problems, delete, "delete_dpg=True to drop only these entries")
+    _raise_or_drop(problems, delete, f"{param('delete_dpg', True)} to drop only these entries")
     return out
 
 
@@ -145,19 +146,21 @@ def _group_names(inputs: list[_Input], group_names: Sequence[str] | None,
     names = [inp.name for inp in inputs] if group_names is None else \
         [str(g) for g in group_names]
     if len(names) != len(inputs):
-        raise ValueError(f"group_names has {len(names)} names for {len(inputs)} inputs")
+        raise ParameterError(f"{param('group_names')} has {len(names)} names for "
+                             f"{len(inputs)} inputs")
     bad = [g for g in names if not g or "/" in g or "\\" in g or "\x00" in g]
     if bad:
         raise ValueError(f"invalid group name(s) {bad}: names must be non-empty, without "
                          "slashes")
     dupes = sorted({g for g in names if names.count(g) > 1})
     if dupes:
-        raise ValueError(f"group_by_input: the inputs would give the same group name(s) "
-                         f"{dupes}; pass unique group_names")
+        raise ParameterError(f"{param('group_by_input', True)}: the inputs would give the "
+                             f"same group name(s) {dupes}; pass unique {param('group_names')}")
     clash = sorted(set(names) & set(existing))
     if clash:
-        raise ValueError(f"group_by_input: group name(s) {clash} already exist in the inputs; "
-                         "pass other group_names (or delete_groups=True)")
+        raise ParameterError(f"{param('group_by_input', True)}: group name(s) {clash} already "
+                             f"exist in the inputs; pass other {param('group_names')} (or "
+                             f"{param('delete_groups', True)})")
     return names
 
 
@@ -278,7 +281,8 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
     if not items:
         raise ValueError("concatenate: no inputs")
     if group_names is not None and not group_by_input:
-        raise ValueError("group_names is only used with group_by_input=True")
+        raise ParameterError(f"{param('group_names')} is only used with "
+                             f"{param('group_by_input', True)}")
     opened: list[TrxFile] = []
     try:
         prepared = []

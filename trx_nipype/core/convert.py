@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import row_width
+from .errors import ParameterError, ParameterWarning, param
 from .formats import Block, detect_format, format_names
 from .loader import load
 from .reference import Space, space_from_reference
@@ -66,33 +67,42 @@ class _Input:
     tck_fields: dict[str, str] = field(default_factory=dict)
     trx: TrxFile | None = None
     positions_only: Callable[[], Iterator[Block]] | None = None
+    owned: bool = True  # close ``trx`` with the input (False: the caller's TrxFile)
 
     def close(self) -> None:
-        if self.trx is not None:
+        if self.trx is not None and self.owned:
             self.trx.close()
 
 
-def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
+def _trx_input(trx: TrxFile, path_s: str, *, owned: bool) -> _Input:
+    """A loaded TRX (or a view of one: only its streamlines) as a convert input."""
+    src = trx.source_arrays()
+    return _Input(path_s, "trx", Space.from_affine(trx.affine, trx.dimensions),
+                  lambda: _trx_blocks(trx), len(trx), trx=trx,
+                  positions_only=lambda: _trx_blocks(trx, data=False),
+                  dpv={k: row_width(src.dpv.spec(k)[1][1:]) for k in src.dpv},
+                  dps={k: row_width(src.dps.spec(k)[1][1:]) for k in src.dps},
+                  groups=sorted(trx.groups),
+                  dpg=[f"{g}/{k}" for g in sorted(trx.dpg) for k in trx.dpg[g]],
+                  header_extra=sorted(k for k in trx.header if k not in (
+                      "VOXEL_TO_RASMM", "DIMENSIONS", "NB_STREAMLINES", "NB_VERTICES")),
+                  owned=owned)
+
+
+def _open_input(path: str | os.PathLike | TrxFile, reference: Any, *, need_space: bool,
                 chunk_bytes: int | None = None) -> _Input:
-    """Open ``path`` (any format) and settle its space against ``reference``."""
+    """Open ``path`` (any format, or a TrxFile) and settle its space against ``reference``."""
+    ref_space = space_from_reference(reference) if reference is not None else None
+    if isinstance(path, TrxFile):
+        inp = _trx_input(path, path.path or "in memory", owned=False)
+        return _settle_space(inp, ref_space, need_space)
     path_s = os.fspath(path)
     if not os.path.exists(path_s):
         raise FileNotFoundError(f"{path_s}: no such file or directory")
     fmt = detect_format(path_s)
-    ref_space = space_from_reference(reference) if reference is not None else None
     kw = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
     if fmt == "trx":
-        trx = load(path_s)
-        src = trx.source_arrays()
-        inp = _Input(path_s, fmt, Space.from_affine(trx.affine, trx.dimensions),
-                     lambda: _trx_blocks(trx), len(trx), trx=trx,
-                     positions_only=lambda: _trx_blocks(trx, data=False),
-                     dpv={k: row_width(src.dpv.spec(k)[1][1:]) for k in src.dpv},
-                     dps={k: row_width(src.dps.spec(k)[1][1:]) for k in src.dps},
-                     groups=sorted(trx.groups),
-                     dpg=[f"{g}/{k}" for g in sorted(trx.dpg) for k in trx.dpg[g]],
-                     header_extra=sorted(k for k in trx.header if k not in (
-                         "VOXEL_TO_RASMM", "DIMENSIONS", "NB_STREAMLINES", "NB_VERTICES")))
+        inp = _trx_input(load(path_s), path_s, owned=True)
     elif fmt == "trk":
         from .formats.trk import groups_sidecar_for, iter_trk_blocks, read_trk_header
 
@@ -119,12 +129,19 @@ def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
 
         require(fmt, path_s)
         inp = _Input(path_s, fmt, None, lambda: iter([read_streamlines(path_s, fmt)]))
+    return _settle_space(inp, ref_space, need_space)
+
+
+def _settle_space(inp: _Input, ref_space: Space | None, need_space: bool) -> _Input:
+    """The input's space, or the reference's; a mismatch or a missing needed space raises."""
+    path_s, fmt = inp.path, inp.fmt
     if inp.space is None:
         inp.space = ref_space
         if inp.space is None and need_space:
             inp.close()
-            raise ValueError(f"{path_s}: .{fmt} files carry no space (affine and dimensions); "
-                             "give reference= a NIfTI image, TRK or TRX file of the same space")
+            raise ParameterError(f"{path_s}: .{fmt} files carry no space (affine and "
+                                 f"dimensions); give {param('reference')} a NIfTI image, TRK "
+                                 "or TRX file of the same space")
     elif ref_space is not None and not inp.space.matches(ref_space):
         inp.close()
         raise ValueError(f"{path_s}: its space (dimensions {inp.space.dimensions.tolist()}, "
@@ -135,7 +152,7 @@ def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
 
 
 def _trx_blocks(trx: TrxFile, data: bool = True) -> Iterator[Block]:
-    """Blocks of a (non-view) TrxFile, with each chunk's group members (and data)."""
+    """Blocks of a TrxFile (or a view of one), with each chunk's group members (and data)."""
     src = trx.source_arrays()
     masks = {}
     for name, idx in (trx.groups.items() if data else ()):
@@ -175,10 +192,11 @@ class _BBox:
     def report(self) -> None:
         if not self.outside:
             return
-        fate = "kept (keep_outside=False drops them)" if self.keep else "dropped"
-        msg = (f"{self.where}: {self.outside} of {self.total} streamlines fall outside the "
-               f"bounding box of the reference grid {self.space.dimensions.tolist()}; {fate}")
-        log.info(msg)
+        fate = f"kept ({param('keep_outside', False)} drops them)" if self.keep else "dropped"
+        msg = ParameterWarning(f"{self.where}: {self.outside} of {self.total} streamlines fall "
+                               "outside the bounding box of the reference grid "
+                               f"{self.space.dimensions.tolist()}; {fate}")
+        log.info("%s", msg)
         warnings.warn(msg, stacklevel=3)
 
 
@@ -270,7 +288,8 @@ def _report_unrepresentable(inp: _Input, dest: str, out_fmt: str) -> None:
 
 
 # -------------------------------------------------------------------- public
-def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: Any = None,
+def convert(in_path: str | os.PathLike | TrxFile, out_path: str | os.PathLike,
+            reference: Any = None,
             *, out_format: str | None = None, positions_dtype: Any = None,
             offsets_dtype: Any = None, compression: str = "stored", level: int = 6,
             bbox_check: bool = True, keep_outside: bool = True,
@@ -279,9 +298,11 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: 
 
     Parameters
     ----------
-    in_path : str or os.PathLike
+    in_path : str, os.PathLike or TrxFile
         ``.trx`` zip or TRX directory, ``.trk[.gz]``, ``.tck[.gz]``,
-        ``.vtk``/``.vtp``/``.fib`` (needs ``fury``) or ``.dpy``.
+        ``.vtk``/``.vtp``/``.fib`` (needs ``fury``) or ``.dpy``; or a loaded
+        :class:`~trx_nipype.core.TrxFile` or a view of one (written as it is,
+        not closed).
     out_path : str or os.PathLike
         Destination; its format comes from ``out_format`` or its name:
         ``.trx``/``.zip`` -> TRX zip, ``.trk[.gz]``, ``.tck[.gz]``,
@@ -332,7 +353,8 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: 
         For each field the target cannot hold, and for streamlines outside
         the bounding box.
     """
-    in_s, out_s = os.fspath(in_path), os.fspath(out_path)
+    in_s = in_path.path or "in memory" if isinstance(in_path, TrxFile) else os.fspath(in_path)
+    out_s = os.fspath(out_path)
     out_fmt = out_format or detect_format(out_s, for_output=True)
     if out_fmt not in ("trx", "trk", "tck", "vtk", "dpy"):
         raise ValueError(f"out_format must be trx, trk, tck, vtk or dpy; got {out_fmt!r}")
@@ -341,8 +363,8 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: 
 
         require(out_fmt, out_s)
     _check_destination(Path(out_s), out_fmt)
-    inp = _open_input(in_s, reference, need_space=out_fmt in _SPACED,
-                      chunk_bytes=chunk_bytes)
+    inp = _open_input(in_path if isinstance(in_path, TrxFile) else in_s, reference,
+                      need_space=out_fmt in _SPACED, chunk_bytes=chunk_bytes)
     try:
         grid = inp.space if bbox_check else None
         if grid is not None and np.all(np.asarray(grid.dimensions) <= 1):
@@ -410,10 +432,9 @@ def _to_trx(inp: _Input, out: str, bbox: _BBox, **save_kw: Any) -> Path:
 
 def _check_destination(dest: Path, out_fmt: str) -> None:
     """Refuse, before any work, a destination that must not be replaced."""
-    if out_fmt == "trx":
-        check_replaceable(dest, as_directory=not is_zip_path(dest))
-    elif dest.is_dir() and not dest.is_symlink():
+    if out_fmt != "trx" and dest.is_dir() and not dest.is_symlink():
         raise FileExistsError(f"{dest}: is a folder; a .{out_fmt} output is a file")
+    check_replaceable(dest, as_directory=out_fmt == "trx" and not is_zip_path(dest))
 
 
 @contextmanager
@@ -426,29 +447,6 @@ def _staging(out: str, spool: _Spool) -> Iterator[None]:
     except OSError as exc:
         raise TrxWriteError(exc.errno, f"{out}: cannot write: staging the data in "
                             f"{spool.dir} failed: {exc.strerror or exc}") from exc
-
-
-def save_bundle(trx: TrxFile, dest: str | os.PathLike, out_format: str | None = None,
-                reference: Any = None) -> Path:
-    """Write one bundle (a tractogram or a view, e.g. one group) as a file of any format.
-
-    A TRX keeps the view's groups (re-indexed); in another format the file *is*
-    the bundle: its streamlines and their data, without groups. The core
-    converts files, not views, so other formats go through a private temporary
-    TRX (under the temp root, removed at once). ``out_format`` defaults to what
-    ``dest``'s name says (no suffix: a TRX folder).
-    """
-    out_format = out_format or detect_format(dest, for_output=True)
-    if out_format == "trx":
-        return save(trx, dest)
-    tmp = make_temp_dir("bundle")
-    try:
-        bundle = trx.select(np.arange(len(trx)))
-        bundle.groups, bundle.dpg = {}, {}
-        staged = save(bundle, tmp / "bundle.trx")
-        return convert(staged, dest, reference=reference, out_format=out_format)
-    finally:
-        remove_temp_dir(tmp)
 
 
 def load_any(path: str | os.PathLike, reference: Any = None) -> TrxFile:

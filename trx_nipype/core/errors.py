@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
+from typing import Any
 
 
 class TrxFormatError(ValueError):
@@ -32,3 +35,99 @@ class TrxFormatError(ValueError):
 
     def __reduce__(self):  # keep picklable for Nipype's crash files / MultiProc
         return (type(self), (self.path, self.member, self.problem))
+
+
+# ------------------------------------------------------------ parameters named in messages
+# A message that tells the caller what to change names a parameter. Python callers read it
+# as ``reference=``; the CLI, where the user typed ``--reference``, renders the same error
+# with its own option names (:meth:`ParameterMessage.render`). Parameters are marked in
+# the message text with :func:`param`; the marks are NUL-delimited, so no file or group
+# name (which cannot hold NUL) is ever mistaken for one.
+_MARK = re.compile("\x00([A-Za-z_][A-Za-z0-9_]*)(?:\x01([^\x00]*))?\x00")
+_NO_VALUE = object()
+
+
+def param(name: str, value: Any = _NO_VALUE) -> str:
+    """Mention the parameter ``name`` (optionally with the ``value`` to pass) in a message.
+
+    Rendered ``name=`` / ``name=value`` for Python callers; front ends such as
+    the CLI render it with their own spelling (``--name``).
+
+    >>> str(ParameterError(f"give {param('reference')} an image; or {param('force', True)}"))
+    'give reference= an image; or force=True'
+    """
+    if value is _NO_VALUE:
+        return f"\x00{name}\x00"
+    return f"\x00{name}\x01{value!r}\x00"
+
+
+def python_spelling(name: str, value: str | None) -> str:
+    """``name=`` or ``name=value`` (the value as its ``repr``)."""
+    return f"{name}={'' if value is None else value}"
+
+
+class ParameterMessage:
+    """Mixin of the errors and warnings whose message names parameters (see :func:`param`).
+
+    ``str()`` gives the Python spelling; :meth:`render` another one.
+    """
+
+    template: str
+
+    def _set_template(self, template: str) -> str:
+        self.template = template
+        return self.render()
+
+    @property
+    def parameters(self) -> list[str]:
+        """The parameters the message names, in order."""
+        return [m.group(1) for m in _MARK.finditer(self.template)]
+
+    def render(self, spell: Callable[[str, str | None], str] | None = None) -> str:
+        """The message with each parameter spelled by ``spell(name, value_repr_or_None)``."""
+        spell = spell or python_spelling
+        return _MARK.sub(lambda m: spell(m.group(1), m.group(2)), self.template)
+
+
+class ParameterError(ParameterMessage, ValueError):
+    """A value the caller can fix by changing a parameter that the message names.
+
+    >>> err = ParameterError(f"x.tck: no space; give {param('reference')} an image")
+    >>> str(err), err.parameters
+    ('x.tck: no space; give reference= an image', ['reference'])
+    >>> err.render(lambda name, value: "--" + name)
+    'x.tck: no space; give --reference an image'
+    """
+
+    def __init__(self, template: str) -> None:
+        super().__init__(self._set_template(template))
+
+    def __reduce__(self):  # picklable for Nipype's crash files / MultiProc
+        return (type(self), (self.template,))
+
+
+class UsageError(ParameterError):
+    """Parameters that cannot go together, or an output path that cannot be used.
+
+    Raised before any work; the CLI exits with its usage code (2).
+    """
+
+
+class OutputExistsError(ParameterMessage, FileExistsError):
+    """An output exists and replacing it was not asked for (``overwrite``; ``--force``)."""
+
+    def __init__(self, template: str) -> None:
+        super().__init__(self._set_template(template))
+
+    def __reduce__(self):
+        return (type(self), (self.template,))
+
+
+class ParameterWarning(ParameterMessage, UserWarning):
+    """A warning whose message names a parameter (e.g. the one that changes the outcome)."""
+
+    def __init__(self, template: str) -> None:
+        super().__init__(self._set_template(template))
+
+    def __reduce__(self):
+        return (type(self), (self.template,))

@@ -139,6 +139,11 @@ class Space:
         return np.all((vox >= 0) & (vox <= self.dimensions), axis=1)
 
 
+#: the space given to a file that carries none (TCK...) where none is needed (counting,
+#: writing TCK): an identity affine and a 1x1x1 grid, which no check treats as an image
+NO_SPACE = Space(np.eye(4), np.ones(3, dtype=np.int64), np.ones(3), "RAS")
+
+
 def apply_affine(affine: np.ndarray, points: np.ndarray, dtype: Any = np.float64, *,
                  out: np.ndarray | None = None, block: int = 1 << 15) -> np.ndarray:
     """``points @ affine[:3, :3].T + affine[:3, 3]``, one axis at a time (no (N, 3) matmul).

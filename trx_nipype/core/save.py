@@ -69,7 +69,7 @@ def check_offsets_dtype(dtype: np.dtype, nb_vertices: int, dest: Any) -> None:
     """uint32 offsets cannot index more than 2**32 - 1 vertices."""
     if nb_vertices > np.iinfo(dtype).max:
         raise OverflowError(f"{dest}: {nb_vertices} vertices do not fit {dtype_name(dtype)} "
-                            "offsets; use offsets_dtype='uint64'")
+                            "offsets; use uint64 offsets")
 
 
 def length_blocks(trx: TrxFile, block: int = 1 << 20) -> Iterator[np.ndarray]:

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from .formats import detect_format
 from .loader import inspect, load
+from .reference import NO_SPACE
 from .save import is_zip_path
 from .trxfile import TrxFile
 
@@ -62,7 +64,8 @@ def summarize(path: str | os.PathLike, reference: Any = None) -> dict[str, Any]:
     A TRX (zip or directory) is loaded once (raising
     :class:`~trx_nipype.core.TrxFormatError` when invalid) and only its headers,
     offsets and group indices are read; any other format is read with
-    :func:`~trx_nipype.core.load_any` (``reference`` where the format has no space).
+    :func:`~trx_nipype.core.load_any`. A format without a space (TCK, VTK, DPY) is
+    counted without ``reference``; its ``affine`` and ``dimensions`` are then None.
     """
     path = os.fspath(path)
     if os.path.isdir(path) or is_zip_path(path):
@@ -76,7 +79,11 @@ def summarize(path: str | os.PathLike, reference: Any = None) -> dict[str, Any]:
 
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such file or directory")
-        with load_any(path, reference=reference) as trx:
+        spaceless = reference is None and detect_format(path) not in ("trx", "trk")
+        # counting needs no space: a TCK given no reference is read in a placeholder one
+        with load_any(path, reference=NO_SPACE if spaceless else reference) as trx:
             info = describe(trx)
+        if spaceless:
+            info.update(affine=None, dimensions=None)
         info.update(container=Path(path).name.split(".", 1)[-1], compression=None, warnings=[])
     return {"path": path, **info}

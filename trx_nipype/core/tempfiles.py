@@ -124,11 +124,21 @@ def _cleanup_at_exit() -> None:
         remove_temp_dir(path)
 
 
+#: bytes a file name may hold (ext4, XFS, APFS...), less room for a suffix a writer adds
+_NAME_ROOM = 255 - 16
+
+
 def sibling_temp_path(dest: str | os.PathLike) -> Path:
-    """A fresh, unused temporary path beside ``dest`` (same filesystem)."""
+    """A fresh, unused temporary path beside ``dest`` (same filesystem).
+
+    The name fits in a file name whatever ``dest``'s length: a long destination
+    name is cut (its owner mark and random tail are kept, for sweeping).
+    """
     dest = Path(dest)
-    token = os.urandom(6).hex()
-    return dest.with_name(f".{dest.name}{SIBLING_MARK}{_HOST}-{os.getpid()}-{token}")
+    tail = f"{SIBLING_MARK}{_HOST}-{os.getpid()}-{os.urandom(6).hex()}"
+    room = _NAME_ROOM - len(("." + tail).encode("utf-8"))
+    name = dest.name.encode("utf-8")[:max(room, 1)].decode("utf-8", "ignore")
+    return dest.with_name(f".{name}{tail}")
 
 
 def _pid_alive(pid: int) -> bool:

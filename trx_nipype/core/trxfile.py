@@ -291,16 +291,56 @@ class TrxFile:
 
     def _reindex_groups(self, idx: np.ndarray, n: int, keep_empty: bool
                         ) -> tuple[dict[str, np.ndarray], dict[str, Mapping[str, np.ndarray]]]:
-        """New groups: position ``j`` of the selection is in G if ``idx[j]`` was in G."""
-        groups: dict[str, np.ndarray] = {}
-        for name, members in self.groups.items():
-            mask = np.zeros(n, dtype=bool)
-            mask[np.asarray(members, dtype=np.int64)] = True
-            new = np.flatnonzero(mask[idx]).astype(group_dtype(len(idx)))
-            if new.size or keep_empty:
-                groups[name] = new
-        dpg = {g: v for g, v in self.dpg.items() if g in groups}
+        """New groups: position ``j`` of the selection is in G if ``idx[j]`` was in G.
+
+        A few groups: one boolean mask of the streamlines per group (no sort).
+        Many groups: the memberships indexed once (:class:`GroupIndex`), so that
+        the cost follows the memberships of the selected streamlines, not
+        groups x streamlines.
+        """
+        dtype = group_dtype(len(idx))
+        if len(self.groups) > MASKED_GROUPS:
+            found = GroupIndex(self.groups, n).reindex(idx, dtype)
+            groups = ({g: found.get(g, np.zeros(0, dtype)) for g in self.groups}
+                      if keep_empty else found)
+        else:
+            groups = {}
+            for name, members in self.groups.items():
+                mask = np.zeros(n, dtype=bool)
+                mask[np.asarray(members, dtype=np.int64)] = True
+                new = np.flatnonzero(mask[idx]).astype(dtype)
+                if new.size or keep_empty:
+                    groups[name] = new
+        dpg = {g: self.dpg[g] for g in groups if g in self.dpg}
         return groups, dpg
+
+    def group_views(self, names: Iterable[str] | None = None) -> Iterator[tuple[str, TrxFile]]:
+        """``(name, view)`` for each group (default: all, in ``groups`` order), one pass.
+
+        Each view is what :meth:`get_group` gives (the group's streamlines in
+        file order, the other groups re-indexed, those left empty dropped), but
+        the memberships are indexed once for all of them: splitting a file
+        into its groups costs streamlines + memberships, not groups x
+        streamlines.
+
+        Raises
+        ------
+        KeyError
+            If a name is not a group (checked before the first view).
+        """
+        names = list(self.groups) if names is None else list(names)
+        missing = [g for g in names if g not in self.groups]
+        if missing:
+            have = ", ".join(sorted(self.groups)) or "none"
+            raise KeyError(f"no group {', '.join(map(repr, missing))}{self._where()}; "
+                           f"groups present: {have}")
+        index = GroupIndex(self.groups, len(self))
+        for name in names:
+            idx = np.unique(np.asarray(self.groups[name], dtype=np.int64))
+            groups = index.reindex(idx, group_dtype(len(idx)))
+            dpg = {g: self.dpg[g] for g in groups if g in self.dpg}
+            base = idx if self._sel is None else self._sel[idx]
+            yield name, TrxFile(self._src, base, groups, dpg, owner=self)
 
     def get_group(self, name: str, *, keep_empty_groups: bool = False) -> TrxFile:
         """A view of the streamlines of group ``name`` (other groups re-indexed)."""
@@ -492,6 +532,49 @@ class TrxFile:
                 shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
                 parts.append(f"{label} [{shown}]")
         return f"<TrxFile {kind}{where}: {'; '.join(parts)}>"
+
+
+#: above this many groups, selections re-index groups through a :class:`GroupIndex`
+MASKED_GROUPS = 16
+
+
+class GroupIndex:
+    """Group memberships ordered by streamline, to re-index many groups at once.
+
+    Built once in O(M log M) for M memberships; :meth:`reindex` then costs the
+    memberships of the selected streamlines (a group listing a streamline twice
+    counts it once, as a mask would).
+
+    >>> index = GroupIndex({"a": np.array([0, 2]), "b": np.array([2, 1])}, 3)
+    >>> {g: v.tolist() for g, v in index.reindex(np.array([2, 0, 2]), np.uint32).items()}
+    {'a': [0, 1, 2], 'b': [0, 2]}
+    """
+
+    def __init__(self, groups: Mapping[str, np.ndarray], n: int) -> None:
+        self.names = list(groups)
+        count = max(len(self.names), 1)
+        parts = [np.asarray(groups[g], dtype=np.int64).ravel() for g in self.names]
+        sizes = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+        rows = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        # one key per (streamline, group): sorted and made unique in one call
+        keys = np.unique(rows * count + np.repeat(np.arange(len(parts), dtype=np.int64), sizes))
+        rows, self.group = np.divmod(keys, count)
+        self.starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=self.starts[1:])
+
+    def reindex(self, idx: np.ndarray, dtype: np.dtype) -> dict[str, np.ndarray]:
+        """``group -> positions j`` where ``idx[j]`` is in the group (non-empty groups only,
+        in the order of the groups given)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        first = self.starts[idx]
+        counts = self.starts[idx + 1] - first
+        found = self.group[ranges_index(first, counts)]
+        where = np.repeat(np.arange(len(idx), dtype=np.int64), counts)
+        order = np.argsort(found, kind="stable")  # positions stay ascending within a group
+        found, where = found[order], where[order]
+        cuts = [0, *(np.flatnonzero(np.diff(found)) + 1).tolist(), len(found)]
+        return {self.names[int(found[a])]: where[a:b].astype(dtype)
+                for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a}
 
 
 def group_dtype(n: int) -> np.dtype:

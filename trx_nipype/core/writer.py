@@ -16,6 +16,7 @@ gives the same bytes.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import shutil
@@ -261,8 +262,10 @@ class TrxWriter:
     def _fail(self, exc: OSError, member: str | None = None) -> None:
         self.abort()
         what = f" ({member})" if member else ""
-        raise TrxWriteError(exc.errno, f"{self.dest}{what}: cannot write: "
-                            f"{exc.strerror or exc}") from exc
+        text = f"{self.dest}{what}: cannot write: {exc.strerror or exc}"
+        # OSError(None, text) would print "[Errno None] text"
+        raise (TrxWriteError(text) if exc.errno is None else
+               TrxWriteError(exc.errno, text)) from exc
 
     def __enter__(self) -> TrxWriter:
         return self
@@ -275,25 +278,59 @@ class TrxWriter:
             self.abort()
 
 
-def check_replaceable(dest: Path, *, as_directory: bool) -> None:
-    """Refuse to replace what is not a TRX: a folder of other files, or (with a TRX
-    folder) a file that is not a TRX zip. A TRX, an empty folder or nothing may go.
+def check_replaceable(dest: Path, *, as_directory: bool = False) -> None:
+    """The one rule for what an output may replace: a tractogram, an empty folder or nothing.
+
+    Refused: a symbolic link (never written through, nor replaced: it may lead
+    to a folder of other files), a folder that is not a TRX folder (no
+    ``header.json``) and is not empty, and a file that is not a tractogram
+    (:func:`is_tractogram_file`: a TRX zip, TRK, TCK, VTK/VTP, FIB or DPY file,
+    plain or gzipped). ``as_directory`` (the output is a TRX folder) only
+    changes the wording.
 
     Raises
     ------
     FileExistsError
         Naming the destination and why it is kept.
     """
-    if dest.is_symlink() or not dest.exists():
+    dest = Path(dest)
+    if dest.is_symlink():
+        raise FileExistsError(f"{dest}: is a symbolic link; refusing to write through or over "
+                              "it: choose another destination")
+    if not dest.exists():
         return
     if dest.is_dir():
         if (dest / "header.json").is_file() or not any(dest.iterdir()):
             return
         raise FileExistsError(f"{dest}: exists and is not a TRX folder (no header.json); "
                               "refusing to replace it: choose another destination or remove it")
-    if as_directory and not _is_trx_zip(dest):
-        raise FileExistsError(f"{dest}: exists and is not a TRX file; refusing to replace it "
-                              "with a TRX folder (a destination ending in .trx writes a zip)")
+    if not is_tractogram_file(dest):
+        with_what = " with a TRX folder (a destination ending in .trx writes a zip)" \
+            if as_directory else ""
+        raise FileExistsError(f"{dest}: exists and is not a TRX file or another tractogram; "
+                              f"refusing to replace it{with_what}: choose another destination "
+                              "or remove it")
+
+
+#: the first bytes of each tractogram format's files (TRX zips are checked for header.json)
+_MAGIC = (b"TRACK", b"mrtrix tracks", b"# vtk DataFile", b"<VTKFile", b"\x89HDF\r\n\x1a\n")
+
+
+def is_tractogram_file(path: Path) -> bool:
+    """A TRX zip (with ``header.json``), or a file that starts as a TRK, TCK, VTK/VTP/FIB
+    or DPY file does (gzipped or not)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+            if head[:2] == b"\x1f\x8b":
+                fh.seek(0)
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    head = gz.read(256)
+    except (OSError, EOFError, ValueError, zlib.error):
+        return False
+    if head.startswith(b"<?xml"):  # a VTP file: XML whose root is a VTKFile
+        head = head[head.find(b"<", 1):]
+    return head.startswith(_MAGIC) or _is_trx_zip(path)
 
 
 def _is_trx_zip(path: Path) -> bool:

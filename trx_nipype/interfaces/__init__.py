@@ -7,6 +7,11 @@
 - :class:`TrxInfo`: a summary as outputs and a JSON file.
 - :class:`TractogramReportlet`: a figure (projections or lengths) for a report.
 
+Each interface calls the function of :mod:`trx_nipype.core.operations` that the
+``trx-nipype`` command of the same operation calls. A TRK written with groups
+comes with its ``.groups.json`` sidecar, declared as the ``out_groups`` output;
+Nipype keeps it and DataSinks copy it beside the TRK (:func:`register_groups_sidecar`).
+
 Every tractogram input is hashed by its members (a TRX directory changed in
 place reruns the node) and, under ``hash_method = content``, through a
 persistent digest cache (a cached rerun re-reads nothing): see
@@ -14,10 +19,13 @@ persistent digest cache (a cached rerun re-reads nothing): see
 """
 
 from ._hashing import digest_cache_dir, prune_digest_cache, set_digest_cache_dir
+from ._traits import register_groups_sidecar
 from .info import TrxInfo
 from .io import ConvertTractogram, LoadTrx
 from .ops import ConcatenateTrx, ResizeTrx, SelectGroup, SplitGroups
 from .reports import TractogramReportlet
+
+register_groups_sidecar()  # a TRK output's .groups.json is kept and copied with it
 
 __all__ = [
     "ConcatenateTrx",

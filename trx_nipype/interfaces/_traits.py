@@ -8,7 +8,9 @@
   cached content digests) and every other input exactly as Nipype does. See
   :mod:`trx_nipype.interfaces._hashing` for why and how.
 - :func:`output_path`: ``fname_presuffix``-style output names inside the
-  node's working directory, that never point at an input.
+  node's working directory, that never point at (or into) an input and never
+  replace what is not a previous output.
+- :func:`register_groups_sidecar`: a TRK's ``.groups.json`` travels with it.
 
 >>> class _Spec(TrxInputSpec):
 ...     in_file = TrxPath(exists=False, desc="a tractogram")
@@ -23,8 +25,7 @@ True
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from hashlib import md5
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,12 @@ from nipype import config
 from nipype.interfaces.base import BaseInterfaceInputSpec, InputMultiObject, Undefined, isdefined
 from nipype.interfaces.base.traits_extension import BasePath
 
-from ._hashing import fingerprint
+from trx_nipype.core.formats.trk import SIDECAR_SUFFIX
+from trx_nipype.core.naming import fit_file_name, tractogram_stem
+from trx_nipype.core.operations.outputs import check_apart, remove_tractogram
+from trx_nipype.core.writer import check_replaceable
 
-#: extensions stripped from an input's name to make an output's
-TRACTOGRAM_EXTENSIONS = (".trk.gz", ".tck.gz", ".trx", ".zip", ".trk", ".tck", ".vtk", ".vtp",
-                         ".fib", ".dpy")
+from ._hashing import fingerprint
 
 
 class TrxPath(BasePath):
@@ -120,45 +122,61 @@ def optional(value: Any) -> Any:
     return value if isdefined(value) else None
 
 
+def compression_option(value: str) -> str | None:
+    """A ``compression`` trait for the operations: its default (``stored``) is None, so that
+    only an explicit ``deflate`` is refused for outputs other than a ``.trx`` zip."""
+    return None if value == "stored" else value
+
+
 # ------------------------------------------------------------------ outputs
 def stem(path: str | os.PathLike) -> str:
     """An input's name without its tractogram extension (``sub-01.trx`` -> ``sub-01``)."""
-    name = Path(os.fspath(path).rstrip("/\\")).name
-    lower = name.lower()
-    for ext in TRACTOGRAM_EXTENSIONS:
-        if lower.endswith(ext) and len(name) > len(ext):
-            return name[: -len(ext)]
-    return name
+    return tractogram_stem(path)
 
 
 def output_path(in_file: str | os.PathLike, suffix: str, ext: str, out_filename: Any = None,
-                inputs: Iterable[str | os.PathLike] = (), cwd: str | None = None) -> Path:
-    """Where an interface writes: ``<cwd>/<input stem><suffix><ext>`` or ``out_filename``.
+                inputs: Iterable[str | os.PathLike] = (), cwd: str | None = None, *,
+                name: str | None = None,
+                replaceable: Callable[[Path], None] = check_replaceable) -> Path:
+    """Where an interface writes: ``<cwd>/<input stem><suffix><ext>``, ``name`` or ``out_filename``.
 
     Parameters
     ----------
     in_file : str or os.PathLike
         The input the name derives from.
     suffix, ext : str
-        Added to the input's stem (``ext`` ``""`` makes a directory name).
+        Added to the input's stem (``ext`` ``""`` makes a TRX folder name); a
+        name longer than a filesystem holds is shortened by
+        :func:`~trx_nipype.core.naming.fit_file_name`'s stable rule.
     out_filename : str, optional
         A file name chosen by the user (Undefined or None: derive it). It must
-        be a bare name: outputs live in the node's working directory.
+        be a bare name: outputs live in the node's working directory. Its
+        extension picks the output's format.
     inputs : iterable of paths
-        Paths the output must never be (checked with ``samefile``).
+        The other inputs: the output is never one of them, never inside an
+        input TRX folder, and never holds one (:func:`~trx_nipype.core.operations.
+        outputs.check_apart`).
     cwd : str, optional
         The working directory (default: ``os.getcwd()``, the node's folder).
+    name : str, optional
+        The default name, instead of the one made from ``in_file``.
+    replaceable : callable
+        The rule of what an existing output there may be (default: a tractogram).
 
     Returns
     -------
     pathlib.Path
-        An absolute path. Whatever was there (a previous run's output) is
-        removed, so a failure leaves no output behind.
+        An absolute path. A previous output there (a tractogram: a previous
+        run's) is removed, so that a failure leaves no output behind.
 
     Raises
     ------
     ValueError
-        If ``out_filename`` names a folder, or the output would be an input.
+        If ``out_filename`` names a folder, or the output would be, or be
+        inside, or hold an input.
+    FileExistsError
+        If what is there is not a previous output (a folder of other files, a
+        file that is not a tractogram, a link): it is kept, never replaced.
     """
     cwd = os.getcwd() if cwd is None else cwd
     if out_filename is not None and isdefined(out_filename):
@@ -166,28 +184,25 @@ def output_path(in_file: str | os.PathLike, suffix: str, ext: str, out_filename:
         if not name or os.path.basename(name) != name or name in (".", ".."):
             raise ValueError(f"out_filename must be a file name without a folder "
                              f"(outputs are written in the working directory), got {name!r}")
-    else:
-        name = f"{stem(in_file)}{suffix}{ext}"
+    elif name is None:
+        name = fit_file_name(f"{stem(in_file)}{suffix}", ext)
     path = Path(cwd, name).absolute()
-    for src in (in_file, *inputs):
-        if _same(src, path):
-            raise ValueError(f"{path}: the output would overwrite the input {src}; "
-                             "choose another out_filename")
-    remove_output(path)
+    check_apart(path, [in_file, *inputs])
+    remove_tractogram(path, check=replaceable)
     return path
 
 
-def _same(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+def register_groups_sidecar() -> None:
+    """Make Nipype treat a TRK's ``.groups.json`` sidecar as part of the TRK.
 
+    Nipype keeps and copies "related files" with a file (``.hdr``/``.img``):
+    with ``.trk`` -> ``.trk.groups.json`` among them, cleaning a node's folder
+    (``remove_unnecessary_outputs``) keeps the sidecar of a TRK output that is
+    needed, and a DataSink copies it beside the TRK (under the TRK's new name),
+    so the group names reach the viewer.
+    """
+    from nipype.utils import filemanip
 
-def remove_output(path: str | os.PathLike) -> None:
-    """Remove a file, link or directory we wrote (missing is fine)."""
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    pair = (".trk", ".trk" + SIDECAR_SUFFIX)
+    if pair not in filemanip.related_filetype_sets:
+        filemanip.related_filetype_sets.append(pair)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
 
-from trx_nipype.core.formats import atomic_output
-from trx_nipype.core.summary import summarize
+from trx_nipype.core.operations import write_info
+from trx_nipype.core.operations.info import check_info_replaceable
 
-from ._traits import TrxInputSpec, TrxPath, output_path
+from ._traits import TrxInputSpec, TrxPath, optional, output_path
 
 log = logging.getLogger("nipype.interface")
 
@@ -33,18 +31,12 @@ def node_fields(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_json(data: Any, path: Path) -> None:
-    """Write JSON atomically: a temporary sibling renamed into place.
-
-    The file gets the umask's permissions (``mkstemp`` made it readable by
-    its owner only).
-    """
-    with atomic_output(path) as fh:
-        fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-
-
 class _TrxInfoInputSpec(TrxInputSpec):
-    in_file = TrxPath(exists=True, mandatory=True, desc="TRX tractogram (zip or directory)")
+    in_file = TrxPath(exists=True, mandatory=True,
+                      desc="tractogram: TRX (zip or directory), TRK, TCK, ...")
+    reference = File(exists=True, trx_hash=True,
+                     desc="reference image (NIfTI) placing a file without a space (TCK...); "
+                          "not needed to count (affine and dimensions are then null)")
     out_filename = traits.Str(desc="name of the JSON summary (default: <input>_info.json)")
 
 
@@ -80,10 +72,10 @@ class TrxInfo(SimpleInterface):
 
     def _run_interface(self, runtime: Any) -> Any:
         in_file = self.inputs.in_file
-        out = output_path(in_file, "_info", ".json", self.inputs.out_filename)
-        # the file's name, not the absolute path of the node's input: outputs name no machine path
-        info = {**summarize(in_file), "path": Path(in_file).name}
-        write_json(info, out)
+        out = output_path(in_file, "_info", ".json", self.inputs.out_filename,
+                          replaceable=check_info_replaceable)
+        info = write_info(in_file, out, reference=optional(self.inputs.reference),
+                          overwrite=True)
         fields = node_fields(info)
         log.info("TrxInfo: %s: %d streamlines, %d vertices, groups %s", in_file,
                  fields["nb_streamlines"], fields["nb_vertices"], fields["group_names"])

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
 
-from trx_nipype.core.convert import convert
 from trx_nipype.core.formats import OUTPUT_CHOICES
-from trx_nipype.core.summary import summarize
+from trx_nipype.core.operations import as_trx, convert_file, is_trx, tractogram_info
 
-from ._traits import TrxInputSpec, TrxPath, optional, output_path
+from ._traits import TrxInputSpec, TrxPath, compression_option, optional, output_path
 from .info import node_fields
 
 log = logging.getLogger("nipype.interface")
 
 #: ``out_format`` -> (extension of the output, format name of the core); ``""``: a directory
 FORMATS = OUTPUT_CHOICES  # out_format choice -> (extension, format)
-
-
-def is_trx(path: str | os.PathLike) -> bool:
-    """A TRX container: a directory, or a ``.trx``/``.zip`` file."""
-    return os.path.isdir(path) or Path(path).suffix.lower() in (".trx", ".zip")
 
 
 class _LoadTrxInputSpec(TrxInputSpec):
@@ -74,15 +67,11 @@ class LoadTrx(SimpleInterface):
 
     def _run_interface(self, runtime: Any) -> Any:
         in_file = os.path.abspath(self.inputs.in_file)
-        if is_trx(in_file):
-            out = in_file
-            log.info("LoadTrx: %s is a TRX: validated, handed on as it is", in_file)
-        else:
-            dest = output_path(in_file, "", ".trx")
-            reference = optional(self.inputs.reference)
-            out = os.fspath(convert(in_file, dest, reference=reference))
-            log.info("LoadTrx: converted %s to %s", in_file, out)
-        info = node_fields(summarize(out))
+        dest = None if is_trx(in_file) else output_path(in_file, "", ".trx")
+        out = os.fspath(as_trx(in_file, dest, reference=optional(self.inputs.reference),
+                               overwrite=True))
+        log.info("LoadTrx: %s -> %s", in_file, out)
+        info = node_fields(tractogram_info(out))
         self._results.update(out_file=out, **{k: info[k] for k in (
             "nb_streamlines", "nb_vertices", "group_names", "dps_keys", "dpv_keys", "affine",
             "dimensions")})
@@ -96,8 +85,8 @@ class _ConvertInputSpec(TrxInputSpec):
                              desc="output format; the output is named after the input "
                                   "('trx_dir': a TRX directory)")
     out_filename = traits.Str(mandatory=True, xor=["out_format", "out_filename"],
-                              desc="output file name; its extension gives the format (no "
-                                   "known extension: a TRX directory)")
+                              desc="output file name; its extension gives the format (none: a "
+                                   "TRX directory)")
     reference = File(exists=True, trx_hash=True,
                      desc="reference image (NIfTI) or TRK for formats without a space "
                           "(TCK, VTK, ... as input or output)")
@@ -116,6 +105,9 @@ class _ConvertInputSpec(TrxInputSpec):
 
 class _ConvertOutputSpec(TraitedSpec):
     out_file = TrxPath(exists=True, desc="the converted tractogram, in the node directory")
+    out_groups = traits.List(File(exists=True),
+                             desc="[the .groups.json sidecar] of a TRK output with groups (the "
+                                  "group names; keep it beside the TRK); empty otherwise")
 
 
 class ConvertTractogram(SimpleInterface):
@@ -139,12 +131,13 @@ class ConvertTractogram(SimpleInterface):
         in_file = self.inputs.in_file
         ext, fmt = FORMATS.get(optional(self.inputs.out_format), ("", None))
         dest = output_path(in_file, "", ext, self.inputs.out_filename)
-        kwargs: dict[str, Any] = dict(out_format=fmt, compression=self.inputs.compression,
-                                      bbox_check=self.inputs.bbox_check,
-                                      keep_outside=self.inputs.keep_outside)
-        if self.inputs.positions_dtype:
-            kwargs["positions_dtype"] = self.inputs.positions_dtype
-        out = convert(in_file, dest, reference=optional(self.inputs.reference), **kwargs)
-        log.info("ConvertTractogram: %s -> %s", in_file, out)
-        self._results["out_file"] = os.fspath(out)
+        files = convert_file(in_file, dest, reference=optional(self.inputs.reference),
+                             out_format=fmt, overwrite=True,
+                             compression=compression_option(self.inputs.compression),
+                             positions_dtype=optional(self.inputs.positions_dtype),
+                             bbox_check=self.inputs.bbox_check,
+                             keep_outside=self.inputs.keep_outside)
+        log.info("ConvertTractogram: %s -> %s", in_file, files[0])
+        self._results.update(out_file=os.fspath(files[0]),
+                             out_groups=[os.fspath(f) for f in files[1:]])
         return runtime

@@ -43,10 +43,10 @@ from typing import Any
 from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec, traits
 
 from .. import __version__
+from ..core.formats import write_json
 from ..core.operations.compare import carries_space
 from ..interfaces._hashing import companions, file_digest
 from ..interfaces._traits import TrxInputSpec, TrxPath
-from ..interfaces.info import write_json
 from .dataset import WORK_DIR_MARKER, sidecar_path
 
 

@@ -16,6 +16,7 @@ consume them.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import zlib
 from collections.abc import Iterator
@@ -125,8 +126,7 @@ def detect_format(path: str | os.PathLike, *, for_output: bool = False) -> str:
     known = ", ".join(SUFFIXES)
     what = "output" if for_output else "input"
     raise ValueError(f"{path}: cannot tell the {what} format from its name; expected one of "
-                     f"{known}{' or no suffix (a TRX directory)' if for_output else ''}, "
-                     "or pass out_format=")
+                     f"{known}{', or no suffix (a TRX directory)' if for_output else ''}")
 
 
 def is_gzip(path: str | os.PathLike) -> bool:
@@ -266,6 +266,17 @@ def atomic_output(dest: str | os.PathLike) -> Iterator[IO[bytes]]:
                     gz.write(block)
         finally:
             raw.unlink(missing_ok=True)
+
+
+def write_json(data: Any, path: str | os.PathLike) -> None:
+    """Write ``data`` as sorted, indented JSON atomically (:func:`atomic_output`).
+
+    The one JSON writer of the package (sidecars, summaries, dataset
+    descriptions): the same data gives the same bytes, and the file gets the
+    umask's permissions.
+    """
+    with atomic_output(path) as fh:
+        fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def format_names(names: Any) -> str:
