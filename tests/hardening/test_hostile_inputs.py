@@ -1,5 +1,5 @@
 """Hostile inputs to the core: folder members that lead elsewhere, names and numbers no
-writer can store, a header.json that a small zip cannot justify.
+writer can store, reads that a small file cannot justify.
 
 Guarantees:
 
@@ -11,16 +11,21 @@ Guarantees:
 - a data or group name that no writer can store (``groups/...uint32``: the group
   ``..``) is refused at load, not at every later save;
 - ``header.json`` numbers that do not fit (``DIMENSIONS`` 1e308 or 2**64,
-  ``VOXEL_TO_RASMM`` 10**400), text or booleans for numbers, and a zero or singular
-  ``VOXEL_TO_RASMM`` are ``TrxFormatError`` naming the file and the field, at load;
-- a small zip whose ``header.json`` inflates to gigabytes (its size told or hidden) is
-  refused with a ``TrxFormatError`` in bounded memory: measured in a child process
-  (peak RSS at most 256 MB, with ``RLIMIT_AS`` as a backstop against a runaway) and,
-  as a guard against hangs only, a generous timeout.
+  ``VOXEL_TO_RASMM`` 10**400), text or booleans for numbers, a zero or singular
+  ``VOXEL_TO_RASMM``, and TRK headers whose space sends points past float32 (a
+  ``voxel_size`` of 1e-45, a ``vox_to_ras`` of 1e38) are ``TrxFormatError`` naming the
+  file and the field, at load;
+- small inputs that claim or inflate to gigabytes -- a ``header.json`` deflate bomb (its
+  size told or hidden), a ``.trk.gz`` record claiming 2**31-1 points, a ``.trk.gz``
+  whose records never start, a ``.tck.gz`` streamline that never ends -- are refused
+  with a ``TrxFormatError`` in bounded memory: measured in a child process (peak RSS at
+  most 256 MB, with ``RLIMIT_AS`` as a backstop against a runaway) and, as a guard
+  against hangs only, a generous timeout.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -28,6 +33,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +42,8 @@ import numpy as np
 import pytest
 
 from trx_nipype.cli.main import main
-from trx_nipype.core import TrxFile, TrxFormatError, load, save, validate
+from trx_nipype.core import TrxFile, TrxFormatError, convert, load, load_any, save, validate
+from trx_nipype.core.formats.trk import HEADER_DTYPE, read_trk_header
 
 #: peak resident memory allowed to a child refusing a small hostile input
 MAX_RSS_MB = 256
@@ -251,6 +258,57 @@ def test_header_numbers_that_do_not_fit_are_named_at_load(
     assert not (folder.parent / "out.trk").exists()
 
 
+def _trk_variant(tmp_path: Path, name: str, **fields: object) -> Path:
+    """The small TRX as a TRK, with header fields replaced (and, optionally, a far point)."""
+    base = tmp_path / "base.trk"
+    if not base.exists():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            convert(save(small_trx(), tmp_path / "base.trx"), base)
+    data = bytearray(base.read_bytes())
+    far = fields.pop("far_point", None)
+    hdr = np.frombuffer(bytes(data[:1000]), HEADER_DTYPE).copy()
+    for key, value in fields.items():
+        hdr[key] = value
+    if far is not None:  # the first point of the first record, in voxmm
+        data[1004:1016] = np.array(far, "<f4").tobytes()
+    path = tmp_path / name
+    path.write_bytes(hdr.tobytes() + bytes(data[1000:]))
+    return path
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"voxel_size": [1e-45, 1.0, 1.0]}, "voxel_size: expected sizes of at least"),
+    ({"vox_to_ras": np.diag([1e38, 1e38, 1e38, 1.0])}, "vox_to_ras and voxel_size"),
+    ({"vox_to_ras": np.diag([1e34, 1.0, 1.0, 1.0])}, "vox_to_ras and voxel_size"),
+])
+def test_trk_spaces_that_send_points_past_float32_are_refused_at_load(
+        tmp_path: Path, fields: dict, words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _trk_variant(tmp_path, "bad.trk", **fields)
+    with pytest.raises(TrxFormatError) as err:
+        read_trk_header(path)
+    assert str(err.value).startswith(f"{path}: header: ") and words in str(err.value)
+    out = tmp_path / "out.trx"
+    code, err_text = cli(capsys, "convert", path, out)
+    assert code == 3 and f"{path}: header: " in err_text and not out.exists()
+
+
+def test_a_trk_point_sent_past_float32_names_the_streamline(tmp_path: Path) -> None:
+    # the header passes (its grid and a kilometre around it stay finite) but one point lies
+    # 1e9 voxmm away, 1e39 mm once the 1e-30 mm voxel size is divided out
+    path = _trk_variant(tmp_path, "far.trk", voxel_size=[1e-30, 1e-30, 1e-30],
+                        far_point=[1e9, 0.0, 0.0])
+    read_trk_header(path)
+    with pytest.raises(TrxFormatError) as err:
+        load_any(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: header: vox_to_ras and voxel_size") and \
+        "streamline 0's point" in text, text
+    with pytest.raises(TrxFormatError, match="streamline 0's point"):
+        convert(path, tmp_path / "far.trx")
+    assert not (tmp_path / "far.trx").exists()
+
+
 # ------------------------------------------------------------ bounded reads
 MEASURE = r"""
 import json, resource, sys, time, warnings
@@ -287,6 +345,28 @@ def measure(path: Path, op: str) -> dict:
                             capture_output=True, text=True, timeout=300, preexec_fn=limit)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def gzip_bomb(path: Path, head: bytes, fill: bytes, size: int = BOMB_BYTES) -> Path:
+    """``head`` then about ``size`` bytes repeating ``fill``, gzipped (one member per
+    ~16 MiB of fill: a valid multi-member stream, written in milliseconds)."""
+    body = gzip.compress(fill * ((16 << 20) // len(fill)), compresslevel=9, mtime=0)
+    with open(path, "wb") as fh:
+        fh.write(gzip.compress(head, mtime=0))
+        for _ in range(size // (16 << 20)):
+            fh.write(body)
+    return path
+
+
+def trk_head(n_count: int = 0) -> bytes:
+    hdr = np.zeros((), HEADER_DTYPE)
+    hdr["id_string"], hdr["dim"], hdr["voxel_size"] = b"TRACK", [10, 10, 10], [1, 1, 1]
+    hdr["vox_to_ras"], hdr["voxel_order"] = np.eye(4), b"RAS"
+    hdr["n_count"], hdr["version"], hdr["hdr_size"] = n_count, 2, 1000
+    return hdr.tobytes()
+
+
+TCK_HEAD = b"mrtrix tracks\ncount: 1\ndatatype: Float32LE\nfile: . 64\nEND\n".ljust(64, b" ")
 
 
 def header_bomb(path: Path, lie: bool) -> Path:
@@ -329,6 +409,17 @@ BOMBS = {
                          "header.json: expected at most"),
     "header.json bomb, size hidden": (lambda d: header_bomb(d / "hbomb_lie.trx", lie=True),
                                       "header.json"),
+    "trk.gz record of 2**31-1 points": (
+        lambda d: gzip_bomb(d / "bigrec.trk.gz", trk_head() + struct.pack("<i", 2**31 - 1),
+                            b"\x00"), "streamline 0: truncated: 2147483647 points"),
+    "trk.gz of no records": (lambda d: gzip_bomb(d / "none.trk.gz", trk_head(), b"\xff"),
+                             "streamline 0: expected a non-negative point count"),
+    "trk.gz of zero-point records beyond n_count": (
+        lambda d: gzip_bomb(d / "zeros.trk.gz", trk_head(n_count=5), b"\x00"),
+        "n_count says 5 streamlines, the file holds at least"),
+    "tck.gz streamline without delimiter": (
+        lambda d: gzip_bomb(d / "nodelim.tck.gz", TCK_HEAD, b"\x00"),
+        "no NaN delimiter"),
 }
 
 
@@ -344,3 +435,24 @@ def test_small_inputs_claiming_gigabytes_are_refused_in_bounded_memory(
     assert outcome["message"].startswith(str(path)) and words in outcome["message"], outcome
     assert outcome["max_rss_mb"] <= MAX_RSS_MB, outcome
     assert not (tmp_path / "out.trx").exists()
+
+
+def test_a_long_gzipped_streamline_that_ends_is_read_whole(tmp_path: Path) -> None:
+    """What the caps let through: an outsized record (past the reader's chunk) that the
+    file does hold is read exactly (TRK and TCK, plain and gzipped)."""
+    rng = np.random.default_rng(3)
+    lengths = [3, 20_000, 5]
+    positions = rng.uniform(1, 19, (sum(lengths), 3)).astype(np.float32)
+    trx = TrxFile.from_arrays(positions, lengths=lengths, affine=np.eye(4),
+                              dimensions=[20, 20, 20])
+    src = save(trx, tmp_path / "long.trx")
+    for suffix in (".trk", ".trk.gz", ".tck", ".tck.gz"):
+        out = tmp_path / f"long{suffix}"
+        convert(src, out)
+        ref = None if ".trk" in suffix else src
+        for chunk in (4096, 1 << 16):  # the long streamline is 20-60x the chunk
+            back = tmp_path / f"back_{chunk}{suffix}.trx"
+            convert(out, back, reference=ref, chunk_bytes=chunk)
+            with load(back) as got:
+                assert got.lengths.tolist() == lengths
+                np.testing.assert_allclose(got.positions, positions, atol=1e-4)

@@ -182,6 +182,17 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
                 raise TrxFormatError(path, "data", "truncated: the last streamline has no "
                                      "NaN delimiter before the end-of-data marker")
             if not len(delim):
+                # one streamline fills the buffer: past the chunk size, the buffer grows
+                # to its end only once that end (a NaN or Inf triplet) has been seen
+                del rows, xyz, buf
+                if filled == len(rb.buf) and filled >= rb.full:
+                    need = _streamline_end(rb, info.dtype)
+                    if need is None:
+                        raise TrxFormatError(path, "data", f"truncated: a streamline of at "
+                                             f"least {filled // triplet} points has no NaN "
+                                             "delimiter and the data no end-of-data marker "
+                                             "(Inf Inf Inf)")
+                    rb.reserve(need, seen=True)
                 continue
             lengths = np.diff(delim, prepend=-1) - 1
             nonempty = lengths > 0
@@ -202,6 +213,34 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
     if info.count is not None and info.count != total:
         warnings.warn(f"{path}: the header's count ({info.count}) differs from the "
                       f"{total} streamlines the file holds; using the data", stacklevel=2)
+
+
+def _streamline_end(rb: ReadBuffer, dtype: np.dtype) -> int | None:
+    """Bytes from the buffer's front to the end of the first NaN or Inf triplet past it.
+
+    Reads ahead (bounded, discarded; see :meth:`ReadBuffer.look_ahead`); None when
+    the file ends without one.
+    """
+    triplet = 3 * dtype.itemsize
+    carry = bytes(rb.buf[rb.filled - rb.filled % triplet:rb.filled])
+    start = rb.filled - len(carry)  # where ``carry`` sits, from the front
+    found: int | None = None
+
+    def visit(chunk: memoryview) -> bool:
+        nonlocal carry, start, found
+        data = carry + bytes(chunk) if carry else chunk
+        whole = len(data) - len(data) % triplet
+        xyz = np.frombuffer(data, dtype=dtype, count=whole // dtype.itemsize).reshape(-1, 3)
+        ends = np.flatnonzero(~np.isfinite(xyz[:, 0]))
+        hits = ends[(np.isnan(xyz[ends]).all(axis=1) | np.isinf(xyz[ends]).all(axis=1))]
+        if len(hits):
+            found = start + (int(hits[0]) + 1) * triplet
+            return True
+        carry = bytes(data[whole:])
+        start += whole
+        return False
+
+    return found if rb.look_ahead(visit) else None
 
 
 def _full_rows(xyz: np.ndarray, test: np.ufunc) -> np.ndarray:
