@@ -1,5 +1,5 @@
 """Hostile inputs to the core: folder members that lead elsewhere, names and numbers no
-writer can store, reads that a small file cannot justify.
+writer can store, reads that a small file cannot justify, points that TCK cannot hold.
 
 Guarantees:
 
@@ -20,7 +20,10 @@ Guarantees:
   whose records never start, a ``.tck.gz`` streamline that never ends -- are refused
   with a ``TrxFormatError`` in bounded memory: measured in a child process (peak RSS at
   most 256 MB, with ``RLIMIT_AS`` as a backstop against a runaway) and, as a guard
-  against hangs only, a generous timeout.
+  against hangs only, a generous timeout;
+- converting points with a NaN or infinite coordinate to TCK (whose delimiter is NaN
+  and end marker Inf) is refused naming the input and the streamline, and writes
+  nothing.
 """
 
 from __future__ import annotations
@@ -307,6 +310,30 @@ def test_a_trk_point_sent_past_float32_names_the_streamline(tmp_path: Path) -> N
     with pytest.raises(TrxFormatError, match="streamline 0's point"):
         convert(path, tmp_path / "far.trx")
     assert not (tmp_path / "far.trx").exists()
+
+
+# ------------------------------------------------------- non-finite to TCK
+@pytest.mark.parametrize("point", [(np.nan,) * 3, (np.inf,) * 3, (np.nan, 1.0, 2.0),
+                                   (1.0, -np.inf, 2.0)], ids=["nan", "inf", "nan_x", "ninf_y"])
+@pytest.mark.parametrize("suffix", [".tck", ".tck.gz"])
+def test_non_finite_points_are_refused_for_tck(tmp_path: Path, point: tuple, suffix: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    positions = np.asarray(small_trx().positions).copy()
+    positions[14] = point  # streamline 1, point 4
+    src = save(TrxFile.from_arrays(positions, lengths=[10, 10, 10]), tmp_path / "nan.trx")
+    dest = tmp_path / f"out{suffix}"
+    with pytest.raises(TrxFormatError) as err:
+        convert(src, dest)
+    text = str(err.value)
+    assert text.startswith(f"{src}: positions: streamline 1 ") and "(point 4)" in text, text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.trx"]  # nothing written
+    code, err_text = cli(capsys, "convert", src, dest)
+    assert code == 3 and f"{src}: positions: streamline 1 " in err_text, err_text
+    assert not dest.exists()
+    dest.write_bytes(b"previous")  # an existing output stays as it was
+    with pytest.raises(TrxFormatError):
+        convert(src, dest)
+    assert dest.read_bytes() == b"previous"
 
 
 # ------------------------------------------------------------ bounded reads

@@ -370,7 +370,7 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: 
             elif out_fmt == "tck":
                 from .formats.tck import write_tck
 
-                result = write_tck(out_s, blocks, fields=inp.tck_fields)
+                result = write_tck(out_s, blocks, fields=inp.tck_fields, source=in_s)
             else:
                 from .formats.dipy_formats import write_streamlines
 

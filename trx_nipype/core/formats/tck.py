@@ -249,6 +249,21 @@ def _full_rows(xyz: np.ndarray, test: np.ufunc) -> np.ndarray:
     return rows[test(xyz[rows]).all(axis=1)] if len(rows) else rows
 
 
+def _check_finite(block: Block, first: int, source: str | os.PathLike) -> None:
+    """Refuse a block with a NaN or infinite coordinate, naming the streamline."""
+    finite = np.isfinite(block.positions)
+    if finite.all():
+        return
+    vertex = int(np.flatnonzero(~finite.all(axis=1))[0])
+    lengths = np.asarray(block.lengths, dtype=np.int64)
+    streamline = int(np.searchsorted(np.cumsum(lengths), vertex, side="right"))
+    point = int(vertex - (np.cumsum(lengths)[streamline] - lengths[streamline]))
+    raise TrxFormatError(source, "positions", f"streamline {first + streamline} has a "
+                         f"non-finite point {np.asarray(block.positions[vertex]).tolist()} "
+                         f"(point {point}): TCK cannot hold NaN or Inf coordinates (they are "
+                         "its streamline delimiter and end marker); nothing written")
+
+
 def _header_bytes(count: int, extra: dict[str, str]) -> bytes:
     """Header text whose ``file: . <offset>`` points just past ``END``."""
     lines = [MAGIC.decode(), f"count: {count:010d}", "datatype: Float32LE"]
@@ -264,20 +279,40 @@ def _header_bytes(count: int, extra: dict[str, str]) -> bytes:
 
 
 def write_tck(dest: str | os.PathLike, blocks: Iterable[Block], *,
-              fields: dict[str, str] | None = None) -> Path:
+              fields: dict[str, str] | None = None,
+              source: str | os.PathLike | None = None) -> Path:
     """Write blocks (RAS+ mm) to a TCK file (``.tck.gz``: gzipped), atomically.
 
     Data per point / streamline and groups are not written (the caller warns).
     Empty streamlines cannot be represented (readers skip them): they are left
     out, with a warning.
+
+    Parameters
+    ----------
+    dest : str or os.PathLike
+    blocks : iterable of Block
+    fields : dict of str to str, optional
+        Extra header keys.
+    source : str or os.PathLike, optional
+        The file the blocks come from, named in errors.
+
+    Raises
+    ------
+    TrxFormatError
+        A point with a NaN or infinite coordinate (naming ``source`` and the
+        streamline): NaN and Inf triplets are TCK's delimiter and end marker,
+        so such a file would read back with other streamlines, or not at all.
+        Nothing is left at ``dest``.
     """
     dest_s = os.fspath(dest)
     extra = dict(fields or {})
-    total = empty = 0
+    total = empty = seen = 0
     with atomic_output(dest) as fh:
         head = _header_bytes(0, extra)
         fh.write(head)
         for block in blocks:
+            _check_finite(block, seen, source if source is not None else dest_s)
+            seen += len(block)
             block, skipped = without_empty(block)
             empty += skipped
             lengths = np.asarray(block.lengths, dtype=np.int64)
