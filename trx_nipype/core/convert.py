@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 
 from .arrays import row_width
+from .errors import SpaceMismatchError
 from .formats import Block, detect_format, format_names
 from .loader import load
-from .reference import Space, space_from_reference
+from .reference import Space, require_same_space, space_from_reference
 from .save import is_zip_path, save
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import TrxFile, group_dtype
@@ -125,12 +126,12 @@ def _open_input(path: str | os.PathLike, reference: Any, *, need_space: bool,
             inp.close()
             raise ValueError(f"{path_s}: .{fmt} files carry no space (affine and dimensions); "
                              "give reference= a NIfTI image, TRK or TRX file of the same space")
-    elif ref_space is not None and not inp.space.matches(ref_space):
-        inp.close()
-        raise ValueError(f"{path_s}: its space (dimensions {inp.space.dimensions.tolist()}, "
-                         f"affine {np.round(inp.space.affine, 4).tolist()}) differs from the "
-                         f"reference's ({ref_space.dimensions.tolist()}, "
-                         f"{np.round(ref_space.affine, 4).tolist()})")
+    elif ref_space is not None:
+        try:
+            require_same_space(path_s, inp.space, reference, ref_space)
+        except SpaceMismatchError:
+            inp.close()
+            raise
     return inp
 
 
@@ -320,9 +321,11 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike, reference: 
     ------
     TrxFormatError
         If the input is malformed (the message names the file).
+    SpaceMismatchError
+        (a TrxFormatError) If the input has a space (TRX, TRK) that the
+        reference's disagrees with.
     ValueError
-        If a needed reference is missing or disagrees with the input's space,
-        or a format cannot be told from a name.
+        If a needed reference is missing, or a format cannot be told from a name.
     MissingOptionalDependency
         (an ImportError) if VTK/DPY support needs a package that is missing.
 
@@ -472,13 +475,19 @@ def load_any(path: str | os.PathLike, reference: Any = None) -> TrxFile:
     ------
     ValueError
         If the format has no space and no reference is given.
+    SpaceMismatchError
+        (a TrxFormatError) If the file has a space (TRX, TRK) that the
+        reference's disagrees with.
     """
     if detect_format(path) == "trx":
         trx = load(path)
-        if reference is not None and not Space.from_affine(
-                trx.affine, trx.dimensions).matches(space_from_reference(reference)):
-            trx.close()
-            raise ValueError(f"{os.fspath(path)}: its space differs from the reference's")
+        if reference is not None:
+            try:
+                require_same_space(path, Space.from_affine(trx.affine, trx.dimensions),
+                                   reference)
+            except BaseException:
+                trx.close()
+                raise
         return trx
     inp = _open_input(path, reference, need_space=True)
     spool = _Spool(inp.dpv, inp.dps, inp.groups, on_disk=False)

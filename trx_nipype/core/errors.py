@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+#: the ``path`` of errors about a tractogram that was built in memory, not read
+IN_MEMORY = "<in memory>"
+
 
 class TrxFormatError(ValueError):
     """A TRX container (or another tractogram file) violates its format.
@@ -32,3 +35,14 @@ class TrxFormatError(ValueError):
 
     def __reduce__(self):  # keep picklable for Nipype's crash files / MultiProc
         return (type(self), (self.path, self.member, self.problem))
+
+
+class SpaceMismatchError(TrxFormatError):
+    """Two spaces that must agree do not: a tractogram and its reference, or the
+    inputs of a concatenation or an append.
+
+    ``path`` is the file whose space differs (``"<in memory>"`` for a tractogram
+    built in memory); the message names the other file and how the spaces differ
+    (``VOXEL_TO_RASMM differs by up to 0.5 (atol=0.001)``, ``DIMENSIONS [1, 2, 3]
+    instead of [30, 40, 50]``).
+    """

@@ -11,6 +11,7 @@ from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
 
 from trx_nipype.core.convert import convert
 from trx_nipype.core.formats import OUTPUT_CHOICES
+from trx_nipype.core.reference import require_same_space, space_from_reference
 from trx_nipype.core.summary import summarize
 
 from ._traits import TrxInputSpec, TrxPath, optional, output_path
@@ -32,8 +33,9 @@ class _LoadTrxInputSpec(TrxInputSpec):
                       desc="tractogram: TRX (zip or directory), or any format convert reads "
                            "(TRK, TCK, VTK, ...)")
     reference = File(exists=True, trx_hash=True,
-                     desc="reference image (NIfTI) or TRK giving the space of formats without "
-                          "one (TCK, VTK, ...); not used for TRX and TRK inputs")
+                     desc="reference image (NIfTI), TRK or TRX giving the space of formats "
+                          "without one (TCK, VTK, ...); TRX and TRK inputs carry their own, "
+                          "which it must match (else SpaceMismatchError, a TrxFormatError)")
 
 
 class _LoadTrxOutputSpec(TraitedSpec):
@@ -76,6 +78,9 @@ class LoadTrx(SimpleInterface):
         in_file = os.path.abspath(self.inputs.in_file)
         if is_trx(in_file):
             out = in_file
+            if optional(self.inputs.reference) is not None:  # a TRX's own space must match
+                require_same_space(in_file, space_from_reference(in_file),
+                                   self.inputs.reference)
             log.info("LoadTrx: %s is a TRX: validated, handed on as it is", in_file)
         else:
             dest = output_path(in_file, "", ".trx")
