@@ -242,6 +242,35 @@ def test_reference_that_disagrees_is_an_error(tmp_path: Path, trx_path: Path) ->
         convert(NIB / "standard.tck", tmp_path / "x.trx", reference=tmp_path / "nope.nii")
 
 
+def test_space_mismatches_are_format_errors_naming_both_and_how(tmp_path: Path,
+                                                                trx_path: Path) -> None:
+    """A space that disagrees is a format problem (SpaceMismatchError, a TrxFormatError):
+    convert and load_any against a reference, concatenate, append."""
+    from trx_nipype.core import SpaceMismatchError, concatenate
+
+    trk = NIB / "standard.trk"
+    with pytest.raises(SpaceMismatchError) as err:
+        convert(trk, tmp_path / "x.trx", reference=trx_path)
+    text = str(err.value)
+    assert isinstance(err.value, TrxFormatError) and err.value.path == str(trk)
+    assert text.startswith(f"{trk}: its space") and f"reference's ({trx_path}: " in text
+    assert "DIMENSIONS" in text or "VOXEL_TO_RASMM differs by up to" in text
+    with pytest.raises(SpaceMismatchError, match=rf"^{trx_path}: its space .*{REF}"):
+        load_any(trx_path, reference=REF)
+    with pytest.raises(SpaceMismatchError, match=rf"^{trk}: its space"):
+        load_any(trk, reference=trx_path)
+    other = save(TrxFile.from_arrays(np.zeros((2, 3), np.float32), lengths=[2],
+                                     affine=np.eye(4), dimensions=[5, 5, 5]),
+                 tmp_path / "other.trx")
+    with pytest.raises(SpaceMismatchError, match=rf"^{other}: cannot concatenate: input 1 "
+                                                 r"\(other.trx\) is not in the space of input 0"):
+        concatenate([trx_path, other], tmp_path / "both.trx")
+    with load(trx_path) as trx, TrxFile.empty(like=trx) as grown, load(other) as alien:
+        with pytest.raises(SpaceMismatchError, match=rf"^{other}: cannot append other.trx: "
+                                                     "its space differs"):
+            grown.append(alien)
+
+
 # -------------------------------------------------------------------- others
 @pytest.mark.parametrize("suffix", [".vtk", ".vtp", ".fib"])
 def test_vtk_formats_agree_with_dipy_both_ways(tmp_path: Path, trx_path: Path,

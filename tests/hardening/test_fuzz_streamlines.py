@@ -5,10 +5,12 @@ header, the first record, the middle and at the end marker, header fields
 edited to lie (TRK ``n_count``, ``hdr_size``, ``n_scalars``, ``n_properties``,
 ``dim``, ``voxel_size``, ``vox_to_ras``, byte order, ``version``; TCK ``count``,
 ``file: . <offset>``, ``datatype``, a missing ``END``, a broken NaN/Inf
-layout), huge declared sizes -- either loads with :func:`load_any` *and*
-converts to TRX with :func:`convert` to the same streamlines, or raises
-:class:`TrxFormatError` naming the file; never another exception, never a
-hang, never an allocation far beyond the file's size. ``TRX_FUZZ_EXAMPLES``
+layout), huge declared sizes, gzip bombs (a cut base with tens of megabytes
+of one pattern inflated from a few kilobytes) -- either loads with
+:func:`load_any` *and* converts to TRX with :func:`convert` to the same
+streamlines, or raises :class:`TrxFormatError` naming the file; never another
+exception, never a hang, never an allocation far beyond the file's size, and
+for a refused bomb, never one beyond a few read chunks. ``TRX_FUZZ_EXAMPLES``
 scales the number of cases, as in ``test_fuzz_trx.py``.
 """
 
@@ -25,11 +27,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from trx_nipype.core import TrxFile, TrxFormatError, convert, load, load_any, save
-from trx_nipype.core.formats.trk import HEADER_DTYPE, HEADER_SIZE
+from trx_nipype.core.formats.trk import CHUNK_BYTES, HEADER_DTYPE, HEADER_SIZE
 from trx_nipype.core.reference import space_from_reference
 
 N_EXAMPLES = int(os.environ.get("TRX_FUZZ_EXAMPLES", "500"))
@@ -97,10 +99,15 @@ def regions(name: str) -> dict[str, tuple[int, int]]:
             "middle": (first, len(data) - end_marker), "end": (len(data) - end_marker, len(data))}
 
 
-def exercise(path: Path, size: int) -> None:
-    """Load and convert ``path``; both succeed alike, or a TrxFormatError names it."""
+def exercise(path: Path, size: int, refused_peak: int | None = None) -> None:
+    """Load and convert ``path``; both succeed alike, or a TrxFormatError names it.
+
+    ``refused_peak``: when given, a refused input must also have cost at most that
+    many bytes (a bomb's refusal is bounded by the read chunk, not by ``size``).
+    """
     reference = REFERENCE if path.name.endswith((".tck", ".tck.gz")) else None
     out = SCRATCH / "converted.trx"
+    refused = False
     tracemalloc.start()
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -118,10 +125,13 @@ def exercise(path: Path, size: int) -> None:
             np.testing.assert_array_equal(again.positions, positions)
     except TrxFormatError as exc:
         assert str(path) in str(exc), exc
+        refused = True
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < 50 * size + (8 << 20), f"peak {peak} bytes for a {size}-byte input"
+    if refused and refused_peak is not None:
+        assert peak < refused_peak, f"peak {peak} bytes to refuse a {size}-byte input"
 
 
 def _target(data: bytes, suffix: str, gz: bool) -> Path:
@@ -169,6 +179,48 @@ def test_truncated_gzip_streams(name: str, cut: float) -> None:
     path = SCRATCH / f"case{suffix}.gz"
     path.write_bytes(packed[: int(cut * len(packed))])
     exercise(path, len(base))
+
+
+#: patterns that gzip bombs repeat: zeros (TRK: empty records; TCK: one endless point run),
+#: 0xff (TRK: negative counts; TCK: NaN delimiters), a huge count / float, a count of 1,
+#: NaN and Inf triplets
+BOMB_FILLS = [b"\x00", b"\xff", b"\x7f\x7f\x7f\x7f", b"\x01\x00\x00\x00",
+              np.full(3, np.nan, "<f4").tobytes(), np.full(3, np.inf, "<f4").tobytes()]
+#: what each bomb inflates to (from a few kilobytes), and the most its refusal may cost
+#: (traced allocations): the readers' working set over a few 16 MiB read chunks (about
+#: 130 MB measured), whatever the bomb claims -- readers that held what it claims reached
+#: gigabytes
+BOMB_BYTES = 48 << 20
+BOMB_REFUSED_PEAK = 10 * CHUNK_BYTES
+
+
+@settings(FUZZ, max_examples=max(N_EXAMPLES // 20, 10))
+@example(name="standard.trk", region="first record", where=0.5, fill=b"\x00", tail=False)
+@example(name="synthetic.trk", region="first record", where=0.0, fill=b"\x7f\x7f\x7f\x7f",
+         tail=True)
+@example(name="synthetic.tck", region="middle", where=0.5, fill=b"\x00", tail=False)
+@given(name=st.sampled_from(sorted(BASES)),
+       region=st.sampled_from(["header", "first record", "middle", "end"]),
+       where=st.floats(0, 1), fill=st.sampled_from(BOMB_FILLS), tail=st.booleans())
+def test_gzip_bombs_in_every_region(name: str, region: str, where: float, fill: bytes,
+                                    tail: bool) -> None:
+    """A gzipped base cut anywhere, with ~48 MiB of one repeated pattern (a few KB once
+    gzipped) and maybe the rest of the base after it: loads and converts alike, or is
+    refused naming the file -- then in memory bounded by the read chunk (the readers grow
+    past it only for a record the file is shown to hold)."""
+    suffix, base = BASES[name]
+    lo, hi = regions(name)[region]
+    cut = lo + int(where * (hi - lo))
+    member = gzip.compress(fill * ((8 << 20) // len(fill)), mtime=0)
+    path = SCRATCH / f"bomb{suffix}.gz"
+    with open(path, "wb") as fh:  # a multi-member gzip stream
+        fh.write(gzip.compress(base[:cut], mtime=0))
+        for _ in range(BOMB_BYTES // (8 << 20)):
+            fh.write(member)
+        if tail:
+            fh.write(gzip.compress(base[cut:], mtime=0))
+    inflated = len(base) + BOMB_BYTES
+    exercise(path, inflated, refused_peak=BOMB_REFUSED_PEAK)
 
 
 # ------------------------------------------------------------------------ TRK

@@ -192,3 +192,51 @@ def test_structural_edits_and_flips_in_directories(members: list[tuple[str, byte
         except (OSError, ValueError):
             continue  # e.g. a file where a folder is needed: not representable
     exercise(root, size)
+
+
+LINK_TARGETS = ["another member", "outside file", "outside folder", "itself", "loop",
+                "dangling", "inside hidden file", "the folder"]
+
+
+@settings(FUZZ, max_examples=max(N_EXAMPLES // 5, 10))  # files and links on disk: slower
+@given(links=st.lists(st.tuples(st.sampled_from(NAMES + ["dps", "groups", "zz_link"]),
+                                st.sampled_from(LINK_TARGETS), st.sampled_from(NAMES)),
+                      min_size=1, max_size=3))
+def test_links_in_directories(links: list[tuple[str, str, str]]) -> None:
+    """Members (or folders) replaced by symbolic links: inside the folder they are read
+    as their target; leaving it, looping or dangling, a TrxFormatError names the member
+    -- and nothing outside is read into an output."""
+    root = SCRATCH / "link_dir"
+    outside = SCRATCH / "outside"
+    for folder in (root, outside):
+        shutil.rmtree(folder, ignore_errors=True)
+    for name, data in BASE.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        (outside / name).parent.mkdir(parents=True, exist_ok=True)
+        (outside / name).write_bytes(data)  # the right sizes: only the link gives it away
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "copy").write_bytes(BASE[NAMES[-1]])
+    for name, kind, other in links:
+        path = root / name
+        if not path.parent.is_dir() or path.parent.is_symlink():
+            continue  # an earlier link replaced the folder: not representable
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        depth = "../" * (len(Path(name).parts) - 1)
+        target = {"another member": Path(depth + other),
+                  "outside file": outside / other,
+                  "outside folder": outside / "dps",
+                  "itself": Path(Path(name).name),
+                  "loop": Path(Path(name).name + ".loop"),
+                  "dangling": Path(depth + "nowhere.float32"),
+                  "inside hidden file": Path(depth + ".hidden/copy"),
+                  "the folder": Path(depth or ".")}[kind]
+        path.symlink_to(target)
+        partner = path.parent / (path.name + ".loop")
+        if kind == "loop" and not partner.is_symlink():
+            partner.symlink_to(path.name)
+    exercise(root, sum(len(d) for d in BASE.values()))

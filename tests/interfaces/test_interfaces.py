@@ -111,6 +111,24 @@ def test_load_tck_needs_a_reference(data: Path, work: Path) -> None:
     assert out.nb_streamlines == 6 and out.affine[0][0] == 2.0
 
 
+@pytest.mark.parametrize("name", ["bundle.trx", "bundle.trk"])
+def test_load_checks_a_trx_or_trk_against_its_reference(data: Path, work: Path,
+                                                        name: str) -> None:
+    """The reference of a file that carries a space must match it (as its docs say)."""
+    path = example_trx(data, "bundle.trx", dpg=False)
+    if name.endswith(".trk"):
+        path = run_node(ConvertTractogram(), work, "to_trk", in_file=path,
+                        out_format="trk").outputs.out_file
+    elsewhere = data / "elsewhere.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((10, 10, 10), np.uint8), np.eye(4)), elsewhere)
+    with pytest.raises(Exception, match=rf"{Path(path).name}: its space .*differs from the "
+                                        r"reference's .*elsewhere\.nii\.gz"):
+        run_node(LoadTrx(), work, "bad", in_file=path, reference=str(elsewhere))
+    out = run_node(LoadTrx(), work, "good", in_file=path, reference=reference_nifti(data))
+    assert out.outputs.nb_streamlines == 6
+    assert "which it must match" in LoadTrx.input_spec().trait("reference").desc
+
+
 def test_load_rejects_a_broken_trx(data: Path, work: Path) -> None:
     path = Path(example_trx(data, "broken"))
     member = path / "positions.3.float32"

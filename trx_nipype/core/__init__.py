@@ -10,7 +10,7 @@
 
 from .concatenate import concatenate
 from .convert import convert, load_any
-from .errors import TrxFormatError
+from .errors import SpaceMismatchError, TrxFormatError
 from .loader import ValidationReport, load, validate
 from .save import save
 from .tempfiles import get_temp_root, set_temp_root
@@ -18,6 +18,7 @@ from .trxfile import TrxFile
 from .writer import TrxWriteError
 
 __all__ = [
+    "SpaceMismatchError",
     "TrxFile",
     "TrxFormatError",
     "TrxWriteError",

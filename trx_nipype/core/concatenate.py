@@ -23,7 +23,7 @@ import numpy as np
 
 from .arrays import row_width
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
-from .errors import ParameterError, param
+from .errors import IN_MEMORY, ParameterError, SpaceMismatchError, param
 from .growable import _same_value
 from .loader import load
 from .reference import space_mismatch
@@ -137,8 +137,9 @@ def _check_spaces(inputs: list[_Input], atol: float) -> None:
         diff = space_mismatch(ref.trx.affine, ref.trx.dimensions, inp.trx.affine,
                               inp.trx.dimensions, atol)
         if diff:
-            raise ValueError(f"cannot concatenate: {inp.label} is not in the space of "
-                             f"{ref.label}: {diff}")
+            raise SpaceMismatchError(inp.trx.path or IN_MEMORY, None,
+                                     f"cannot concatenate: {inp.label} is not in the space "
+                                     f"of {ref.label}: {diff}")
 
 
 def _group_names(inputs: list[_Input], group_names: Sequence[str] | None,

@@ -12,13 +12,22 @@ array is asked for:
   temporary folder under :func:`~trx_nipype.core.tempfiles.get_temp_root`, under
   a name of our own (so member names can never point outside it), and mapped
   from there; the folder goes with :meth:`Container.close`;
-- a **directory** member is mapped from its file.
+- a **directory** member is mapped from its file. The members of a folder are
+  what :func:`scan_folder` lists: regular files whose real path lies inside the
+  folder (a link to a file or folder elsewhere is refused, as are link loops,
+  names that are not UTF-8 and entries that are not regular files); hidden
+  entries (``.DS_Store``, ``.git``) are not members.
 
 Every map is ``ACCESS_READ``: the arrays are not writeable and cannot be made so.
+Every read is bounded by what the container declares: a small member read
+whole (``header.json``) by the caller's limit, an array by its member's size
+(a member file that no longer holds the bytes it held when the folder was
+listed is an error naming it, not numpy's short-buffer error).
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import shutil
@@ -26,7 +35,8 @@ import stat
 import struct
 import zipfile
 import zlib
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -58,6 +68,135 @@ def _map_file(path: str | os.PathLike) -> mmap.mmap | None:
         return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
+def _nbytes(dtype: np.dtype, shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _shrunk(path: str, name: str, expected: int, found: int) -> TrxFormatError:
+    return TrxFormatError(path, name, f"expected {expected} bytes, found {found} (the file "
+                          "changed or was truncated after it was opened)")
+
+
+def _unreadable(path: str, name: str | None, exc: OSError) -> TrxFormatError:
+    return TrxFormatError(path, name, f"cannot read: {exc.strerror or exc}")
+
+
+def printable_name(name: str) -> str:
+    """``name`` with bytes that are not UTF-8 (read from a folder as surrogates) shown as
+    ``\\xff`` escapes, so that messages naming it can be printed and pickled."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    """One entry of a TRX folder as the loader sees it.
+
+    Attributes
+    ----------
+    name : str
+        The member name (relative, ``/``-separated).
+    path : str
+        Where it is read from (inside the folder).
+    stat : os.stat_result or None
+        Of the file read (links inside the folder followed); for a refused
+        entry, of the entry itself when it can be had (``lstat``), else None.
+    problem : str or None
+        Why the loader refuses the entry; None for a member.
+    """
+
+    name: str
+    path: str
+    stat: os.stat_result | None
+    problem: str | None = None
+
+
+def _inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _refused(name: str, full: str, problem: str) -> FolderEntry:
+    try:
+        st: os.stat_result | None = os.lstat(full)
+    except OSError:
+        st = None
+    return FolderEntry(printable_name(name), full, st, problem)
+
+
+def scan_folder(root: str | os.PathLike) -> list[FolderEntry]:
+    """The entries of a TRX folder, sorted by name: its members, and what the loader refuses.
+
+    Hidden entries (a name starting with ``.``) are skipped and not walked
+    into. A symbolic link is followed only when its real path lies inside
+    ``root`` (a folder met twice is walked once); one that leaves the folder,
+    a link loop or a dangling link, a name that is not UTF-8, an entry that
+    is neither a regular file nor a folder, and a folder that cannot be listed
+    are returned with a ``problem``. Nothing is opened: one ``stat`` per entry
+    (the content hash of interface inputs reads exactly these members).
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The TRX folder.
+
+    Returns
+    -------
+    list of FolderEntry
+    """
+    root_s = os.fspath(root)
+    root_real = os.path.realpath(root_s)
+    st = os.stat(root_s)
+    seen = {(st.st_dev, st.st_ino)}
+    out: list[FolderEntry] = []
+    stack = [("", root_s)]
+    while stack:
+        rel, folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            out.append(_refused(rel.rstrip("/"), folder, f"cannot list the folder: "
+                                f"{exc.strerror or exc}"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # hidden files (.DS_Store, editors' swap files) are not members
+            name, full = rel + entry.name, entry.path
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                out.append(_refused(name, full, "expected a UTF-8 name, found bytes that are "
+                                    "not UTF-8 (a TRX member name is UTF-8 text)"))
+                continue
+            try:
+                if entry.is_symlink():
+                    real = os.path.realpath(full, strict=True)
+                    if not _inside(real, root_real):
+                        out.append(_refused(name, full, f"a symbolic link to {real}, outside "
+                                            "the TRX folder; members must lie inside it"))
+                        continue
+                est = os.stat(full)
+            except FileNotFoundError:
+                out.append(_refused(name, full, "a symbolic link to nothing (dangling); "
+                                    "expected a regular file"))
+                continue
+            except OSError as exc:  # a link loop (ELOOP), no permission to look...
+                out.append(_refused(name, full, f"cannot be followed: "
+                                    f"{exc.strerror or exc} (a symbolic link loop?)"
+                                    if exc.errno == errno.ELOOP else
+                                    f"cannot be read: {exc.strerror or exc}"))
+                continue
+            if stat.S_ISDIR(est.st_mode):
+                if (est.st_dev, est.st_ino) not in seen:
+                    seen.add((est.st_dev, est.st_ino))
+                    stack.append((name + "/", full))
+            elif stat.S_ISREG(est.st_mode):
+                out.append(FolderEntry(name, full, est))
+            else:
+                out.append(_refused(name, full, "expected a regular file"))
+    out.sort(key=lambda e: e.name)
+    return out
+
+
 def check_member_name(path: str, name: str) -> None:
     """Refuse names that could escape a folder: absolute, ``..``, backslashes, NULs."""
     parts = name.split("/")
@@ -85,9 +224,23 @@ class Container:
         self.members: dict[str, int] = {}
         self._maps: list[mmap.mmap] = []
 
-    def read_bytes(self, name: str) -> bytes:  # pragma: no cover - abstract
-        """The bytes of a (small) member, such as ``header.json``."""
+    def read_bytes(self, name: str, limit: int) -> bytes:  # pragma: no cover - abstract
+        """The bytes of a small member, such as ``header.json``: at most ``limit`` of them.
+
+        Raises
+        ------
+        TrxFormatError
+            If the member holds more than ``limit`` bytes (nothing is read), or
+            cannot be read.
+        """
         raise NotImplementedError
+
+    def _check_limit(self, name: str, size: int, limit: int) -> None:
+        """Refuse a member of ``size`` bytes (``limit + 1``: at least that) over ``limit``."""
+        if size > limit:
+            found = "more" if size == limit + 1 else str(size)
+            raise TrxFormatError(self.path, name, f"expected at most {limit} bytes, found "
+                                 f"{found}")
 
     def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
         """A read-only array of ``shape`` over member ``name``."""
@@ -104,33 +257,48 @@ class Container:
 
 
 class DirectoryContainer(Container):
-    """A TRX directory: one file per member."""
+    """A TRX directory: one file per member (see :func:`scan_folder`)."""
 
     kind = "directory"
 
     def __init__(self, path: str | os.PathLike) -> None:
         super().__init__(path)
-        root = Path(self.path)
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for fname in sorted(filenames):
-                full = Path(dirpath, fname)
-                rel = full.relative_to(root).as_posix()
-                if any(part.startswith(".") for part in PurePosixPath(rel).parts):
-                    continue  # hidden files (.DS_Store, editors' swap files) are not members
-                st = full.stat()
-                if not stat.S_ISREG(st.st_mode):
-                    raise TrxFormatError(self.path, rel, "expected a regular file")
-                self.members[rel] = st.st_size
+        try:
+            entries = scan_folder(self.path)
+        except OSError as exc:
+            raise _unreadable(self.path, None, exc) from None
+        for entry in entries:
+            if entry.problem is not None:
+                raise TrxFormatError(self.path, entry.name, entry.problem)
+            if not os.access(entry.path, os.R_OK, effective_ids=os.access in
+                             os.supports_effective_ids):
+                raise TrxFormatError(self.path, entry.name, "cannot read: permission denied")
+            self.members[entry.name] = entry.stat.st_size
 
-    def read_bytes(self, name: str) -> bytes:
-        """The bytes of a (small) member file."""
-        return Path(self.path, name).read_bytes()
+    def read_bytes(self, name: str, limit: int) -> bytes:
+        """The bytes of a small member file (at most ``limit``)."""
+        self._check_limit(name, self.members[name], limit)
+        try:
+            with open(Path(self.path, name), "rb") as fh:
+                data = fh.read(limit + 1)
+        except OSError as exc:
+            raise _unreadable(self.path, name, exc) from None
+        self._check_limit(name, len(data), limit)  # grown since the folder was listed
+        return data
 
     def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
         """A read-only map of the member file (an empty array for an empty file)."""
-        mm = _map_file(Path(self.path, name))
-        if mm is None:
+        nbytes = _nbytes(dtype, shape)
+        try:
+            mm = _map_file(Path(self.path, name))
+        except OSError as exc:
+            raise _unreadable(self.path, name, exc) from None
+        if mm is None or len(mm) < nbytes:
+            found = 0 if mm is None else len(mm)
+            if mm is not None:
+                mm.close()
+            if nbytes:
+                raise _shrunk(self.path, name, nbytes, found)
             return readonly_array(b"", dtype, shape)
         self._maps.append(mm)
         return readonly_array(mm, dtype, shape)
@@ -246,12 +414,22 @@ class ZipContainer(Container):
         self._offsets[name] = start
         return start
 
-    def read_bytes(self, name: str) -> bytes:
-        """The bytes of a (small) member, inflated if need be."""
+    def read_bytes(self, name: str, limit: int) -> bytes:
+        """The bytes of a small member (at most ``limit``), inflated if need be.
+
+        The declared size is checked first, and inflating stops ``limit`` bytes
+        in whatever the size says (``ZipFile.read`` may inflate up to 1 GiB at
+        once before cutting to the declared size).
+        """
+        info = self._infos[name]
+        self._check_limit(name, info.file_size, limit)
         try:
-            return self._zf.read(self._infos[name])
+            with self._zf.open(info) as src:
+                data = src.read(limit + 1)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
             raise TrxFormatError(self.path, name, f"cannot read member ({exc})") from None
+        self._check_limit(name, len(data), limit)
+        return data
 
     def _extract(self, name: str) -> Path:
         """Inflate one member into the private folder, never past its declared size."""
@@ -299,7 +477,10 @@ class ZipContainer(Container):
         if info.compress_type == zipfile.ZIP_STORED:
             offset = self._data_offset(name)
             if self._mm is None:
-                self._mm = _map_file(self.path)
+                try:
+                    self._mm = _map_file(self.path)
+                except OSError as exc:
+                    raise _unreadable(self.path, name, exc) from None
                 self._maps.append(self._mm)
             return readonly_array(self._mm, dtype, shape, offset)
         mm = _map_file(self._extract(name))

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from .arrays import row_width
-from .errors import ParameterError, ParameterWarning, param
+from .errors import ParameterError, ParameterWarning, SpaceMismatchError, param
 from .formats import Block, detect_format, format_names
 from .loader import load
-from .reference import Space, space_from_reference
+from .reference import Space, require_same_space, space_from_reference
 from .save import is_zip_path, save
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import TrxFile, group_dtype
@@ -95,7 +95,7 @@ def _open_input(path: str | os.PathLike | TrxFile, reference: Any, *, need_space
     ref_space = space_from_reference(reference) if reference is not None else None
     if isinstance(path, TrxFile):
         inp = _trx_input(path, path.path or "in memory", owned=False)
-        return _settle_space(inp, ref_space, need_space)
+        return _settle_space(inp, reference, ref_space, need_space)
     path_s = os.fspath(path)
     if not os.path.exists(path_s):
         raise FileNotFoundError(f"{path_s}: no such file or directory")
@@ -129,10 +129,11 @@ def _open_input(path: str | os.PathLike | TrxFile, reference: Any, *, need_space
 
         require(fmt, path_s)
         inp = _Input(path_s, fmt, None, lambda: iter([read_streamlines(path_s, fmt)]))
-    return _settle_space(inp, ref_space, need_space)
+    return _settle_space(inp, reference, ref_space, need_space)
 
 
-def _settle_space(inp: _Input, ref_space: Space | None, need_space: bool) -> _Input:
+def _settle_space(inp: _Input, reference: Any, ref_space: Space | None,
+                  need_space: bool) -> _Input:
     """The input's space, or the reference's; a mismatch or a missing needed space raises."""
     path_s, fmt = inp.path, inp.fmt
     if inp.space is None:
@@ -142,12 +143,12 @@ def _settle_space(inp: _Input, ref_space: Space | None, need_space: bool) -> _In
             raise ParameterError(f"{path_s}: .{fmt} files carry no space (affine and "
                                  f"dimensions); give {param('reference')} a NIfTI image, TRK "
                                  "or TRX file of the same space")
-    elif ref_space is not None and not inp.space.matches(ref_space):
-        inp.close()
-        raise ValueError(f"{path_s}: its space (dimensions {inp.space.dimensions.tolist()}, "
-                         f"affine {np.round(inp.space.affine, 4).tolist()}) differs from the "
-                         f"reference's ({ref_space.dimensions.tolist()}, "
-                         f"{np.round(ref_space.affine, 4).tolist()})")
+    elif ref_space is not None:
+        try:
+            require_same_space(path_s, inp.space, reference, ref_space)
+        except SpaceMismatchError:
+            inp.close()
+            raise
     return inp
 
 
@@ -341,9 +342,11 @@ def convert(in_path: str | os.PathLike | TrxFile, out_path: str | os.PathLike,
     ------
     TrxFormatError
         If the input is malformed (the message names the file).
+    SpaceMismatchError
+        (a TrxFormatError) If the input has a space (TRX, TRK) that the
+        reference's disagrees with.
     ValueError
-        If a needed reference is missing or disagrees with the input's space,
-        or a format cannot be told from a name.
+        If a needed reference is missing, or a format cannot be told from a name.
     MissingOptionalDependency
         (an ImportError) if VTK/DPY support needs a package that is missing.
 
@@ -392,7 +395,7 @@ def convert(in_path: str | os.PathLike | TrxFile, out_path: str | os.PathLike,
             elif out_fmt == "tck":
                 from .formats.tck import write_tck
 
-                result = write_tck(out_s, blocks, fields=inp.tck_fields)
+                result = write_tck(out_s, blocks, fields=inp.tck_fields, source=in_s)
             else:
                 from .formats.dipy_formats import write_streamlines
 
@@ -470,13 +473,19 @@ def load_any(path: str | os.PathLike, reference: Any = None) -> TrxFile:
     ------
     ValueError
         If the format has no space and no reference is given.
+    SpaceMismatchError
+        (a TrxFormatError) If the file has a space (TRX, TRK) that the
+        reference's disagrees with.
     """
     if detect_format(path) == "trx":
         trx = load(path)
-        if reference is not None and not Space.from_affine(
-                trx.affine, trx.dimensions).matches(space_from_reference(reference)):
-            trx.close()
-            raise ValueError(f"{os.fspath(path)}: its space differs from the reference's")
+        if reference is not None:
+            try:
+                require_same_space(path, Space.from_affine(trx.affine, trx.dimensions),
+                                   reference)
+            except BaseException:
+                trx.close()
+                raise
         return trx
     inp = _open_input(path, reference, need_space=True)
     spool = _Spool(inp.dpv, inp.dps, inp.groups, on_disk=False)

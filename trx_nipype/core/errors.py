@@ -7,6 +7,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+#: the ``path`` of errors about a tractogram that was built in memory, not read
+IN_MEMORY = "<in memory>"
+
 
 class TrxFormatError(ValueError):
     """A TRX container (or another tractogram file) violates its format.
@@ -131,3 +134,14 @@ class ParameterWarning(ParameterMessage, UserWarning):
 
     def __reduce__(self):
         return (type(self), (self.template,))
+
+
+class SpaceMismatchError(TrxFormatError):
+    """Two spaces that must agree do not: a tractogram and its reference, or the
+    inputs of a concatenation or an append.
+
+    ``path`` is the file whose space differs (``"<in memory>"`` for a tractogram
+    built in memory); the message names the other file and how the spaces differ
+    (``VOXEL_TO_RASMM differs by up to 0.5 (atol=0.001)``, ``DIMENSIONS [1, 2, 3]
+    instead of [30, 40, 50]``).
+    """

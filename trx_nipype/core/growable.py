@@ -32,6 +32,7 @@ import numpy as np
 
 from .arrays import LazyArrays, row_width, take_rows
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
+from .errors import IN_MEMORY, SpaceMismatchError
 from .reference import space_mismatch
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import CHUNK_VERTICES, Source, TrxFile, group_dtype
@@ -377,8 +378,9 @@ class GrowableTrxFile(TrxFile):
             self._refresh()
         diff = space_mismatch(self.affine, self.dimensions, trx.affine, trx.dimensions, atol)
         if diff:
-            raise ValueError(f"cannot append {_name(trx)}: its space differs from this "
-                             f"tractogram's: {diff}")
+            raise SpaceMismatchError(trx.path or IN_MEMORY, None, f"cannot append "
+                                     f"{_name(trx)}: its space differs from this "
+                                     f"tractogram's: {diff}")
         if not store.template_fixed:
             store.set_keys(_specs(trx.dps), _specs(trx.dpv))
             store.template_fixed = True

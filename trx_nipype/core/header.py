@@ -13,10 +13,80 @@ from .errors import TrxFormatError
 
 MEMBER = "header.json"
 REQUIRED = ("VOXEL_TO_RASMM", "DIMENSIONS", "NB_VERTICES", "NB_STREAMLINES")
+#: the largest ``header.json`` read (real ones hold a few hundred bytes; decoded JSON
+#: takes up to ~35x its text in memory, so this bounds the decoded header to ~40 MB)
+MAX_BYTES = 1 << 20
+#: the largest grid size along one axis (NIfTI-1 and TRK store int16; int32 is generous)
+MAX_DIMENSION = 2**31 - 1
+#: the largest NB_VERTICES / NB_STREAMLINES (offsets and lengths are 64-bit)
+MAX_COUNT = 2**63 - 1
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _numbers(value: Any, depth: int) -> bool:
+    """True for ``depth`` levels of lists of JSON numbers (or a numeric array)."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "iuf"
+    if depth == 0:
+        return _is_number(value)
+    return isinstance(value, (list, tuple)) and all(_numbers(v, depth - 1) for v in value)
+
+
+def check_affine(value: Any, path: str, member: str = MEMBER,
+                 field: str = "VOXEL_TO_RASMM") -> np.ndarray:
+    """``value`` as a usable (4, 4) float64 voxel-to-RAS+ affine, or a TrxFormatError.
+
+    Usable: 4x4 (or 16) numbers -- not text, not booleans -- that are finite
+    in float64, with a finite inverse and a direction for every axis.
+    """
+    if not (_numbers(value, 2) or _numbers(value, 1)):
+        raise TrxFormatError(path, member, f"{field}: expected a 4x4 matrix of numbers, "
+                             f"found {str(value)[:80]}")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        raise TrxFormatError(path, member, f"{field}: expected finite numbers, found one too "
+                             f"large for a float64: {str(value)[:80]}") from None
+    except (TypeError, ValueError):
+        raise TrxFormatError(path, member, f"{field}: expected a 4x4 matrix of numbers, "
+                             f"found {str(value)[:80]}") from None
+    if arr.shape == (16,):
+        arr = arr.reshape(4, 4)
+    if arr.shape != (4, 4):
+        raise TrxFormatError(path, member,
+                             f"{field}: expected a 4x4 matrix, found shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise TrxFormatError(path, member, f"{field}: expected finite values, found NaN/inf")
+    if not usable_affine(arr):
+        raise TrxFormatError(path, member, f"{field}: expected an invertible affine with a "
+                             f"direction for every axis, found {arr.tolist()}")
+    return arr
+
+
+def usable_affine(affine: np.ndarray) -> bool:
+    """Finite, invertible (with a finite inverse) and with a direction for every axis."""
+    from nibabel.orientations import aff2axcodes
+
+    if not np.all(np.isfinite(affine)):
+        return False
+    try:
+        with np.errstate(all="ignore"):
+            inverse = np.linalg.inv(affine)
+    except np.linalg.LinAlgError:
+        return False
+    if not np.all(np.isfinite(inverse)):
+        return False
+    try:
+        return None not in aff2axcodes(affine)
+    except (ValueError, np.linalg.LinAlgError):
+        return False
 
 
 def _no_constants(name: str) -> Any:
@@ -46,32 +116,21 @@ def check_header(header: dict[str, Any], path: str) -> dict[str, Any]:
     if missing:
         raise TrxFormatError(path, MEMBER, f"missing required key(s) {', '.join(missing)}")
     out = dict(header)
-    aff = header["VOXEL_TO_RASMM"]
-    try:
-        arr = np.asarray(aff, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TrxFormatError(path, MEMBER, f"VOXEL_TO_RASMM: expected a 4x4 matrix of numbers, "
-                             f"found {str(aff)[:80]}") from None
-    if arr.shape == (16,):
-        arr = arr.reshape(4, 4)
-    if arr.shape != (4, 4):
-        raise TrxFormatError(path, MEMBER,
-                             f"VOXEL_TO_RASMM: expected a 4x4 matrix, found shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise TrxFormatError(path, MEMBER, "VOXEL_TO_RASMM: expected finite values, found NaN/inf")
-    out["VOXEL_TO_RASMM"] = arr
+    out["VOXEL_TO_RASMM"] = check_affine(header["VOXEL_TO_RASMM"], path)
     dims = header["DIMENSIONS"]
-    if (not isinstance(dims, (list, tuple, np.ndarray)) or len(dims) != 3
+    if isinstance(dims, np.ndarray):
+        dims = dims.tolist()
+    if (not isinstance(dims, (list, tuple)) or len(dims) != 3
             or not all(_is_int(d) or (isinstance(d, float) and d.is_integer()) for d in dims)
-            or not all(d > 0 for d in dims)):
-        raise TrxFormatError(path, MEMBER,
-                             f"DIMENSIONS: expected 3 positive integers, found {str(dims)[:80]}")
-    out["DIMENSIONS"] = np.asarray(dims, dtype=np.int64)
+            or not all(0 < d <= MAX_DIMENSION for d in dims)):
+        raise TrxFormatError(path, MEMBER, f"DIMENSIONS: expected 3 positive integers up to "
+                             f"{MAX_DIMENSION}, found {str(dims)[:80]}")
+    out["DIMENSIONS"] = np.asarray([int(d) for d in dims], dtype=np.int64)
     for key in ("NB_VERTICES", "NB_STREAMLINES"):
         val = header[key]
-        if not _is_int(val) or val < 0:
-            raise TrxFormatError(path, MEMBER,
-                                 f"{key}: expected a non-negative integer, found {val!r}")
+        if not _is_int(val) or not 0 <= val <= MAX_COUNT:
+            raise TrxFormatError(path, MEMBER, f"{key}: expected an integer from 0 to "
+                                 f"{MAX_COUNT}, found {str(val)[:80]}")
         out[key] = int(val)
     return out
 

@@ -18,8 +18,15 @@ import numpy as np
 
 from .arrays import LazyArrays, frozen_copy
 from .container import Container, ZipContainer, open_container
-from .dtypes import OFFSET_DTYPES, POSITION_DTYPES, MemberName, parse_member_name
+from .dtypes import (
+    OFFSET_DTYPES,
+    POSITION_DTYPES,
+    MemberName,
+    check_key,
+    parse_member_name,
+)
 from .errors import TrxFormatError
+from .header import MAX_BYTES as HEADER_MAX_BYTES
 from .header import MEMBER as HEADER
 from .header import parse_header
 from .trxfile import Source, TrxFile
@@ -53,6 +60,8 @@ def _classify(container: Container) -> _Layout:
             raise TrxFormatError(path, member, "unknown dtype extension: expected a name ending "
                                  "in .int8..int64, .uint8..uint64, .float16..float64 or .bit")
         entry = (member, parsed)
+        if len(parts) > 1:  # a data, group or dpg name: one the writer can write back
+            _check_names(path, member, [parsed.name, *parts[1:-1]])
         if len(parts) == 1 and parsed.name in ("positions", "offsets"):
             slot = parsed.name
             if getattr(layout, slot) is not None:
@@ -76,6 +85,15 @@ def _classify(container: Container) -> _Layout:
                                  "positions.3.<dtype>, offsets.<dtype>, dps/, dpv/, groups/ "
                                  "or dpg/<group>/ members")
     return layout
+
+
+def _check_names(path: str, member: str, names: list[str]) -> None:
+    """Refuse a data/group name that no TRX writer can store (``..``, ``.x``, empty)."""
+    for name in names:
+        try:
+            check_key(name)
+        except ValueError as exc:
+            raise TrxFormatError(path, member, str(exc)) from None
 
 
 def _sized(container: Container, entry: tuple[str, MemberName], rows: int, what: str
@@ -215,7 +233,7 @@ def read_source(container: Container) -> Source:
     path = container.path
     if HEADER not in container.members:
         raise TrxFormatError(path, HEADER, "missing header.json")
-    header = parse_header(container.read_bytes(HEADER), path)
+    header = parse_header(container.read_bytes(HEADER, HEADER_MAX_BYTES), path)
     n, v = header["NB_STREAMLINES"], header["NB_VERTICES"]
     layout = _classify(container)
     positions = LazyArrays()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import TrxFormatError
+from .errors import SpaceMismatchError, TrxFormatError
 
 
 def space_mismatch(affine_a: np.ndarray, dims_a: np.ndarray, affine_b: np.ndarray,
@@ -37,6 +37,43 @@ def space_mismatch(affine_a: np.ndarray, dims_a: np.ndarray, affine_b: np.ndarra
     if da != db:
         return f"DIMENSIONS {db} instead of {da}"
     return None
+
+
+def require_same_space(path: str | os.PathLike, space: Space, reference: Any,
+                       ref_space: Space | None = None, atol: float = 1e-3) -> None:
+    """Refuse a tractogram whose own space the reference's disagrees with.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The tractogram (named in the error).
+    space : Space
+        Its space.
+    reference : str, os.PathLike or object
+        What the user gave as the reference (named in the error).
+    ref_space : Space, optional
+        The reference's space, when already read (else read from ``reference``).
+    atol : float
+        Tolerance on the affine, in mm.
+
+    Raises
+    ------
+    SpaceMismatchError
+        Naming the tractogram, the reference and how the spaces differ.
+    """
+    if ref_space is None:
+        ref_space = space_from_reference(reference)
+    diff = space_mismatch(ref_space.affine, ref_space.dimensions, space.affine,
+                          space.dimensions, atol)
+    if diff is None:
+        return
+    name = os.fspath(reference) if isinstance(reference, (str, os.PathLike)) else \
+        f"a {type(reference).__name__}"
+    raise SpaceMismatchError(path, None, f"its space (dimensions {space.dimensions.tolist()}, "
+                             f"affine {np.round(space.affine, 4).tolist()}) differs from the "
+                             f"reference's ({name}: dimensions "
+                             f"{ref_space.dimensions.tolist()}, affine "
+                             f"{np.round(ref_space.affine, 4).tolist()}): {diff}")
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,13 @@ Inputs that hold tractograms are declared with the traits of
 input spec (:class:`~trx_nipype.interfaces._traits.TrxInputSpec`) hashes those
 values with :func:`fingerprint`, and every other input exactly as Nipype does.
 
-- **A directory is its members.** Both methods walk the directory and hash the
-  sorted list of its regular files, so adding, removing, renaming, growing or
-  rewriting any member changes the fingerprint.
+- **A directory is its members.** Both methods list the directory as the
+  loader does (:func:`trx_nipype.core.container.scan_folder`) and hash the
+  sorted list of its members, so adding, removing, renaming, growing or
+  rewriting any member changes the fingerprint. Nothing else is read: hidden
+  files are skipped, and an entry the loader refuses (a link leaving the
+  folder, such as ``zz_link -> /usr``, a link loop) is hashed by its name and
+  ``lstat``, never followed.
 - ``timestamp``: one ``stat`` per member, ``(member, size, mtime_ns)``.
   Nothing is read. This is Nipype's own timestamp rule (size + mtime) applied
   to every member, with nanosecond rather than float-second times.
@@ -73,6 +77,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from trx_nipype.core.container import FolderEntry, scan_folder
 
 log = logging.getLogger("nipype.interface")
 
@@ -231,34 +237,12 @@ def file_digest(path: str | os.PathLike, st: os.stat_result | None = None) -> st
 
 
 # --------------------------------------------------------------- fingerprints
-def _walk(root: str) -> list[tuple[str, os.stat_result, str]]:
-    """(member, stat, full path) of every regular file under ``root``, sorted by member.
-
-    Links are followed (a linked member counts as its target); a folder met
-    twice through links is walked once.
-    """
-    out = []
-    st = os.stat(root)
-    seen = {(st.st_dev, st.st_ino)}
-    stack = [("", root)]
-    while stack:
-        rel, folder = stack.pop()
-        with os.scandir(folder) as it:
-            for entry in it:
-                name = f"{rel}{entry.name}"
-                try:
-                    st = os.stat(entry.path)
-                except FileNotFoundError:  # a dangling link: not a member
-                    continue
-                STATS["stats"] += 1
-                if stat.S_ISDIR(st.st_mode):
-                    if (st.st_dev, st.st_ino) not in seen:
-                        seen.add((st.st_dev, st.st_ino))
-                        stack.append((name + "/", entry.path))
-                elif stat.S_ISREG(st.st_mode):
-                    out.append((name, st, entry.path))
-    out.sort(key=lambda item: item[0])
-    return out
+def _members(root: str) -> list[FolderEntry]:
+    """The entries of a TRX folder exactly as the loader lists them (its members, and
+    what it refuses: links leaving the folder are never followed, hidden files skipped)."""
+    entries = scan_folder(root)
+    STATS["stats"] += len(entries)
+    return entries
 
 
 def _method(hash_method: str | None) -> str:
@@ -300,11 +284,15 @@ def path_digest(path: str | os.PathLike, hash_method: str | None = None) -> str:
         return "missing"
     h = hashlib.sha256()
     if stat.S_ISDIR(st.st_mode):
-        for member, mst, full in _walk(path):
-            if method == "timestamp":
-                row = [member, mst.st_size, mst.st_mtime_ns]
+        for entry in _members(path):
+            mst = entry.stat
+            if entry.problem is not None:  # the loader refuses it: hashed, never read
+                row = [entry.name, "refused", entry.problem,
+                       *([mst.st_size, mst.st_mtime_ns] if mst is not None else [])]
+            elif method == "timestamp":
+                row = [entry.name, mst.st_size, mst.st_mtime_ns]
             else:
-                row = [member, mst.st_size, file_digest(full, mst)]
+                row = [entry.name, mst.st_size, file_digest(entry.path, mst)]
             h.update(json.dumps(row).encode("utf-8", "surrogateescape") + b"\n")
         kind = "dir"
     else:

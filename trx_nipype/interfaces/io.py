@@ -25,8 +25,9 @@ class _LoadTrxInputSpec(TrxInputSpec):
                       desc="tractogram: TRX (zip or directory), or any format convert reads "
                            "(TRK, TCK, VTK, ...)")
     reference = File(exists=True, trx_hash=True,
-                     desc="reference image (NIfTI) or TRK giving the space of formats without "
-                          "one (TCK, VTK, ...); not used for TRX and TRK inputs")
+                     desc="reference image (NIfTI), TRK or TRX giving the space of formats "
+                          "without one (TCK, VTK, ...); TRX and TRK inputs carry their own, "
+                          "which it must match (else SpaceMismatchError, a TrxFormatError)")
 
 
 class _LoadTrxOutputSpec(TraitedSpec):

@@ -18,8 +18,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,9 +170,14 @@ def open_input(path: str | os.PathLike) -> IO[bytes]:
 
 class ReadBuffer:
     """One reused read buffer for a chunked reader: filled from a file, consumed from the
-    front (what is left moves to the start), grown when one record does not fit, and
-    ramped up from ``first`` to ``full`` bytes while reads keep it full (small files:
-    small reads).
+    front (what is left moves to the start), and ramped up from ``first`` to ``full``
+    bytes while reads keep it full (small files: small reads).
+
+    It never grows past ``full`` by itself: a record larger than that is first shown to
+    exist (:meth:`reserve`, :meth:`look_ahead`: the file's size, or the stream read
+    ahead and discarded), so that a header or a count that lies (a gzipped record
+    claiming 2**31 points over gigabytes of zeros) costs bounded memory, not the
+    gigabytes it claims.
     """
 
     def __init__(self, fh: IO[bytes], first: int, full: int) -> None:
@@ -180,13 +186,22 @@ class ReadBuffer:
         self.buf = bytearray(min(first, full))
         self.filled = 0
         self.eof = False
+        self._size: int | None = None  # a regular (uncompressed) file's size
+        if not isinstance(fh, gzip.GzipFile):
+            try:
+                st = os.fstat(fh.fileno())
+            except (AttributeError, OSError, ValueError):
+                st = None
+            if st is not None and stat.S_ISREG(st.st_mode):
+                self._size = st.st_size
 
     def fill(self) -> None:
-        """Read until the buffer is full or the file ends (doubling a full buffer first)."""
+        """Read until the buffer is full or the file ends (doubling a full buffer first,
+        up to ``full`` bytes)."""
         if self.eof:
             return
-        if self.filled == len(self.buf):  # one record larger than the buffer: grow it
-            self._grow(2 * len(self.buf))
+        if self.filled == len(self.buf) and len(self.buf) < self.full:
+            self._grow(min(2 * len(self.buf), self.full))
         view = memoryview(self.buf)
         while self.filled < len(self.buf):
             n = self.fh.readinto(view[self.filled:])
@@ -200,8 +215,74 @@ class ReadBuffer:
         rest = self.filled - nbytes
         self.buf[:rest] = self.buf[nbytes:self.filled]
         self.filled = rest
-        if not self.eof and len(self.buf) < self.full and rest < len(self.buf) // 2:
+        if len(self.buf) > self.full and rest <= self.full:
+            del self.buf[self.full:]  # back to the chunk size after one outsized record
+        elif not self.eof and len(self.buf) < self.full and rest < len(self.buf) // 2:
             self._grow(min(2 * len(self.buf), self.full))
+
+    def available(self, nbytes: int) -> int:
+        """How many of the next ``nbytes`` bytes (from the buffer's front) the file holds.
+
+        A regular file answers from its size; a stream (gzip) is read ahead, in
+        bounded chunks that are discarded, and rewound.
+        """
+        if nbytes <= self.filled or self.eof:
+            return min(nbytes, self.filled)
+        if self._size is not None:
+            return min(nbytes, self.filled + max(self._size - self.fh.tell(), 0))
+        seen = self.filled
+
+        def count(chunk: memoryview) -> bool:
+            nonlocal seen
+            seen += len(chunk)
+            return seen >= nbytes
+        self.look_ahead(count)
+        return min(seen, nbytes)
+
+    def reserve(self, nbytes: int, *, seen: bool = False) -> int:
+        """Make room for ``nbytes`` from the front, if the file holds them.
+
+        Up to ``full`` bytes, room is made at once; past it, only once
+        :meth:`available` has shown the bytes exist (or the caller has, with
+        :meth:`look_ahead`: ``seen=True``).
+
+        Returns
+        -------
+        int
+            ``nbytes`` when room was made; fewer -- what the file holds from the
+            front -- when it ends before (nothing is allocated then).
+        """
+        if nbytes > len(self.buf):
+            if nbytes > self.full and not seen:
+                have = self.available(nbytes)
+                if have < nbytes:
+                    return have
+            self._grow(-(-nbytes // 4096) * 4096)
+        return nbytes
+
+    def look_ahead(self, visit: Callable[[memoryview], bool]) -> bool:
+        """Show ``visit`` what follows the buffer, chunk by chunk, until it returns True.
+
+        The chunks are read into one scratch buffer (bounded memory) and
+        discarded; the file is then put back where it was (for a gzip stream:
+        decompressed again from its start, so this is for rare, outsized records).
+
+        Returns
+        -------
+        bool
+            True when ``visit`` returned True; False when the file ended first
+            (the file is then left at its end: the caller reports the error).
+        """
+        where = self.fh.tell()
+        scratch = bytearray(min(self.full, 1 << 22))
+        view = memoryview(scratch)
+        while True:
+            n = self.fh.readinto(scratch)
+            if not n:
+                return False
+            if visit(view[:n]):
+                self.fh.seek(where)
+                return True
 
     def _grow(self, size: int) -> None:
         new = bytearray(size)

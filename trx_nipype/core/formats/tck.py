@@ -182,6 +182,17 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
                 raise TrxFormatError(path, "data", "truncated: the last streamline has no "
                                      "NaN delimiter before the end-of-data marker")
             if not len(delim):
+                # one streamline fills the buffer: past the chunk size, the buffer grows
+                # to its end only once that end (a NaN or Inf triplet) has been seen
+                del rows, xyz, buf
+                if filled == len(rb.buf) and filled >= rb.full:
+                    need = _streamline_end(rb, info.dtype)
+                    if need is None:
+                        raise TrxFormatError(path, "data", f"truncated: a streamline of at "
+                                             f"least {filled // triplet} points has no NaN "
+                                             "delimiter and the data no end-of-data marker "
+                                             "(Inf Inf Inf)")
+                    rb.reserve(need, seen=True)
                 continue
             lengths = np.diff(delim, prepend=-1) - 1
             nonempty = lengths > 0
@@ -204,10 +215,53 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
                       f"{total} streamlines the file holds; using the data", stacklevel=2)
 
 
+def _streamline_end(rb: ReadBuffer, dtype: np.dtype) -> int | None:
+    """Bytes from the buffer's front to the end of the first NaN or Inf triplet past it.
+
+    Reads ahead (bounded, discarded; see :meth:`ReadBuffer.look_ahead`); None when
+    the file ends without one.
+    """
+    triplet = 3 * dtype.itemsize
+    carry = bytes(rb.buf[rb.filled - rb.filled % triplet:rb.filled])
+    start = rb.filled - len(carry)  # where ``carry`` sits, from the front
+    found: int | None = None
+
+    def visit(chunk: memoryview) -> bool:
+        nonlocal carry, start, found
+        data = carry + bytes(chunk) if carry else chunk
+        whole = len(data) - len(data) % triplet
+        xyz = np.frombuffer(data, dtype=dtype, count=whole // dtype.itemsize).reshape(-1, 3)
+        ends = np.flatnonzero(~np.isfinite(xyz[:, 0]))
+        hits = ends[(np.isnan(xyz[ends]).all(axis=1) | np.isinf(xyz[ends]).all(axis=1))]
+        if len(hits):
+            found = start + (int(hits[0]) + 1) * triplet
+            return True
+        carry = bytes(data[whole:])
+        start += whole
+        return False
+
+    return found if rb.look_ahead(visit) else None
+
+
 def _full_rows(xyz: np.ndarray, test: np.ufunc) -> np.ndarray:
     """Rows where ``test`` holds for x, y and z (x checked first: one pass, not three)."""
     rows = np.flatnonzero(test(xyz[:, 0]))
     return rows[test(xyz[rows]).all(axis=1)] if len(rows) else rows
+
+
+def _check_finite(block: Block, first: int, source: str | os.PathLike) -> None:
+    """Refuse a block with a NaN or infinite coordinate, naming the streamline."""
+    finite = np.isfinite(block.positions)
+    if finite.all():
+        return
+    vertex = int(np.flatnonzero(~finite.all(axis=1))[0])
+    lengths = np.asarray(block.lengths, dtype=np.int64)
+    streamline = int(np.searchsorted(np.cumsum(lengths), vertex, side="right"))
+    point = int(vertex - (np.cumsum(lengths)[streamline] - lengths[streamline]))
+    raise TrxFormatError(source, "positions", f"streamline {first + streamline} has a "
+                         f"non-finite point {np.asarray(block.positions[vertex]).tolist()} "
+                         f"(point {point}): TCK cannot hold NaN or Inf coordinates (they are "
+                         "its streamline delimiter and end marker); nothing written")
 
 
 def _header_bytes(count: int, extra: dict[str, str]) -> bytes:
@@ -225,20 +279,40 @@ def _header_bytes(count: int, extra: dict[str, str]) -> bytes:
 
 
 def write_tck(dest: str | os.PathLike, blocks: Iterable[Block], *,
-              fields: dict[str, str] | None = None) -> Path:
+              fields: dict[str, str] | None = None,
+              source: str | os.PathLike | None = None) -> Path:
     """Write blocks (RAS+ mm) to a TCK file (``.tck.gz``: gzipped), atomically.
 
     Data per point / streamline and groups are not written (the caller warns).
     Empty streamlines cannot be represented (readers skip them): they are left
     out, with a warning.
+
+    Parameters
+    ----------
+    dest : str or os.PathLike
+    blocks : iterable of Block
+    fields : dict of str to str, optional
+        Extra header keys.
+    source : str or os.PathLike, optional
+        The file the blocks come from, named in errors.
+
+    Raises
+    ------
+    TrxFormatError
+        A point with a NaN or infinite coordinate (naming ``source`` and the
+        streamline): NaN and Inf triplets are TCK's delimiter and end marker,
+        so such a file would read back with other streamlines, or not at all.
+        Nothing is left at ``dest``.
     """
     dest_s = os.fspath(dest)
     extra = dict(fields or {})
-    total = empty = 0
+    total = empty = seen = 0
     with atomic_output(dest) as fh:
         head = _header_bytes(0, extra)
         fh.write(head)
         for block in blocks:
+            _check_finite(block, seen, source if source is not None else dest_s)
+            seen += len(block)
             block, skipped = without_empty(block)
             empty += skipped
             lengths = np.asarray(block.lengths, dtype=np.int64)

@@ -67,6 +67,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import TrxFormatError
+from ..header import usable_affine
 from ..reference import Space, apply_affine
 from . import (
     FIRST_READ,
@@ -113,6 +114,10 @@ HEADER_DTYPE = np.dtype([
 assert HEADER_DTYPE.itemsize == HEADER_SIZE
 N_COUNT_OFFSET = HEADER_DTYPE.fields["n_count"][1]
 RESERVED_OFFSET = HEADER_DTYPE.fields["reserved"][1]
+#: the largest float32: RAS+ positions beyond it are infinite
+F32_MAX = float(np.finfo(np.float32).max)
+#: how far around its grid (in mm, a kilometre) a header's space must keep points finite
+MARGIN_MM = 1e6
 #: the start of ``reserved`` in a TRK whose groups sidecar has the token that follows
 TOKEN_TAG = b"trx-nipype groups:"
 
@@ -222,17 +227,20 @@ def voxmm_to_rasmm(affine: np.ndarray, dimensions: Sequence[int], voxel_sizes: S
     return np.asarray(affine, dtype=np.float64) @ flip @ shift @ scale
 
 
-def _usable_affine(affine: np.ndarray) -> bool:
-    """Finite, invertible (with a finite inverse) and with a direction for every axis."""
-    from nibabel.orientations import aff2axcodes
+def _grid_overflows(to_rasmm: np.ndarray, dims: np.ndarray, sizes: np.ndarray) -> bool:
+    """Whether a corner of the grid, widened by :data:`MARGIN_MM` on every side (in
+    voxmm), lands beyond float32 in RAS+ mm.
 
-    if not np.all(np.isfinite(affine)):
-        return False
-    try:
-        inverse = np.linalg.inv(affine)
-    except np.linalg.LinAlgError:
-        return False
-    return bool(np.all(np.isfinite(inverse))) and None not in aff2axcodes(affine)
+    A usable space sends every point a tractogram can hold to finite RAS+ mm;
+    what this misses (points far outside the grid) is caught as it is read.
+    """
+    extent = np.asarray(dims, np.float64) * sizes
+    lo, hi = -MARGIN_MM, extent + MARGIN_MM
+    corners = np.array([[x, y, z] for x in (lo, hi[0]) for y in (lo, hi[1])
+                        for z in (lo, hi[2])])
+    with np.errstate(all="ignore"):
+        ras = apply_affine(to_rasmm, corners)
+    return not bool(np.all(np.abs(ras) <= F32_MAX))
 
 
 def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> TrkInfo:
@@ -274,7 +282,7 @@ def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Trk
         warnings.warn(f"{path}: the TRK header records no vox_to_ras; assuming the identity",
                       stacklevel=3)
         affine = np.eye(4)
-    if not _usable_affine(affine):
+    if not usable_affine(affine):
         raise TrxFormatError(path, "header", f"vox_to_ras: expected a finite, invertible "
                              f"affine with axis directions, found {affine.tolist()}")
     order_code = bytes(rec["voxel_order"]).rstrip(b"\x00").decode("latin1").upper()
@@ -287,6 +295,9 @@ def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Trk
     if np.any(dims <= 0) or np.any(~np.isfinite(sizes)) or np.any(sizes <= 0):
         raise TrxFormatError(path, "header", f"expected positive dim and voxel_size, found "
                              f"{dims.tolist()} and {sizes.tolist()}")
+    if np.any(sizes < np.finfo(np.float32).tiny):  # 1e-45: points / size overflow float32
+        raise TrxFormatError(path, "header", f"voxel_size: expected sizes of at least "
+                             f"{np.finfo(np.float32).tiny:g} mm, found {sizes.tolist()}")
     n_scalars, n_props = int(rec["n_scalars"]), int(rec["n_properties"])
     count = int(rec["n_count"])
     if n_scalars < 0 or n_props < 0 or count < 0:
@@ -297,6 +308,11 @@ def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Trk
     except ValueError as exc:
         raise TrxFormatError(path, "header", f"voxel_order: expected axis codes such as "
                              f"'RAS', found {order_code!r} ({exc})") from None
+    if _grid_overflows(to_rasmm, dims, sizes):
+        raise TrxFormatError(path, "header", f"vox_to_ras and voxel_size: expected a space "
+                             f"that keeps its grid (and {MARGIN_MM:g} mm around it) within "
+                             f"float32 range in RAS+ mm, found vox_to_ras {affine.tolist()} "
+                             f"and voxel_size {sizes.tolist()}")
     return TrkInfo(
         path=path, byteorder=order, nb_streamlines=count, nb_scalars=n_scalars,
         nb_properties=n_props,
@@ -419,13 +435,28 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
             starts, used = _chain(words, rec, nprops)
             if len(starts):
                 floats = np.frombuffer(rb.buf, dtype=fdt, count=used)
-                block = _block(info, floats, words, starts, used, sidecar)
+                block = _block(info, floats, words, starts, used, sidecar, index)
                 del floats, words
                 index += len(starts)
+                if info.nb_streamlines and index > info.nb_streamlines:  # refused early
+                    whole = rb.eof and 4 * used == rb.filled
+                    raise TrxFormatError(path, "header", f"n_count says "
+                                         f"{info.nb_streamlines} streamlines, the file holds "
+                                         f"{'' if whole else 'at least '}{index}")
                 rb.consume(4 * used)
                 yield block
                 continue
-            if not rb.eof:
+            # no whole record at the front: its count says how many bytes it needs, and
+            # the buffer grows to that only once the file is known to hold them
+            if rb.filled >= 4 and int(words[0]) < 0:
+                raise _bad_record(info, words, index, rb.filled)
+            need = 4 * (1 + int(words[0]) * rec + nprops) if rb.filled >= 4 else 0
+            if not rb.eof and need > rb.filled:
+                first = words[:1].copy()
+                del words
+                have = rb.reserve(need)
+                if have < need:
+                    raise _bad_record(info, first, index, have)
                 continue
             if rb.filled:
                 raise _bad_record(info, words, index, rb.filled)
@@ -436,8 +467,11 @@ def iter_trk_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES,
 
 
 def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndarray,
-           used: int, sidecar: dict | None) -> Block:
-    """One Block from the complete records at ``starts`` (copies out of the read buffer)."""
+           used: int, sidecar: dict | None, first: int = 0) -> Block:
+    """One Block from the complete records at ``starts`` (copies out of the read buffer).
+
+    ``first`` is the index of the block's first streamline in the file (for messages).
+    """
     rec, nprops = 3 + info.nb_scalars, info.nb_properties
     counts = words[starts].astype(np.int64)
     ends = starts + 1 + counts * rec + nprops
@@ -450,7 +484,11 @@ def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndar
         props = floats[pidx].astype(np.float32)
     data = floats[keep].reshape(-1, rec)
     del keep
-    pos = apply_affine(info.to_rasmm, data[:, :3], np.float32)
+    try:
+        with np.errstate(over="raise"):  # a finite point pushed past float32 by the header
+            pos = apply_affine(info.to_rasmm, data[:, :3], np.float32)
+    except FloatingPointError:
+        raise _overflow(info, data[:, :3], counts, first) from None
     dpv = {k: _column(data[:, 3:], s) for k, s in info.scalars.items()}
     dps = {k: _column(props, s) for k, s in info.properties.items()}
     groups: dict[str, np.ndarray] = {}
@@ -460,6 +498,21 @@ def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndar
         for name, members in sidecar["members"].items():
             groups[name] = np.flatnonzero(np.isin(codes, members))
     return Block(counts, pos, dpv, dps, groups)
+
+
+def _overflow(info: TrkInfo, voxmm: np.ndarray, counts: np.ndarray, first: int
+              ) -> TrxFormatError:
+    """The error for finite points that the header's space sends past float32."""
+    with np.errstate(all="ignore"):
+        ras = apply_affine(info.to_rasmm, voxmm, np.float32)
+    bad = np.flatnonzero(~np.isfinite(ras).all(axis=1) & np.isfinite(voxmm).all(axis=1))
+    vertex = int(bad[0]) if len(bad) else 0
+    streamline = first + int(np.searchsorted(np.cumsum(counts), vertex, side="right"))
+    return TrxFormatError(info.path, "header", f"vox_to_ras and voxel_size: expected a space "
+                          f"that keeps the points within float32 range, found streamline "
+                          f"{streamline}'s point {voxmm[vertex].tolist()} (voxmm) sent to "
+                          f"{ras[vertex].tolist()} by vox_to_ras {info.space.affine.tolist()} "
+                          f"and voxel_size {info.space.voxel_sizes.tolist()}")
 
 
 def _column(table: np.ndarray, cols: slice) -> np.ndarray:

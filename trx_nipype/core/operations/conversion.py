@@ -15,6 +15,7 @@ from typing import Any
 
 from ..convert import convert
 from ..formats.trk import sidecar_path
+from ..reference import require_same_space, space_from_reference
 from ..save import is_zip_path
 from .inputs import check_inputs
 from .outputs import plan_output
@@ -69,7 +70,9 @@ def as_trx(in_path: str | os.PathLike, out_path: str | os.PathLike | None, *,
     """A TRX of ``in_path``: the path itself when it is a TRX, else its conversion to
     ``out_path`` (a TRX name; required then)."""
     if is_trx(in_path):
-        check_inputs(in_path)
+        check_inputs(in_path, reference)
+        if reference is not None:  # a TRX handed on as it is must still be in that space
+            require_same_space(in_path, space_from_reference(in_path), reference)
         return Path(in_path)
     if out_path is None:
         raise ValueError(f"{in_path}: not a TRX; give where to write its conversion")
