@@ -330,10 +330,14 @@ def test_non_finite_points_are_refused_for_tck(tmp_path: Path, point: tuple, suf
     code, err_text = cli(capsys, "convert", src, dest)
     assert code == 3 and f"{src}: positions: streamline 1 " in err_text, err_text
     assert not dest.exists()
-    dest.write_bytes(b"previous")  # an existing output stays as it was
+    # an existing output (a tractogram: nothing else may be replaced) stays as it was
+    finite = save(TrxFile.from_arrays(np.asarray(small_trx().positions), lengths=[10, 10, 10]),
+                  tmp_path / "finite.trx")
+    convert(finite, dest)
+    previous = dest.read_bytes()
     with pytest.raises(TrxFormatError):
         convert(src, dest)
-    assert dest.read_bytes() == b"previous"
+    assert dest.read_bytes() == previous
 
 
 # ------------------------------------------------------------ bounded reads
