@@ -10,6 +10,14 @@ Single operations run straight on the core (no Nipype)::
     trx-nipype resize in.trx -o out.trx [-n 1000 [--random --seed 0]]
     trx-nipype split-groups in.trx -o folder/ [--format trk]
 
+Tractography analysis (see :mod:`trx_nipype.cli.analysis`)::
+
+    trx-nipype filter in.trx -o out.trx [--min-length 20] [--include roi.nii.gz] ...
+    trx-nipype density in.trx -o density.nii.gz [--reference t1.nii.gz] [--binary]
+    trx-nipype sample in.trx fa.nii.gz -o out.trx --name fa
+    trx-nipype profile in.trx fa.nii.gz -o profiles.csv [--points 100]
+    trx-nipype resample in.trx -o out.trx (--points 20 | --step 1.0)
+
 Pipelines over a dataset (Nipype; the demo data when no folder is given)::
 
     trx-nipype run [INPUT_DIR] --output-dir OUT [--work-dir WORK] [--plugin MultiProc]
@@ -132,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="format of the files (default: trx)")
     p.add_argument("--reference", help="reference image for formats that need one")
 
+    from .analysis import add_analysis_commands
+
+    add_analysis_commands(sub)
+
     p = sub.add_parser(
         "run", help="run a pipeline over a dataset (default: the demo data)",
         description="Run a pipeline over a dataset laid out as sub-*/[ses-*/]dwi/* (one "
@@ -226,8 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .run import cmd_run
 
                 return cmd_run(args)
-            from . import ops
+            from . import analysis, ops
 
+            if args.command in analysis.COMMANDS:
+                return analysis.COMMANDS[args.command](args)
             return getattr(ops, _COMMANDS[args.command])(args)
         except KeyboardInterrupt:
             print("trx-nipype: interrupted", file=sys.stderr)

@@ -153,6 +153,7 @@ def load_volume(path: str | os.PathLike, grid: Grid, *, what: str, tractogram: s
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or directory")
+    a_what = f"{'an' if what[:1] in 'aeiou' else 'a'} {what}"
     try:
         img = nib.load(path)
     except Exception as exc:  # nibabel raises many kinds
@@ -165,7 +166,7 @@ def load_volume(path: str | os.PathLike, grid: Grid, *, what: str, tractogram: s
         raise TrxFormatError(path, None, f"expected a 3-D {what}, found shape {list(shape)}")
     diff = grid.mismatch(img.affine, shape)
     if diff is not None:
-        raise TrxFormatError(path, None, f"expected a {what} on the grid of the tractogram "
+        raise TrxFormatError(path, None, f"expected {a_what} on the grid of the tractogram "
                              f"{tractogram} (DIMENSIONS {list(grid.dimensions)}), found "
                              f"another grid: {diff}; resample the {what} to the "
                              "tractogram's space first")
