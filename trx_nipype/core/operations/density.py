@@ -95,7 +95,8 @@ def count_streamlines(trx: TrxFile, grid: Grid, *, where: str = "the tractogram"
             first = np.empty(len(key), dtype=bool)
             first[0] = True
             np.not_equal(key[1:], key[:-1], out=first[1:])
-            counts += np.bincount(key[first] % nvox, minlength=nvox)
+            voxels, hits = np.unique(key[first] % nvox, return_counts=True)
+            counts[voxels] += hits
         done += n
     return counts.reshape(grid.dimensions)
 
