@@ -327,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             row[f"ratio_{side}"] = ours_t / other if ours_t and other else None
         rows.append(row)
         print(f"{op:9s} " + "  ".join(
-            f"{s} {row[s]['median_s'] if row[s]['median_s'] is None else round(row[s]['median_s'], 3)} s"
-            f" ({row[s]['peak_mb'] and round(row[s]['peak_mb'])} MB)" for s in sides)
+            f"{s} {_t(row[s])} s ({_mb(row[s])} MB)" for s in sides)
             + f"  check: {verdict}" + (f"  errors: {errors}" if errors else ""), file=sys.stderr)
         for f in outdir.iterdir():
             shutil.rmtree(f) if f.is_dir() else f.unlink()
