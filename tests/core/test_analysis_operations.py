@@ -435,3 +435,30 @@ def test_grid_voxels_match_dipy_at_borders() -> None:
     ijk, inside = grid.voxels(pts)
     assert inside.tolist() == [True, True, False, False]
     assert ijk[0].tolist() == [1, 1, 1] and ijk[1].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("affine", [
+    np.diag([1.25, 1.25, 1.25, 1.0]),
+    np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, -2.5, 72], [0, 0, 0, 1]]),
+    np.array([[0, 0, 1.5, -10], [-1.5, 0, 0, 20], [0, 2.0, 0, -5], [0, 0, 0, 1]]),
+    np.array([[0, -2, 0, 20], [-1.93974, 0, -0.487231, 25.1705],
+              [-0.48723, 0, 1.93974, 12.3205], [0, 0, 0, 1]]),
+], ids=["iso", "flipped", "permuted", "oblique"])
+def test_linear_voxels_equal_the_voxels_dipy_finds(affine: np.ndarray) -> None:
+    grid = Grid.of(affine, (7, 8, 9))
+    rng = np.random.default_rng(4)
+    vox = np.concatenate([rng.uniform(-1.5, 9.5, (5000, 3)),  # in and out of the grid
+                          np.round(rng.uniform(-1, 9, (5000, 3))) - 0.5])  # on voxel borders
+    pts = nib.affines.apply_affine(affine, vox).astype(np.float32)
+    ijk, inside = grid.voxels(pts)
+    lin, inside2 = grid.linear_voxels(pts)
+    np.testing.assert_array_equal(inside2, inside)
+    np.testing.assert_array_equal(lin[inside], grid.linear(ijk[inside]))
+    # and dipy's own density map, point by point: the voxel it counts, or its refusal
+    for p, ok, row in zip(pts[:300], inside[:300], ijk[:300], strict=True):
+        try:
+            counted = dipy_density_map([p[None]], affine, grid.dimensions)
+        except IndexError:
+            assert not ok
+            continue
+        assert ok and np.argwhere(counted).tolist() == [row.tolist()]

@@ -116,6 +116,44 @@ class Grid:
             outside |= ijk[:, axis] >= size
         return ijk, ~outside
 
+    def linear_voxels(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """C-order linear voxel index (int64) of each point, and whether it is inside.
+
+        The voxels of :meth:`voxels`. For an axis-aligned affine (each voxel axis
+        along one RAS axis: the usual case, flips and permutations included) each
+        coordinate is one product and one sum, column by column, with the very
+        values of dipy's ``np.dot`` (the other terms are exact zeros); an oblique
+        affine goes through :meth:`voxels`.
+        """
+        inv = np.linalg.inv(self.affine)
+        lin_t = inv[:3, :3].T
+        offset = inv[:3, 3] + 0.5
+        sources = [np.flatnonzero(lin_t[:, j]) for j in range(3)]
+        if any(len(src) != 1 for src in sources):
+            ijk, inside = self.voxels(points)
+            return self.linear(ijk), inside
+        n = len(points)
+        lin = np.zeros(n, dtype=np.int64)
+        outside = np.zeros(n, dtype=bool)
+        col = np.empty(n, dtype=np.float64)
+        idx = np.empty(n, dtype=np.int64)
+        strides = (self.dimensions[1] * self.dimensions[2], self.dimensions[2], 1)
+        for j in range(3):
+            k = int(sources[j][0])
+            col[:] = points[:, k]
+            col *= lin_t[k, j]
+            col += offset[j]
+            negative = col < 0
+            if negative.any():  # dipy: negative unless it rounds to 0 at 6 decimals
+                negative[negative] = np.round(col[negative], 6) < 0
+                outside |= negative
+            idx[:] = col  # truncation, as astype(intp)
+            outside |= idx >= self.dimensions[j]
+            if strides[j] != 1:
+                idx *= strides[j]
+            lin += idx
+        return lin, ~outside
+
     def linear(self, ijk: np.ndarray) -> np.ndarray:
         """C-order linear index of voxel indices (int64)."""
         d1, d2 = self.dimensions[1], self.dimensions[2]

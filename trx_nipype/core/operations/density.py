@@ -72,7 +72,7 @@ def count_streamlines(trx: TrxFile, grid: Grid, *, where: str = "the tractogram"
     for chunk in trx.iter_chunks(chunk_vertices):
         lens = np.asarray(chunk.lengths, dtype=np.int64)
         n = len(lens)
-        ijk, inside = grid.voxels(chunk_positions(trx, chunk))
+        lin, inside = grid.linear_voxels(chunk_positions(trx, chunk))
         sid = streamline_ids(lens)
         if not inside.all():
             bad = np.unique(sid[~inside])
@@ -80,8 +80,6 @@ def count_streamlines(trx: TrxFile, grid: Grid, *, where: str = "the tractogram"
                              f"streamlines have points outside the grid (DIMENSIONS "
                              f"{list(grid.dimensions)}), the first is streamline "
                              f"{done + int(bad[0])}; give a reference grid that holds them")
-        lin = grid.linear(ijk)
-        del ijk
         if len(lin):
             # a vertex in the same voxel as the one before it, on the same streamline,
             # adds nothing: most of them go before the sort
@@ -105,7 +103,7 @@ def _outside_count(trx: TrxFile, grid: Grid, chunk_vertices: int) -> int:
     """How many streamlines leave the grid (for the error message)."""
     total = 0
     for chunk in trx.iter_chunks(chunk_vertices):
-        _, inside = grid.voxels(chunk_positions(trx, chunk))
+        _, inside = grid.linear_voxels(chunk_positions(trx, chunk))
         total += len(np.unique(streamline_ids(chunk.lengths)[~inside]))
     return total
 

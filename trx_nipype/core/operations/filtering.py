@@ -119,8 +119,8 @@ def roi_hits(trx: TrxFile, masks: Sequence[np.ndarray], grid: Grid, *, mode: str
             pos = np.asarray(pos[rows] if len(rows) else pos[:0])
         else:
             owner = streamline_ids(lens)
-        ijk, inside = grid.voxels(pos)
-        lin = grid.linear(ijk[inside])
+        lin, inside = grid.linear_voxels(pos)
+        lin = lin[inside]
         owner = owner[inside]
         for m, mask in enumerate(flat):
             hit_owner = owner[mask[lin]]
