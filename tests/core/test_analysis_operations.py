@@ -34,7 +34,12 @@ from trx_nipype.core.operations.resampling import (
     interpolation_weights,
     resample_streamlines,
 )
-from trx_nipype.core.operations.scalars import bundle_profile, sample_scalar_map, tract_profile
+from trx_nipype.core.operations.scalars import (
+    bundle_profile,
+    interpolate,
+    sample_scalar_map,
+    tract_profile,
+)
 
 REAL = list(real_tractograms())
 SMALL_CHUNK = 37  # vertices: most streamlines straddle a chunk boundary somewhere
@@ -272,6 +277,11 @@ def test_sample_equals_values_from_volume(real: Path, tmp_path: Path) -> None:
         data = image_on(trx, tmp_path / "fa.nii.gz")
         seq = Streamlines(streamlines_of(trx))
         expected = values_from_volume(data, seq, trx.affine)
+        if len(trx.positions):  # the very values of dipy, before the float32 of the dpv
+            np.testing.assert_array_equal(
+                interpolate(data.astype(np.float64), grid_of(trx),
+                            np.asarray(trx.positions, np.float32)),
+                np.concatenate([np.asarray(e, np.float64) for e in expected]))
         res = sample_scalar_map(real, tmp_path / "fa.nii.gz", tmp_path / "out.trx", name="img",
                                 chunk_vertices=SMALL_CHUNK)
         assert (res.dpv_key, res.dps_key) == ("img", "img_mean")

@@ -73,16 +73,31 @@ class Grid:
         """Voxels in the grid."""
         return int(np.prod(self.dimensions, dtype=np.int64))
 
-    def voxel_coordinates(self, points: np.ndarray) -> np.ndarray:
+    def voxel_coordinates(self, points: np.ndarray, round_to: Any = None) -> np.ndarray:
         """Continuous voxel coordinates (float64), voxel *centres* at integers.
 
         The values of nibabel's ``apply_affine(inv(affine), points)`` (what
-        ``values_from_volume`` uses): one float64 BLAS product, whose rows do
-        not depend on how many rows are given.
+        ``values_from_volume`` uses): for an axis-aligned affine one product
+        and one sum per column (the other terms of nibabel's ``np.dot`` are
+        exact zeros), else one float64 BLAS product. ``round_to`` rounds them
+        to that dtype first (dipy's ``transform_streamlines`` keeps the
+        streamlines' float32).
         """
         inv = np.linalg.inv(self.affine)
-        out = np.dot(np.asarray(points, dtype=np.float64), inv[:3, :3].T)
-        out += inv[:3, 3]
+        rot, shift = inv[:3, :3], inv[:3, 3]
+        sources = [np.flatnonzero(rot[j]) for j in range(3)]
+        if any(len(src) != 1 for src in sources):
+            out = np.dot(np.asarray(points, dtype=np.float64), rot.T)
+            out += shift
+            return out if round_to is None else out.astype(round_to).astype(np.float64)
+        out = np.empty((len(points), 3), dtype=np.float64)
+        col = np.empty(len(points), dtype=np.float64)
+        for j in range(3):
+            k = int(sources[j][0])
+            col[:] = points[:, k]
+            col *= rot[j, k]
+            col += shift[j]
+            out[:, j] = col if round_to is None else col.astype(round_to)
         return out
 
     def voxels(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..arrays import take_rows
 from ..dtypes import DTYPES, dtype_name, format_member_name
-from ..metrics import chunk_positions, lengths_mm, streamline_ids
+from ..metrics import chunk_positions, lengths_mm, segment_lengths, streamline_ids
 from ..save import MemberStream, offsets_chunks, trx_members
 from ..trxfile import Chunk
 from .analysis_io import CHUNK_VERTICES, open_tractogram, write_tractogram
@@ -90,7 +90,7 @@ def interpolation_weights(pos: np.ndarray, lens: np.ndarray, new_lens: np.ndarra
     new_lens = np.where(lens > 0, np.asarray(new_lens, dtype=np.int64), 0)
     seg = np.zeros(len(pos), dtype=np.float64)
     if len(pos) > 1:
-        seg[1:] = np.sqrt(np.square(np.diff(pos, axis=0)).sum(axis=1))
+        seg[1:] = segment_lengths(pos)
     starts = np.cumsum(lens) - lens
     seg[starts[lens > 0]] = 0.0  # no segment leads into a streamline's first vertex
     arc = np.cumsum(seg)  # non-decreasing over the chunk

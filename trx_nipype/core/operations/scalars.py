@@ -63,7 +63,7 @@ def interpolate(data: np.ndarray, grid: Grid, points: np.ndarray) -> np.ndarray:
     """
     from dipy.core.interpolation import interpolate_scalar_3d
 
-    coords = grid.voxel_coordinates(points).astype(points.dtype).astype(np.float64)
+    coords = grid.voxel_coordinates(points, round_to=points.dtype)
     return np.asarray(interpolate_scalar_3d(data, coords)[0])
 
 
