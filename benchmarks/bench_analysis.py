@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(root / p, "rb") as fh:
             while fh.read(1 << 23):
                 pass
-    timeout = 300 + 3000 * args.scale
+    timeout = 300 + 600 * args.scale
     rows = []
     for op in [o for o in args.ops.split(",") if o]:
         sides = ["ours", "dipy"] + (["scilpy"] if op in SCILPY_OPS and scilpy else [])

@@ -379,8 +379,8 @@ def test_resample_equals_set_number_of_points(real: Path, tmp_path: Path) -> Non
             keep = np.asarray(trx.lengths) > 1
             out = got.select(np.flatnonzero(keep))
             assert set(out.lengths.tolist()) == {12}
-            np.testing.assert_allclose(out.positions, np.concatenate(expected), atol=1e-4,
-                                       rtol=1e-5)
+            # a fixed count goes through dipy's own function, chunk by chunk: equal
+            np.testing.assert_array_equal(out.positions, np.concatenate(expected))
             # dpv interpolated with the same weights: x is the first coordinate
             np.testing.assert_allclose(np.asarray(out.dpv["x"]), out.positions[:, 0],
                                        atol=1e-4, rtol=1e-5)

@@ -1,11 +1,13 @@
 """``resample``: every streamline to N equally spaced points, or to a fixed step in mm.
 
-``dipy.tracking.streamline.set_number_of_points`` takes one count for every
-streamline and moves positions only. Here the points are placed the same way
-(equal arc-length spacing, first and last points kept) by a vectorised
-linear interpolation over each chunk, with per-streamline counts (a fixed
-step gives each streamline its own) and the same weights applied to the data
-per vertex. Positions equal dipy's to float32 precision.
+A fixed count places the points with dipy's compiled
+``dipy.tracking.streamline.set_number_of_points``, chunk by chunk (the same
+positions). dipy takes one count for every streamline and moves positions
+only, so a fixed step (each streamline its own count) and the data per vertex
+go through a vectorised linear interpolation that places the points the same
+way (equal arc-length spacing, first and last points kept): positions equal to
+dipy's to float32 precision, and the data per vertex interpolated with the
+same weights.
 
 >>> import tempfile, numpy as np
 >>> from trx_nipype.core import TrxFile, save, load
@@ -30,7 +32,13 @@ import numpy as np
 
 from ..arrays import take_rows
 from ..dtypes import DTYPES, dtype_name, format_member_name
-from ..metrics import chunk_positions, lengths_mm, segment_lengths, streamline_ids
+from ..metrics import (
+    as_sequence,
+    chunk_positions,
+    lengths_mm,
+    segment_lengths,
+    streamline_ids,
+)
 from ..save import MemberStream, offsets_chunks, trx_members
 from ..trxfile import Chunk
 from .analysis_io import CHUNK_VERTICES, open_tractogram, write_tractogram
@@ -197,13 +205,35 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
                                   ).astype(dtype)
             return chunks
 
+        def dipy_positions() -> Iterator[np.ndarray]:
+            # a fixed count: dipy's compiled set_number_of_points on each (writable) chunk
+            from dipy.tracking.streamline import set_number_of_points
+
+            work = np.float64 if pos_dt == np.float64 else np.float32
+            m = int(nb_points)
+            for chunk in trx.iter_chunks(chunk_vertices, weights=budget):
+                lens_c = np.asarray(chunk.lengths)
+                used = lens_c[lens_c > 0]
+                out = np.zeros((len(used) * m, 3), dtype=work)
+                pos = chunk_positions(trx, chunk, work)
+                many = lens_c > 1
+                if many.any():
+                    fixed = set_number_of_points(
+                        as_sequence(np.ascontiguousarray(pos[np.repeat(many, lens_c)]),
+                                    lens_c[many]), nb_points=m)
+                    out[np.repeat(used > 1, m)] = np.asarray(fixed.get_data())
+                if (used == 1).any():  # a one-point streamline repeats its point
+                    starts = (np.cumsum(lens_c) - lens_c)[lens_c == 1]
+                    out[np.repeat(used == 1, m)] = np.repeat(pos[starts], m, axis=0)
+                yield out.astype(pos_dt, copy=False)
+
         kept = [m for m in members if not m.name.startswith(("offsets.", "positions.", "dpv/"))]
         off_dt = DTYPES["uint64"] if v_out > np.iinfo(np.uint32).max else \
             DTYPES[dtype_name(trx.offsets_dtype)]
         new = [MemberStream(f"offsets.{dtype_name(off_dt)}", (len(trx) + 1) * off_dt.itemsize,
                             lambda: offsets_chunks(iter([new_lens]), off_dt)),
                MemberStream(f"positions.3.{dtype_name(pos_dt)}", v_out * 3 * pos_dt.itemsize,
-                            stream(None, pos_dt))]
+                            dipy_positions if nb_points is not None else stream(None, pos_dt))]
         for key in dpv_keys:
             dtype, shape = trx.dpv.spec(key)
             dtype = DTYPES[dtype_name(dtype)]
