@@ -101,8 +101,9 @@ def child(op: str, side: str, root: Path, out: Path) -> dict[str, Any]:
 
     image = root / "fa_map.nii.gz"
     if side == "ours":
-        import dipy.core.interpolation  # noqa: F401 (imports outside the window, as dipy's)
-        import dipy.tracking.streamline  # noqa: F401
+        if op in ("sample", "profile", "resample"):  # the dipy functions ours calls
+            import dipy.core.interpolation  # noqa: F401 (imported outside the window,
+            import dipy.tracking.streamline  # noqa: F401 as on dipy's side)
 
         from trx_nipype.core.operations import density, filtering, resampling, scalars
 
@@ -119,7 +120,9 @@ def child(op: str, side: str, root: Path, out: Path) -> dict[str, Any]:
             n = len(scalars.tract_profile(src, image, out, nb_points=PROFILE_POINTS,
                                           groups=list(GROUPS)).tracts)
         else:
-            n = resampling.resample_streamlines(src, out, nb_points=POINTS).nb_vertices
+            # dipy's set_number_of_points moves positions only: the same work here
+            n = resampling.resample_streamlines(src, out, nb_points=POINTS,
+                                                drop_dpv=True).nb_vertices
     else:
         import nibabel as nib
         from dipy.io.stateful_tractogram import Space, StatefulTractogram
@@ -365,7 +368,7 @@ LABELS = {"filter": f"filter by length {MIN_MM:g}-{MAX_MM:g} mm + save",
           "density": "density map (NIfTI)",
           "sample": "sample a map at every vertex + save",
           "profile": f"profiles of 2 groups, {PROFILE_POINTS} points",
-          "resample": f"resample to {POINTS} points + save"}
+          "resample": f"resample to {POINTS} points + save (dpv dropped, as dipy)"}
 
 
 def markdown(report: dict[str, Any]) -> str:
