@@ -405,6 +405,15 @@ def test_TrxInfo_outputs() -> None:
         group_sizes=dict(
             trait_type='List',
         ),
+        length_mm_max=dict(
+            trait_type='Float',
+        ),
+        length_mm_mean=dict(
+            trait_type='Float',
+        ),
+        length_mm_min=dict(
+            trait_type='Float',
+        ),
         nb_streamlines=dict(
             trait_type='Int',
         ),

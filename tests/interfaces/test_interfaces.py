@@ -295,7 +295,7 @@ def test_info(data: Path, work: Path) -> None:
     assert info["container"] == out.container == "directory"
     assert (out.nb_streamlines, out.group_sizes, out.positions_dtype) == (6, [3, 3], "float32")
     assert {g: list(t) for g, t in info["dpg"].items()} == {"AF": ["color"]}
-    assert info["lengths"]["max"] == max(EXAMPLE_LENGTHS)
+    assert info["points_per_streamline"]["max"] == max(EXAMPLE_LENGTHS)
 
 
 # ------------------------------------------------------------------ SplitGroups

@@ -41,7 +41,8 @@ def load_script(name: str) -> ModuleType:
 
 def test_every_ready_pipeline_is_tested() -> None:
     scripts = sorted(p.stem for p in (ROOT / "workflows").glob("*.py"))
-    assert scripts == ["bundles_pipeline", "convert_dataset", "population_from_subjects"]
+    assert scripts == ["bundles_pipeline", "convert_dataset", "population_from_subjects",
+                       "tractography_pipeline"]  # the last: test_tractography_pipeline.py
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,14 @@ output's extension picks its format (``.trx`` zip, ``.trk``, ``.tck``, ...; none
 TRX folder). An existing output is replaced only with ``-f/--force``, and only when
 it is a tractogram; no output may lie inside an input TRX folder.
 
+Tractography analysis (see :mod:`trx_nipype.cli.analysis`)::
+
+    trx-nipype filter in.trx -o out.trx [--min-length 20] [--include roi.nii.gz] ...
+    trx-nipype density in.trx -o density.nii.gz [--reference t1.nii.gz] [--binary]
+    trx-nipype sample in.trx fa.nii.gz -o out.trx --name fa
+    trx-nipype profile in.trx fa.nii.gz -o profiles.csv [--points 100]
+    trx-nipype resample in.trx -o out.trx (--points 20 | --step 1.0)
+
 Pipelines over a dataset (Nipype; the demo data when no folder is given)::
 
     trx-nipype run [INPUT_DIR] --output-dir OUT [--work-dir WORK] [--plugin MultiProc]
@@ -176,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="format of the files (default: trx)")
     p.add_argument("--reference", help="reference image for formats that need one")
 
+    from .analysis import add_analysis_commands
+
+    add_analysis_commands(sub)
+
     p = sub.add_parser(
         "run", help="run a pipeline over a dataset (default: the demo data)",
         description="Run a pipeline over a dataset laid out as sub-*/[ses-*/]dwi/* (one "
@@ -320,9 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 code = cmd_report(args)
             else:
-                from . import ops
+                from . import analysis, ops
 
-                code = getattr(ops, _COMMANDS[args.command])(args)
+                command = analysis.COMMANDS.get(args.command) or getattr(
+                    ops, _COMMANDS[args.command])
+                code = command(args)
             sys.stdout.flush()  # a closed pipe shows here, not at exit
             return code
         except BrokenPipeError as exc:

@@ -87,7 +87,8 @@ def _fmt_table(table: dict[str, dict[str, Any]]) -> str:
 def format_info(info: dict[str, Any]) -> str:
     """The human-readable ``info`` text."""
     kind = info["container"] + (f", {info['compression']}" if info["compression"] else "")
-    lens = info["lengths"]
+    lens = info["points_per_streamline"]
+    mm = info.get("length_mm")
     groups = ", ".join(f"{g} {n}" for g, n in info["groups"].items()) or "-"
     if info["affine"] is None:
         space = "-  (the file carries no space; --reference gives one)"
@@ -101,7 +102,8 @@ def format_info(info: dict[str, Any]) -> str:
         f"{info['path']} ({kind})",
         f"  streamlines  {info['nb_streamlines']}",
         f"  vertices     {info['nb_vertices']}",
-        f"  lengths      {lens['min']}..{lens['max']} (mean {lens['mean']:g})",
+        f"  points       {lens['min']}..{lens['max']} per streamline (mean {lens['mean']:g})",
+        *([f"  length       {mm['min']:g}..{mm['max']:g} mm (mean {mm['mean']:g})"] if mm else []),
         f"  dtypes       positions {info['positions_dtype']}, offsets {info['offsets_dtype']}",
         f"  dimensions   {dims}",
         f"  affine       {affine}",

@@ -1,5 +1,11 @@
 """Per-streamline measures computed chunk by chunk over the maps (bounded memory).
 
+Loaded tractograms are read-only maps, and dipy's compiled functions
+(``length``, ``set_number_of_points``, ...) refuse read-only buffers ("buffer
+source array is read-only"). :func:`iter_streamlines` hands them writable
+chunks instead (a copy of one chunk at a time, never of the whole file), and
+:func:`lengths_mm` gives lengths in mm straight from the maps.
+
 >>> import numpy as np
 >>> from trx_nipype.core import TrxFile
 >>> trx = TrxFile.from_arrays(np.array([[0, 0, 0], [3, 4, 0], [3, 4, 2], [1, 1, 1]],
@@ -10,10 +16,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
+from nibabel.streamlines import ArraySequence
 
 from .arrays import take_rows
-from .trxfile import TrxFile
+from .trxfile import Chunk, TrxFile
 
 #: vertices per chunk for measures (x 3 x 8 bytes: 24 MB of float64 positions)
 METRIC_CHUNK_VERTICES = 1_000_000
@@ -46,31 +56,100 @@ def lengths_mm(trx: TrxFile, *, chunk_vertices: int = METRIC_CHUNK_VERTICES) -> 
         lens = np.asarray(chunk.lengths, dtype=np.int64)
         n = len(lens)
         if int(lens.sum()) > 1:
-            pts = np.asarray(take_rows(positions, chunk.vertices), dtype=np.float64)
-            seg = _segment_lengths(pts)
+            pts = np.asarray(take_rows(positions, chunk.vertices))
+            seg = segment_lengths(pts)
             ends = np.cumsum(lens)
             # a segment from the last point of one streamline to the first of the next
             # belongs to neither
             cut = ends[(lens > 0) & (ends < len(pts))] - 1
             seg[cut] = 0.0
             total = np.concatenate(([0.0], np.cumsum(seg)))
-            starts = ends - lens
+            # trailing empty streamlines start at len(pts): clip (their length is 0 anyway)
+            starts = np.minimum(ends - lens, len(pts) - 1)
             last = np.maximum(ends - 1, starts)
             out[done:done + n] = np.where(lens > 1, total[last] - total[starts], 0.0)
         done += n
     return out
 
 
-def _segment_lengths(pts: np.ndarray) -> np.ndarray:
-    """``|pts[i + 1] - pts[i]|`` for (n, 3) float64 points, in place of a strided reduce.
+def segment_lengths(points: np.ndarray) -> np.ndarray:
+    """Distances between consecutive points (float64, ``len(points) - 1`` of them).
 
-    The same bits as ``np.sqrt(np.square(np.diff(pts, axis=0)).sum(axis=1))``
-    (the same order of additions: (dx² + dy²) + dz²), three times faster: a
-    reduction over an axis of length 3 is numpy's slowest case.
+    Column by column (``(n, 3)`` reductions along the short axis are several
+    times slower), in float64 whatever the points' dtype.
+
+    >>> segment_lengths(np.array([[0, 0, 0], [3, 4, 0], [3, 4, 2]], np.float32)).tolist()
+    [5.0, 2.0]
     """
-    d = pts[1:] - pts[:-1]
-    np.multiply(d, d, out=d)
-    seg = d[:, 0] + d[:, 1]
-    seg += d[:, 2]
-    return np.sqrt(seg, out=seg)
+    n = max(len(points) - 1, 0)
+    out = np.zeros(n, dtype=np.float64)
+    step = np.empty(n, dtype=np.float64)
+    for axis in range(3):
+        col = points[:, axis]
+        np.subtract(col[1:], col[:-1], out=step, dtype=np.float64)
+        step *= step
+        out += step
+    return np.sqrt(out, out=out)
 
+
+def chunk_positions(trx: TrxFile, chunk: Chunk, dtype: Any = None) -> np.ndarray:
+    """The positions of one chunk of :meth:`TrxFile.iter_chunks` (a view of the map, or
+    a gathered copy for a view), cast to ``dtype`` when given (a new, writable array)."""
+    pos = take_rows(trx.source_arrays().positions["positions"], chunk.vertices)
+    return pos if dtype is None else np.array(pos, dtype=dtype)
+
+
+def streamline_ids(lengths: np.ndarray) -> np.ndarray:
+    """The streamline (0-based, local) of every vertex of a run of streamlines.
+
+    >>> streamline_ids(np.array([2, 0, 3])).tolist()
+    [0, 0, 2, 2, 2]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    return np.repeat(np.arange(len(lengths)), lengths)
+
+
+def iter_streamlines(trx: TrxFile, *, chunk_vertices: int = METRIC_CHUNK_VERTICES,
+                     dtype: Any = np.float32) -> Iterator[ArraySequence]:
+    """The streamlines as writable nibabel ``ArraySequence`` chunks, for dipy's functions.
+
+    dipy's compiled functions (``length``, ``set_number_of_points``,
+    ``orient_by_streamline``...) write-lock their inputs and refuse the
+    read-only maps of a loaded file. Each chunk here is a private copy of at
+    most ``chunk_vertices`` vertices (whole streamlines; one streamline larger
+    than that makes a chunk of its own), so memory stays bounded whatever the
+    file size; results are concatenated by the caller in streamline order.
+
+    Parameters
+    ----------
+    trx : TrxFile
+        A loaded tractogram or a view.
+    chunk_vertices : int
+        Vertices per chunk.
+    dtype : dtype
+        Of the chunks' positions (dipy takes float32 or float64).
+
+    Yields
+    ------
+    nibabel.streamlines.ArraySequence
+
+    Examples
+    --------
+    >>> from dipy.tracking.streamline import length
+    >>> trx = TrxFile.from_arrays(np.array([[0, 0, 0], [3, 4, 0], [0, 0, 0], [0, 0, 2]],
+    ...                                    dtype=np.float32), lengths=[2, 2])
+    >>> np.concatenate([length(c) for c in iter_streamlines(trx, chunk_vertices=2)]).tolist()
+    [5.0, 2.0]
+    """
+    for chunk in trx.iter_chunks(chunk_vertices):
+        yield as_sequence(chunk_positions(trx, chunk, dtype), chunk.lengths)
+
+
+def as_sequence(data: np.ndarray, lengths: np.ndarray) -> ArraySequence:
+    """An ``ArraySequence`` over ``data`` (no copy), whose streamlines have ``lengths``."""
+    lengths = np.asarray(lengths, dtype=np.intp)
+    seq = ArraySequence()
+    seq._data = data
+    seq._offsets = np.cumsum(lengths) - lengths
+    seq._lengths = lengths
+    return seq

@@ -220,15 +220,19 @@ class TrxFile:
         return self._src.offsets_dtype
 
     # -------------------------------------------------------------- streaming
-    def iter_chunks(self, max_vertices: int = CHUNK_VERTICES, *, vertices: bool = True
-                    ) -> Iterator[Chunk]:
+    def iter_chunks(self, max_vertices: int = CHUNK_VERTICES, *, vertices: bool = True,
+                    weights: np.ndarray | None = None) -> Iterator[Chunk]:
         """Runs of streamlines with at most ``max_vertices`` vertices (one if larger).
 
         ``vertices=False`` leaves a view's vertex index out (``Chunk.vertices``
         is then None) for callers that read only per-streamline data.
+        ``weights`` (one per streamline) replaces the vertex counts in the
+        budget, for callers whose work per streamline is not its vertex count
+        (a resampling that writes more points than it reads).
         """
         src_off = np.asarray(self._src.offsets)
-        for a, b in split_by_budget(self.lengths, max_vertices):
+        budget_of = self.lengths if weights is None else np.asarray(weights)
+        for a, b in split_by_budget(budget_of, max_vertices):
             if self._sel is None:
                 yield Chunk(slice(a, b), slice(int(src_off[a]), int(src_off[b])),
                             self.lengths[a:b])

@@ -5,6 +5,9 @@
   :class:`SplitGroups`: TRX operations, written in the node's directory.
 - :class:`ConvertTractogram`: TRX <-> TRK, TCK, ...
 - :class:`TrxInfo`: a summary as outputs and a JSON file.
+- :class:`FilterStreamlines`, :class:`DensityMap`, :class:`SampleScalarMap`,
+  :class:`TractProfile`, :class:`ResampleStreamlines`: tractography analysis,
+  equal to dipy's functions, streamed over the maps.
 - :class:`TractogramReportlet`: a figure (projections or lengths) for a report.
 
 Each interface calls the function of :mod:`trx_nipype.core.operations` that the
@@ -20,6 +23,13 @@ persistent digest cache (a cached rerun re-reads nothing): see
 
 from ._hashing import digest_cache_dir, prune_digest_cache, set_digest_cache_dir
 from ._traits import register_groups_sidecar
+from .analysis import (
+    DensityMap,
+    FilterStreamlines,
+    ResampleStreamlines,
+    SampleScalarMap,
+    TractProfile,
+)
 from .info import TrxInfo
 from .io import ConvertTractogram, LoadTrx
 from .ops import ConcatenateTrx, ResizeTrx, SelectGroup, SplitGroups
@@ -30,11 +40,16 @@ register_groups_sidecar()  # a TRK output's .groups.json is kept and copied with
 __all__ = [
     "ConcatenateTrx",
     "ConvertTractogram",
+    "DensityMap",
+    "FilterStreamlines",
     "LoadTrx",
+    "ResampleStreamlines",
     "ResizeTrx",
+    "SampleScalarMap",
     "SelectGroup",
     "SplitGroups",
     "TractogramReportlet",
+    "TractProfile",
     "TrxInfo",
     "digest_cache_dir",
     "prune_digest_cache",

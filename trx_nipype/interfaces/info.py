@@ -28,6 +28,7 @@ def node_fields(info: dict[str, Any]) -> dict[str, Any]:
         "dimensions": info["dimensions"],
         "positions_dtype": info["positions_dtype"],
         "container": info["container"],
+        **{f"length_mm_{k}": v for k, v in info.get("length_mm", {}).items()},
     }
 
 
@@ -41,7 +42,8 @@ class _TrxInfoInputSpec(TrxInputSpec):
 
 
 class _TrxInfoOutputSpec(TraitedSpec):
-    out_json = File(exists=True, desc="JSON summary: counts, space, dtypes, keys, lengths")
+    out_json = File(exists=True, desc="JSON summary: counts, space, dtypes, keys, points per "
+                                      "streamline and length in mm (min, mean, max)")
     nb_streamlines = traits.Int(desc="number of streamlines")
     nb_vertices = traits.Int(desc="number of vertices")
     group_names = traits.List(traits.Str, desc="names of the groups, sorted")
@@ -50,6 +52,9 @@ class _TrxInfoOutputSpec(TraitedSpec):
     dpv_keys = traits.List(traits.Str, desc="data-per-vertex keys, sorted")
     positions_dtype = traits.Str(desc="dtype of the positions (float16, float32, float64)")
     container = traits.Str(desc="'zip' or 'directory'")
+    length_mm_min = traits.Float(desc="shortest streamline, in mm")
+    length_mm_mean = traits.Float(desc="mean streamline length, in mm")
+    length_mm_max = traits.Float(desc="longest streamline, in mm")
 
 
 class TrxInfo(SimpleInterface):
@@ -81,5 +86,6 @@ class TrxInfo(SimpleInterface):
                  fields["nb_streamlines"], fields["nb_vertices"], fields["group_names"])
         self._results.update(out_json=str(out), **{k: fields[k] for k in (
             "nb_streamlines", "nb_vertices", "group_names", "group_sizes", "dps_keys",
-            "dpv_keys", "positions_dtype", "container")})
+            "dpv_keys", "positions_dtype", "container", "length_mm_min", "length_mm_mean",
+            "length_mm_max")})
         return runtime

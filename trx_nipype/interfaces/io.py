@@ -72,7 +72,8 @@ class LoadTrx(SimpleInterface):
         out = os.fspath(as_trx(in_file, dest, reference=optional(self.inputs.reference),
                                overwrite=True))
         log.info("LoadTrx: %s -> %s", in_file, out)
-        info = node_fields(tractogram_info(out))
+        # counts and keys from the headers; lengths in mm would read every position
+        info = node_fields(tractogram_info(out, length_mm=False))
         self._results.update(out_file=out, **{k: info[k] for k in (
             "nb_streamlines", "nb_vertices", "group_names", "dps_keys", "dpv_keys", "affine",
             "dimensions")})

@@ -5,7 +5,9 @@ Builders (sub-workflows with ``inputnode``/``outputnode``):
 - :func:`init_subject_bundles_wf`: one subject's bundle files -> one TRX, one group per bundle;
 - :func:`init_population_bundles_wf`: for each bundle, every subject's group -> one TRX,
   one group per subject (optionally a balanced, seeded number of streamlines each);
-- :func:`init_convert_bundles_wf`: tractogram files -> another format.
+- :func:`init_convert_bundles_wf`: tractogram files -> another format;
+- :func:`init_tractometry_wf`: filter a tractogram, sample a scalar map along it, profile its
+  tracts and map its density (``workflows/tractography_pipeline.py`` runs it after tracking).
 
 Pipelines over a :class:`Dataset` (subjects as iterables, population steps as joins, a
 derivatives tree with JSON sidecars): :func:`init_bundles_pipeline_wf`,
@@ -17,6 +19,7 @@ from .conversion import init_convert_bundles_wf
 from .dataset import Dataset, DatasetError, Subject, find_dataset
 from .pipelines import init_bundles_pipeline_wf, init_convert_pipeline_wf
 from .runner import RunReport, run_workflow
+from .tractometry import init_tractometry_wf
 
 __all__ = [
     "Dataset",
@@ -29,5 +32,6 @@ __all__ = [
     "init_convert_pipeline_wf",
     "init_population_bundles_wf",
     "init_subject_bundles_wf",
+    "init_tractometry_wf",
     "run_workflow",
 ]

@@ -22,7 +22,8 @@ from .outputs import check_apart
 SUMMARY_KEYS = ("nb_streamlines", "nb_vertices", "groups", "dps", "dpv")
 
 
-def tractogram_info(path: str | os.PathLike, reference: Any = None) -> dict[str, Any]:
+def tractogram_info(path: str | os.PathLike, reference: Any = None, *,
+                    length_mm: bool = True) -> dict[str, Any]:
     """The summary of a tractogram (``info --json``); ``affine`` and ``dimensions`` are None
     for a spaceless file (TCK...) given no reference.
 
@@ -34,7 +35,7 @@ def tractogram_info(path: str | os.PathLike, reference: Any = None) -> dict[str,
         If the file is malformed.
     """
     check_inputs(path, reference)
-    return summarize(path, reference=reference)
+    return summarize(path, reference=reference, length_mm=length_mm)
 
 
 def is_summary_file(path: Path) -> bool:

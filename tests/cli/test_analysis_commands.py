@@ -1,0 +1,128 @@
+"""``trx-nipype filter|density|sample|profile|resample``: the same functions as the nodes,
+the output conventions (``--force``, never replacing other files, the extension picks the
+format), errors in CLI words, and ``info``'s points per streamline and length in mm."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from dipy.tracking.streamline import length
+from dipy.tracking.utils import density_map
+
+from trx_nipype.core import load, load_any
+
+AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])  # example_trx's grid: 40^3 voxels of 2 mm
+
+
+@pytest.fixture
+def fa(tmp_path: Path) -> Path:
+    data = np.random.default_rng(0).random((40, 40, 40)).astype(np.float32)
+    path = tmp_path / "sub-01_FA.nii.gz"
+    nib.save(nib.Nifti1Image(data, AFFINE), path)
+    return path
+
+
+def test_filter_by_length_writes_the_format_of_the_extension(cli, trx_path: Path,
+                                                             tmp_path: Path) -> None:
+    with load(trx_path) as trx:
+        lens = length([np.array(s, np.float64) for s in trx.streamlines])
+    cut = float(np.median(lens))
+    out = tmp_path / "long.trk"
+    code, stdout, err = cli("filter", trx_path, "-o", out, "--min-length", str(cut))
+    assert code == 0, err
+    want = int((lens >= cut).sum())
+    assert stdout.startswith(f"{out}: kept {want} of 6 streamlines (removed by length ")
+    assert out.read_bytes()[:5] == b"TRACK"  # a TRK, not a TRX folder named .trk
+    with load_any(out) as got:
+        assert len(got) == want
+    code, _, err = cli("filter", trx_path, "-o", out, "--dps", "weight:0.5:")
+    assert code == 2 and "long.trk: exists; add -f/--force to replace it" in err
+    code, stdout, err = cli("filter", trx_path, "-o", out, "--dps", "weight:0.5:", "-f")
+    assert code == 0 and "kept 3 of 6" in stdout, err
+
+
+def test_outputs_that_are_not_of_their_kind_are_never_replaced(cli, trx_path: Path, fa: Path,
+                                                               tmp_path: Path) -> None:
+    notes = tmp_path / "notes.trx"
+    notes.write_text("my notes")
+    table = tmp_path / "table.csv"
+    table.write_text("a,b\n1,2\n")
+    text_nii = tmp_path / "d.nii.gz"
+    text_nii.write_text("not an image")
+    for argv in (("filter", trx_path, "-o", notes, "-f"),
+                 ("resample", trx_path, "-o", notes, "--points", "5", "-f"),
+                 ("sample", trx_path, fa, "-o", notes, "--name", "x", "-f"),
+                 ("profile", trx_path, fa, "-o", table, "-f"),
+                 ("density", trx_path, "-o", text_nii, "-f")):
+        code, _, err = cli(*argv)
+        assert code == 2 and "is never replaced" in err, (argv, err)
+    assert notes.read_text() == "my notes" and table.read_text() == "a,b\n1,2\n"
+    assert text_nii.read_text() == "not an image"
+
+
+def test_density_command_equals_dipy(cli, trx_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "density.nii.gz"
+    code, stdout, err = cli("density", trx_path, "-o", out, "--group", "AF")
+    assert code == 0, err
+    with load(trx_path) as trx:
+        af = [np.array(s) for s in trx.get_group("AF").streamlines]
+    np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj),
+                                  density_map(af, AFFINE, (40, 40, 40)))
+    assert stdout.startswith(f"{out}: 3 streamlines over ")
+    code, _, err = cli("density", trx_path, "-o", tmp_path / "x.nii.gz", "--group", "CC")
+    assert code == 3 and "no group 'CC'; groups present: AF, CST" in err
+    code, _, err = cli("density", trx_path, "-o", tmp_path / "x.trx")
+    assert code == 3 and "name it .nii or .nii.gz" in err
+
+
+def test_sample_and_profile_commands(cli, trx_path: Path, fa: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sampled.trx"
+    code, stdout, err = cli("sample", trx_path, fa, "-o", out, "--name", "FA")
+    assert code == 0 and "dpv FA and dps FA_mean over 6 streamlines" in stdout, err
+    with load(out) as trx:
+        assert {"FA", "fa"} <= set(trx.dpv) and "FA_mean" in trx.dps
+    table = tmp_path / "profiles.tsv"
+    code, stdout, err = cli("profile", out, fa, "-o", table, "--points", "8", "--group", "CST")
+    assert code == 0 and "1 tracts x 8 points (CST 3 streamlines)" in stdout, err
+    with open(table, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [r["node"] for r in rows] == [str(i) for i in range(8)]
+    assert {r["tract"] for r in rows} == {"CST"} and {r["metric"] for r in rows} == \
+        {"sub-01_FA"}
+    code, _, err = cli("profile", out, fa, "-o", tmp_path / "p.csv", "--points", "1")
+    assert code == 2 and "at least 2 points, got 1" in err
+    other = tmp_path / "other.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((40, 40, 41), np.float32), AFFINE), other)
+    code, _, err = cli("sample", trx_path, other, "-o", tmp_path / "s.trx", "--name", "x")
+    assert code == 3 and "other.nii.gz: expected an image on the grid of the tractogram" in err
+    assert "DIMENSIONS [40, 40, 41] instead of [40, 40, 40]" in err
+
+
+def test_resample_command(cli, trx_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    code, stdout, err = cli("resample", trx_path, "-o", out, "--points", "4")
+    assert code == 0 and stdout.strip() == f"{out}: 6 streamlines, 24 vertices", err
+    assert (out / "header.json").is_file()  # no extension: a TRX folder
+    code, _, err = cli("resample", trx_path, "-o", tmp_path / "s.trx")
+    assert code == 2 and "one of the arguments --points --step is required" in err
+    code, _, err = cli("resample", trx_path, "-o", tmp_path / "s.trx", "--step", "0")
+    assert code == 2 and "above 0 mm" in err
+
+
+def test_info_says_points_per_streamline_and_length_in_mm(cli, trx_path: Path) -> None:
+    code, stdout, _ = cli("info", trx_path, "--json")
+    info = json.loads(stdout)
+    assert "lengths" not in info
+    assert info["points_per_streamline"] == {"min": 2, "max": 5, "mean": 3.167}
+    with load(trx_path) as trx:
+        mm = length([np.array(s, np.float64) for s in trx.streamlines])
+    assert info["length_mm"] == {"min": round(mm.min(), 3), "max": round(mm.max(), 3),
+                                 "mean": round(mm.mean(), 3)}
+    code, stdout, _ = cli("info", trx_path)
+    assert "  points       2..5 per streamline (mean 3.167)" in stdout
+    assert f"  length       {round(mm.min(), 3):g}..{round(mm.max(), 3):g} mm" in stdout
