@@ -342,7 +342,7 @@ def test_non_finite_points_are_refused_for_tck(tmp_path: Path, point: tuple, suf
 
 # ------------------------------------------------------------ bounded reads
 MEASURE = r"""
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 import numpy as np
 warnings.simplefilter("ignore")
 from trx_nipype.core import TrxFormatError, convert, load, load_any
@@ -359,7 +359,11 @@ try:
 except Exception as exc:
     outcome = {"error": type(exc).__name__, "message": str(exc)[:500]}
 outcome["seconds"] = time.perf_counter() - start
-outcome["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a child of a
+# large pytest process would report the parent's peak
+with open("/proc/self/status", encoding="ascii") as status:
+    hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+outcome["max_rss_mb"] = hwm_kb / 1024
 print(json.dumps(outcome))
 """
 
