@@ -79,10 +79,16 @@ def test_ConcatenateTrx_inputs() -> None:
         group_names=dict(
             trait_type='List',
         ),
+        groups=dict(
+            trait_type='TraitCompound',
+        ),
         in_files=dict(
             mandatory=True,
             trait_type='InputMultiObject',
             trx_hash=True,
+        ),
+        nb_streamlines=dict(
+            trait_type='TraitCompound',
         ),
         offsets_dtype=dict(
             trait_type='Enum',
@@ -94,6 +100,11 @@ def test_ConcatenateTrx_inputs() -> None:
         positions_dtype=dict(
             trait_type='Enum',
             values=('float16', 'float32', 'float64'),
+        ),
+        seed=dict(
+            default=0,
+            trait_type='Int',
+            usedefault=True,
         ),
     )
     check_spec(ConcatenateTrx.input_spec, input_map)

@@ -6,6 +6,7 @@ Single operations run straight on the core (no Nipype)::
     trx-nipype validate in.trx [more.trx ...] [--deep] [--json]
     trx-nipype convert in.trk out.trx [--reference ref.nii.gz]
     trx-nipype concatenate a.trx b.trx -o out.trx [--group-by-input [--group-names A B]]
+        [--select-group AF_L [--nb-streamlines N|min [--seed 0]]]
     trx-nipype select-group in.trx G1 [G2 ...] -o out.trx
     trx-nipype resize in.trx -o out.trx [-n 1000 [--random --seed 0]]
     trx-nipype split-groups in.trx -o folder/ [--format trk]
@@ -106,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-groups", action="store_true", help="drop the inputs' groups")
     p.add_argument("--delete-dpg", action="store_true",
                    help="drop data-per-group entries that conflict between inputs")
+    p.add_argument("--select-group", nargs="+", metavar="GROUP",
+                   help="take only this group from every input (or one group per input); "
+                        "the inputs' groups are then dropped")
+    p.add_argument("--nb-streamlines", type=streamlines_per_subject, metavar="N|min",
+                   help="keep a seeded random N streamlines of every (selected) input, in "
+                        "file order ('min': the smallest input's count)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --nb-streamlines")
     _encoding(p)
 
     p = sub.add_parser("select-group", help="keep the streamlines of one or more groups")

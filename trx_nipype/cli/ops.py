@@ -109,11 +109,17 @@ def cmd_concatenate(args: argparse.Namespace) -> int:
     if args.group_names and len(args.group_names) != len(args.inputs):
         raise _Usage(f"--group-names has {len(args.group_names)} names for "
                      f"{len(args.inputs)} inputs")
+    groups = args.select_group
+    if groups and len(groups) not in (1, len(args.inputs)):
+        raise _Usage(f"--select-group takes one group for every input or one per input: "
+                     f"{len(groups)} for {len(args.inputs)} inputs")
     out = concatenate(args.inputs, args.output, group_by_input=args.group_by_input,
                       group_names=args.group_names or None, delete_dps=args.delete_dps,
                       delete_dpv=args.delete_dpv, delete_groups=args.delete_groups,
                       delete_dpg=args.delete_dpg, positions_dtype=args.positions_dtype,
-                      offsets_dtype=args.offsets_dtype, compression=args.compression)
+                      offsets_dtype=args.offsets_dtype, compression=args.compression,
+                      groups=(groups[0] if len(groups) == 1 else groups) if groups else None,
+                      nb_streamlines=args.nb_streamlines, seed=args.seed)
     return _report_written(out)
 
 

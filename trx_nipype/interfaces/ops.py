@@ -8,7 +8,7 @@ input.
 from __future__ import annotations
 
 import logging
-import os
+import os  # noqa: F401 (the examples use it)
 from typing import Any
 
 from nipype.interfaces.base import (
@@ -31,6 +31,7 @@ from ._traits import (
     optional,
     output_path,
     remove_output,
+    written_trx,
 )
 from .io import FORMATS
 
@@ -62,6 +63,15 @@ class _ConcatenateInputSpec(TrxInputSpec):
                               desc="zip compression of a .trx output")
     out_filename = traits.Str(desc="output name (default: <first input>_concat.trx; no "
                                    ".trx/.zip extension: a TRX directory)")
+    groups = traits.Either(traits.Str, traits.List(traits.Str, minlen=1),
+                           desc="take only the streamlines of this group from every input (or "
+                                "of one group per input), with no file in between; the "
+                                "inputs' groups are then dropped")
+    nb_streamlines = traits.Either(traits.Range(low=0), traits.Enum("min"),
+                                   desc="keep a seeded random sample of this many streamlines "
+                                        "of every (selected) input, in file order ('min': the "
+                                        "smallest input's count)")
+    seed = traits.Int(0, usedefault=True, desc="seed of the samples (nb_streamlines)")
 
 
 class _ConcatenateOutputSpec(TraitedSpec):
@@ -72,6 +82,11 @@ class _ConcatenateOutputSpec(TraitedSpec):
 
 class ConcatenateTrx(SimpleInterface):
     """Concatenate TRX files, optionally with one group per input.
+
+    With ``groups`` (and ``nb_streamlines``), each input contributes only the
+    streamlines of a group (a seeded sample of them): a population bundle from
+    every subject's TRX in one node, with no selected or resized file in
+    between.
 
     Examples
     --------
@@ -106,10 +121,9 @@ class ConcatenateTrx(SimpleInterface):
             delete_dpg=self.inputs.delete_groups,
             positions_dtype=optional(self.inputs.positions_dtype),
             offsets_dtype=optional(self.inputs.offsets_dtype),
-            compression=self.inputs.compression)
-        with load(out) as trx:
-            self._results.update(out_file=os.fspath(out), nb_streamlines=len(trx),
-                                 group_names=sorted(trx.groups))
+            compression=self.inputs.compression, groups=optional(self.inputs.groups),
+            nb_streamlines=optional(self.inputs.nb_streamlines), seed=self.inputs.seed)
+        self._results.update(written_trx(out))
         log.info("ConcatenateTrx: %d inputs -> %s (%d streamlines)", len(inputs), out,
                  self._results["nb_streamlines"])
         return runtime
