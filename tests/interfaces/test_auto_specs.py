@@ -12,8 +12,10 @@ from typing import Any
 from nipype.interfaces.base.traits_extension import BasePath
 
 from trx_nipype.interfaces import (
+    AssembleBundles,
     ConcatenateTrx,
     ConvertTractogram,
+    ConvertTractograms,
     LoadTrx,
     ResizeTrx,
     SelectGroup,
@@ -395,3 +397,111 @@ def test_TrxInfo_outputs() -> None:
         ),
     )
     check_spec(TrxInfo.output_spec, output_map)
+
+
+def test_AssembleBundles_inputs() -> None:
+    input_map = dict(
+        bundle_names=dict(
+            trait_type='List',
+        ),
+        compression=dict(
+            default='stored',
+            trait_type='Enum',
+            usedefault=True,
+            values=('stored', 'deflate'),
+        ),
+        delete_dps=dict(
+            default=False,
+            trait_type='Bool',
+            usedefault=True,
+        ),
+        delete_dpv=dict(
+            default=False,
+            trait_type='Bool',
+            usedefault=True,
+        ),
+        in_files=dict(
+            mandatory=True,
+            trait_type='InputMultiObject',
+            trx_hash=True,
+        ),
+        out_filename=dict(
+            trait_type='Str',
+        ),
+        reference=dict(
+            exists=True,
+            trait_type='File',
+            trx_hash=True,
+        ),
+    )
+    check_spec(AssembleBundles.input_spec, input_map)
+
+
+def test_AssembleBundles_outputs() -> None:
+    output_map = dict(
+        group_names=dict(
+            trait_type='List',
+        ),
+        nb_streamlines=dict(
+            trait_type='Int',
+        ),
+        out_file=dict(
+            exists=True,
+            trait_type='TrxPath',
+            trx_hash=True,
+        ),
+    )
+    check_spec(AssembleBundles.output_spec, output_map)
+
+
+def test_ConvertTractograms_inputs() -> None:
+    input_map = dict(
+        bbox_check=dict(
+            default=True,
+            trait_type='Bool',
+            usedefault=True,
+        ),
+        compression=dict(
+            default='stored',
+            trait_type='Enum',
+            usedefault=True,
+            values=('stored', 'deflate'),
+        ),
+        in_files=dict(
+            mandatory=True,
+            trait_type='InputMultiObject',
+            trx_hash=True,
+        ),
+        keep_outside=dict(
+            default=True,
+            trait_type='Bool',
+            usedefault=True,
+        ),
+        out_format=dict(
+            mandatory=True,
+            trait_type='Enum',
+            values=('trx', 'trx_dir', 'trk', 'tck', 'vtk', 'vtp', 'fib', 'dpy'),
+        ),
+        positions_dtype=dict(
+            trait_type='Enum',
+            values=('float16', 'float32', 'float64'),
+        ),
+        reference=dict(
+            exists=True,
+            trait_type='File',
+            trx_hash=True,
+        ),
+    )
+    check_spec(ConvertTractograms.input_spec, input_map)
+
+
+def test_ConvertTractograms_outputs() -> None:
+    output_map = dict(
+        out_files=dict(
+            trait_type='OutputMultiObject',
+        ),
+        out_sidecars=dict(
+            trait_type='List',
+        ),
+    )
+    check_spec(ConvertTractograms.output_spec, output_map)

@@ -4,6 +4,8 @@
 - :class:`ConcatenateTrx`, :class:`SelectGroup`, :class:`ResizeTrx`,
   :class:`SplitGroups`: TRX operations, written in the node's directory.
 - :class:`ConvertTractogram`: TRX <-> TRK, TCK, ...
+- :class:`AssembleBundles`, :class:`ConvertTractograms`: a subject's files in
+  one node (one group per file in one TRX; a list converted).
 - :class:`TrxInfo`: a summary as outputs and a JSON file.
 
 Every tractogram input is hashed by its members (a TRX directory changed in
@@ -13,13 +15,16 @@ persistent digest cache (a cached rerun re-reads nothing): see
 """
 
 from ._hashing import digest_cache_dir, prune_digest_cache, set_digest_cache_dir
+from .bundles import AssembleBundles, ConvertTractograms
 from .info import TrxInfo
 from .io import ConvertTractogram, LoadTrx
 from .ops import ConcatenateTrx, ResizeTrx, SelectGroup, SplitGroups
 
 __all__ = [
+    "AssembleBundles",
     "ConcatenateTrx",
     "ConvertTractogram",
+    "ConvertTractograms",
     "LoadTrx",
     "ResizeTrx",
     "SelectGroup",
