@@ -231,7 +231,7 @@ def test_run_convert_pipeline(cli: Run, trk_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, stdout, _ = cli("run", trk_dir, "--output-dir", out, "--pipeline", "convert",
                           "--subjects", "01", "--compression", "deflate")
-    assert code == 0 and "3 nodes ran" in stdout  # subject_info, convert, ds_converted
+    assert code == 0 and "2 nodes ran" in stdout  # convert, ds_converted: one node each
     report = json.loads(cli("validate", out / "sub-01/dwi/AF_L.trx", "--json")[1])
     assert report["ok"] and report["compression"] == "deflate"
 

@@ -143,7 +143,9 @@ def test_second_run_executes_no_node(main_job: Path) -> None:
     wf = init_bundles_pipeline_wf(_dataset(main_job), main_job)
     report = run_workflow(wf, work)
     assert report.ok and report.ran == []
-    assert len(report.cached) == 30  # 5 x (info, load, concat, export) + join + 3 x 3
+    # 5 x (assemble, export) + 2 collectors + 3 x (concat, export): subjects + bundles, no
+    # node per file or per subject and bundle
+    assert len(report.cached) == 18
     assert _result_mtimes(work) == before
     assert digests(main_job) == PINNED
 
@@ -151,7 +153,7 @@ def test_second_run_executes_no_node(main_job: Path) -> None:
 def test_cli_second_run_prints_cached_progress(main_job: Path, capsys) -> None:
     assert main(["run", "--output-dir", str(main_job)]) == 0
     out = capsys.readouterr().out
-    assert "0 nodes ran, 30 cached, 0 failed" in out
+    assert "0 nodes ran, 18 cached, 0 failed" in out
     assert "cached  sub-03" in out and "population/bundle-AF_L_tractogram.trx" in out
 
 
@@ -178,19 +180,18 @@ def test_changing_one_subject_reruns_only_it_and_the_joins(demo_copy: Path,
     assert report.ok
     after = _result_mtimes(work)
     rerun = sorted(k for k in after if after[k] != before.get(k))
-    subject_level = [k for k in rerun if "_subject_" in k]
-    assert subject_level and all("_subject_sub-03" in k for k in subject_level)
-    assert {Path(k).parent.name for k in subject_level} == {
-        "load", "_load0", "concat", "ds_subject"}  # only AF_L (load subnode 0) was reloaded
-    population = sorted(k for k in rerun if "_subject_" not in k)
-    assert "trx_bundles_wf/join_subjects/result_join_subjects.pklz" in population
+    subject_level = [k for k in rerun if "/sub-0" in k]
+    assert subject_level and all("/sub-03/" in k for k in subject_level)
+    # one node assembles the subject (all its files), one exports it
+    assert {Path(k).parent.name for k in subject_level} == {"assemble", "ds_subject"}
+    population = sorted(k for k in rerun if "/sub-0" not in k)
+    assert "trx_bundles_wf/collect_subjects/result_collect_subjects.pklz" in population
+    assert "trx_bundles_wf/collect_exports/result_collect_exports.pklz" in population
     for bundle in BUNDLES:
-        for node in ("select", "concat", "ds_population"):
+        for node in ("concat", "ds_population"):
             assert any(f"_bundle_{bundle}/{node}/" in k for k in population), (bundle, node)
-        # of the per-subject selections, only sub-03's (subnode 2) ran again
-        selects = [k for k in population if f"_bundle_{bundle}/select/mapflow/" in k]
-        assert selects == [f"trx_bundles_wf/population_bundles_wf/_bundle_{bundle}/select/"
-                           f"mapflow/_select2/result__select2.pklz"]
+    # nothing else: no node per subject and bundle
+    assert len(population) == 2 + 2 * len(BUNDLES)
     assert {e.context for e in report.ran} == {"sub-03", "", *(f"bundle-{b}" for b in BUNDLES)}
     side = json.loads((out / "population/bundle-AF_L_tractogram.json").read_text(encoding="utf-8"))
     assert side["Counts"]["Groups"]["sub-03"] == 40
@@ -207,7 +208,8 @@ def test_a_deleted_output_is_exported_again(demo_copy: Path, tmp_path: Path) -> 
     report = run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work)
     assert report.ok
     # exports only (the population sidecars list the re-exported files): nothing recomputed
-    assert {e.node for e in report.ran} == {"ds_subject", "join_subjects", "ds_population"}
+    assert {e.node for e in report.ran} == {"ds_subject", "collect_exports", "ds_population"}
+    assert [e.context for e in report.ran if e.node == "ds_subject"] == ["sub-02"]
     assert digests(out) == PINNED
 
 
@@ -226,9 +228,9 @@ def test_bad_inputs_name_subject_file_and_problem(demo_copy: Path, tmp_path: Pat
     assert code == 1
     errors = [ln for ln in err.splitlines() if ln.startswith("trx-nipype: error: ")]
     assert len(errors) == 2, err
-    assert "sub-02: load: " in errors[0] and "sub-02/dwi/AF_L.tck" in errors[0]
+    assert "sub-02: assemble: " in errors[0] and "sub-02/dwi/AF_L.tck" in errors[0]
     assert "reference" in errors[0]
-    assert "sub-03: load: " in errors[1] and "sub-03/dwi/CST_R.trk" in errors[1]
+    assert "sub-03: assemble: " in errors[1] and "sub-03/dwi/CST_R.trk" in errors[1]
     assert "truncated" in errors[1]
     assert "Traceback" not in err
     # the other subjects' results are there, the population files (which need all) are not

@@ -175,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin-args", metavar="JSON",
                    help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
     p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
+    p.add_argument("--no-wait", action="store_true",
+                   help="graph plugins (SLURMGraph, ...): submit the jobs and return, without "
+                        "following them (default: wait until they are done and report them "
+                        "as Linear does)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="Nipype's own logging too")
     return parser

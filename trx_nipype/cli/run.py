@@ -67,8 +67,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         init_convert_pipeline_wf,
         pipeline_outputs,
     )
+    from ..workflows.plugins import GRAPH_PLUGINS
+    from .ops import _Usage
 
     extra = plugin_args(args.plugin_args)
+    if args.no_wait and args.plugin not in GRAPH_PLUGINS:
+        raise _Usage(f"--no-wait applies to graph plugins ({', '.join(GRAPH_PLUGINS)}), whose "
+                     f"jobs run on their own; {args.plugin} runs the pipeline from this "
+                     f"process")
     out_dir = Path(args.output_dir).absolute()
     work_dir = Path(args.work_dir).absolute() if args.work_dir else out_dir / "work"
     echo = _echo(args.quiet)
@@ -85,8 +91,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                            reference=args.reference)
     if args.pipeline == "bundles":
         if args.positions_dtype or args.compression != "stored":
-            from .ops import _Usage
-
             raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "
                          "the bundles pipeline writes stored TRX in the inputs' dtypes")
         wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
@@ -108,17 +112,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     say(f"  plugin    {args.plugin}" + (f" {json.dumps(extra)}" if extra else "")
         + (f", {args.nprocs} processes" if args.nprocs else ""))
     report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
-                          nprocs=args.nprocs, echo=echo, verbose=args.verbose)
+                          nprocs=args.nprocs, echo=echo, verbose=args.verbose,
+                          wait=not args.no_wait)
     if report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
                      warnings_hint=" (--verbose shows them)", summary=False):
         print(f"trx-nipype: {len(report.failures)} node(s) failed ({report.summary()}); the "
               f"other subjects' results are in {out_dir}; crash files in "
               f"{work_dir / 'crash'}", file=sys.stderr)
         return 1
-    from ..workflows.runner import LOCAL_PLUGINS
-
-    if args.plugin not in LOCAL_PLUGINS and not report.events:
-        say(f"done: jobs handed to {args.plugin}; results appear in {out_dir} as they finish")
+    if not report.waited:
+        jobs = "" if report.submitted is None else f"{report.submitted} job(s) "
+        why = "--no-wait" if args.no_wait else f"{args.plugin} runs are not followed"
+        say(f"submitted: {jobs}handed to {args.plugin}, not waited for ({why}); results "
+            f"appear in {out_dir} as the jobs finish, and nothing here says whether they "
+            f"fail. When the queue holds none of them any more, run the same command again "
+            f"(without --no-wait): it reports what is done and what failed, and runs only "
+            f"what is missing")
         return 0
     say(f"done: {report.summary()}")
     for rel in outputs:

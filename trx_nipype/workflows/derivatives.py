@@ -38,7 +38,7 @@ from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec
 
 from .. import __version__
 from ..interfaces._hashing import companions, file_digest
-from ..interfaces._traits import TrxInputSpec, TrxPath
+from ..interfaces._traits import TrxInputSpec, TrxPath, TrxPathList
 from .dataset import WORK_DIR_MARKER, sidecar_path
 
 #: formats whose files carry their own space (no reference needed to read them)
@@ -111,7 +111,14 @@ def tractogram_counts(path: str | os.PathLike, reference: str | None = None
 
 
 def _atomic_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically; a file that already says it is left as it is
+    (a rerun changes nothing)."""
     text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -320,4 +327,49 @@ class DerivativesSink(SimpleInterface):
                                        reference=self.inputs.reference or None)
         self._results["out_file"] = str(dest)
         self._results["out_json"] = str(side)
+        return runtime
+
+
+class _DerivativesListSinkInputSpec(TrxInputSpec):
+    in_files = TrxPathList(mandatory=True, desc="results to export, in order")
+    out_dir = traits.Str(mandatory=True, desc="root of the derivatives tree (absolute)")
+    rel_paths = traits.List(traits.Str, mandatory=True,
+                            desc="destination of each result, relative to out_dir")
+    sources = traits.List(traits.List(traits.Str),
+                          desc="for each result, the files it was made from (recorded, with "
+                               "their SHA-256, in its sidecar)")
+    references = traits.List(traits.Either(None, File(exists=True), Directory(exists=True)),
+                             desc="for each result, the reference of a format without a space "
+                                  "(see DerivativesSink.reference), or None")
+    metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecars")
+
+
+class _DerivativesListSinkOutputSpec(TraitedSpec):
+    out_files = traits.List(traits.Str, desc="the exported files")
+    out_jsons = traits.List(traits.Str, desc="their JSON sidecars")
+
+
+class DerivativesListSink(SimpleInterface):
+    """Export a list of results (one subject's converted files, say) in one node.
+
+    Each file is exported as :class:`DerivativesSink` exports one.
+    """
+
+    input_spec = _DerivativesListSinkInputSpec
+    output_spec = _DerivativesListSinkOutputSpec
+
+    def _run_interface(self, runtime: Any) -> Any:
+        files = list(self.inputs.in_files)
+        n = len(files)
+        rel = list(self.inputs.rel_paths)
+        sources = list(self.inputs.sources) if self.inputs.sources else [[]] * n
+        refs = list(self.inputs.references) if self.inputs.references else [None] * n
+        if not len(rel) == len(sources) == len(refs) == n:
+            raise ValueError(f"DerivativesListSink: {n} files but {len(rel)} rel_paths, "
+                             f"{len(sources)} sources and {len(refs)} references")
+        written = [export_derivative(f, self.inputs.out_dir, r, sources=s,
+                                     metadata=self.inputs.metadata, reference=ref or None)
+                   for f, r, s, ref in zip(files, rel, sources, refs, strict=True)]
+        self._results["out_files"] = [str(d) for d, _ in written]
+        self._results["out_jsons"] = [str(j) for _, j in written]
         return runtime
