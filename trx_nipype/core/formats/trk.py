@@ -54,6 +54,7 @@ tool) is ignored with a warning instead of mislabelling the streamlines.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -203,6 +204,20 @@ def _named_columns(names: np.ndarray, total: int, path: str, what: str,
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _axcodes(affine_bytes: bytes) -> tuple[str | None, ...]:
+    """nibabel's ``aff2axcodes`` of a float64 4x4 (its SVD is most of a header's cost:
+    the files of a dataset share a handful of affines)."""
+    from nibabel.orientations import aff2axcodes
+
+    return tuple(aff2axcodes(np.frombuffer(affine_bytes, dtype=np.float64).reshape(4, 4)))
+
+
+def axcodes(affine: np.ndarray) -> tuple[str | None, ...]:
+    """The axis codes (``("R", "A", "S")``...; None: no direction) of an affine."""
+    return _axcodes(np.ascontiguousarray(affine, dtype=np.float64).tobytes())
+
+
 def voxmm_to_rasmm(affine: np.ndarray, dimensions: Sequence[int], voxel_sizes: Sequence[float],
                    voxel_order: str) -> np.ndarray:
     """The affine from TRK voxmm (corner origin, ``voxel_order`` axes) to RAS+ mm.
@@ -211,28 +226,26 @@ def voxmm_to_rasmm(affine: np.ndarray, dimensions: Sequence[int], voxel_sizes: S
     voxel) -> the axes of ``affine`` when ``voxel_order`` differs from them ->
     ``affine``.
     """
-    from nibabel.orientations import aff2axcodes, axcodes2ornt, inv_ornt_aff, ornt_transform
+    from nibabel.orientations import axcodes2ornt, inv_ornt_aff, ornt_transform
 
     scale = np.diag([*(1.0 / np.asarray(voxel_sizes, dtype=np.float64)), 1.0])
     shift = np.eye(4)
     shift[:3, 3] = -0.5
     header_ornt = axcodes2ornt(voxel_order.upper())
-    affine_ornt = axcodes2ornt("".join(aff2axcodes(affine)))
+    affine_ornt = axcodes2ornt("".join(axcodes(affine)))
     flip = inv_ornt_aff(ornt_transform(header_ornt, affine_ornt), dimensions)
     return np.asarray(affine, dtype=np.float64) @ flip @ shift @ scale
 
 
 def _usable_affine(affine: np.ndarray) -> bool:
     """Finite, invertible (with a finite inverse) and with a direction for every axis."""
-    from nibabel.orientations import aff2axcodes
-
     if not np.all(np.isfinite(affine)):
         return False
     try:
         inverse = np.linalg.inv(affine)
     except np.linalg.LinAlgError:
         return False
-    return bool(np.all(np.isfinite(inverse))) and None not in aff2axcodes(affine)
+    return bool(np.all(np.isfinite(inverse))) and None not in axcodes(affine)
 
 
 def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> TrkInfo:
