@@ -27,11 +27,11 @@ BUNDLES = ["AF_L", "CC_ForcepsMajor", "CST_R"]
 
 #: sha256 of every output of ``trx-nipype run --output-dir out``
 PINNED = {
-    "population/bundle-AF_L_tractogram.trx":
+    "population/tract-AF_L_tractogram.trx":
         "af318528d3e9aa80a849011bd022ad1a9545cfa9fe5556f0daa1278928db3d7e",
-    "population/bundle-CC_ForcepsMajor_tractogram.trx":
+    "population/tract-CC_ForcepsMajor_tractogram.trx":
         "a90fa3c66db2a87b9c46a4051850be43742852ae4bf98b63dcbca322e8625934",
-    "population/bundle-CST_R_tractogram.trx":
+    "population/tract-CST_R_tractogram.trx":
         "3ae4fd060ce49d644ccf498318b1c29053acf8dc01e581540f04dbc0d9bc4312",
     "sub-01/dwi/sub-01_desc-bundles_tractogram.trx":
         "125fadea556a6f3cdf6fc17f30d1899589a01308de8a4665a8fe498981373154",
@@ -53,10 +53,10 @@ PINNED_POINTS = {
     ("sub-03/dwi/sub-03_desc-bundles_tractogram.trx", 75):
         ([-16.51410675048828, -54.531768798828125, -6.903598785400391],
          [7.569068908691406, -56.23625946044922, 6.772296905517578]),
-    ("population/bundle-CST_R_tractogram.trx", 0):
+    ("population/tract-CST_R_tractogram.trx", 0):
         ([8.419502258300781, 14.859947204589844, -81.18666076660156],
          [36.932228088378906, 4.072303771972656, 12.47216796875]),
-    ("population/bundle-CST_R_tractogram.trx", 249):
+    ("population/tract-CST_R_tractogram.trx", 249):
         ([3.2620162963867188, 12.650489807128906, -47.81045150756836],
          [34.40831756591797, 13.011001586914062, 68.32897186279297]),
 }
@@ -95,7 +95,7 @@ def test_main_job_group_counts_read_by_trx_python(main_job: Path) -> None:
         assert len(trx.streamlines) == 150
         trx.close()
     for bundle in BUNDLES:
-        trx = trx_python_load(str(main_job / f"population/bundle-{bundle}_tractogram.trx"))
+        trx = trx_python_load(str(main_job / f"population/tract-{bundle}_tractogram.trx"))
         groups = {g: np.asarray(i).tolist() for g, i in trx.groups.items()}
         assert groups == {s: list(range(50 * k, 50 * k + 50)) for k, s in enumerate(SUBJECTS)}
         trx.close()
@@ -111,7 +111,7 @@ def test_main_job_coordinates_match_pins_and_the_original_trk(main_job: Path) ->
         np.testing.assert_allclose(line[-1], last, rtol=0, atol=1e-5)
     # every streamline equals the original TRK's (nibabel), in bundle then subject order
     demo = main_job / "work" / "demo-data"
-    trx = trx_python_load(str(main_job / "population/bundle-CST_R_tractogram.trx"))
+    trx = trx_python_load(str(main_job / "population/tract-CST_R_tractogram.trx"))
     for k, subject in enumerate(SUBJECTS):
         original = nib.streamlines.load(str(demo / subject / "dwi" / "CST_R.trk")).streamlines
         for i in (0, 17, 49):
@@ -129,7 +129,7 @@ def test_sidecars_say_how_each_file_was_made(main_job: Path) -> None:
     assert [Path(s["path"]).name for s in side["Sources"]] == [f"{b}.trk" for b in BUNDLES]
     assert all(len(s["sha256"]) == 64 for s in side["Sources"])
     assert {"trx-nipype", "nipype", "dipy", "nibabel", "numpy", "python"} <= set(side["Software"])
-    pop = json.loads((main_job / "population/bundle-AF_L_tractogram.json")
+    pop = json.loads((main_job / "population/tract-AF_L_tractogram.json")
                      .read_text(encoding="utf-8"))
     assert pop["Counts"]["Groups"] == {s: 50 for s in SUBJECTS}
     assert [s["sha256"] for s in pop["Sources"]] == [
@@ -154,7 +154,7 @@ def test_cli_second_run_prints_cached_progress(main_job: Path, capsys) -> None:
     assert main(["run", "--output-dir", str(main_job)]) == 0
     out = capsys.readouterr().out
     assert "0 nodes ran, 18 cached, 0 failed" in out
-    assert "cached  sub-03" in out and "population/bundle-AF_L_tractogram.trx" in out
+    assert "cached  sub-03" in out and "population/tract-AF_L_tractogram.trx" in out
 
 
 def test_multiproc_gives_the_same_bytes(demo_copy: Path, tmp_path: Path) -> None:
@@ -193,7 +193,7 @@ def test_changing_one_subject_reruns_only_it_and_the_joins(demo_copy: Path,
     # nothing else: no node per subject and bundle
     assert len(population) == 2 + 2 * len(BUNDLES)
     assert {e.context for e in report.ran} == {"sub-03", "", *(f"bundle-{b}" for b in BUNDLES)}
-    side = json.loads((out / "population/bundle-AF_L_tractogram.json").read_text(encoding="utf-8"))
+    side = json.loads((out / "population/tract-AF_L_tractogram.json").read_text(encoding="utf-8"))
     assert side["Counts"]["Groups"]["sub-03"] == 40
     assert side["Counts"]["Groups"]["sub-02"] == 50
     new = digests(out)

@@ -246,7 +246,7 @@ def test_outputs_of_earlier_runs_are_reported(demo_source: Path, tmp_path: Path)
     stale = [w for w in second.warnings if "earlier 'bundles' run" in w]
     assert len(stale) == 1, second.warnings
     assert "sub-02/dwi/sub-02_desc-bundles_tractogram.trx" in stale[0]
-    assert "population/bundle-CST_R_tractogram.trx" in stale[0]
+    assert "population/tract-CST_R_tractogram.trx" in stale[0]
     assert "sub-01/dwi/sub-01_desc-bundles_tractogram.trx" not in stale[0]
     assert (out / "sub-02/dwi/sub-02_desc-bundles_tractogram.trx").is_file()  # not deleted
 

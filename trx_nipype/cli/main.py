@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", help="run a pipeline over a dataset (default: the demo data)",
         description="Run a pipeline over a dataset laid out as sub-*/[ses-*/]dwi/* (one "
-                    "tractogram per bundle; one NIfTI per folder is its reference). Without "
+                    "tractogram per bundle, named after its tract-/bundle- entity or its file "
+                    "name; one NIfTI per folder is its reference). Without "
                     "INPUT_DIR, the demo data: dipy's minimal_bundles (5 subjects x 3 "
                     "bundles). Pipelines: 'bundles' (one TRX per subject with one group per "
                     "bundle, then one TRX per bundle with one group per subject) and "
@@ -160,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subjects", nargs="+", metavar="SUB",
                    help="process only these subjects (sub-01 or 01)")
     p.add_argument("--reference", help="reference image for every subject")
+    p.add_argument("--reference-pattern", metavar="GLOB",
+                   help="each subject's reference image, relative to INPUT_DIR, with {subject} "
+                        "and {session} (labels without sub-/ses-): e.g. "
+                        "'sub-{subject}/dwi/*_FA.nii.gz' when a dwi folder holds several "
+                        "images; it must match one file per subject")
     p.add_argument("--streamlines-per-subject", type=streamlines_per_subject, metavar="N|min",
                    help="bundles pipeline: a seeded random N streamlines per subject in the "
                         "population files ('min': the smallest subject's count)")

@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         root = Path(args.input_dir)
         origin = ""
     dataset = find_dataset(root, patterns=args.pattern, subjects=args.subjects,
-                           reference=args.reference)
+                           reference=args.reference, reference_pattern=args.reference_pattern)
     if args.pipeline == "bundles":
         if args.positions_dtype or args.compression != "stored":
             raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "

@@ -23,7 +23,7 @@ def _undefined_if_none(value):  # noqa: ANN001, ANN202 (a Nipype connection func
 
 
 def _population_filename(bundle):  # noqa: ANN001, ANN202 (a Nipype connection function)
-    return f"bundle-{bundle}_tractogram.trx"
+    return f"tract-{bundle}_tractogram.trx"
 
 
 def init_subject_bundles_wf(*, drop_mismatched_data: bool = True,
@@ -112,7 +112,7 @@ def init_population_bundles_wf(*, bundles: list[str], nb_streamlines: int | str 
     takes the bundle's group out of each subject's TRX (dropping the other
     groups), keeps (when ``nb_streamlines`` is given) the same number of
     streamlines for every subject, a seeded random subset in file order, and
-    writes ``bundle-<name>_tractogram.trx`` with one group per subject, named by
+    writes ``tract-<name>_tractogram.trx`` with one group per subject, named by
     ``subjects``: one node per bundle, with no file per subject in between.
     Subjects must share one space (same ``VOXEL_TO_RASMM`` and
     ``DIMENSIONS``), as bundles in a template space do.
@@ -144,7 +144,7 @@ def init_population_bundles_wf(*, bundles: list[str], nb_streamlines: int | str 
     Outputs (``outputnode``, one per bundle)
     ----------------------------------------
     out_file : str
-        ``bundle-<name>_tractogram.trx`` (in the work dir).
+        ``tract-<name>_tractogram.trx`` (in the work dir).
     bundle : str
         The bundle name.
     nb_streamlines : int

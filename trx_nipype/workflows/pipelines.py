@@ -6,7 +6,7 @@ output folder and returns a Nipype workflow that writes a derivatives tree
 
     <output_dir>/dataset_description.json
     <output_dir>/sub-01/dwi/sub-01_desc-bundles_tractogram.trx  (+ .json)
-    <output_dir>/population/bundle-AF_L_tractogram.trx          (+ .json)
+    <output_dir>/population/tract-AF_L_tractogram.trx           (+ .json)
 
 Node count grows with subjects + bundles, never with their product: each
 subject is a small workflow named after it (``sub-01/assemble``,
@@ -53,13 +53,22 @@ _FORMAT_EXT = {"trx": ".trx", "trx_dir": "", "trk": ".trk", "tck": ".tck", "vtk"
 
 
 def subject_bundles_path(subject: Subject) -> str:
-    """``sub-01/[ses-02/]dwi/sub-01[_ses-02]_desc-bundles_tractogram.trx``."""
-    return "/".join((*subject.parts, "dwi", f"{subject.label}_desc-bundles_tractogram.trx"))
+    """``sub-01/[ses-02/]dwi/sub-01[_ses-02][_space-X]_desc-bundles_tractogram.trx``.
+
+    A ``desc-`` name (the file holds every bundle); ``space-`` when all the
+    subject's files share one.
+    """
+    space = f"_space-{subject.space}" if subject.space else ""
+    return "/".join((*subject.parts, "dwi",
+                     f"{subject.label}{space}_desc-bundles_tractogram.trx"))
 
 
-def population_bundle_path(bundle: str) -> str:
-    """``population/bundle-<name>_tractogram.trx`` (self-contained: a connection function)."""
-    return f"population/bundle-{bundle}_tractogram.trx"
+def population_bundle_path(bundle: str, space: str = "") -> str:
+    """``population/[space-X_]tract-<name>_tractogram.trx`` (BEP046's ``tract-`` entity).
+
+    Self-contained: a Nipype connection function (``space`` as its extra argument).
+    """
+    return f"population/{f'space-{space}_' if space else ''}tract-{bundle}_tractogram.trx"
 
 
 def converted_path(dataset: Dataset, in_file: str, out_format: str) -> str:
@@ -76,8 +85,8 @@ def pipeline_outputs(dataset: Dataset, pipeline: str = "bundles", *, population:
         return [converted_path(dataset, f, out_format) for s in dataset.subjects
                 for f in s.files]
     subjects = [subject_bundles_path(s) for s in dataset.subjects]
-    return subjects + ([population_bundle_path(b) for b in dataset.bundles] if population
-                       else [])
+    return subjects + ([population_bundle_path(b, dataset.space) for b in dataset.bundles]
+                       if population else [])
 
 
 def node_name(label: str, taken: set[str]) -> str:
@@ -184,7 +193,7 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     bundle files into ``sub-XX/dwi/sub-XX_desc-bundles_tractogram.trx`` (one
     group per bundle). ``collect_subjects`` gathers every subject's TRX, and
     :func:`~trx_nipype.workflows.bundles.init_population_bundles_wf` writes
-    ``population/bundle-<name>_tractogram.trx`` (one group per subject) for
+    ``population/tract-<name>_tractogram.trx`` (one group per subject) for
     each bundle. Each file is exported with a JSON sidecar. A subject that
     fails loses only its own outputs and the population files.
 
@@ -259,12 +268,13 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         population_wf.inputs.inputnode.subjects = dataset.labels
         ds_population = sink_node("ds_population", output_dir, "bundles",
                                   POPULATION_DESCRIPTION, parameters,
-                                  [population_bundle_path(b) for b in dataset.bundles])
+                                  [population_bundle_path(b, dataset.space)
+                                   for b in dataset.bundles])
         wf.connect([
             (collect, population_wf, [("out", "inputnode.in_files")]),
             (population_wf, ds_population, [("outputnode.out_file", "in_file"),
-                                            (("outputnode.bundle", population_bundle_path),
-                                             "rel_path")]),
+                                            (("outputnode.bundle", population_bundle_path,
+                                              dataset.space), "rel_path")]),
             (exports, ds_population, [("out", "sources")]),
         ])
     write_dataset_description(output_dir, "bundles", "Subject bundles assembled into TRX "
