@@ -58,6 +58,13 @@ def streamlines_per_subject(text: str | None) -> int | str | None:
                                          f"got {text!r}") from None
 
 
+def _some(names: list[str], most: int = 8) -> str:
+    """``a, b, c`` or, for long lists, ``a, b, c, ..., y, z``."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join([*names[:3], "...", *names[-2:]])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Find the dataset, build the pipeline, run it, say what was written."""
     from ..workflows import find_dataset, run_workflow
@@ -104,8 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                out_format=args.out_format)
     nfiles = sum(len(s.files) for s in dataset.subjects)
     say(f"trx-nipype run: pipeline '{args.pipeline}', {len(dataset.subjects)} subjects "
-        f"({', '.join(dataset.labels)}), {nfiles} files, bundles "
-        f"{', '.join(dataset.bundles)}")
+        f"({_some(dataset.labels)}), {nfiles} files, {len(dataset.bundles)} bundles "
+        f"({_some(dataset.bundles)})")
     say(f"  input     {root}{origin}")
     say(f"  output    {out_dir}")
     say(f"  work dir  {work_dir} (Nipype's cache: reused by the next run)")
