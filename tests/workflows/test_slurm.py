@@ -156,3 +156,36 @@ def test_no_wait_says_it_did_not_wait(slurm: None, small_dataset: Path, tmp_path
     assert "done: 0 nodes ran, 10 cached, 0 failed" in capsys.readouterr().out
     assert len(digests(out)) == len(SUBJECTS) + len(BUNDLES)
     assert our_jobs() == []
+
+
+def test_jobs_stuck_behind_a_failure_are_cancelled_and_explained(
+        slurm: None, small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # a Slurm without DependencyParameters=kill_invalid_depend keeps the jobs behind a failed
+    # one pending forever (reason DependencyNeverSatisfied): the run cancels them and says
+    # how to have Slurm do it. Such a job is added to what squeue reports, once.
+    from trx_nipype.workflows import plugins
+
+    real_jobs = plugins.SlurmQueue.jobs
+    stuck = plugins.QueuedJob("999999", "j3_ds_subject", "PENDING", "DependencyNeverSatisfied")
+    told: list[list[plugins.QueuedJob]] = []
+    cancelled: list[str] = []
+
+    def jobs(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        found = real_jobs(self, *args, **kwargs)
+        if not told:
+            found = [*found, stuck]
+        told.append(found)
+        return found
+
+    monkeypatch.setattr(plugins.SlurmQueue, "jobs", jobs)
+    monkeypatch.setattr(plugins.SlurmQueue, "cancel",
+                        staticmethod(lambda ids: cancelled.extend(ids)))
+    out = tmp_path / "out"
+    assert main(["run", str(small_dataset), "--output-dir", str(out), "--plugin",
+                 "SLURMGraph", "--no-population", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert cancelled == ["999999"]
+    assert "1 Slurm job(s) waited for a job that failed" in err
+    assert "DependencyParameters=kill_invalid_depend" in err
+    assert our_jobs() == []

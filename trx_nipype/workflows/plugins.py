@@ -52,12 +52,16 @@ def ensure_logname() -> str | None:
     """
     if os.environ.get("LOGNAME"):
         return None
-    try:
-        name = pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        name = f"uid{os.getuid()}"
-    os.environ["LOGNAME"] = name
+    os.environ["LOGNAME"] = name = _user()
     return name
+
+
+def _user() -> str:
+    """The user whose jobs ``squeue`` lists (``--me`` is Slurm >= 20.11 only)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 class MultiProcPlugin(_NipypeMultiProc):
@@ -126,13 +130,25 @@ class SlurmQueue:
         """Whether ``squeue`` is on the PATH."""
         return shutil.which("squeue") is not None
 
-    def jobs(self) -> list[QueuedJob]:
-        """Our jobs that are not finished (pending, running, ...)."""
-        proc = subprocess.run(
-            ["squeue", "--noheader", "--me", f"--states={_LIVE_STATES}",
-             "--format=%i|%j|%T|%r|%k"], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"squeue failed: {proc.stderr.strip() or proc.returncode}")
+    def jobs(self, tries: int = 10, wait: float = 2.0) -> list[QueuedJob]:
+        """Our jobs that are not finished (pending, running, ...).
+
+        ``squeue`` is asked again (``tries`` times, ``wait`` seconds apart) when it
+        fails, as it does while a busy controller times out.
+        """
+        for attempt in range(tries):
+            proc = subprocess.run(
+                ["squeue", "--noheader", f"--user={_user()}", f"--states={_LIVE_STATES}",
+                 "--format=%i|%j|%T|%r|%k"], capture_output=True, text=True, check=False)
+            if proc.returncode == 0:
+                break
+            log.warning("squeue failed (%s); asking again", proc.stderr.strip())
+            if attempt + 1 < tries:
+                time.sleep(wait)
+        else:
+            raise RuntimeError(f"squeue failed {tries} times: "
+                               f"{proc.stderr.strip() or proc.returncode}; the jobs may still "
+                               f"be running: see squeue, then run the same command again")
         out = []
         for line in proc.stdout.splitlines():
             parts = line.strip().split("|", 4)
@@ -159,14 +175,14 @@ class SLURMPlugin(_NipypeSLURM):
         now = time.monotonic()
         if self._snapshot is not None and now - self._snapshot[0] < 0.2:
             return self._snapshot[1]
-        proc = subprocess.run(["squeue", "--noheader", "--me", "--format=%i"],
+        proc = subprocess.run(["squeue", "--noheader", f"--user={_user()}", "--format=%i"],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             return None  # ask job by job, as Nipype does
         self._snapshot = (now, {line.strip() for line in proc.stdout.splitlines()})
         return self._snapshot[1]
 
-    def _is_pending(self, taskid: int) -> bool:
+    def _is_pending(self, taskid: int) -> bool:  # noqa: D102 (Nipype's)
         queued = self._queued()
         if queued is None:
             return super()._is_pending(taskid)
