@@ -500,7 +500,7 @@ def test_ConvertTractograms_outputs() -> None:
         out_files=dict(
             trait_type='OutputMultiObject',
         ),
-        out_sidecars=dict(
+        out_groups=dict(
             trait_type='List',
         ),
     )

@@ -63,7 +63,7 @@ def test_convert_many_in_one_node(data: Path, tmp_path: Path) -> None:
                    out_format="trk").outputs
     folder = node_dir(work, "convert")
     assert out.out_files == [str(folder / "a.trk"), str(folder / "b.trk")]
-    assert out.out_sidecars == [f"{f}.groups.json" for f in out.out_files]
+    assert out.out_groups == [f"{f}.groups.json" for f in out.out_files]
     # declared, so Nipype's cleanup of undeclared files keeps them
     assert user_files(folder) == ["a.trk", "a.trk.groups.json", "b.trk", "b.trk.groups.json"]
 

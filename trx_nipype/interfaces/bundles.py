@@ -114,7 +114,7 @@ class _ConvertManyInputSpec(TrxInputSpec):
 class _ConvertManyOutputSpec(TraitedSpec):
     out_files = OutputMultiObject(TrxPath(exists=True),
                                   desc="the converted files, in the order of in_files")
-    out_sidecars = traits.List(File(exists=True),
+    out_groups = traits.List(File(exists=True),
                                desc="the .groups.json sidecars of the TRK outputs that have "
                                     "groups (TRK keeps group names there): declared, so that "
                                     "Nipype's output cleanup keeps them")
@@ -150,7 +150,7 @@ class ConvertTractograms(SimpleInterface):
         out = convert_files(files, os.getcwd(), ext, out_format=fmt,
                             reference=optional(self.inputs.reference), **options)
         self._results["out_files"] = [os.fspath(p) for p in out]
-        self._results["out_sidecars"] = [str(c) for p in out for c in companions(os.fspath(p))
+        self._results["out_groups"] = [str(c) for p in out for c in companions(os.fspath(p))
                                          if c.is_file()]
         log.info("ConvertTractograms: %d files -> %s", len(out), self.inputs.out_format)
         return runtime
