@@ -52,3 +52,26 @@ def test_report_benchmark_runs_both_sides_and_checks_the_page(monkeypatch: pytes
     assert report["ok"] == {"time": True, "memory": True, "check": True}
     assert len(report["runs"]["ours"]) == len(report["runs"]["other"]) == 1
     assert "| trx-nipype report |" in (results / "report.md").read_text(encoding="utf-8")
+
+
+def test_batch_suite_at_a_tiny_scale(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the batch benchmark end to end, 2 subjects x 2 bundles (no timing is asserted)
+    monkeypatch.syspath_prepend(str(BENCH))
+    sys.modules.pop("batch", None)
+    import batch
+
+    results = tmp_path / "results"
+    code = batch.main(["--subjects", "2", "--bundles", "2", "--streamlines", "20", "--reps",
+                       "1", "--data-dir", str(tmp_path / "data"), "--results", str(results)])
+    assert code == 0
+    (report,) = json.loads((results / "batch.json").read_text(encoding="utf-8"))
+    assert {r["side"] for r in report["rows"]} == {"floor", "linear", "multiproc",
+                                                   "multiproc_cached"}
+    assert all(r["code"] == 0 for r in report["rows"])
+    assert report["checks"] == {"outputs": 4, "linear_equals_multiproc": True,
+                                "floor_equals_linear": True}
+    sides = report["sides"]
+    assert sides["multiproc"]["node_results"] == 2 * 2 + 2 * 2 + 2
+    assert sides["multiproc_cached"]["nodes_run"] == 0
+    assert "| `trx-nipype run --plugin Linear` |" in (results / "batch.md").read_text(
+        encoding="utf-8")

@@ -3,7 +3,7 @@
 
 Input: one TRX per subject with one group per bundle, e.g. the
 ``sub-*/dwi/*_desc-bundles_tractogram.trx`` files of ``trx-nipype run`` (or of
-any tool). Output: ``population/bundle-<name>_tractogram.trx`` with one group
+any tool). Output: ``population/tract-<name>_tractogram.trx`` with one group
 per subject, each subject contributing ``--streamlines-per-subject``
 streamlines (a seeded random subset in file order). No iterables: the subject
 files go into the population workflow as one list.

@@ -114,6 +114,29 @@ def test_concatenate(cli: Run, trx_path: Path, tmp_path: Path) -> None:
     assert code == 3 and "gone.trx" in one_error(err)
 
 
+def test_concatenate_one_group_of_each_input_sampled(cli: Run, trx_path: Path,
+                                                     tmp_path: Path) -> None:
+    # a population bundle in one command: no select-group / resize files in between
+    other = tmp_path / "other.trx"
+    shutil.copy(trx_path, other)
+    out = tmp_path / "af.trx"
+    code, stdout, _ = cli("concatenate", trx_path, other, "-o", out, "--select-group", "AF",
+                          "--nb-streamlines", "2", "--seed", "3", "--group-by-input",
+                          "--group-names", "sub-01", "sub-02")
+    assert code == 0 and "4 streamlines" in stdout
+    with load(out) as trx, load(trx_path) as src:
+        assert {g: len(i) for g, i in trx.groups.items()} == {"sub-01": 2, "sub-02": 2}
+        picked = src.get_group("AF").sample(2, seed=3)
+        np.testing.assert_array_equal(trx.positions[:picked.nb_vertices], picked.positions)
+    code, _, err = cli("concatenate", trx_path, other, "-o", out, "--select-group", "UF")
+    assert code == 3 and "no group 'UF'" in one_error(err)
+    code, _, err = cli("concatenate", trx_path, other, trx_path, "-o", out, "--select-group",
+                       "AF", "CST")
+    assert code == 2 and "one per input: 2 for 3 inputs" in one_error(err)
+    code, _, err = cli("concatenate", trx_path, other, "-o", out, "--nb-streamlines", "0")
+    assert code == 2 and "--nb-streamlines" in err
+
+
 # ------------------------------------------------------------------ select-group
 def test_select_group(cli: Run, trx_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "af.trx"
@@ -209,7 +232,7 @@ def test_run_convert_pipeline(cli: Run, trk_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, stdout, _ = cli("run", trk_dir, "--output-dir", out, "--pipeline", "convert",
                           "--subjects", "01", "--compression", "deflate")
-    assert code == 0 and "3 nodes ran" in stdout  # subject_info, convert, ds_converted
+    assert code == 0 and "2 nodes ran" in stdout  # convert, ds_converted: one node each
     report = json.loads(cli("validate", out / "sub-01/dwi/AF_L.trx", "--json")[1])
     assert report["ok"] and report["compression"] == "deflate"
 

@@ -254,3 +254,65 @@ def test_chunked_pass_is_deterministic_and_refuses_its_input(pair: tuple[Path, P
     assert tree_bytes(chunked) == tree_bytes(whole)
     with pytest.raises(ValueError, match="cannot write over input 0"):
         concatenate(pair, pair[0])
+
+
+# ----------------------------------------------------- per-input group selection, sampling
+@pytest.fixture
+def subjects(tmp_path: Path) -> list[Path]:
+    """Three subject files with groups AF (every other streamline) and CST, different sizes."""
+    out = []
+    for i, n in enumerate((9, 12, 7)):
+        u4 = np.dtype("<u4")
+        trx = make_trx(n, seed=10 + i, groups={"AF": np.arange(0, n, 2, dtype=u4),
+                                               "CST": np.arange(1, n, 2, dtype=u4)})
+        out.append(save(trx, tmp_path / f"sub-0{i + 1}.trx"))
+    return out
+
+
+@pytest.mark.parametrize("nb", [None, 3, "min"])
+def test_groups_and_sampling_give_the_bytes_of_select_then_resize_files(
+        subjects: list[Path], tmp_path: Path, nb: int | str | None) -> None:
+    # the population step used to write SelectGroup(keep_groups=False) and ResizeTrx(random)
+    # files per subject, then concatenate them: the views give the same streamlines, bytes
+    staged = []
+    for i, path in enumerate(subjects):
+        with load(path) as trx:
+            view = trx.get_group("AF")
+            view.groups, view.dpg = {}, {}
+            staged.append(save(view, tmp_path / f"sel{i}.trx"))
+    if nb is not None:
+        n = min(len(load(p)) for p in staged) if nb == "min" else nb
+        resized = []
+        for i, path in enumerate(staged):
+            with load(path) as trx:
+                resized.append(save(trx.sample(n, seed=5), tmp_path / f"res{i}.trx"))
+        staged = resized
+    names = ["sub-01", "sub-02", "sub-03"]
+    old = concatenate(staged, tmp_path / "old.trx", group_by_input=True, group_names=names)
+    new = concatenate(subjects, tmp_path / "new.trx", group_by_input=True, group_names=names,
+                      groups="AF", nb_streamlines=nb, seed=5)
+    assert new.read_bytes() == old.read_bytes()
+    with load(new) as trx:
+        sizes = {g: len(i) for g, i in trx.groups.items()}
+    assert sizes == ({"sub-01": 5, "sub-02": 6, "sub-03": 4} if nb is None else
+                     {s: (3 if nb == 3 else 4) for s in names})
+
+
+def test_one_group_per_input(subjects: list[Path], tmp_path: Path) -> None:
+    out = concatenate(subjects, tmp_path / "o.trx", groups=["AF", "CST", "AF"])
+    with load(out) as trx, load(subjects[1]) as second:
+        assert len(trx) == 5 + 6 + 4 and not trx.groups
+        cst = second.get_group("CST")
+        assert_arrays_equal(trx.streamlines[5], cst.streamlines[0])
+
+
+def test_a_missing_group_names_the_input(subjects: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match=r"input 1 \(sub-02.trx\): no group 'UF'.*AF, CST"):
+        concatenate(subjects, tmp_path / "o.trx", groups=["AF", "UF", "AF"])
+    with pytest.raises(ValueError, match="groups has 2 names for 3 inputs"):
+        concatenate(subjects, tmp_path / "o.trx", groups=["AF", "CST"])
+    with pytest.raises(ValueError, match=r"cannot draw 5 streamlines from input 2 .*has 4"):
+        concatenate(subjects, tmp_path / "o.trx", groups="AF", nb_streamlines=5)
+    with pytest.raises(ValueError, match="nb_streamlines must be"):
+        concatenate(subjects, tmp_path / "o.trx", nb_streamlines="max")
+    assert not (tmp_path / "o.trx").exists()

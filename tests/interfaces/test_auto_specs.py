@@ -12,8 +12,10 @@ from typing import Any
 from nipype.interfaces.base.traits_extension import BasePath
 
 from trx_nipype.interfaces import (
+    AssembleBundles,
     ConcatenateTrx,
     ConvertTractogram,
+    ConvertTractograms,
     LoadTrx,
     ResizeTrx,
     SelectGroup,
@@ -80,10 +82,16 @@ def test_ConcatenateTrx_inputs() -> None:
         group_names=dict(
             trait_type='List',
         ),
+        groups=dict(
+            trait_type='TraitCompound',
+        ),
         in_files=dict(
             mandatory=True,
             trait_type='InputMultiObject',
             trx_hash=True,
+        ),
+        nb_streamlines=dict(
+            trait_type='TraitCompound',
         ),
         offsets_dtype=dict(
             trait_type='Enum',
@@ -101,6 +109,11 @@ def test_ConcatenateTrx_inputs() -> None:
             extensions=None,
             trait_type='File',
             trx_hash=True,
+        ),
+        seed=dict(
+            default=0,
+            trait_type='Int',
+            usedefault=True,
         ),
     )
     check_spec(ConcatenateTrx.input_spec, input_map)
@@ -478,3 +491,111 @@ def test_TractogramReportlet_outputs() -> None:
         ),
     )
     check_spec(TractogramReportlet.output_spec, output_map)
+
+
+def test_AssembleBundles_inputs() -> None:
+    input_map = dict(
+        bundle_names=dict(
+            trait_type='List',
+        ),
+        compression=dict(
+            default='stored',
+            trait_type='Enum',
+            usedefault=True,
+            values=('stored', 'deflate'),
+        ),
+        delete_dps=dict(
+            default=False,
+            trait_type='Bool',
+            usedefault=True,
+        ),
+        delete_dpv=dict(
+            default=False,
+            trait_type='Bool',
+            usedefault=True,
+        ),
+        in_files=dict(
+            mandatory=True,
+            trait_type='InputMultiObject',
+            trx_hash=True,
+        ),
+        out_filename=dict(
+            trait_type='Str',
+        ),
+        reference=dict(
+            exists=True,
+            trait_type='File',
+            trx_hash=True,
+        ),
+    )
+    check_spec(AssembleBundles.input_spec, input_map)
+
+
+def test_AssembleBundles_outputs() -> None:
+    output_map = dict(
+        group_names=dict(
+            trait_type='List',
+        ),
+        nb_streamlines=dict(
+            trait_type='Int',
+        ),
+        out_file=dict(
+            exists=True,
+            trait_type='TrxPath',
+            trx_hash=True,
+        ),
+    )
+    check_spec(AssembleBundles.output_spec, output_map)
+
+
+def test_ConvertTractograms_inputs() -> None:
+    input_map = dict(
+        bbox_check=dict(
+            default=True,
+            trait_type='Bool',
+            usedefault=True,
+        ),
+        compression=dict(
+            default='stored',
+            trait_type='Enum',
+            usedefault=True,
+            values=('stored', 'deflate'),
+        ),
+        in_files=dict(
+            mandatory=True,
+            trait_type='InputMultiObject',
+            trx_hash=True,
+        ),
+        keep_outside=dict(
+            default=True,
+            trait_type='Bool',
+            usedefault=True,
+        ),
+        out_format=dict(
+            mandatory=True,
+            trait_type='Enum',
+            values=('trx', 'trx_dir', 'trk', 'tck', 'vtk', 'vtp', 'fib', 'dpy'),
+        ),
+        positions_dtype=dict(
+            trait_type='Enum',
+            values=('float16', 'float32', 'float64'),
+        ),
+        reference=dict(
+            exists=True,
+            trait_type='File',
+            trx_hash=True,
+        ),
+    )
+    check_spec(ConvertTractograms.input_spec, input_map)
+
+
+def test_ConvertTractograms_outputs() -> None:
+    output_map = dict(
+        out_files=dict(
+            trait_type='OutputMultiObject',
+        ),
+        out_groups=dict(
+            trait_type='List',
+        ),
+    )
+    check_spec(ConvertTractograms.output_spec, output_map)

@@ -75,6 +75,14 @@ def test_missing_root(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("name", "bundle"), [
     ("AF_L.trk", "AF_L"), ("sub-01_ses-2_bundle-CST_R_tractogram.tck", "CST_R"),
     ("sub-01_CC_ForcepsMajor.trx", "CC_ForcepsMajor"), ("bundle-UF.vtk", "UF"),
+    # issue 16 item 10: real dataset names (BEP046's tract- entity, other entities dropped)
+    ("sub-01_space-MNI_bundle-CC_tractogram.trk", "CC"),
+    ("sub-01_space-MNI_tract-CC_tractogram.trk", "CC"),
+    ("sub-01_ses-1_space-MNI_desc-filtered_track-prob_tract-AF_tractogram.trk.gz", "AF"),
+    ("sub-01_space-MNI_tract-CC_hemi-L_tractogram.trk", "CC_L"),
+    ("sub-01_hemi-R_tract-CST_tractogram.tck", "CST_R"),
+    ("sub-01_space-MNI_AF_L_tractogram.trk", "AF_L"), ("sub-01_desc-x_CST_R.trx", "CST_R"),
+    ("AF-L.trk", "AF-L"),
 ])
 def test_bundle_names(name: str, bundle: str) -> None:
     assert bundle_name(name) == bundle
@@ -89,3 +97,63 @@ def test_one_extension_rule(name: str, ext: str | None, side: str) -> None:
 
     assert tractogram_extension(name) == ext
     assert sidecar_path(f"d/{name}").as_posix() == f"d/{side}"
+
+
+# ------------------------------------------------------- issue 16 item 10: real datasets
+def bids_subject(root: Path, label: str, images: tuple[str, ...] = ("dwi", "FA", "mask"),
+                 tck: bool = False) -> None:
+    names = [f"sub-{label}/dwi/sub-{label}_space-MNI_tract-CC_tractogram.trk",
+             f"sub-{label}/dwi/sub-{label}_space-MNI_bundle-AF_hemi-L_tractogram.trk"]
+    if tck:
+        names.append(f"sub-{label}/dwi/sub-{label}_space-MNI_tract-CST_tractogram.tck")
+    names += [f"sub-{label}/dwi/sub-{label}_space-MNI_{kind}.nii.gz" for kind in images]
+    touch(root, *names)
+
+
+def test_bids_names_and_the_space_they_share(tmp_path: Path) -> None:
+    bids_subject(tmp_path, "01")
+    bids_subject(tmp_path, "02")
+    ds = find_dataset(tmp_path)
+    assert ds.bundles == ["AF_L", "CC"]
+    # three images, but every file carries its space: none needed, none taken
+    assert ds.subject("sub-01").reference is None
+    assert ds.subject("sub-01").space == "MNI" and ds.space == "MNI"
+    from trx_nipype.workflows.pipelines import pipeline_outputs
+
+    assert pipeline_outputs(ds) == [
+        "sub-01/dwi/sub-01_space-MNI_desc-bundles_tractogram.trx",
+        "sub-02/dwi/sub-02_space-MNI_desc-bundles_tractogram.trx",
+        "population/space-MNI_tract-AF_L_tractogram.trx",
+        "population/space-MNI_tract-CC_tractogram.trx"]
+
+
+def test_a_reference_pattern_picks_each_subjects_image(tmp_path: Path) -> None:
+    bids_subject(tmp_path, "01", tck=True)
+    bids_subject(tmp_path, "02", tck=True)
+    with pytest.raises(DatasetError, match=r"sub-01: 3 reference images .*--reference-pattern "
+                                           r".*sub-01_space-MNI_tract-CST_tractogram\.tck "
+                                           r"carry no space"):
+        find_dataset(tmp_path)
+    ds = find_dataset(tmp_path, reference_pattern="sub-{subject}/dwi/*_FA.nii.gz")
+    assert [Path(s.reference).name for s in ds.subjects] == [
+        "sub-01_space-MNI_FA.nii.gz", "sub-02_space-MNI_FA.nii.gz"]
+    assert ds.bundles == ["AF_L", "CC", "CST"]
+    with pytest.raises(DatasetError, match=r"sub-01: --reference-pattern .* must match one "
+                                           r"image, found nothing"):
+        find_dataset(tmp_path, reference_pattern="sub-{subject}/anat/*_T1w.nii.gz")
+    with pytest.raises(DatasetError, match="must match one image, found sub-01_space-MNI_FA"):
+        find_dataset(tmp_path, reference_pattern="sub-{subject}/dwi/*.nii.gz")
+    with pytest.raises(DatasetError, match=r"only \{subject\} and \{session\}"):
+        find_dataset(tmp_path, reference_pattern="{sub}/dwi/*_FA.nii.gz")
+    with pytest.raises(DatasetError, match="not both"):
+        find_dataset(tmp_path, reference=tmp_path / "sub-01/dwi/sub-01_space-MNI_FA.nii.gz",
+                     reference_pattern="sub-{subject}/dwi/*_FA.nii.gz")
+
+
+def test_spaces_that_differ_are_not_carried(tmp_path: Path) -> None:
+    touch(tmp_path, "sub-01/dwi/sub-01_space-MNI_tract-CC_tractogram.trk",
+          "sub-01/dwi/sub-01_space-T1w_tract-AF_tractogram.trk",
+          "sub-02/dwi/sub-02_space-MNI_tract-CC_tractogram.trk")
+    ds = find_dataset(tmp_path)
+    assert ds.subject("sub-01").space == "" and ds.subject("sub-02").space == "MNI"
+    assert ds.space == ""

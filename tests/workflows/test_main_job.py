@@ -27,11 +27,11 @@ BUNDLES = ["AF_L", "CC_ForcepsMajor", "CST_R"]
 
 #: sha256 of every output of ``trx-nipype run --output-dir out``
 PINNED = {
-    "population/bundle-AF_L_tractogram.trx":
+    "population/tract-AF_L_tractogram.trx":
         "af318528d3e9aa80a849011bd022ad1a9545cfa9fe5556f0daa1278928db3d7e",
-    "population/bundle-CC_ForcepsMajor_tractogram.trx":
+    "population/tract-CC_ForcepsMajor_tractogram.trx":
         "a90fa3c66db2a87b9c46a4051850be43742852ae4bf98b63dcbca322e8625934",
-    "population/bundle-CST_R_tractogram.trx":
+    "population/tract-CST_R_tractogram.trx":
         "3ae4fd060ce49d644ccf498318b1c29053acf8dc01e581540f04dbc0d9bc4312",
     "sub-01/dwi/sub-01_desc-bundles_tractogram.trx":
         "125fadea556a6f3cdf6fc17f30d1899589a01308de8a4665a8fe498981373154",
@@ -53,10 +53,10 @@ PINNED_POINTS = {
     ("sub-03/dwi/sub-03_desc-bundles_tractogram.trx", 75):
         ([-16.51410675048828, -54.531768798828125, -6.903598785400391],
          [7.569068908691406, -56.23625946044922, 6.772296905517578]),
-    ("population/bundle-CST_R_tractogram.trx", 0):
+    ("population/tract-CST_R_tractogram.trx", 0):
         ([8.419502258300781, 14.859947204589844, -81.18666076660156],
          [36.932228088378906, 4.072303771972656, 12.47216796875]),
-    ("population/bundle-CST_R_tractogram.trx", 249):
+    ("population/tract-CST_R_tractogram.trx", 249):
         ([3.2620162963867188, 12.650489807128906, -47.81045150756836],
          [34.40831756591797, 13.011001586914062, 68.32897186279297]),
 }
@@ -95,7 +95,7 @@ def test_main_job_group_counts_read_by_trx_python(main_job: Path) -> None:
         assert len(trx.streamlines) == 150
         trx.close()
     for bundle in BUNDLES:
-        trx = trx_python_load(str(main_job / f"population/bundle-{bundle}_tractogram.trx"))
+        trx = trx_python_load(str(main_job / f"population/tract-{bundle}_tractogram.trx"))
         groups = {g: np.asarray(i).tolist() for g, i in trx.groups.items()}
         assert groups == {s: list(range(50 * k, 50 * k + 50)) for k, s in enumerate(SUBJECTS)}
         trx.close()
@@ -111,7 +111,7 @@ def test_main_job_coordinates_match_pins_and_the_original_trk(main_job: Path) ->
         np.testing.assert_allclose(line[-1], last, rtol=0, atol=1e-5)
     # every streamline equals the original TRK's (nibabel), in bundle then subject order
     demo = main_job / "work" / "demo-data"
-    trx = trx_python_load(str(main_job / "population/bundle-CST_R_tractogram.trx"))
+    trx = trx_python_load(str(main_job / "population/tract-CST_R_tractogram.trx"))
     for k, subject in enumerate(SUBJECTS):
         original = nib.streamlines.load(str(demo / subject / "dwi" / "CST_R.trk")).streamlines
         for i in (0, 17, 49):
@@ -129,7 +129,7 @@ def test_sidecars_say_how_each_file_was_made(main_job: Path) -> None:
     assert [Path(s["path"]).name for s in side["Sources"]] == [f"{b}.trk" for b in BUNDLES]
     assert all(len(s["sha256"]) == 64 for s in side["Sources"])
     assert {"trx-nipype", "nipype", "dipy", "nibabel", "numpy", "python"} <= set(side["Software"])
-    pop = json.loads((main_job / "population/bundle-AF_L_tractogram.json")
+    pop = json.loads((main_job / "population/tract-AF_L_tractogram.json")
                      .read_text(encoding="utf-8"))
     assert pop["Counts"]["Groups"] == {s: 50 for s in SUBJECTS}
     assert [s["sha256"] for s in pop["Sources"]] == [
@@ -143,7 +143,9 @@ def test_second_run_executes_no_node(main_job: Path) -> None:
     wf = init_bundles_pipeline_wf(_dataset(main_job), main_job)
     report = run_workflow(wf, work)
     assert report.ok and report.ran == []
-    assert len(report.cached) == 30  # 5 x (info, load, concat, export) + join + 3 x 3
+    # 5 x (assemble, export) + 2 collectors + 3 x (concat, export): subjects + bundles, no
+    # node per file or per subject and bundle
+    assert len(report.cached) == 18
     assert _result_mtimes(work) == before
     assert digests(main_job) == PINNED
 
@@ -151,8 +153,8 @@ def test_second_run_executes_no_node(main_job: Path) -> None:
 def test_cli_second_run_prints_cached_progress(main_job: Path, capsys) -> None:
     assert main(["run", "--output-dir", str(main_job)]) == 0
     out = capsys.readouterr().out
-    assert "0 nodes ran, 30 cached, 0 failed" in out
-    assert "cached  sub-03" in out and "population/bundle-AF_L_tractogram.trx" in out
+    assert "0 nodes ran, 18 cached, 0 failed" in out
+    assert "cached  sub-03" in out and "population/tract-AF_L_tractogram.trx" in out
 
 
 def test_multiproc_gives_the_same_bytes(demo_copy: Path, tmp_path: Path) -> None:
@@ -178,21 +180,20 @@ def test_changing_one_subject_reruns_only_it_and_the_joins(demo_copy: Path,
     assert report.ok
     after = _result_mtimes(work)
     rerun = sorted(k for k in after if after[k] != before.get(k))
-    subject_level = [k for k in rerun if "_subject_" in k]
-    assert subject_level and all("_subject_sub-03" in k for k in subject_level)
-    assert {Path(k).parent.name for k in subject_level} == {
-        "load", "_load0", "concat", "ds_subject"}  # only AF_L (load subnode 0) was reloaded
-    population = sorted(k for k in rerun if "_subject_" not in k)
-    assert "trx_bundles_wf/join_subjects/result_join_subjects.pklz" in population
+    subject_level = [k for k in rerun if "/sub-0" in k]
+    assert subject_level and all("/sub-03/" in k for k in subject_level)
+    # one node assembles the subject (all its files), one exports it
+    assert {Path(k).parent.name for k in subject_level} == {"assemble", "ds_subject"}
+    population = sorted(k for k in rerun if "/sub-0" not in k)
+    assert "trx_bundles_wf/collect_subjects/result_collect_subjects.pklz" in population
+    assert "trx_bundles_wf/collect_exports/result_collect_exports.pklz" in population
     for bundle in BUNDLES:
-        for node in ("select", "concat", "ds_population"):
+        for node in ("concat", "ds_population"):
             assert any(f"_bundle_{bundle}/{node}/" in k for k in population), (bundle, node)
-        # of the per-subject selections, only sub-03's (subnode 2) ran again
-        selects = [k for k in population if f"_bundle_{bundle}/select/mapflow/" in k]
-        assert selects == [f"trx_bundles_wf/population_bundles_wf/_bundle_{bundle}/select/"
-                           f"mapflow/_select2/result__select2.pklz"]
+    # nothing else: no node per subject and bundle
+    assert len(population) == 2 + 2 * len(BUNDLES)
     assert {e.context for e in report.ran} == {"sub-03", "", *(f"bundle-{b}" for b in BUNDLES)}
-    side = json.loads((out / "population/bundle-AF_L_tractogram.json").read_text(encoding="utf-8"))
+    side = json.loads((out / "population/tract-AF_L_tractogram.json").read_text(encoding="utf-8"))
     assert side["Counts"]["Groups"]["sub-03"] == 40
     assert side["Counts"]["Groups"]["sub-02"] == 50
     new = digests(out)
@@ -207,7 +208,8 @@ def test_a_deleted_output_is_exported_again(demo_copy: Path, tmp_path: Path) -> 
     report = run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work)
     assert report.ok
     # exports only (the population sidecars list the re-exported files): nothing recomputed
-    assert {e.node for e in report.ran} == {"ds_subject", "join_subjects", "ds_population"}
+    assert {e.node for e in report.ran} == {"ds_subject", "collect_exports", "ds_population"}
+    assert [e.context for e in report.ran if e.node == "ds_subject"] == ["sub-02"]
     assert digests(out) == PINNED
 
 
@@ -226,9 +228,9 @@ def test_bad_inputs_name_subject_file_and_problem(demo_copy: Path, tmp_path: Pat
     assert code == 1
     errors = [ln for ln in err.splitlines() if ln.startswith("trx-nipype: error: ")]
     assert len(errors) == 2, err
-    assert "sub-02: load: " in errors[0] and "sub-02/dwi/AF_L.tck" in errors[0]
+    assert "sub-02: assemble: " in errors[0] and "sub-02/dwi/AF_L.tck" in errors[0]
     assert "reference" in errors[0]
-    assert "sub-03: load: " in errors[1] and "sub-03/dwi/CST_R.trk" in errors[1]
+    assert "sub-03: assemble: " in errors[1] and "sub-03/dwi/CST_R.trk" in errors[1]
     assert "truncated" in errors[1]
     assert "Traceback" not in err
     # the other subjects' results are there, the population files (which need all) are not
@@ -273,3 +275,50 @@ def test_demo_data_extraction_is_idempotent(demo_source: Path, tmp_path: Path) -
     fresh = fetch_demo_dataset(tmp_path / "fresh")
     assert {p.relative_to(fresh): p.stat().st_mtime_ns for p in fresh.rglob("*.trk")} == \
         {p.relative_to(copy): s for p, s in stamps.items()}
+
+
+@pytest.mark.parametrize("hash_method", ["timestamp", "content"])
+def test_a_trx_folder_changed_in_place_reruns_its_subject(demo_copy: Path, tmp_path: Path,
+                                                          hash_method: str) -> None:
+    # Nipype hashes a directory input by its path alone: without our TRX-aware hashing a
+    # bundle stored as a TRX folder and rewritten in place would leave every node cached
+    from trx_nipype.core import convert
+
+    dwi = demo_copy / "sub-02" / "dwi"
+    convert(dwi / "AF_L.trk", dwi / "AF_L", out_format="trx")  # a TRX folder, no extension
+    (dwi / "AF_L.trk").unlink()
+    out, work = tmp_path / "out", tmp_path / "work"
+
+    def run():  # noqa: ANN202
+        wf = init_bundles_pipeline_wf(find_dataset(demo_copy), out)
+        wf.config["execution"]["hash_method"] = hash_method
+        return run_workflow(wf, work)
+
+    assert run().ok
+    first = digests(out)
+    positions = next((dwi / "AF_L").glob("positions.3.*"))
+    data = bytearray(positions.read_bytes())
+    data[:12] = bytes(12)  # the first point moves to the origin: same size, same name
+    positions.write_bytes(bytes(data))
+    report = run()
+    assert report.ok
+    assert {(e.context, e.node) for e in report.ran} == {
+        ("sub-02", "assemble"), ("sub-02", "ds_subject"), ("", "collect_subjects"),
+        ("", "collect_exports"),
+        *((f"bundle-{b}", n) for b in BUNDLES for n in ("concat", "ds_population"))}
+    second = digests(out)
+    changed = sorted(p for p in first if first[p] != second[p])
+    assert changed == ["population/tract-AF_L_tractogram.trx",
+                       "sub-02/dwi/sub-02_desc-bundles_tractogram.trx"]
+    assert run().ran == []  # and then nothing is stale
+
+
+def test_convert_pipeline_runs_two_nodes_per_subject(demo_copy: Path, tmp_path: Path) -> None:
+    from trx_nipype.workflows import init_convert_pipeline_wf
+
+    wf = init_convert_pipeline_wf(find_dataset(demo_copy), tmp_path / "out", out_format="tck")
+    report = run_workflow(wf, tmp_path / "work")
+    assert report.ok
+    assert sorted((e.context, e.node) for e in report.ran) == sorted(
+        (s, n) for s in SUBJECTS for n in ("convert", "ds_converted"))
+    assert len(list((tmp_path / "out").rglob("*.tck"))) == 15

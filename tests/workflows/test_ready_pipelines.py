@@ -20,11 +20,11 @@ SUBJECTS = ["sub-01", "sub-02", "sub-03", "sub-04", "sub-05"]
 
 #: ``bundles_pipeline.py --streamlines-per-subject 20 --seed 42``: population files
 PINNED_BALANCED = {
-    "population/bundle-AF_L_tractogram.trx":
+    "population/tract-AF_L_tractogram.trx":
         "1f104d5b1b9eaa670ea009c727ce5910d02b0a3a451797a15c9858da20cb4321",
-    "population/bundle-CC_ForcepsMajor_tractogram.trx":
+    "population/tract-CC_ForcepsMajor_tractogram.trx":
         "87cbce13c2bcd19ef3b95c94b4d9c86a8d408fa9d99bc98f3d4cf95608e5e2a8",
-    "population/bundle-CST_R_tractogram.trx":
+    "population/tract-CST_R_tractogram.trx":
         "6fba7a064567b813f91fb8c03ad367e46956fc821ddd7145dc5ff6a0877b32ea",
 }
 
@@ -58,7 +58,7 @@ def test_bundles_pipeline_balances_subjects_with_a_seed(balanced: Path) -> None:
     written = digests(balanced)
     assert {p: written[p] for p in PINNED_BALANCED} == PINNED_BALANCED
     demo = balanced / "work" / "demo-data"
-    trx = trx_python_load(str(balanced / "population/bundle-AF_L_tractogram.trx"))
+    trx = trx_python_load(str(balanced / "population/tract-AF_L_tractogram.trx"))
     assert {g: len(i) for g, i in trx.groups.items()} == {s: 20 for s in SUBJECTS}
     # each subject's 20 are streamlines of its own file, in file order
     for k, subject in enumerate(SUBJECTS):
@@ -70,7 +70,7 @@ def test_bundles_pipeline_balances_subjects_with_a_seed(balanced: Path) -> None:
         for i, j in enumerate(picked):
             np.testing.assert_allclose(trx.streamlines[20 * k + i], original[j], atol=1e-5)
     trx.close()
-    side = json.loads((balanced / "population/bundle-AF_L_tractogram.json")
+    side = json.loads((balanced / "population/tract-AF_L_tractogram.json")
                       .read_text(encoding="utf-8"))
     assert side["Parameters"]["nb_streamlines"] == 20 and side["Parameters"]["seed"] == 42
 
@@ -82,9 +82,9 @@ def test_population_from_subjects_reuses_existing_subject_files(balanced: Path,
     argv = [str(balanced), "--bundles", "AF_L", "CST_R", "--output-dir", str(out),
             "--streamlines-per-subject", "10", "--seed", "7", "-q"]
     assert module.main(argv) == 0
-    assert sorted(digests(out)) == ["population/bundle-AF_L_tractogram.trx",
-                                    "population/bundle-CST_R_tractogram.trx"]
-    trx = trx_python_load(str(out / "population/bundle-CST_R_tractogram.trx"))
+    assert sorted(digests(out)) == ["population/tract-AF_L_tractogram.trx",
+                                    "population/tract-CST_R_tractogram.trx"]
+    trx = trx_python_load(str(out / "population/tract-CST_R_tractogram.trx"))
     assert {g: len(i) for g, i in trx.groups.items()} == {s: 10 for s in SUBJECTS}
     trx.close()
     first = digests(out)
@@ -121,7 +121,7 @@ def test_population_from_subjects_recreates_a_deleted_output(balanced: Path,
             "--streamlines-per-subject", "10", "-q"]
     assert module.main(argv) == 0
     first = digests(out)
-    gone = out / "population/bundle-AF_L_tractogram.trx"
+    gone = out / "population/tract-AF_L_tractogram.trx"
     gone.unlink()
     assert module.main(argv) == 0
     assert digests(out) == first

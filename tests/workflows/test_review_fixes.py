@@ -249,7 +249,7 @@ def test_outputs_of_earlier_runs_are_reported(demo_source: Path, tmp_path: Path)
     stale = [w for w in second.warnings if "earlier 'bundles' run" in w]
     assert len(stale) == 1, second.warnings
     assert "sub-02/dwi/sub-02_desc-bundles_tractogram.trx" in stale[0]
-    assert "population/bundle-CST_R_tractogram.trx" in stale[0]
+    assert "population/tract-CST_R_tractogram.trx" in stale[0]
     assert "sub-01/dwi/sub-01_desc-bundles_tractogram.trx" not in stale[0]
     assert (out / "sub-02/dwi/sub-02_desc-bundles_tractogram.trx").is_file()  # not deleted
 
@@ -304,26 +304,28 @@ def test_source_digests_are_read_once(demo_source: Path, tmp_path: Path,
     assert _hashing.reset_stats()["files_read"] == 0
 
 
-# LoadBundle names its copy like every interface output --------------------------------
-def test_load_bundle_copy_is_absolute_from_a_relative_cwd(demo_source: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from trx_nipype.workflows.bundles import LoadBundle
+# AssembleBundles (which replaced LoadBundle + ConcatenateTrx) names its output like every
+# interface output, and drops a group named like its file's bundle -------------------
+def test_assembled_output_is_absolute_from_a_relative_cwd(demo_source: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from trx_nipype.interfaces import AssembleBundles
 
     convert(demo_source / "sub-01" / "dwi" / "AF_L.trk", tmp_path / "a.trx")
     bundle = tmp_path / "AF_L.trx"
     concatenate([tmp_path / "a.trx"], bundle, group_by_input=True, group_names=["AF_L"])
     (tmp_path / "node").mkdir()
     monkeypatch.chdir(tmp_path)
-    stale = tmp_path / "node" / "AF_L_bundle.trx"
+    stale = tmp_path / "node" / "bundles.trx"
     # a previous run's output: a TRX (since issue 18 item 4 a node never replaces a file
     # that is not a tractogram, even in its own folder)
     shutil.copy(tmp_path / "a.trx", stale)
-    res = LoadBundle(in_file=str(bundle), bundle_name="AF_L").run(cwd="node")
+    res = AssembleBundles(in_files=[str(bundle)], bundle_names=["AF_L"]).run(cwd="node")
     out = Path(res.outputs.out_file)
     assert out.is_absolute() and out == stale
-    assert res.outputs.group_names == []
+    assert res.outputs.group_names == ["AF_L"]
     with load(out) as trx:
-        assert len(trx) == 50 and not trx.groups
+        assert len(trx) == 50 and list(trx.groups) == ["AF_L"]
+        assert len(trx.groups["AF_L"]) == 50
 
 
 # RunReport.finish prints what `trx-nipype run` prints ----------------------------------

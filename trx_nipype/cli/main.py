@@ -6,6 +6,7 @@ Single operations run straight on the core (no Nipype)::
     trx-nipype validate in.trx [more.trx ...] [--deep] [--json]
     trx-nipype convert in.trk out.trx [--reference ref.nii.gz]
     trx-nipype concatenate a.trx b.trk -o out.trx [--group-by-input [--group-names A B]]
+        [--select-group AF_L [--nb-streamlines N|min [--seed 0]]]
     trx-nipype select-group in.trx G1 [G2 ...] -o out.trk [--keep-groups]
     trx-nipype resize in.tck -o out.tck [-n 1000 [--random --seed 0]]
     trx-nipype split-groups in.trx -o folder/ [--format trk]
@@ -147,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-groups", action="store_true", help="drop the inputs' groups")
     p.add_argument("--delete-dpg", action="store_true",
                    help="drop data-per-group entries that conflict between inputs")
+    p.add_argument("--select-group", nargs="+", metavar="GROUP",
+                   help="take only this group from every input (or one group per input); "
+                        "the inputs' groups are then dropped")
+    p.add_argument("--nb-streamlines", type=streamlines_per_subject, metavar="N|min",
+                   help="keep a seeded random N streamlines of every (selected) input, in "
+                        "file order ('min': the smallest input's count)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --nb-streamlines")
     _encoding(p)
 
     p = sub.add_parser("select-group", help="keep the streamlines of one or more groups")
@@ -191,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", help="run a pipeline over a dataset (default: the demo data)",
         description="Run a pipeline over a dataset laid out as sub-*/[ses-*/]dwi/* (one "
-                    "tractogram per bundle; one NIfTI per folder is its reference). Without "
+                    "tractogram per bundle, named after its tract-/bundle- entity or its file "
+                    "name; one NIfTI per folder is its reference). Without "
                     "INPUT_DIR, the demo data: dipy's minimal_bundles (5 subjects x 3 "
                     "bundles). Pipelines: 'bundles' (one TRX per subject with one group per "
                     "bundle, then one TRX per bundle with one group per subject) and "
@@ -208,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subjects", nargs="+", metavar="SUB",
                    help="process only these subjects (sub-01 or 01)")
     p.add_argument("--reference", help="reference image for every subject")
+    p.add_argument("--reference-pattern", metavar="GLOB",
+                   help="each subject's reference image, relative to INPUT_DIR, with {subject} "
+                        "and {session} (labels without sub-/ses-): e.g. "
+                        "'sub-{subject}/dwi/*_FA.nii.gz' when a dwi folder holds several "
+                        "images; it must match one file per subject")
     p.add_argument("--streamlines-per-subject", type=streamlines_per_subject, metavar="N|min",
                    help="bundles pipeline: a seeded random N streamlines per subject in the "
                         "population files ('min': the smallest subject's count)")
@@ -224,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin-args", metavar="JSON",
                    help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
     p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
+    p.add_argument("--no-wait", action="store_true",
+                   help="graph plugins (SLURMGraph, ...): submit the jobs and return, without "
+                        "following them (default: wait until they are done and report them "
+                        "as Linear does)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="Nipype's own logging too")
     p.add_argument("--no-report", action="store_true",

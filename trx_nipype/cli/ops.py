@@ -36,7 +36,8 @@ OPTIONS: dict[str, dict[str, str]] = {
     "concatenate": {"in_paths": "FILE", "group_by_input": "--group-by-input",
                     "group_names": "--group-names", "delete_dps": "--delete-dps",
                     "delete_dpv": "--delete-dpv", "delete_groups": "--delete-groups",
-                    "delete_dpg": "--delete-dpg"},
+                    "delete_dpg": "--delete-dpg", "groups": "--select-group",
+                    "nb_streamlines": "--nb-streamlines", "seed": "--seed"},
     "select-group": {"groups": "GROUP", "keep_groups": "--keep-groups"},
     "resize": {"nb_streamlines": "-n/--nb-streamlines", "random": "--random",
                "seed": "--seed"},
@@ -161,13 +162,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_concatenate(args: argparse.Namespace) -> int:
     """``trx-nipype concatenate A B ... -o OUT [--group-by-input] [-f] ...``."""
+    groups = args.select_group
+    if groups and len(groups) not in (1, len(args.inputs)):
+        raise UsageError(f"--select-group takes one group for every input or one per input: "
+                         f"{len(groups)} for {len(args.inputs)} inputs")
     written = concatenate_files(
         args.inputs, args.output, reference=args.reference, overwrite=args.force,
         group_by_input=args.group_by_input, group_names=args.group_names or None,
         delete_dps=args.delete_dps, delete_dpv=args.delete_dpv,
         delete_groups=args.delete_groups, delete_dpg=args.delete_dpg,
         positions_dtype=args.positions_dtype, offsets_dtype=args.offsets_dtype,
-        compression=args.compression)
+        compression=args.compression,
+        groups=(groups[0] if len(groups) == 1 else groups) if groups else None,
+        nb_streamlines=args.nb_streamlines, seed=args.seed)
     print(written.summary())
     return 0
 

@@ -58,6 +58,13 @@ def streamlines_per_subject(text: str | None) -> int | str | None:
                                          f"got {text!r}") from None
 
 
+def _some(names: list[str], most: int = 8) -> str:
+    """``a, b, c`` or, for long lists, ``a, b, c, ..., y, z``."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join([*names[:3], "...", *names[-2:]])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Find the dataset, build the pipeline, run it, say what was written."""
     from ..workflows import find_dataset, run_workflow
@@ -67,8 +74,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         init_convert_pipeline_wf,
         pipeline_outputs,
     )
+    from ..workflows.plugins import GRAPH_PLUGINS
+    from .ops import _Usage
 
     extra = plugin_args(args.plugin_args)
+    if args.no_wait and args.plugin not in GRAPH_PLUGINS:
+        raise _Usage(f"--no-wait applies to graph plugins ({', '.join(GRAPH_PLUGINS)}), whose "
+                     f"jobs run on their own; {args.plugin} runs the pipeline from this "
+                     f"process")
     out_dir = Path(args.output_dir).absolute()
     work_dir = Path(args.work_dir).absolute() if args.work_dir else out_dir / "work"
     echo = _echo(args.quiet)
@@ -82,11 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         root = Path(args.input_dir)
         origin = ""
     dataset = find_dataset(root, patterns=args.pattern, subjects=args.subjects,
-                           reference=args.reference)
+                           reference=args.reference, reference_pattern=args.reference_pattern)
     if args.pipeline == "bundles":
         if args.positions_dtype or args.compression != "stored":
-            from .ops import _Usage
-
             raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "
                          "the bundles pipeline writes stored TRX in the inputs' dtypes")
         wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
@@ -100,16 +111,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                                out_format=args.out_format)
     nfiles = sum(len(s.files) for s in dataset.subjects)
     say(f"trx-nipype run: pipeline '{args.pipeline}', {len(dataset.subjects)} subjects "
-        f"({', '.join(dataset.labels)}), {nfiles} files, bundles "
-        f"{', '.join(dataset.bundles)}")
+        f"({_some(dataset.labels)}), {nfiles} files, {len(dataset.bundles)} bundles "
+        f"({_some(dataset.bundles)})")
     say(f"  input     {root}{origin}")
     say(f"  output    {out_dir}")
     say(f"  work dir  {work_dir} (Nipype's cache: reused by the next run)")
     say(f"  plugin    {args.plugin}" + (f" {json.dumps(extra)}" if extra else "")
         + (f", {args.nprocs} processes" if args.nprocs else ""))
     report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
-                          nprocs=args.nprocs, echo=echo, verbose=args.verbose)
-    if not args.no_report:  # OUT/report.html, qc.tsv, figures/ with the run's failures
+                          nprocs=args.nprocs, echo=echo, verbose=args.verbose,
+                          wait=not args.no_wait)
+    if not args.no_report and report.waited:  # report.html, qc.tsv, figures/ + failures
         from .report import report_after_run
 
         report_after_run(out_dir, report, say)
@@ -119,10 +131,14 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"other subjects' results are in {out_dir}; crash files in "
               f"{work_dir / 'crash'}", file=sys.stderr)
         return 1
-    from ..workflows.runner import LOCAL_PLUGINS
-
-    if args.plugin not in LOCAL_PLUGINS and not report.events:
-        say(f"done: jobs handed to {args.plugin}; results appear in {out_dir} as they finish")
+    if not report.waited:
+        jobs = "" if report.submitted is None else f"{report.submitted} job(s) "
+        why = "--no-wait" if args.no_wait else f"{args.plugin} runs are not followed"
+        say(f"submitted: {jobs}handed to {args.plugin}, not waited for ({why}); results "
+            f"appear in {out_dir} as the jobs finish, and nothing here says whether they "
+            f"fail. When the queue holds none of them any more, run the same command again "
+            f"(without --no-wait): it reports what is done and what failed, and runs only "
+            f"what is missing")
         return 0
     say(f"done: {report.summary()}")
     for rel in outputs:

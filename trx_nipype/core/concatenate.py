@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,36 @@ log = logging.getLogger(__name__)
 _BLOCK = 1 << 20  # streamlines per block for lengths and group indices
 
 
+#: ``rows(table, key)``: the chunks of one array of a streamed input (``table`` is
+#: "positions", "dps" or "dpv"), in row order
+RowSource = Callable[[str, str], Iterator[np.ndarray]]
+
+
 @dataclass(frozen=True)
-class _Input:
+class ConcatInput:
+    """One input of a concatenation (see :func:`concatenation_members`).
+
+    Attributes
+    ----------
+    trx : TrxFile
+        The input: its counts, space, keys, groups, dpg and header, and (unless
+        ``rows`` is given) its rows.
+    label : str
+        How messages name it (``"input 1 (b.trx)"``).
+    name : str
+        Its group name for ``group_by_input``.
+    rows : callable, optional
+        For an input streamed from another format: ``rows(table, key)`` yields
+        the chunks of one array ("positions"/"positions", "dps"/key,
+        "dpv"/key) in row order, re-reading the file, and ``trx`` is a stand-in
+        with the right lengths, dtypes, keys and groups whose arrays are not read.
+    """
+
     trx: TrxFile
-    label: str  # "input 1 (b.trx)", for messages
-    name: str  # group name for group_by_input
+    label: str
+    name: str
+    rows: RowSource | None = None
+
 
 
 @dataclass(frozen=True)
@@ -73,7 +98,7 @@ def _input_name(item: Any, trx: TrxFile, i: int) -> str:
     return p.name if p.is_dir() else p.stem
 
 
-def _shared_keys(what: str, inputs: list[_Input], active: list[int], delete: bool
+def _shared_keys(what: str, inputs: list[ConcatInput], active: list[int], delete: bool
                  ) -> list[_Key]:
     """Keys present in every active input with the same dtype and number of columns."""
     tables = [getattr(inp.trx, what) for inp in inputs]
@@ -109,7 +134,7 @@ def _raise_or_drop(problems: list[str], delete: bool, hint: str) -> None:
         log.warning("concatenate: dropping %s", text)
 
 
-def _merged_dpg(inputs: list[_Input], groups: Iterable[str], delete: bool
+def _merged_dpg(inputs: list[ConcatInput], groups: Iterable[str], delete: bool
                 ) -> dict[str, dict[str, np.ndarray]]:
     """dpg values equal across the inputs that define them; conflicts raise or are dropped."""
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -131,7 +156,7 @@ def _merged_dpg(inputs: list[_Input], groups: Iterable[str], delete: bool
     return out
 
 
-def _check_spaces(inputs: list[_Input], atol: float) -> None:
+def _check_spaces(inputs: list[ConcatInput], atol: float) -> None:
     ref = inputs[0]
     for inp in inputs[1:]:
         diff = space_mismatch(ref.trx.affine, ref.trx.dimensions, inp.trx.affine,
@@ -142,7 +167,7 @@ def _check_spaces(inputs: list[_Input], atol: float) -> None:
                                      f"of {ref.label}: {diff}")
 
 
-def _group_names(inputs: list[_Input], group_names: Sequence[str] | None,
+def _group_names(inputs: list[ConcatInput], group_names: Sequence[str] | None,
                  existing: Iterable[str]) -> list[str]:
     names = [inp.name for inp in inputs] if group_names is None else \
         [str(g) for g in group_names]
@@ -166,7 +191,7 @@ def _group_names(inputs: list[_Input], group_names: Sequence[str] | None,
 
 
 # ------------------------------------------------------------------ streams
-def _chained(inputs: list[_Input], table: str, key: str, per: str, dtype: np.dtype,
+def _chained(inputs: list[ConcatInput], table: str, key: str, per: str, dtype: np.dtype,
              tail: tuple[int, ...]) -> Callable[[], Iterator[np.ndarray]]:
     """Chunks of one array, input after input (``per``: "vertices" or "streamlines")."""
     def gen() -> Iterator[np.ndarray]:
@@ -177,14 +202,19 @@ def _chained(inputs: list[_Input], table: str, key: str, per: str, dtype: np.dty
             if table == "positions":
                 log.info("concatenate: positions of %s (%d/%d): %d streamlines", inp.label,
                          k + 1, len(inputs), len(trx))
-            arr = getattr(trx.source_arrays(), table)[key]
-            for block in row_chunks(trx, arr, dtype, per_vertex=per == "vertices",
-                                    chunk_vertices=CHUNK_VERTICES):
+            if inp.rows is not None:
+                blocks: Iterable[np.ndarray] = (np.asarray(b).astype(dtype, copy=False)
+                                                for b in inp.rows(table, key))
+            else:
+                arr = getattr(trx.source_arrays(), table)[key]
+                blocks = row_chunks(trx, arr, dtype, per_vertex=per == "vertices",
+                                    chunk_vertices=CHUNK_VERTICES)
+            for block in blocks:
                 yield block.reshape((len(block), *tail))  # (n,) and (n, 1) alike
     return gen
 
 
-def _lengths_chained(inputs: list[_Input]) -> Iterator[np.ndarray]:
+def _lengths_chained(inputs: list[ConcatInput]) -> Iterator[np.ndarray]:
     for inp in inputs:
         yield from length_blocks(inp.trx, _BLOCK)
 
@@ -214,7 +244,8 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
                 delete_dpv: bool = False, delete_groups: bool = False,
                 delete_dpg: bool = False, positions_dtype: Any = None,
                 offsets_dtype: Any = None, compression: str = "stored",
-                atol: float = 1e-3) -> Path:
+                atol: float = 1e-3, groups: str | Sequence[str] | None = None,
+                nb_streamlines: int | str | None = None, seed: int = 0) -> Path:
     """Concatenate tractograms into ``out_path`` in one streaming pass.
 
     The output is written by the core writer (atomically, through a temporary
@@ -252,6 +283,20 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
         Zip member compression.
     atol : float
         Absolute tolerance on ``VOXEL_TO_RASMM`` when comparing spaces.
+    groups : str or sequence of str, optional
+        Take only the streamlines of this group from every input (or of one
+        group per input: a sequence as long as ``inputs``), as views: nothing
+        is written in between. The inputs' groups and dpg are then dropped
+        (``group_by_input`` makes the output's groups).
+    nb_streamlines : int or "min", optional
+        Keep a seeded random sample of this many streamlines of every
+        (selected) input, in file order (``"min"``: the smallest input's
+        count, so that every input gives the same number). The sample is
+        :meth:`TrxFile.sample` of the selection, exactly what selecting the
+        group into a file and sampling that file gives.
+    seed : int
+        Seed of the samples (the same for every input: an input's sample
+        depends only on its own streamlines).
 
     Returns
     -------
@@ -265,7 +310,11 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
         is mismatched (naming the key and the inputs) without ``delete_dps`` /
         ``delete_dpv``, dpg values conflict without ``delete_dpg``, a
         ``group_by_input`` name is repeated or clashes with an existing group,
-        there are no inputs, or ``out_path`` is one of the inputs.
+        there are no inputs, or ``out_path`` is one of the inputs, or
+        ``nb_streamlines`` is more than an input holds.
+    KeyError
+        If an input has no group ``groups`` names (naming the input and the
+        groups it has).
 
     Notes
     -----
@@ -298,8 +347,10 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
             if trx.path is not None and _same_file(trx.path, out_path):
                 raise ValueError(f"{out_path}: cannot write over input {i}")
             where = os.path.basename(os.fspath(trx.path)) if trx.path else "in memory"
-            prepared.append(_Input(trx, f"input {i} ({where})", _input_name(item, trx, i)))
-        header, members = _members(prepared, group_by_input=group_by_input,
+            prepared.append(ConcatInput(trx, f"input {i} ({where})", _input_name(item, trx, i)))
+        if groups is not None or nb_streamlines is not None:
+            prepared = _selected(prepared, groups, nb_streamlines, seed)
+        header, members = concatenation_members(prepared, group_by_input=group_by_input,
                                    group_names=group_names, delete_dps=delete_dps,
                                    delete_dpv=delete_dpv, delete_groups=delete_groups,
                                    delete_dpg=delete_dpg, positions_dtype=positions_dtype,
@@ -312,11 +363,53 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
             trx.close()
 
 
-def _members(inputs: list[_Input], *, group_by_input: bool, group_names: Sequence[str] | None,
-             delete_dps: bool, delete_dpv: bool, delete_groups: bool, delete_dpg: bool,
-             positions_dtype: Any, offsets_dtype: Any, atol: float, dest: Any
-             ) -> tuple[dict[str, Any], list[MemberStream]]:
-    """The header and member streams of the concatenation (nothing read yet)."""
+def _selected(inputs: list[ConcatInput], groups: str | Sequence[str] | None,
+              nb_streamlines: int | str | None, seed: int) -> list[ConcatInput]:
+    """Each input as the view of its group (groups dropped), then its seeded sample."""
+    if groups is not None:
+        names = [groups] * len(inputs) if isinstance(groups, str) else [str(g) for g in groups]
+        if len(names) != len(inputs):
+            raise ValueError(f"groups has {len(names)} names for {len(inputs)} inputs")
+        views = []
+        for inp, name in zip(inputs, names, strict=True):
+            if name not in inp.trx.groups:
+                have = ", ".join(sorted(inp.trx.groups)) or "none"
+                raise KeyError(f"{inp.label}: no group {name!r}; groups present: {have}")
+            view = inp.trx.get_group(name)
+            view.groups, view.dpg = {}, {}
+            views.append(replace(inp, trx=view))
+        inputs = views
+    if nb_streamlines is None:
+        return inputs
+    if nb_streamlines == "min":
+        n = min(len(inp.trx) for inp in inputs)
+    elif isinstance(nb_streamlines, str) or int(nb_streamlines) < 0:
+        raise ValueError(f"nb_streamlines must be a non-negative int or 'min', got "
+                         f"{nb_streamlines!r}")
+    else:
+        n = int(nb_streamlines)
+    out = []
+    for inp in inputs:
+        if n > len(inp.trx):
+            raise ValueError(f"cannot draw {n} streamlines from {inp.label}: it has "
+                             f"{len(inp.trx)}")
+        out.append(replace(inp, trx=inp.trx.sample(n, seed=seed)))
+    return out
+
+
+def concatenation_members(inputs: list[ConcatInput], *, group_by_input: bool = False,
+                          group_names: Sequence[str] | None = None, delete_dps: bool = False,
+                          delete_dpv: bool = False, delete_groups: bool = False,
+                          delete_dpg: bool = False, positions_dtype: Any = None,
+                          offsets_dtype: Any = None, atol: float = 1e-3, dest: Any = "output"
+                          ) -> tuple[dict[str, Any], list[MemberStream]]:
+    """The header and member streams of a concatenation (nothing read yet).
+
+    What :func:`concatenate` writes, for callers whose inputs are not all TRX
+    files (see :class:`ConcatInput`): hand the result to
+    :func:`~trx_nipype.core.save.write_members`. The keyword arguments are
+    :func:`concatenate`'s; ``dest`` names the output in messages.
+    """
     _check_spaces(inputs, atol)
     counts = [len(inp.trx) for inp in inputs]
     n = sum(counts)

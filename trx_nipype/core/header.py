@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -70,10 +71,22 @@ def check_affine(value: Any, path: str, member: str = MEMBER,
     return arr
 
 
-def usable_affine(affine: np.ndarray) -> bool:
-    """Finite, invertible (with a finite inverse) and with a direction for every axis."""
+@functools.lru_cache(maxsize=64)
+def _axcodes(affine_bytes: bytes) -> tuple[str | None, ...]:
+    """nibabel's ``aff2axcodes`` of a float64 4x4 (its SVD is most of a TRK header's cost:
+    the files of a dataset share a handful of affines)."""
     from nibabel.orientations import aff2axcodes
 
+    return tuple(aff2axcodes(np.frombuffer(affine_bytes, dtype=np.float64).reshape(4, 4)))
+
+
+def axcodes(affine: np.ndarray) -> tuple[str | None, ...]:
+    """The axis codes (``("R", "A", "S")``...; None: no direction) of an affine."""
+    return _axcodes(np.ascontiguousarray(affine, dtype=np.float64).tobytes())
+
+
+def usable_affine(affine: np.ndarray) -> bool:
+    """Finite, invertible (with a finite inverse) and with a direction for every axis."""
     if not np.all(np.isfinite(affine)):
         return False
     try:
@@ -84,7 +97,7 @@ def usable_affine(affine: np.ndarray) -> bool:
     if not np.all(np.isfinite(inverse)):
         return False
     try:
-        return None not in aff2axcodes(affine)
+        return None not in axcodes(affine)
     except (ValueError, np.linalg.LinAlgError):
         return False
 

@@ -4,6 +4,8 @@
 - :class:`ConcatenateTrx`, :class:`SelectGroup`, :class:`ResizeTrx`,
   :class:`SplitGroups`: TRX operations, written in the node's directory.
 - :class:`ConvertTractogram`: TRX <-> TRK, TCK, ...
+- :class:`AssembleBundles`, :class:`ConvertTractograms`: a subject's files in
+  one node (one group per file in one TRX; a list converted).
 - :class:`TrxInfo`: a summary as outputs and a JSON file.
 - :class:`FilterStreamlines`, :class:`DensityMap`, :class:`SampleScalarMap`,
   :class:`TractProfile`, :class:`ResampleStreamlines`: tractography analysis,
@@ -30,6 +32,7 @@ from .analysis import (
     SampleScalarMap,
     TractProfile,
 )
+from .bundles import AssembleBundles, ConvertTractograms
 from .info import TrxInfo
 from .io import ConvertTractogram, LoadTrx
 from .ops import ConcatenateTrx, ResizeTrx, SelectGroup, SplitGroups
@@ -38,8 +41,10 @@ from .reports import TractogramReportlet
 register_groups_sidecar()  # a TRK output's .groups.json is kept and copied with it
 
 __all__ = [
+    "AssembleBundles",
     "ConcatenateTrx",
     "ConvertTractogram",
+    "ConvertTractograms",
     "DensityMap",
     "FilterStreamlines",
     "LoadTrx",

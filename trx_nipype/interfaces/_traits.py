@@ -117,6 +117,16 @@ class TrxInputSpec(BaseInterfaceInputSpec):
         return with_hash, md5(str(no_filename).encode()).hexdigest()
 
 
+def written_trx(path: str | os.PathLike) -> dict[str, Any]:
+    """The outputs of an interface that wrote one TRX: ``out_file``, ``nb_streamlines``,
+    ``group_names`` (sorted)."""
+    from trx_nipype.core import load
+
+    with load(path) as trx:
+        return {"out_file": os.fspath(path), "nb_streamlines": len(trx),
+                "group_names": sorted(trx.groups)}
+
+
 def optional(value: Any) -> Any:
     """``value``, or None when it is Nipype's ``Undefined`` (for core keyword arguments)."""
     return value if isdefined(value) else None

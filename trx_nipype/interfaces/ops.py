@@ -12,7 +12,7 @@ A TRK output with groups comes with its ``.groups.json`` sidecar, declared as
 from __future__ import annotations
 
 import logging
-import os
+import os  # noqa: F401 (the examples use it)
 from typing import Any
 
 from nipype.interfaces.base import (
@@ -83,6 +83,15 @@ class _ConcatenateInputSpec(TrxInputSpec):
                               desc="zip compression of a .trx output")
     out_filename = traits.Str(desc=_OUT_FILENAME.format(
         default="what it holds: <group names or input names joined by +>_concat.trx"))
+    groups = traits.Either(traits.Str, traits.List(traits.Str, minlen=1),
+                           desc="take only the streamlines of this group from every input (or "
+                                "of one group per input), with no file in between; the "
+                                "inputs' groups are then dropped")
+    nb_streamlines = traits.Either(traits.Range(low=0), traits.Enum("min"),
+                                   desc="keep a seeded random sample of this many streamlines "
+                                        "of every (selected) input, in file order ('min': the "
+                                        "smallest input's count)")
+    seed = traits.Int(0, usedefault=True, desc="seed of the samples (nb_streamlines)")
 
 
 class _ConcatenateOutputSpec(TraitedSpec):
@@ -94,6 +103,11 @@ class _ConcatenateOutputSpec(TraitedSpec):
 
 class ConcatenateTrx(SimpleInterface):
     """Concatenate tractograms, optionally with one group per input.
+
+    With ``groups`` (and ``nb_streamlines``), each input contributes only the
+    streamlines of a group (a seeded sample of them): a population bundle from
+    every subject's TRX in one node, with no selected or resized file in
+    between.
 
     Examples
     --------
@@ -125,7 +139,9 @@ class ConcatenateTrx(SimpleInterface):
             delete_groups=self.inputs.delete_groups, delete_dpg=self.inputs.delete_groups,
             positions_dtype=optional(self.inputs.positions_dtype),
             offsets_dtype=optional(self.inputs.offsets_dtype),
-            compression=compression_option(self.inputs.compression))
+            compression=compression_option(self.inputs.compression),
+            groups=optional(self.inputs.groups),
+            nb_streamlines=optional(self.inputs.nb_streamlines), seed=self.inputs.seed)
         self._results.update(out_file=os.fspath(out.path), out_groups=_sidecar(out),
                              nb_streamlines=out.nb_streamlines, group_names=sorted(out.groups))
         log.info("ConcatenateTrx: %d inputs -> %s", len(inputs), out.summary())

@@ -1,59 +1,19 @@
 """Bundle workflows: one subject's bundles into one TRX, and population bundles.
 
 Both builders are plain sub-workflows (``inputnode`` in, ``outputnode`` out):
-they do not iterate over subjects themselves. :mod:`trx_nipype.workflows.pipelines`
-wires them over a dataset (subjects as iterables, the population step behind a
-JoinNode).
+they do not iterate over subjects themselves, and each runs one node per
+subject (or per bundle), whatever the number of files: on a cluster every
+node is a job. :mod:`trx_nipype.workflows.pipelines` wires them over a
+dataset (one subject workflow per subject, the population step over their
+collected outputs).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from nipype.interfaces.base import traits
-from nipype.interfaces.utility import Function, IdentityInterface
+from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
-from ..interfaces import ConcatenateTrx, LoadTrx, ResizeTrx, SelectGroup
-from ..interfaces.io import _LoadTrxInputSpec
-
-
-class _LoadBundleInputSpec(_LoadTrxInputSpec):
-    bundle_name = traits.Str(desc="the file's bundle name: a group of that name in the file "
-                                  "is dropped (the assembled TRX makes it again from the "
-                                  "whole file)")
-
-
-class LoadBundle(LoadTrx):
-    """:class:`~trx_nipype.interfaces.LoadTrx` for one bundle file of a subject.
-
-    A group named like the bundle (as in the per-bundle files of
-    ``trx-nipype split-groups``) is dropped, with its dpg, into a copy in the
-    node directory: the subject's TRX gets a group of that name holding the
-    whole file anyway, and two groups of one name cannot be concatenated.
-    Other groups are kept.
-    """
-
-    input_spec = _LoadBundleInputSpec
-
-    def _run_interface(self, runtime: Any) -> Any:
-        runtime = super()._run_interface(runtime)
-        name = self.inputs.bundle_name
-        if not name or name not in self._results["group_names"]:
-            return runtime
-        from ..core import load, save
-        from ..interfaces._traits import output_path
-
-        # A copy without the group: concatenate cannot yet take the clash itself (out of scope).
-        loaded = self._results["out_file"]
-        dest = output_path(self.inputs.in_file, "_bundle", ".trx", inputs=[loaded])
-        with load(loaded) as trx:
-            del trx.groups[name]
-            trx.dpg.pop(name, None)
-            save(trx, dest)
-        self._results["out_file"] = str(dest)
-        self._results["group_names"] = [g for g in self._results["group_names"] if g != name]
-        return runtime
+from ..interfaces import AssembleBundles, ConcatenateTrx
 
 
 def _undefined_if_none(value):  # noqa: ANN001, ANN202 (a Nipype connection function)
@@ -62,16 +22,8 @@ def _undefined_if_none(value):  # noqa: ANN001, ANN202 (a Nipype connection func
     return Undefined if value is None else value
 
 
-def _listify(value):  # noqa: ANN001, ANN202 (a Nipype connection function)
-    return [value]
-
-
 def _population_filename(bundle):  # noqa: ANN001, ANN202 (a Nipype connection function)
-    return f"bundle-{bundle}_tractogram.trx"
-
-
-def _smallest(counts):  # noqa: ANN001, ANN202 (a Nipype Function node)
-    return min(int(c) for c in counts)
+    return f"tract-{bundle}_tractogram.trx"
 
 
 def init_subject_bundles_wf(*, drop_mismatched_data: bool = True,
@@ -80,17 +32,17 @@ def init_subject_bundles_wf(*, drop_mismatched_data: bool = True,
 
     Workflow graph::
 
-        inputnode -> load (MapNode: LoadTrx, one per bundle file) -> concat
-                  (ConcatenateTrx, group_by_input) -> outputnode
+        inputnode -> assemble (AssembleBundles: every file, one node) -> outputnode
 
-    ``load`` (:class:`LoadBundle`) hands TRX inputs on as they are (validated)
-    and converts the other formats (TRK, TCK, VTK, ...) to TRX, using
-    ``reference`` for formats without a space. ``concat`` writes them into one
-    TRX, in input order, with one group per input named by ``bundle_names``;
-    the inputs' own groups, dps and dpv are carried, except a group named
-    like its own file's bundle (e.g. files made by ``trx-nipype
-    split-groups``), which ``load`` drops: the bundle's group is the whole
-    file.
+    ``assemble`` (:class:`~trx_nipype.interfaces.AssembleBundles`) writes the
+    files into one TRX, in input order, with one group per file named by
+    ``bundle_names``: TRX inputs are read through their maps, TRK and TCK
+    files are streamed in (no TRX per bundle in between), other formats (VTK,
+    ...) are read whole; ``reference`` gives the space of formats without one.
+    The inputs' own groups, dps and dpv are carried, except a group named like
+    its own file's bundle (e.g. files made by ``trx-nipype split-groups``):
+    the bundle's group is the whole file. One node per subject, whatever its
+    number of bundles.
 
     Parameters
     ----------
@@ -126,25 +78,21 @@ def init_subject_bundles_wf(*, drop_mismatched_data: bool = True,
     --------
     >>> wf = init_subject_bundles_wf()
     >>> sorted(wf.list_node_names())
-    ['concat', 'inputnode', 'load', 'outputnode']
+    ['assemble', 'inputnode', 'outputnode']
     """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(
         fields=["in_files", "bundle_names", "reference", "out_filename"]), name="inputnode")
     outputnode = pe.Node(IdentityInterface(
         fields=["out_file", "nb_streamlines", "group_names"]), name="outputnode")
-    load = pe.MapNode(LoadBundle(), iterfield=["in_file", "bundle_name"], name="load")
-    concat = pe.Node(ConcatenateTrx(group_by_input=True, delete_dps=drop_mismatched_data,
-                                    delete_dpv=drop_mismatched_data), name="concat")
+    assemble = pe.Node(AssembleBundles(delete_dps=drop_mismatched_data,
+                                       delete_dpv=drop_mismatched_data), name="assemble")
     wf.connect([
-        (inputnode, load, [("in_files", "in_file"),
-                           (("reference", _undefined_if_none), "reference")]),
-        (inputnode, load, [("bundle_names", "bundle_name")]),
-        (inputnode, concat, [("bundle_names", "group_names"),
-                             ("out_filename", "out_filename")]),
-        (load, concat, [("out_file", "in_files")]),
-        (concat, outputnode, [("out_file", "out_file"), ("nb_streamlines", "nb_streamlines"),
-                              ("group_names", "group_names")]),
+        (inputnode, assemble, [("in_files", "in_files"), ("bundle_names", "bundle_names"),
+                               (("reference", _undefined_if_none), "reference"),
+                               ("out_filename", "out_filename")]),
+        (assemble, outputnode, [("out_file", "out_file"), ("nb_streamlines", "nb_streamlines"),
+                                ("group_names", "group_names")]),
     ])
     return wf
 
@@ -157,17 +105,17 @@ def init_population_bundles_wf(*, bundles: list[str], nb_streamlines: int | str 
     Workflow graph (one branch per bundle: ``bundlesource`` iterates over
     ``bundles``)::
 
-        inputnode ----------------------------------------------\\
-        bundlesource -> select (MapNode: SelectGroup, one per subject)
-                     -> [balance -> resize (MapNode: ResizeTrx)] -> concat -> outputnode
+        inputnode ---------\
+        bundlesource -> concat (ConcatenateTrx: every subject, one node) -> outputnode
 
-    ``select`` takes the bundle's group out of each subject's TRX (dropping
-    the other groups); ``resize`` (when ``nb_streamlines`` is given) keeps the
-    same number of streamlines for every subject, a seeded random subset in
-    file order; ``concat`` writes ``bundle-<name>_tractogram.trx`` with one
-    group per subject, named by ``subjects``. Subjects must share one space
-    (same ``VOXEL_TO_RASMM`` and ``DIMENSIONS``), as bundles in a template
-    space do.
+    ``concat`` (:class:`~trx_nipype.interfaces.ConcatenateTrx` with ``groups``)
+    takes the bundle's group out of each subject's TRX (dropping the other
+    groups), keeps (when ``nb_streamlines`` is given) the same number of
+    streamlines for every subject, a seeded random subset in file order, and
+    writes ``tract-<name>_tractogram.trx`` with one group per subject, named by
+    ``subjects``: one node per bundle, with no file per subject in between.
+    Subjects must share one space (same ``VOXEL_TO_RASMM`` and
+    ``DIMENSIONS``), as bundles in a template space do.
 
     Parameters
     ----------
@@ -189,14 +137,14 @@ def init_population_bundles_wf(*, bundles: list[str], nb_streamlines: int | str 
     ----------------------
     in_files : list of str
         One TRX per subject, with the bundles as groups (the outputs of
-        :func:`init_subject_bundles_wf`, joined).
+        :func:`init_subject_bundles_wf`, collected).
     subjects : list of str
         The group name of each subject in the outputs (e.g. ``sub-01``).
 
     Outputs (``outputnode``, one per bundle)
     ----------------------------------------
     out_file : str
-        ``bundle-<name>_tractogram.trx`` (in the work dir).
+        ``tract-<name>_tractogram.trx`` (in the work dir).
     bundle : str
         The bundle name.
     nb_streamlines : int
@@ -208,7 +156,7 @@ def init_population_bundles_wf(*, bundles: list[str], nb_streamlines: int | str 
     --------
     >>> wf = init_population_bundles_wf(bundles=["AF_L", "CST_R"], nb_streamlines="min")
     >>> sorted(wf.list_node_names())
-    ['balance', 'bundlesource', 'concat', 'inputnode', 'outputnode', 'resize', 'select']
+    ['bundlesource', 'concat', 'inputnode', 'outputnode']
     """
     if isinstance(nb_streamlines, str) and nb_streamlines != "min":
         raise ValueError(f"nb_streamlines must be an int, 'min' or None, got {nb_streamlines!r}")
@@ -222,29 +170,16 @@ def init_population_bundles_wf(*, bundles: list[str], nb_streamlines: int | str 
         fields=["out_file", "bundle", "nb_streamlines", "group_names"]), name="outputnode")
     bundlesource = pe.Node(IdentityInterface(fields=["bundle"]), name="bundlesource")
     bundlesource.iterables = ("bundle", list(bundles))
-    select = pe.MapNode(SelectGroup(keep_groups=False), iterfield=["in_file"], name="select")
     concat = pe.Node(ConcatenateTrx(group_by_input=True, delete_dps=drop_mismatched_data,
-                                    delete_dpv=drop_mismatched_data), name="concat")
+                                    delete_dpv=drop_mismatched_data, seed=seed), name="concat")
+    if nb_streamlines is not None:
+        concat.inputs.nb_streamlines = nb_streamlines
     wf.connect([
-        (inputnode, select, [("in_files", "in_file")]),
-        (bundlesource, select, [(("bundle", _listify), "group_names")]),
-        (inputnode, concat, [("subjects", "group_names")]),
-        (bundlesource, concat, [(("bundle", _population_filename), "out_filename")]),
+        (inputnode, concat, [("in_files", "in_files"), ("subjects", "group_names")]),
+        (bundlesource, concat, [("bundle", "groups"),
+                                (("bundle", _population_filename), "out_filename")]),
         (bundlesource, outputnode, [("bundle", "bundle")]),
         (concat, outputnode, [("out_file", "out_file"), ("nb_streamlines", "nb_streamlines"),
                               ("group_names", "group_names")]),
     ])
-    if nb_streamlines is None:
-        wf.connect(select, "out_file", concat, "in_files")
-        return wf
-    resize = pe.MapNode(ResizeTrx(random=True, seed=seed), iterfield=["in_file"], name="resize")
-    wf.connect([(select, resize, [("out_file", "in_file")]),
-                (resize, concat, [("out_file", "in_files")])])
-    if nb_streamlines == "min":
-        balance = pe.Node(Function(input_names=["counts"], output_names=["nb_streamlines"],
-                                   function=_smallest), name="balance")
-        wf.connect([(select, balance, [("nb_streamlines", "counts")]),
-                    (balance, resize, [("nb_streamlines", "nb_streamlines")])])
-    else:
-        resize.inputs.nb_streamlines = int(nb_streamlines)
     return wf

@@ -5,7 +5,7 @@ from __future__ import annotations
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
-from ..interfaces import ConvertTractogram
+from ..interfaces import ConvertTractograms
 from .bundles import _undefined_if_none
 
 
@@ -17,7 +17,10 @@ def init_convert_bundles_wf(*, out_format: str = "trx", positions_dtype: str | N
 
     Workflow graph::
 
-        inputnode -> convert (MapNode: ConvertTractogram, one per file) -> outputnode
+        inputnode -> convert (ConvertTractograms: every file, one node) -> outputnode
+
+    One node for the list, whatever its length (on a cluster every node is a
+    job); each output is named after its input (``AF_L.trk`` -> ``AF_L.tck``).
 
     Parameters
     ----------
@@ -56,14 +59,14 @@ def init_convert_bundles_wf(*, out_format: str = "trx", positions_dtype: str | N
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["in_files", "reference"]), name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=["out_files"]), name="outputnode")
-    convert = pe.MapNode(ConvertTractogram(out_format=out_format, compression=compression,
-                                           bbox_check=bbox_check, keep_outside=keep_outside),
-                         iterfield=["in_file"], name="convert")
+    convert = pe.Node(ConvertTractograms(out_format=out_format, compression=compression,
+                                         bbox_check=bbox_check, keep_outside=keep_outside),
+                      name="convert")
     if positions_dtype is not None:
         convert.inputs.positions_dtype = positions_dtype
     wf.connect([
-        (inputnode, convert, [("in_files", "in_file"),
+        (inputnode, convert, [("in_files", "in_files"),
                               (("reference", _undefined_if_none), "reference")]),
-        (convert, outputnode, [("out_file", "out_files")]),
+        (convert, outputnode, [("out_files", "out_files")]),
     ])
     return wf

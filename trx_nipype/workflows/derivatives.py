@@ -46,7 +46,7 @@ from .. import __version__
 from ..core.formats import write_json
 from ..core.operations.compare import carries_space
 from ..interfaces._hashing import companions, file_digest
-from ..interfaces._traits import TrxInputSpec, TrxPath
+from ..interfaces._traits import TrxInputSpec, TrxPath, TrxPathList
 from .dataset import WORK_DIR_MARKER, sidecar_path
 
 
@@ -433,4 +433,53 @@ class DerivativesSink(SimpleInterface):
                                        dataset_links=self.inputs.dataset_links)
         self._results["out_file"] = str(dest)
         self._results["out_json"] = str(side)
+        return runtime
+
+
+class _DerivativesListSinkInputSpec(TrxInputSpec):
+    in_files = TrxPathList(mandatory=True, desc="results to export, in order")
+    out_dir = traits.Str(mandatory=True, desc="root of the derivatives tree (absolute)")
+    rel_paths = traits.List(traits.Str, mandatory=True,
+                            desc="destination of each result, relative to out_dir")
+    sources = traits.List(traits.List(traits.Str),
+                          desc="for each result, the files it was made from (recorded, with "
+                               "their SHA-256, in its sidecar)")
+    references = traits.List(traits.Either(None, File(exists=True), Directory(exists=True)),
+                             desc="for each result, the reference of a format without a space "
+                                  "(see DerivativesSink.reference), or None")
+    metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecars")
+    dataset_links = traits.Dict(traits.Str, traits.Str,
+                                desc="dataset name -> folder (absolute): sources inside it are "
+                                     "named bids:<name>:<path> in the sidecars")
+
+
+class _DerivativesListSinkOutputSpec(TraitedSpec):
+    out_files = traits.List(traits.Str, desc="the exported files")
+    out_jsons = traits.List(traits.Str, desc="their JSON sidecars")
+
+
+class DerivativesListSink(SimpleInterface):
+    """Export a list of results (one subject's converted files, say) in one node.
+
+    Each file is exported as :class:`DerivativesSink` exports one.
+    """
+
+    input_spec = _DerivativesListSinkInputSpec
+    output_spec = _DerivativesListSinkOutputSpec
+
+    def _run_interface(self, runtime: Any) -> Any:
+        files = list(self.inputs.in_files)
+        n = len(files)
+        rel = list(self.inputs.rel_paths)
+        sources = list(self.inputs.sources) if self.inputs.sources else [[]] * n
+        refs = list(self.inputs.references) if self.inputs.references else [None] * n
+        if not len(rel) == len(sources) == len(refs) == n:
+            raise ValueError(f"DerivativesListSink: {n} files but {len(rel)} rel_paths, "
+                             f"{len(sources)} sources and {len(refs)} references")
+        written = [export_derivative(f, self.inputs.out_dir, r, sources=s,
+                                     metadata=self.inputs.metadata, reference=ref or None,
+                                     dataset_links=self.inputs.dataset_links)
+                   for f, r, s, ref in zip(files, rel, sources, refs, strict=True)]
+        self._results["out_files"] = [str(d) for d, _ in written]
+        self._results["out_jsons"] = [str(j) for _, j in written]
         return runtime

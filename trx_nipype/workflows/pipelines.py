@@ -1,4 +1,4 @@
-"""Whole pipelines over a dataset: subjects as iterables, population steps as joins.
+"""Whole pipelines over a dataset: one workflow per subject, population steps over them.
 
 Each builder takes a :class:`~trx_nipype.workflows.dataset.Dataset` and an
 output folder and returns a Nipype workflow that writes a derivatives tree
@@ -6,7 +6,13 @@ output folder and returns a Nipype workflow that writes a derivatives tree
 
     <output_dir>/dataset_description.json
     <output_dir>/sub-01/dwi/sub-01_desc-bundles_tractogram.trx  (+ .json)
-    <output_dir>/population/bundle-AF_L_tractogram.trx          (+ .json)
+    <output_dir>/population/tract-AF_L_tractogram.trx           (+ .json)
+
+Node count grows with subjects + bundles, never with their product: each
+subject is a small workflow named after it (``sub-01/assemble``,
+``sub-01/ds_subject``) whose inputs are set when the pipeline is built (no
+lookup node, no iterables over subjects), and each population bundle is one
+node over every subject's file. On a cluster every node is a job.
 
 Nipype caches every node in the work dir: a rerun with nothing changed
 executes no node, and a changed input file reruns only what depends on it.
@@ -16,18 +22,19 @@ An export node whose file has gone missing from the output folder is rerun.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, TraitedSpec, traits
-from nipype.interfaces.utility import IdentityInterface
+from nipype.interfaces.utility import Merge
 from nipype.pipeline import engine as pe
 
 from .bundles import init_population_bundles_wf, init_subject_bundles_wf
 from .conversion import init_convert_bundles_wf
 from .dataset import Dataset, DatasetError, Subject, strip_tractogram_extension
 from .derivatives import (
+    DerivativesListSink,
     DerivativesSink,
     carries_space,
     sidecar_path,
@@ -39,20 +46,29 @@ PIPELINES = ("bundles", "convert")
 
 #: the ``Description`` of a population file's sidecar
 POPULATION_DESCRIPTION = ("One bundle of every subject in one TRX: one group per subject "
-                          "(SelectGroup, ResizeTrx when balanced, ConcatenateTrx).")
+                          "(ConcatenateTrx with groups, and nb_streamlines when balanced).")
 
 _FORMAT_EXT = {"trx": ".trx", "trx_dir": "", "trk": ".trk", "tck": ".tck", "vtk": ".vtk",
                "vtp": ".vtp", "fib": ".fib", "dpy": ".dpy"}
 
 
 def subject_bundles_path(subject: Subject) -> str:
-    """``sub-01/[ses-02/]dwi/sub-01[_ses-02]_desc-bundles_tractogram.trx``."""
-    return "/".join((*subject.parts, "dwi", f"{subject.label}_desc-bundles_tractogram.trx"))
+    """``sub-01/[ses-02/]dwi/sub-01[_ses-02][_space-X]_desc-bundles_tractogram.trx``.
+
+    A ``desc-`` name (the file holds every bundle); ``space-`` when all the
+    subject's files share one.
+    """
+    space = f"_space-{subject.space}" if subject.space else ""
+    return "/".join((*subject.parts, "dwi",
+                     f"{subject.label}{space}_desc-bundles_tractogram.trx"))
 
 
-def population_bundle_path(bundle: str) -> str:
-    """``population/bundle-<name>_tractogram.trx`` (self-contained: a connection function)."""
-    return f"population/bundle-{bundle}_tractogram.trx"
+def population_bundle_path(bundle: str, space: str = "") -> str:
+    """``population/[space-X_]tract-<name>_tractogram.trx`` (BEP046's ``tract-`` entity).
+
+    Self-contained: a Nipype connection function (``space`` as its extra argument).
+    """
+    return f"population/{f'space-{space}_' if space else ''}tract-{bundle}_tractogram.trx"
 
 
 def converted_path(dataset: Dataset, in_file: str, out_format: str) -> str:
@@ -69,68 +85,43 @@ def pipeline_outputs(dataset: Dataset, pipeline: str = "bundles", *, population:
         return [converted_path(dataset, f, out_format) for s in dataset.subjects
                 for f in s.files]
     subjects = [subject_bundles_path(s) for s in dataset.subjects]
-    return subjects + ([population_bundle_path(b) for b in dataset.bundles] if population
-                       else [])
+    return subjects + ([population_bundle_path(b, dataset.space) for b in dataset.bundles]
+                       if population else [])
 
 
-class _SubjectFieldsInputSpec(BaseInterfaceInputSpec):
-    subject = traits.Str(mandatory=True, desc="the subject's label (the iterable value)")
-    table = traits.Dict(mandatory=True, hash_files=False,
-                        desc="label -> fields of every subject; hashed by value, not by the "
-                             "files it names (a changed file reruns what reads it, not this)")
+def node_name(label: str, taken: set[str]) -> str:
+    """A Nipype workflow name for ``label`` (``[\\w-]+``), unique among ``taken``."""
+    name = re.sub(r"[^\w-]", "_", label) or "_"
+    base, k = name, 1
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name)
+    return name
 
 
-class _SubjectFieldsOutputSpec(TraitedSpec):
-    in_files = traits.List(traits.Str, desc="the subject's bundle files")
-    bundle_names = traits.List(traits.Str, desc="their bundle names")
-    reference = traits.Any(desc="reference image or None")
-    out_filename = traits.Str(desc="name of the assembled TRX")
-    rel_path = traits.Str(desc="its path in the derivatives tree")
-    rel_paths = traits.List(traits.Str, desc="converted files' paths in the derivatives tree")
-    sources = traits.List(traits.List(traits.Str), desc="[[file] for each bundle file]")
-    references = traits.List(traits.Any, desc="for each bundle file, the space of its "
-                             "conversion: the reference image, else the file itself when it "
-                             "carries one (TRX, TRK), else None")
-
-
-class SubjectFields(SimpleInterface):
-    """Look up one subject's files and output names in a table made at build time."""
-
-    input_spec = _SubjectFieldsInputSpec
-    output_spec = _SubjectFieldsOutputSpec
-
-    def _run_interface(self, runtime: Any) -> Any:
-        self._results.update(self.inputs.table[self.inputs.subject])
-        return runtime
-
-
-def _subject_table(dataset: Dataset, out_format: str | None = None) -> dict[str, dict[str, Any]]:
-    table = {}
-    for s in dataset.subjects:
-        table[s.label] = {
-            "in_files": list(s.files), "bundle_names": list(s.bundles),
-            "reference": s.reference,
-            "out_filename": f"{s.label}_desc-bundles_tractogram.trx",
-            "rel_path": subject_bundles_path(s),
-            "rel_paths": [converted_path(dataset, f, out_format) for f in s.files]
-            if out_format else [],
-            "sources": [[f] for f in s.files],
-            "references": [s.reference or (f if carries_space(f) else None) for f in s.files]
-            if out_format else [],
-        }
-    return table
-
-
-def _subject_nodes(dataset: Dataset, table: dict[str, dict[str, Any]]
-                   ) -> tuple[pe.Node, pe.Node]:
-    """The subject iterable (``subjectsource``) and the lookup of its files (``subject_info``)."""
+def _subject_workflows(dataset: Dataset) -> list[tuple[Subject, str]]:
+    """Each subject with the name of its workflow; the run reports it by its label."""
     if not dataset.subjects:
         raise ValueError(f"{dataset.root}: no subjects to process")
-    subjectsource = pe.Node(IdentityInterface(fields=["subject"]), name="subjectsource")
-    subjectsource.iterables = ("subject", dataset.labels)
-    info = pe.Node(SubjectFields(), name="subject_info")
-    info.inputs.table = table
-    return subjectsource, info
+    taken: set[str] = set()
+    return [(s, node_name(s.label, taken)) for s in dataset.subjects]
+
+
+def _pipeline_workflow(name: str) -> pe.Workflow:
+    """The top workflow of a pipeline: every output a node writes is kept in the work dir.
+
+    (Nipype's default ``remove_unnecessary_outputs`` deletes the files a node wrote
+    beside its declared outputs, such as a TRK's ``.groups.json``.)
+    """
+    wf = pe.Workflow(name=name)
+    wf.config["execution"]["remove_unnecessary_outputs"] = "false"
+    return wf
+
+
+def _contexts(wf: pe.Workflow, names: list[tuple[Subject, str]]) -> None:
+    """Tell :func:`~trx_nipype.workflows.runner.run_workflow` which subject each folder is."""
+    wf.trx_nipype_contexts = {name: s.label for s, name in names}
 
 
 def outputs_missing(output_dir: str | os.PathLike, destinations: Sequence[str]) -> bool:
@@ -171,21 +162,19 @@ def dataset_links(dataset: Dataset) -> dict[str, str]:
 
 
 def sink_node(name: str, output_dir: str | os.PathLike, pipeline: str, description: str,
-              parameters: dict[str, Any], destinations: Sequence[str],
-              iterfield: Sequence[str] | None = None,
-              links: dict[str, str] | None = None) -> pe.Node:
+              parameters: dict[str, Any], destinations: Sequence[str], *,
+              many: bool = False, links: dict[str, str] | None = None) -> pe.Node:
     """A :class:`DerivativesSink` node; rerun (only) when one of its files is missing.
 
     ``destinations`` are the files it writes, relative to ``output_dir``
     (:func:`outputs_missing` decides, at build time, whether to force a rerun);
-    ``iterfield`` makes it a MapNode; ``links`` (name -> folder,
-    :func:`dataset_links`) names the sources as BIDS URIs.
+    ``many`` makes it a :class:`DerivativesListSink` (a list of files, one node);
+    ``links`` (name -> folder, :func:`dataset_links`) names the sources as BIDS URIs.
     """
     output_dir = Path(output_dir).absolute()
     kwargs = dict(out_dir=str(output_dir), dataset_links=dict(links or {}), metadata={
         "Pipeline": pipeline, "Description": description, "Parameters": parameters})
-    node = pe.MapNode(DerivativesSink(**kwargs), iterfield=list(iterfield), name=name) \
-        if iterfield else pe.Node(DerivativesSink(**kwargs), name=name)
+    node = pe.Node((DerivativesListSink if many else DerivativesSink)(**kwargs), name=name)
     if outputs_missing(output_dir, destinations):
         node.overwrite = True
     return node
@@ -199,16 +188,18 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
 
     Workflow graph::
 
-        subjectsource (iterables: subject) -> subject_info -> subject_bundles_wf -> ds_subject
-                                                                      |
-        join_subjects (JoinNode over subjectsource) <-----------------/
-             -> population_bundles_wf (iterables: bundle) -> ds_population
+        sub-01 (init_subject_bundles_wf: assemble) -> ds_subject --------\
+        sub-02 ...                 |                                        |
+        collect_subjects (Merge) <-/            collect_exports (Merge) <---/
+             -> population_bundles_wf (iterables: bundle; concat) -> ds_population
 
-    Per subject, :func:`~trx_nipype.workflows.bundles.init_subject_bundles_wf`
-    assembles its bundle files into ``sub-XX/dwi/sub-XX_desc-bundles_tractogram.trx``
-    (one group per bundle). The join collects every subject's TRX, and
+    Nodes run: 2 per subject (``assemble``, ``ds_subject``), 2 per bundle
+    (``concat``, ``ds_population``) and the two collectors. Per subject,
+    :func:`~trx_nipype.workflows.bundles.init_subject_bundles_wf` assembles its
+    bundle files into ``sub-XX/dwi/sub-XX_desc-bundles_tractogram.trx`` (one
+    group per bundle). ``collect_subjects`` gathers every subject's TRX, and
     :func:`~trx_nipype.workflows.bundles.init_population_bundles_wf` writes
-    ``population/bundle-<name>_tractogram.trx`` (one group per subject) for
+    ``population/tract-<name>_tractogram.trx`` (one group per subject) for
     each bundle. Each file is exported with a JSON sidecar. A subject that
     fails loses only its own outputs and the population files.
 
@@ -246,52 +237,58 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     output_dir = Path(output_dir).absolute()
     parameters = {"population": population, "nb_streamlines": nb_streamlines, "seed": seed,
                   "drop_mismatched_data": drop_mismatched_data}
-    table = _subject_table(dataset)
-    wf = pe.Workflow(name=name)
-    subjectsource, info = _subject_nodes(dataset, table)
-    subject_wf = init_subject_bundles_wf(drop_mismatched_data=drop_mismatched_data)
+    subjects = _subject_workflows(dataset)
+    wf = _pipeline_workflow(name)
+    description = ("One subject's bundle files assembled into one TRX: one group per bundle "
+                   "(AssembleBundles).")
     links = dataset_links(dataset)
-    ds_subject = sink_node("ds_subject", output_dir, "bundles", "One subject's bundle files "
-                           "assembled into one TRX: one group per bundle (ConcatenateTrx, "
-                           "group_by_input).", parameters,
-                           [subject_bundles_path(s) for s in dataset.subjects], links=links)
-    wf.connect([
-        (subjectsource, info, [("subject", "subject")]),
-        (info, subject_wf, [("in_files", "inputnode.in_files"),
-                            ("bundle_names", "inputnode.bundle_names"),
-                            ("reference", "inputnode.reference"),
-                            ("out_filename", "inputnode.out_filename")]),
-        (subject_wf, ds_subject, [("outputnode.out_file", "in_file")]),
-        (info, ds_subject, [("rel_path", "rel_path"), ("in_files", "sources"),
-                            ("reference", "reference")]),
-    ])
+    subject_wfs = []
+    for subject, wf_name in subjects:
+        subject_wf = init_subject_bundles_wf(drop_mismatched_data=drop_mismatched_data,
+                                             name=wf_name)
+        inputnode = subject_wf.get_node("inputnode")  # (wf.inputs walks every node)
+        inputnode.inputs.in_files = list(subject.files)
+        inputnode.inputs.bundle_names = list(subject.bundles)
+        inputnode.inputs.reference = subject.reference
+        inputnode.inputs.out_filename = f"{subject.label}_desc-bundles_tractogram.trx"
+        rel_path = subject_bundles_path(subject)
+        ds_subject = sink_node("ds_subject", output_dir, "bundles", description, parameters,
+                               [rel_path], links=links)
+        ds_subject.inputs.rel_path = rel_path
+        ds_subject.inputs.sources = list(subject.files)
+        ds_subject.inputs.reference = subject.reference
+        subject_wf.connect(subject_wf.get_node("outputnode"), "out_file", ds_subject, "in_file")
+        subject_wfs.append(subject_wf)
+    wf.add_nodes(subject_wfs)
     if population:
-        join = pe.JoinNode(IdentityInterface(fields=["in_files", "subjects", "derivatives"]),
-                           joinsource=subjectsource, joinfield=["in_files", "subjects",
-                                                                "derivatives"],
-                           name="join_subjects")
+        n = len(subjects)
+        # the subjects' TRX files, and their exports (the population sidecars' sources: the
+        # population exports wait for them); tiny, so run where the run is (not submitted)
+        collect = pe.Node(Merge(n), name="collect_subjects", run_without_submitting=True)
+        exports = pe.Node(Merge(n), name="collect_exports", run_without_submitting=True)
+        for i, subject_wf in enumerate(subject_wfs, start=1):
+            wf.connect([(subject_wf, collect, [("outputnode.out_file", f"in{i}")]),
+                        (subject_wf, exports, [("ds_subject.out_file", f"in{i}")])])
         population_wf = init_population_bundles_wf(
             bundles=dataset.bundles, nb_streamlines=nb_streamlines, seed=seed,
             drop_mismatched_data=drop_mismatched_data)
+        population_wf.inputs.inputnode.subjects = dataset.labels
         ds_population = sink_node("ds_population", output_dir, "bundles",
                                   POPULATION_DESCRIPTION, parameters,
-                                  [population_bundle_path(b) for b in dataset.bundles],
-                                  links=links)
+                                  [population_bundle_path(b, dataset.space)
+                                   for b in dataset.bundles], links=links)
         wf.connect([
-            (subject_wf, join, [("outputnode.out_file", "in_files")]),
-            (subjectsource, join, [("subject", "subjects")]),
-            (ds_subject, join, [("out_file", "derivatives")]),
-            (join, population_wf, [("in_files", "inputnode.in_files"),
-                                   ("subjects", "inputnode.subjects")]),
+            (collect, population_wf, [("out", "inputnode.in_files")]),
             (population_wf, ds_population, [("outputnode.out_file", "in_file"),
-                                            (("outputnode.bundle", population_bundle_path),
-                                             "rel_path")]),
-            (join, ds_population, [("derivatives", "sources")]),
+                                            (("outputnode.bundle", population_bundle_path,
+                                              dataset.space), "rel_path")]),
+            (exports, ds_population, [("out", "sources")]),
         ])
     write_dataset_description(output_dir, "bundles", "Subject bundles assembled into TRX "
                               "files, and population bundles (one group per subject).", links)
     _expect(wf, output_dir, "bundles", pipeline_outputs(dataset, "bundles",
                                                         population=population))
+    _contexts(wf, subjects)
     return wf
 
 
@@ -303,8 +300,10 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
 
     Workflow graph::
 
-        subjectsource (iterables: subject) -> subject_info -> convert_bundles_wf
-            -> ds_converted (MapNode: one export per file)
+        sub-01 (init_convert_bundles_wf: convert) -> ds_converted
+        sub-02 ...
+
+    Two nodes per subject (all its files in each).
 
     ``<root>/sub-01/dwi/AF_L.trk`` becomes ``<output_dir>/sub-01/dwi/AF_L.<ext>``
     (with a JSON sidecar). The sidecar counts of a TCK/VTK/DPY output read it
@@ -333,28 +332,33 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     if out_format not in _FORMAT_EXT:
         raise ValueError(f"unknown out_format {out_format!r}; one of {', '.join(_FORMAT_EXT)}")
     output_dir = Path(output_dir).absolute()
-    table = _subject_table(dataset, out_format)
-    wf = pe.Workflow(name=name)
-    subjectsource, info = _subject_nodes(dataset, table)
-    convert_wf = init_convert_bundles_wf(out_format=out_format, positions_dtype=positions_dtype,
-                                         compression=compression)
-    ds = sink_node("ds_converted", output_dir, "convert",
-                   f"A bundle file converted to {out_format} (ConvertTractogram).",
-                   {"out_format": out_format, "positions_dtype": positions_dtype,
-                    "compression": compression},
-                   [p for entry in table.values() for p in entry["rel_paths"]],
-                   iterfield=["in_file", "rel_path", "sources", "reference"],
-                   links=dataset_links(dataset))
-    wf.connect([
-        (subjectsource, info, [("subject", "subject")]),
-        (info, convert_wf, [("in_files", "inputnode.in_files"),
-                            ("reference", "inputnode.reference")]),
-        (convert_wf, ds, [("outputnode.out_files", "in_file")]),
-        (info, ds, [("rel_paths", "rel_path"), ("sources", "sources"),
-                    ("references", "reference")]),
-    ])
+    subjects = _subject_workflows(dataset)
+    wf = _pipeline_workflow(name)
+    links = dataset_links(dataset)
+    subject_wfs = []
+    for subject, wf_name in subjects:
+        convert_wf = init_convert_bundles_wf(out_format=out_format,
+                                             positions_dtype=positions_dtype,
+                                             compression=compression, name=wf_name)
+        inputnode = convert_wf.get_node("inputnode")
+        inputnode.inputs.in_files = list(subject.files)
+        inputnode.inputs.reference = subject.reference
+        rel_paths = [converted_path(dataset, f, out_format) for f in subject.files]
+        ds = sink_node("ds_converted", output_dir, "convert",
+                       f"A bundle file converted to {out_format} (ConvertTractograms).",
+                       {"out_format": out_format, "positions_dtype": positions_dtype,
+                        "compression": compression}, rel_paths, many=True,
+                       links=links)
+        ds.inputs.rel_paths = rel_paths
+        ds.inputs.sources = [[f] for f in subject.files]
+        ds.inputs.references = [subject.reference or (f if carries_space(f) else None)
+                                for f in subject.files]
+        convert_wf.connect(convert_wf.get_node("outputnode"), "out_files", ds, "in_files")
+        subject_wfs.append(convert_wf)
+    wf.add_nodes(subject_wfs)
     write_dataset_description(output_dir, "convert", f"Bundle files converted to {out_format}.",
-                              dataset_links(dataset))
+                              links)
     _expect(wf, output_dir, "convert", pipeline_outputs(dataset, "convert",
                                                         out_format=out_format))
+    _contexts(wf, subjects)
     return wf

@@ -1,15 +1,25 @@
 """Running a workflow: cache in a work dir, progress a person can follow, failures as lines.
 
-:func:`run_workflow` sets the Nipype options the pipelines rely on (crash
-files in ``<work_dir>/crash``, ``stop_on_first_crash`` off so that one bad
-subject does not stop the others), runs the workflow with the chosen plugin
-and returns a :class:`RunReport`: which nodes ran, which were cached, and one
+:func:`run_workflow` is how to run a workflow of this package -- or your own
+Nipype workflow -- with any plugin. It fills in the Nipype options the
+pipelines rely on when the workflow leaves them unset (crash files in
+``<work_dir>/crash``, ``stop_on_first_crash`` off so that one bad subject does
+not stop the others), runs the workflow, waits until the work is done and
+returns a :class:`RunReport`: which nodes ran, which were cached, and one
 line per failure naming the subject (or bundle), the node and the problem.
 
-Progress comes from Nipype's ``status_callback``, which the local plugins
-(``Linear``, ``MultiProc``) and the non-graph cluster plugins call. The graph
-cluster plugins (``SLURMGraph``, ``SGEGraph``, ...) submit every job at once
-and return; their progress is the scheduler's.
+Every plugin gives the same report:
+
+- ``Linear``, ``MultiProc`` and the non-graph cluster plugins (``SLURM``,
+  ``SGE``, ...) report each node through Nipype's ``status_callback``
+  (``MultiProc`` and ``SLURM`` are this package's faster subclasses, see
+  :mod:`trx_nipype.workflows.plugins`);
+- ``SLURMGraph`` submits every job with its dependencies at once; the run then
+  follows its jobs in the queue and the nodes' result and crash files until
+  none is left, and reports the same way (``wait=False``: submit and return).
+  A job that waits for a failed job forever (a Slurm without
+  ``DependencyParameters=kill_invalid_depend``) is cancelled, and the report
+  says so. Other graph plugins (``SGEGraph``, ``PBSGraph``) submit and return.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: plugins that run in this process (and can report progress node by node)
+#: plugins that run in this process
 LOCAL_PLUGINS = ("Linear", "MultiProc", "LegacyMultiProc")
 
 _PARAM = re.compile(r"^_([A-Za-z0-9]+)_(.+)$")
@@ -71,6 +81,10 @@ class RunReport:
     events: list[NodeEvent] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: jobs handed to a graph plugin (None: not a graph plugin)
+    submitted: int | None = None
+    #: False when a graph plugin's jobs were submitted and not followed (``wait=False``)
+    waited: bool = True
 
     @property
     def ok(self) -> bool:
@@ -133,19 +147,72 @@ class RunReport:
                 f"{len(self.failures)} failed{skipped} in {self.seconds:.1f} s")
 
 
-def node_context(output_dir: str | os.PathLike, work_dir: str | os.PathLike) -> str:
-    """The iterable values in a node's folder: ``.../_subject_sub-01/...`` -> ``sub-01``."""
+#: iterable names whose values are subject (session) labels: shown as ``sub-<value>``
+_SUBJECT_FIELDS = ("subject", "participant")
+_SESSION_FIELDS = ("session",)
+
+
+def _shown(key: str, value: str) -> str:
+    low = key.lower()
+    if low == "sub" or any(f in low for f in _SUBJECT_FIELDS):
+        return value if value.startswith("sub-") else f"sub-{value}"
+    if low == "ses" or any(f in low for f in _SESSION_FIELDS):
+        return value if value.startswith("ses-") else f"ses-{value}"
+    return f"{key}-{value}"
+
+
+def _iterable(part: str, fields: tuple[str, ...]) -> tuple[str, str] | None:
+    """``_<field>_<value>`` -> (field, value); known field names first (they may hold ``_``)."""
+    for name in fields:
+        if part.startswith(f"_{name}_") and len(part) > len(name) + 2:
+            return name, part[len(name) + 2:]
+    match = _PARAM.match(part)
+    return match.groups() if match and not part.startswith("_0x") else None
+
+
+def node_context(output_dir: str | os.PathLike, work_dir: str | os.PathLike, *,
+                 fields: tuple[str, ...] = (), folders: Mapping[str, str] | None = None) -> str:
+    """Where a node runs, from its folder: the subject, session or bundle it belongs to.
+
+    ``.../_subject_sub-01/...`` and ``.../_subject_id_01/...`` (iterables, with
+    ``fields`` naming the workflow's iterable fields, longest first) give
+    ``sub-01``; ``.../_bundle_AF_L/...`` gives ``bundle-AF_L``; a folder named
+    in ``folders`` (a pipeline's per-subject workflows) gives its value.
+
+    >>> node_context("/w/wf/_subject_id_01/load", "/w", fields=("subject_id",))
+    'sub-01'
+    >>> node_context("/w/wf/sub-02/assemble", "/w", folders={"sub-02": "sub-02"})
+    'sub-02'
+    """
     try:
         parts = Path(output_dir).relative_to(work_dir).parts
     except ValueError:
         parts = Path(output_dir).parts
     values = []
     for part in parts:
-        match = _PARAM.match(part)
-        if match and not part.startswith("_0x"):
-            key, value = match.groups()
-            values.append(value if key == "subject" else f"{key}-{value}")
+        if folders and part in folders:
+            values.append(folders[part])
+            continue
+        found = _iterable(part, fields)
+        if found:
+            values.append(_shown(*found))
     return " ".join(values)
+
+
+def iterable_fields(wf: Any) -> tuple[str, ...]:
+    """The iterable field names of every node of ``wf`` (and its sub-workflows), longest first."""
+    names: set[str] = set()
+    for name in wf.list_node_names():
+        iterables = getattr(wf.get_node(name), "iterables", None)
+        if not iterables:
+            continue
+        if isinstance(iterables, tuple) and len(iterables) == 2 and isinstance(iterables[0],
+                                                                               str):
+            iterables = [iterables]
+        for item in iterables if isinstance(iterables, list) else []:
+            if isinstance(item, tuple) and item and isinstance(item[0], str):
+                names.add(item[0])
+    return tuple(sorted(names, key=len, reverse=True))
 
 
 def _node_label(node: Any) -> str:
@@ -156,12 +223,24 @@ def _node_label(node: Any) -> str:
     return name
 
 
+@dataclass
+class _Where:
+    """How node folders map to subjects and bundles in this run."""
+
+    work_dir: Path
+    fields: tuple[str, ...] = ()
+    folders: Mapping[str, str] = field(default_factory=dict)
+
+    def context(self, output_dir: str | os.PathLike) -> str:
+        return node_context(output_dir, self.work_dir, fields=self.fields, folders=self.folders)
+
+
 class _Progress:
     """Nipype ``status_callback``: records each node's outcome, echoes a line."""
 
-    def __init__(self, work_dir: Path, started: float,
+    def __init__(self, where: _Where, started: float,
                  echo: Callable[[str], None] | None, linear: bool) -> None:
-        self.work_dir, self.started, self.echo, self.linear = work_dir, started, echo, linear
+        self.where, self.started, self.echo, self.linear = where, started, echo, linear
         self.starts: dict[str, float] = {}
         self.events: list[NodeEvent] = []
 
@@ -179,12 +258,15 @@ class _Progress:
             state = "skipped"  # Linear calls back for nodes it skips after a failure
         else:
             state = "ran" if result.stat().st_mtime >= self.started else "cached"
-        event = NodeEvent(_node_label(node), node_context(outdir, self.work_dir), state,
-                          seconds, outdir)
+        self.add(NodeEvent(_node_label(node), self.where.context(outdir), state, seconds,
+                           outdir))
+
+    def add(self, event: NodeEvent) -> None:
         self.events.append(event)
         if self.echo is not None:
-            timing = f"{seconds:6.2f} s" if state == "ran" else ""
-            shown = state.upper() if state == "failed" else state
+            timing = f"{event.seconds:6.2f} s" if event.status == "ran" and event.seconds \
+                else ""
+            shown = event.status.upper() if event.status == "failed" else event.status
             self.echo(f"  [{len(self.events):3d}] {shown:7s} {event.context or '-':22s} "
                       f"{event.node:16s} {timing}".rstrip())
 
@@ -207,27 +289,40 @@ def exception_message(traceback: str | list[str]) -> str:
 
 
 def _crash_files(crash_dir: Path) -> set[str]:
-    return set(glob.glob(str(crash_dir / "crash-*.pklz")))
+    return set(glob.glob(str(crash_dir / "crash-*.pklz"))) | \
+        set(glob.glob(str(crash_dir / "crash-*.txt")))
 
 
-def read_failures(crash_dir: Path, before: set[str], work_dir: Path) -> list[Failure]:
-    """Failures from the crash files in ``crash_dir`` that are not in ``before``."""
+def _read_crash(path: str) -> tuple[Any, str, str]:
+    """(node or None, its folder, the traceback text) of a .pklz or .txt crash file."""
+    if path.endswith(".txt"):
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        folder = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
+                       if ln.startswith("Working directory:")), "")
+        return None, folder, text
     from nipype.utils.filemanip import loadcrash
 
-    failures = []
-    for path in sorted(_crash_files(crash_dir) - before, key=os.path.getmtime):
-        try:
-            crash = loadcrash(path)
-        except Exception as exc:  # an unreadable crash file still names a failure
-            failures.append(Failure(Path(path).name, "", f"(unreadable crash file: {exc})",
-                                    path))
-            continue
-        node = crash.get("node")
-        outdir = node.output_dir() if node is not None else ""
-        failures.append(Failure(_node_label(node) if node is not None else "?",
-                                node_context(outdir, work_dir),
-                                exception_message(crash.get("traceback", "")), path))
-    return failures
+    crash = loadcrash(path)
+    node = crash.get("node")
+    return node, node.output_dir() if node is not None else "", crash.get("traceback", "")
+
+
+def _failure(path: str, where: _Where) -> tuple[Failure, str]:
+    """The failure a crash file tells, and the folder of its node ("" when unknown)."""
+    try:
+        node, folder, traceback = _read_crash(path)
+    except Exception as exc:  # an unreadable crash file still names a failure
+        return Failure(Path(path).name, "", f"(unreadable crash file: {exc})", path), ""
+    label = _node_label(node) if node is not None else (Path(folder).name if folder else "?")
+    return Failure(label, where.context(folder) if folder else "",
+                   exception_message(traceback), path), folder
+
+
+def read_failures(crash_dir: Path, before: set[str], work_dir: Path | _Where) -> list[Failure]:
+    """Failures from the crash files in ``crash_dir`` that are not in ``before``."""
+    where = work_dir if isinstance(work_dir, _Where) else _Where(Path(work_dir))
+    return [_failure(path, where)[0]
+            for path in sorted(_crash_files(crash_dir) - before, key=os.path.getmtime)]
 
 
 def _quiet_nipype(verbose: bool) -> dict[str, int]:
@@ -242,11 +337,60 @@ def _quiet_nipype(verbose: bool) -> dict[str, int]:
     return saved
 
 
+#: Nipype execution options this package relies on, filled in when the workflow leaves
+#: them at Nipype's default (crashdump_dir is set per run: ``<work_dir>/crash``)
+FILLED_SETTINGS = {"crashfile_format": "pklz", "stop_on_first_crash": "false",
+                   "hash_method": "timestamp"}
+
+
+def nipype_defaults() -> dict[str, str]:
+    """Nipype's default ``[execution]`` settings (``crashdump_dir``: the cwd it recorded)."""
+    import configparser
+
+    from nipype import config
+    from nipype.utils.config import DEFAULT_CONFIG_TPL
+
+    parser = configparser.ConfigParser()
+    parser.read_string(DEFAULT_CONFIG_TPL.format(log_dir=os.path.expanduser("~"),
+                                                 crashdump_dir=config.cwd))
+    return dict(parser["execution"])
+
+
+def fill_execution_settings(wf: Any, values: Mapping[str, str]) -> dict[str, str]:
+    """Set each of ``values`` in ``wf.config["execution"]`` where the workflow has none.
+
+    A setting counts as unset when it is missing or equal to Nipype's default
+    (a workflow's config starts as a copy of Nipype's): what the user set is
+    never overwritten. Returns the settings in effect for ``values``' keys.
+    """
+    execution = wf.config.setdefault("execution", {})
+    defaults = nipype_defaults()
+    for key, value in values.items():
+        current = execution.get(key)
+        if current is None or str(current) == defaults.get(key):
+            execution[key] = value
+    return {key: str(execution[key]) for key in values}
+
+
+def _plugin(plugin: str, args: dict[str, Any]) -> Any:
+    """Our subclass of a Nipype plugin (see :mod:`.plugins`), else the plugin's name."""
+    from .plugins import PLUGIN_CLASSES
+
+    cls = PLUGIN_CLASSES.get(plugin)
+    return cls(plugin_args=args) if cls is not None else plugin
+
+
 def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear",
                  plugin_args: Mapping[str, Any] | None = None, nprocs: int | None = None,
-                 echo: Callable[[str], None] | None = None, verbose: bool = False
-                 ) -> RunReport:
-    """Run ``wf`` with its cache in ``work_dir``; never raise for a failed node.
+                 echo: Callable[[str], None] | None = None, verbose: bool = False,
+                 wait: bool = True, poll: float = 0.5) -> RunReport:
+    """Run ``wf`` with its cache in ``work_dir``, wait for it; never raise for a failed node.
+
+    This is how to run your own workflows too: compared with
+    ``wf.run(plugin="MultiProc")`` it schedules MultiProc nodes without
+    Nipype's fixed polling (a cached rerun of a 200-node workflow takes a
+    fraction of a second instead of about 5 s), follows graph-plugin jobs to
+    the end, and reports every failure in one line.
 
     Parameters
     ----------
@@ -255,16 +399,24 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     work_dir : str or os.PathLike
         Nipype's cache: reuse it across runs to skip what is up to date.
     plugin : str
-        A Nipype plugin: ``Linear``, ``MultiProc``, ``SLURMGraph``, ``SGEGraph``,
-        ``PBSGraph``, ``SLURM``, ...
+        A Nipype plugin: ``Linear``, ``MultiProc``, ``SLURM``, ``SLURMGraph``,
+        ``SGE``, ``SGEGraph``, ``PBSGraph``, ...
     plugin_args : mapping, optional
-        Passed to the plugin (e.g. ``{"sbatch_args": "--mem=4G"}``).
+        Passed to the plugin (e.g. ``{"sbatch_args": "--mem=4G"}``); they win
+        over everything this function would choose (``n_procs``,
+        ``dont_resubmit_completed_jobs`` ...).
     nprocs : int, optional
         Processes for ``MultiProc`` (``n_procs``).
     echo : callable, optional
         Called with one line per finished node (None: silent).
     verbose : bool
         Keep Nipype's own INFO logging.
+    wait : bool
+        For graph plugins (``SLURMGraph``): follow the submitted jobs until
+        they are done (default). False: submit and return (``report.waited``
+        is False, and ``report.submitted`` says how many jobs went out).
+    poll : float
+        Seconds between looks at the queue while following graph jobs.
 
     Returns
     -------
@@ -274,55 +426,175 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         successful run of a pipeline of :mod:`trx_nipype.workflows.pipelines`,
         one naming the files in its output folder that an earlier run of the
         same pipeline wrote and this one did not (they are not deleted).
+
+    Notes
+    -----
+    Execution settings are only filled in where the workflow has none of its
+    own (a value equal to Nipype's default counts as none): ``crashdump_dir``
+    (``<work_dir>/crash``), ``crashfile_format`` (``pklz``), ``stop_on_first_crash``
+    (``false``), ``hash_method`` (``timestamp``) and, per plugin,
+    ``poll_sleep_duration``. ``LOGNAME``, which Nipype's cluster plugins need,
+    is set from the user id for the run when the environment lacks it.
     """
     from .dataset import WORK_DIR_MARKER
+    from .plugins import GRAPH_PLUGINS, ensure_logname
 
     work_dir = Path(work_dir).absolute()
-    crash_dir = work_dir / "crash"
-    crash_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "crash").mkdir(parents=True, exist_ok=True)
     (work_dir / WORK_DIR_MARKER).touch()  # find_dataset skips work dirs inside a dataset
     wf.base_dir = str(work_dir)
-    execution = {"crashdump_dir": str(crash_dir), "crashfile_format": "pklz",
-                 "stop_on_first_crash": "false", "remove_unnecessary_outputs": "false",
-                 "hash_method": "timestamp"}
-    if plugin in LOCAL_PLUGINS:
-        execution["poll_sleep_duration"] = "0.05"
-    wf.config["execution"].update(execution)
+    fills = dict(FILLED_SETTINGS, crashdump_dir=str(work_dir / "crash"))
+    if plugin == "MultiProc":
+        fills["poll_sleep_duration"] = "0"  # our MultiProc waits for its workers instead
+    elif plugin in LOCAL_PLUGINS:
+        fills["poll_sleep_duration"] = "0.05"
+    elif plugin not in GRAPH_PLUGINS:
+        fills["poll_sleep_duration"] = "0.5"  # one squeue call per poll (plugins.SLURMPlugin)
+    settings = fill_execution_settings(wf, fills)
+    crash_dir = Path(settings["crashdump_dir"])
+    crash_dir.mkdir(parents=True, exist_ok=True)
+    graph = plugin in GRAPH_PLUGINS
     args = dict(plugin_args or {})
     if nprocs is not None and plugin in ("MultiProc", "LegacyMultiProc"):
         args.setdefault("n_procs", nprocs)
+    where = _Where(work_dir, iterable_fields(wf), dict(getattr(wf, "trx_nipype_contexts", {})))
     before = _crash_files(crash_dir)
     started = time.time()
-    progress = _Progress(work_dir, started, echo, plugin == "Linear")
-    args["status_callback"] = progress
+    progress = _Progress(where, started, echo, plugin == "Linear")
+    if not graph:
+        args["status_callback"] = progress
     report = RunReport(work_dir=str(work_dir), plugin=plugin)
     saved = _quiet_nipype(verbose)
+    logname = ensure_logname()
     caught: list[warnings.WarningMessage] = []
+    execgraph = None
+    runner = _plugin(plugin, args)
     # MultiProc runs gc.collect() after every job: with the objects alive now frozen
     # out of the collector's view, each collection is cheap.
     gc.freeze()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            wf.run(plugin=plugin, plugin_args=args)
+            execgraph = wf.run(plugin=runner, plugin_args=args)
     except RuntimeError as exc:
-        report.failures = read_failures(crash_dir, before, work_dir)
+        report.failures = read_failures(crash_dir, before, where)
         if not report.failures:
             raise RuntimeError(f"{wf.name}: {exc}") from exc
     finally:
         gc.unfreeze()
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
-        report.seconds = time.time() - started
-        report.events = progress.events
+        if logname is not None:
+            os.environ.pop("LOGNAME", None)
         report.warnings = list(dict.fromkeys(str(w.message) for w in caught
                                              if issubclass(w.category, UserWarning)))
+    if graph and execgraph is not None:
+        report.submitted = getattr(runner, "submitted", None)
+        if wait and plugin == "SLURMGraph":
+            _follow(execgraph, runner, where, started, progress, report, crash_dir, before, poll)
+        else:
+            report.waited = False
+    report.seconds = time.time() - started
+    report.events = progress.events
     expected = getattr(wf, "trx_nipype_outputs", None)
-    if report.ok and expected and (plugin in LOCAL_PLUGINS or report.events):
+    if report.ok and expected and report.waited:
         message = stale_message(**expected)
         if message:
             report.warnings.append(message)
     return report
+
+
+def _submitted_nodes(batch_dir: Path) -> set[int]:
+    """Indices (in ``nodes``' topological order) of the jobs in ``submit_jobs.sh``."""
+    script = batch_dir / "submit_jobs.sh"
+    if not script.is_file():
+        return set()
+    found = re.findall(r"^j(\d+)_\S*=\$\(sbatch ", script.read_text(encoding="utf-8"), re.M)
+    return {int(i) for i in found}
+
+
+def _follow(execgraph: Any, runner: Any, where: _Where, started: float, progress: _Progress,
+            report: RunReport, crash_dir: Path, before: set[str], poll: float) -> None:
+    """Follow a graph plugin's jobs in the queue until none is left; record each node.
+
+    A node is judged once its job has left the queue (its result or crash file is
+    then written): a crash file makes it failed, a result written by this run ran.
+    At the end, nodes that were not submitted are cached, and submitted nodes
+    without either file were cancelled behind a failure (skipped) or died
+    without a word (failed).
+    """
+    import networkx as nx
+
+    from .plugins import SlurmQueue
+
+    nodes = list(nx.topological_sort(execgraph))  # the order the plugin numbered its jobs
+    index = {node.output_dir(): i for i, node in enumerate(nodes)}
+    batch_dirs = {Path(n.base_dir, n._hierarchy.split(".")[0] if n._hierarchy else "",
+                       "batch") for n in nodes}
+    submitted = set().union(*(_submitted_nodes(d) for d in batch_dirs))
+    queue = SlurmQueue(runner.tag)
+    state: dict[int, str] = {}
+    crashed: dict[int, Failure] = {}
+    seen: set[str] = set(before)
+    cancelled: list[str] = []
+
+    def record(i: int, status: str) -> None:
+        state[i] = status
+        progress.add(NodeEvent(_node_label(nodes[i]), where.context(nodes[i].output_dir()),
+                               status, 0.0, nodes[i].output_dir()))
+
+    def fresh(i: int) -> bool:
+        result = Path(nodes[i].output_dir(), f"result_{nodes[i].name}.pklz")
+        return result.is_file() and result.stat().st_mtime >= started
+
+    def look(live: set[int]) -> None:
+        for path in sorted(_crash_files(crash_dir) - seen, key=os.path.getmtime):
+            seen.add(path)
+            failure, folder = _failure(path, where)
+            report.failures.append(failure)
+            if folder in index:
+                crashed[index[folder]] = failure
+        for i in sorted(submitted - set(state) - live):
+            if i in crashed:
+                record(i, "failed")
+            elif fresh(i):
+                record(i, "ran")
+
+    while True:
+        jobs = queue.jobs()
+        live = {int(m.group(1)) for m in (re.match(r"^j(\d+)_", j.name) for j in jobs) if m}
+        look(live)
+        stuck = [j for j in jobs if "DependencyNeverSatisfied" in j.reason]
+        if stuck:
+            queue.cancel(j.job_id for j in stuck)
+            cancelled.extend(j.name for j in stuck)
+        if not jobs:
+            break
+        time.sleep(poll)
+    look(set())
+    if cancelled:
+        report.warnings.append(
+            f"{len(cancelled)} Slurm job(s) waited for a job that failed and could never run "
+            f"(reason DependencyNeverSatisfied); they were cancelled. With "
+            f"DependencyParameters=kill_invalid_depend in slurm.conf, Slurm cancels such jobs "
+            f"itself (otherwise they stay pending when the run is not followed: --no-wait)")
+    for i, node in enumerate(nodes):
+        if i in state:
+            continue
+        upstream = [index[p.output_dir()] for p in execgraph.predecessors(node)]
+        result = Path(node.output_dir(), f"result_{node.name}.pklz")
+        if i not in submitted:
+            record(i, "cached" if result.is_file() else "skipped")
+        elif any(state.get(j) in ("failed", "skipped") for j in upstream):
+            record(i, "skipped")
+        elif result.is_file():
+            record(i, "cached")  # submitted, and found its result in the cache
+        else:
+            report.failures.append(Failure(
+                _node_label(node), where.context(node.output_dir()),
+                "its job ended without a result or a crash file (killed by the scheduler? "
+                "see the batchscript_*.e files in the work dir's batch folder)", ""))
+            record(i, "failed")
 
 
 def stale_message(output_dir: str, pipeline: str, outputs: list[str]) -> str | None:

@@ -354,10 +354,17 @@ def write_json(data: Any, path: str | os.PathLike) -> None:
 
     The one JSON writer of the package (sidecars, summaries, dataset
     descriptions): the same data gives the same bytes, and the file gets the
-    umask's permissions.
+    umask's permissions. A file that already holds exactly that text is left as
+    it is (a rerun changes nothing, not even a timestamp).
     """
+    text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    try:
+        if Path(path).read_bytes() == text:
+            return
+    except OSError:
+        pass
     with atomic_output(path) as fh:
-        fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        fh.write(text)
 
 
 def format_names(names: Any) -> str:

@@ -67,7 +67,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import TrxFormatError
-from ..header import usable_affine
+from ..header import axcodes, usable_affine
 from ..reference import Space, apply_affine
 from . import (
     FIRST_READ,
@@ -216,13 +216,13 @@ def voxmm_to_rasmm(affine: np.ndarray, dimensions: Sequence[int], voxel_sizes: S
     voxel) -> the axes of ``affine`` when ``voxel_order`` differs from them ->
     ``affine``.
     """
-    from nibabel.orientations import aff2axcodes, axcodes2ornt, inv_ornt_aff, ornt_transform
+    from nibabel.orientations import axcodes2ornt, inv_ornt_aff, ornt_transform
 
     scale = np.diag([*(1.0 / np.asarray(voxel_sizes, dtype=np.float64)), 1.0])
     shift = np.eye(4)
     shift[:3, 3] = -0.5
     header_ornt = axcodes2ornt(voxel_order.upper())
-    affine_ornt = axcodes2ornt("".join(aff2axcodes(affine)))
+    affine_ornt = axcodes2ornt("".join(axcodes(affine)))
     flip = inv_ornt_aff(ornt_transform(header_ornt, affine_ornt), dimensions)
     return np.asarray(affine, dtype=np.float64) @ flip @ shift @ scale
 
