@@ -128,7 +128,7 @@ def test_concatenate_one_group_of_each_input_sampled(cli: Run, trx_path: Path,
         assert {g: len(i) for g, i in trx.groups.items()} == {"sub-01": 2, "sub-02": 2}
         picked = src.get_group("AF").sample(2, seed=3)
         np.testing.assert_array_equal(trx.positions[:picked.nb_vertices], picked.positions)
-    code, _, err = cli("concatenate", trx_path, other, "-o", out, "--select-group", "UF")
+    code, _, err = cli("concatenate", trx_path, other, "-o", out, "-f", "--select-group", "UF")
     assert code == 3 and "no group 'UF'" in one_error(err)
     code, _, err = cli("concatenate", trx_path, other, trx_path, "-o", out, "--select-group",
                        "AF", "CST")

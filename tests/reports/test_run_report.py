@@ -55,7 +55,7 @@ def test_main_job_writes_the_report_and_every_figure_it_links(main_run: Path) ->
         mine = [link for link in links if Path(link).name.startswith(subject)]
         assert {Path(link).suffix for link in mine} == {".png", ".svg"}, subject
     for bundle in BUNDLES:  # every population file drawn, one colour per subject
-        assert f"figures/bundle-{bundle}_projections.png" in links
+        assert f"figures/tract-{bundle}_projections.png" in links
     assert "figures/population_qc.svg" in links
     # nothing in figures/ that the page does not link
     assert sorted(f"figures/{p.name}" for p in (main_run / "figures").iterdir()) == \
@@ -166,7 +166,7 @@ def test_failed_nodes_are_on_the_page_without_machine_paths(demo_data: Path,
     text = _text(out)
     assert '<section id="errors"><h2>Failed nodes</h2>' in text
     assert '<a href="#errors" class=bad>Failed (1)</a>' in text
-    assert re.search(r"<td>sub-03</td><td>load</td><td>[^<]*…/sub-03/dwi/CST_R\.trk[^<]*"
+    assert re.search(r"<td>sub-03</td><td>assemble</td><td>[^<]*…/sub-03/dwi/CST_R\.trk[^<]*"
                      r"truncated", text)
     assert str(tmp_path) not in text and str(data) not in text
     assert [r["subject"] for r in _qc(out)] == ["sub-01"] * 3 + ["sub-02"] * 3 + \
@@ -273,10 +273,10 @@ def test_a_rerun_with_nothing_changed_draws_nothing(main_run: Path, tmp_path: Pa
     assert drawn == [path.name] and tree_bytes(out) == first
     # a figure removed or changed: its output is drawn again
     (out / "figures/sub-03_desc-bundles_lengths.svg").unlink()
-    (out / "figures/bundle-AF_L_projections.png").write_bytes(b"changed")
+    (out / "figures/tract-AF_L_projections.png").write_bytes(b"changed")
     write_run_report(out, [])
-    assert sorted(drawn[1:]) == ["bundle-AF_L_tractogram.trx",
-                                 "sub-03_desc-bundles_tractogram.trx"]
+    assert sorted(drawn[1:]) == ["sub-03_desc-bundles_tractogram.trx",
+                                 "tract-AF_L_tractogram.trx"]
     assert tree_bytes(out) == first
     # another seed is another entry
     write_run_report(out, [], seed=1)

@@ -116,7 +116,7 @@ def test_default_page_name_and_what_is_not_replaced(tmp_path: Path, monkeypatch,
 
 
 def test_population_file_page(main_run: Path, tmp_path: Path) -> None:
-    path = main_run / "population" / "bundle-CST_R_tractogram.trx"
+    path = main_run / "population" / "tract-CST_R_tractogram.trx"
     assert main(["report", str(path), "-o", str(tmp_path / "p.html")]) == 0
     _check_page(tmp_path / "p.html", path.name, {f"sub-0{k}": 50 for k in range(1, 6)}, 250)
     assert BUNDLES  # the same demo data as the run report tests

@@ -93,7 +93,7 @@ def test_sources_are_bids_uris(two_runs: tuple[Path, Path, Path]) -> None:
                       .read_text(encoding="utf-8"))
     assert [s["path"] for s in side["Sources"]] == [f"bids:raw:sub-02/dwi/{b}.trk"
                                                     for b in BUNDLES]
-    pop = json.loads((out / "population/bundle-CST_R_tractogram.json").read_text("utf-8"))
+    pop = json.loads((out / "population/tract-CST_R_tractogram.json").read_text("utf-8"))
     assert [s["path"] for s in pop["Sources"]] == [
         f"bids::{s}/dwi/{s}_desc-bundles_tractogram.trx" for s in SUBJECTS]
 
@@ -113,20 +113,20 @@ def test_compare_and_manifest_across_the_two_runs(two_runs: tuple[Path, Path, Pa
     with load(b / "sub-01/dwi/sub-01_desc-bundles_tractogram.trx") as trx:
         save(trx, changed / "sub-01/dwi/sub-01_desc-bundles_tractogram.trx",
              compression="deflate")
-    with load(b / "population/bundle-AF_L_tractogram.trx") as trx:
-        save(trx.select(range(1, len(trx))), changed / "population/bundle-AF_L_tractogram.trx")
+    with load(b / "population/tract-AF_L_tractogram.trx") as trx:
+        save(trx.select(range(1, len(trx))), changed / "population/tract-AF_L_tractogram.trx")
     (changed / "sub-03/dwi/sub-03_desc-bundles_tractogram.trx").unlink()
     assert main(["manifest", "--check", str(expected), str(changed)]) == 1
     out = capsys.readouterr().out
-    assert "population/bundle-AF_L_tractogram.trx: nb_streamlines: 250 in the manifest, 249 " \
+    assert "population/tract-AF_L_tractogram.trx: nb_streamlines: 250 in the manifest, 249 " \
            "now" in out
     assert "sub-03/dwi/sub-03_desc-bundles_tractogram.trx: file: in the manifest, missing now" \
         in out
     assert "sub-01/dwi/sub-01_desc-bundles_tractogram.trx" not in out  # re-encoded: equal
     assert main(["compare", str(b), str(changed)]) == 1
     out = capsys.readouterr().out
-    assert "population/bundle-AF_L_tractogram.trx: nb_streamlines: 250 != 249" in out
-    assert "population/bundle-AF_L_tractogram.trx: groups/sub-01: 50 != 49 members" in out
+    assert "population/tract-AF_L_tractogram.trx: nb_streamlines: 250 != 249" in out
+    assert "population/tract-AF_L_tractogram.trx: groups/sub-01: 50 != 49 members" in out
     assert "sub-03/dwi/sub-03_desc-bundles_tractogram.trx: file: missing in B" in out
 
 
