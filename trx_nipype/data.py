@@ -16,10 +16,10 @@ alone, and every extracted file gets the zip entry's timestamp. Nipype's
 cache hashes files by size and modification time, so a work directory stays
 valid when the demo data is extracted again.
 
-The extracted folder is marked (:data:`DEMO_MARKER`, a hidden file): outputs
-made from it name it by :data:`DEMO_DATASET_URI` in their
-``dataset_description.json``, not by where it happens to be (inside the work
-dir), so that the same job gives the same bytes wherever it runs.
+``trx-nipype run`` without an input folder extracts it into the work dir and
+names it by :data:`DEMO_DATASET_URI` in the outputs' ``dataset_description.json``
+(``Dataset.uri``), not by where it happens to be, so that the same job gives the
+same bytes wherever it runs.
 
 >>> demo_bundles_zip().name
 'minimal_bundles.zip'
@@ -38,13 +38,6 @@ _SUBJECT_DIR = re.compile(r"^sub_(\d+)/([^/]+)$")
 #: where the demo data comes from: the zip shipped inside dipy (``sub_1/AF_L.trk`` there is
 #: ``sub-01/dwi/AF_L.trk`` once extracted); the ``DatasetLinks`` value of outputs made from it
 DEMO_DATASET_URI = "https://github.com/dipy/dipy/blob/master/dipy/data/files/minimal_bundles.zip"
-#: a hidden file in the extracted demo dataset that says what it is
-DEMO_MARKER = ".trx-nipype-demo"
-
-
-def is_demo_dataset(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` is the demo dataset extracted by :func:`fetch_demo_dataset`."""
-    return (Path(folder) / DEMO_MARKER).is_file()
 
 
 def demo_bundles_zip() -> Path:
@@ -94,7 +87,4 @@ def fetch_demo_dataset(dest: str | os.PathLike) -> Path:
             stamp = time.mktime((*info.date_time, 0, 0, -1))
             os.utime(tmp, (stamp, stamp))
             os.replace(tmp, target)
-    marker = dest / DEMO_MARKER
-    if not marker.is_file():
-        marker.write_text(f"{DEMO_DATASET_URI}\n", encoding="utf-8")
     return dest

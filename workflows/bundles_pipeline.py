@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 from trx_nipype.cli.run import DEMO_FOLDER, streamlines_per_subject  # noqa: E402
-from trx_nipype.data import fetch_demo_dataset  # noqa: E402
+from trx_nipype.data import DEMO_DATASET_URI, fetch_demo_dataset  # noqa: E402
 from trx_nipype.workflows import (  # noqa: E402
     RunReport,
     find_dataset,
@@ -39,6 +39,8 @@ def run(input_dir: str | None, output_dir: str, *, work_dir: str | None = None,
     work = Path(work_dir or Path(output_dir) / "work")
     root = input_dir or fetch_demo_dataset(work / DEMO_FOLDER)
     dataset = find_dataset(root)
+    if input_dir is None:  # the demo data: named by where it comes from, not by the work dir
+        dataset.uri = DEMO_DATASET_URI
     wf = init_bundles_pipeline_wf(dataset, output_dir, nb_streamlines=streamlines_per_subject,
                                   seed=seed)
     return run_workflow(wf, work, plugin=plugin, nprocs=nprocs,

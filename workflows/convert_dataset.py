@@ -18,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("NIPYPE_NO_ET", "1")
 
-from trx_nipype.data import fetch_demo_dataset  # noqa: E402
+from trx_nipype.data import DEMO_DATASET_URI, fetch_demo_dataset  # noqa: E402
 from trx_nipype.workflows import find_dataset, init_convert_pipeline_wf, run_workflow  # noqa: E402
 
 
@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(args.work_dir or Path(args.output_dir) / "work")
     dataset = find_dataset(args.input_dir or fetch_demo_dataset(work / "demo-data"),
                            reference=args.reference)
+    if args.input_dir is None:  # the demo data: named by where it comes from
+        dataset.uri = DEMO_DATASET_URI
     wf = init_convert_pipeline_wf(dataset, args.output_dir, out_format=args.format,
                                   positions_dtype=args.positions_dtype)
     report = run_workflow(wf, work, plugin=args.plugin, nprocs=args.nprocs,

@@ -21,7 +21,6 @@ from dipy.tracking.streamline import length as dipy_length
 from PIL import Image
 
 from trx_nipype.cli.main import main
-from trx_nipype.data import DEMO_MARKER
 from trx_nipype.reports.qc import OUTLIER_RULE, QC_COLUMNS
 from trx_nipype.reports.run_report import write_run_report
 
@@ -226,7 +225,6 @@ def test_convert_pipeline_outputs_with_a_reference_are_reported(demo_data: Path,
                                                                 tmp_path: Path) -> None:
     # TCK outputs carry no space: the report reads them with the reference in their sources
     data = Path(shutil.copytree(demo_data, tmp_path / "data"))
-    (data / DEMO_MARKER).unlink(missing_ok=True)  # a dataset of the user's, not the demo
     ref = nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), np.eye(4))  # the TRKs' space
     for subject in SUBJECTS[:3]:
         nib.save(ref, str(data / subject / "dwi" / "t1.nii.gz"))

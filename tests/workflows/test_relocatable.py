@@ -16,7 +16,7 @@ from trx_test_helpers import tree_bytes
 from trx_nipype.cli.main import main
 from trx_nipype.core import load, save
 from trx_nipype.core.operations.compare import tree_files
-from trx_nipype.data import DEMO_DATASET_URI, DEMO_MARKER
+from trx_nipype.data import DEMO_DATASET_URI
 from trx_nipype.interfaces import TrxInfo
 
 SUBJECTS = ["sub-01", "sub-02", "sub-03", "sub-04", "sub-05"]
@@ -135,7 +135,6 @@ def test_a_user_dataset_moved_with_its_outputs_gives_the_same_bytes(demo_source:
     """sourcedata and derivatives side by side, run, moved elsewhere, run again."""
     study = tmp_path / "one" / "study"
     shutil.copytree(demo_source, study / "rawdata")
-    (study / "rawdata" / DEMO_MARKER).unlink()  # a dataset of the user's, not the demo
     out = study / "derivatives" / "trx"
     assert main(["run", str(study / "rawdata"), "--output-dir", str(out), "--pipeline",
                  "convert", "--out-format", "trk", "--work-dir", str(tmp_path / "w1"),

@@ -96,6 +96,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         origin = ""
     dataset = find_dataset(root, patterns=args.pattern, subjects=args.subjects,
                            reference=args.reference, reference_pattern=args.reference_pattern)
+    if args.input_dir is None:  # named by where it comes from, not by the work dir
+        from ..data import DEMO_DATASET_URI
+
+        dataset.uri = DEMO_DATASET_URI
     if args.pipeline == "bundles":
         if args.positions_dtype or args.compression != "stored":
             raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "

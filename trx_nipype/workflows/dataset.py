@@ -121,6 +121,9 @@ class Dataset:
     root: Path
     subjects: list[Subject] = field(default_factory=list)
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    #: how outputs' ``DatasetLinks`` name this dataset instead of its path relative to
+    #: the output folder (the demo data: the file it is extracted from)
+    uri: str | None = None
 
     @property
     def bundles(self) -> list[str]:

@@ -174,18 +174,13 @@ def resolve_source(name: str, out_dir: str | os.PathLike) -> Path | None:
 def dataset_link(folder: str | os.PathLike, out_dir: str | os.PathLike) -> str:
     """The ``DatasetLinks`` value of a dataset: where it is, relative to the output folder.
 
-    The demo dataset (:func:`trx_nipype.data.fetch_demo_dataset`) lives in the
-    work dir, wherever that is: it is named by the file it is extracted from
-    (:data:`trx_nipype.data.DEMO_DATASET_URI`) instead, so that the output is
-    the same whatever the work dir.
+    A URI (``https://...``, a dataset named by where it comes from) is kept as it is.
 
     >>> dataset_link("/data/bids", "/data/derivatives/trx")
     '../../bids'
     """
-    from ..data import DEMO_DATASET_URI, is_demo_dataset
-
-    if is_demo_dataset(folder):
-        return DEMO_DATASET_URI
+    if "://" in os.fspath(folder):
+        return os.fspath(folder)
     return Path(os.path.relpath(os.path.abspath(os.fspath(folder)),
                                 os.path.abspath(os.fspath(out_dir)))).as_posix()
 

@@ -161,6 +161,11 @@ def dataset_links(dataset: Dataset) -> dict[str, str]:
     return {"raw": os.path.abspath(dataset.root)}
 
 
+def described_links(dataset: Dataset) -> dict[str, str]:
+    """``DatasetLinks`` of the output: the dataset's :attr:`~Dataset.uri`, else its root."""
+    return {"raw": dataset.uri or os.path.abspath(dataset.root)}
+
+
 def sink_node(name: str, output_dir: str | os.PathLike, pipeline: str, description: str,
               parameters: dict[str, Any], destinations: Sequence[str], *,
               many: bool = False, links: dict[str, str] | None = None) -> pe.Node:
@@ -285,7 +290,8 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
             (exports, ds_population, [("out", "sources")]),
         ])
     write_dataset_description(output_dir, "bundles", "Subject bundles assembled into TRX "
-                              "files, and population bundles (one group per subject).", links)
+                              "files, and population bundles (one group per subject).",
+                              described_links(dataset))
     _expect(wf, output_dir, "bundles", pipeline_outputs(dataset, "bundles",
                                                         population=population))
     _contexts(wf, subjects)
@@ -357,7 +363,7 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         subject_wfs.append(convert_wf)
     wf.add_nodes(subject_wfs)
     write_dataset_description(output_dir, "convert", f"Bundle files converted to {out_format}.",
-                              links)
+                              described_links(dataset))
     _expect(wf, output_dir, "convert", pipeline_outputs(dataset, "convert",
                                                         out_format=out_format))
     _contexts(wf, subjects)
