@@ -345,6 +345,29 @@ def test_profile_equals_afq_profile(real: Path, tmp_path: Path) -> None:
                                chunk_vertices=1), expected, rtol=1e-5)
 
 
+def test_profile_orients_reversed_streamlines_as_dipy() -> None:
+    # half the streamlines of a real bundle stored backwards: dipy's orient_by_streamline
+    # turns them round before the profile; ours reads their values backwards instead
+    import importlib.resources
+
+    fornix = importlib.resources.files("dipy") / "data" / "files" / "tracks300.trk"
+    original = nib.streamlines.load(str(fornix)).streamlines
+    rng = np.random.default_rng(3)
+    lines = [np.array(s, np.float32)[::-1].copy() if i and rng.random() < 0.5
+             else np.array(s, np.float32) for i, s in enumerate(original)]
+    low = np.floor(np.concatenate(lines).min(0)) - 2
+    affine = np.eye(4)
+    affine[:3, 3] = low
+    dims = tuple(int(d) for d in np.ceil(np.concatenate(lines).max(0) - low) + 3)
+    data = np.random.default_rng(0).random(dims) + 1.0
+    trx = TrxFile.from_arrays(np.concatenate(lines), lengths=[len(s) for s in lines],
+                              affine=affine, dimensions=dims)
+    expected = afq_profile(data, Streamlines(lines), affine, n_points=50, orient_by=lines[0])
+    for chunk in (SMALL_CHUNK, 10**6):
+        np.testing.assert_allclose(bundle_profile(trx, data, grid_of(trx), nb_points=50,
+                                                  chunk_vertices=chunk), expected, rtol=1e-6)
+
+
 def test_profile_table_tsv_all_and_bad_inputs(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     pos = (rng.random((60, 3)) * 3).astype(np.float32)

@@ -213,10 +213,14 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
             m = int(nb_points)
             for chunk in trx.iter_chunks(chunk_vertices, weights=budget):
                 lens_c = np.asarray(chunk.lengths)
-                used = lens_c[lens_c > 0]
-                out = np.zeros((len(used) * m, 3), dtype=work)
                 pos = chunk_positions(trx, chunk, work)
                 many = lens_c > 1
+                if many.all():  # the usual chunk: no empty or one-point streamline to place
+                    fixed = set_number_of_points(as_sequence(pos, lens_c), nb_points=m)
+                    yield np.asarray(fixed.get_data()).astype(pos_dt, copy=False)
+                    continue
+                used = lens_c[lens_c > 0]
+                out = np.zeros((len(used) * m, 3), dtype=work)
                 if many.any():
                     fixed = set_number_of_points(
                         as_sequence(np.ascontiguousarray(pos[np.repeat(many, lens_c)]),

@@ -157,25 +157,25 @@ class ProfileResult:
     nb_streamlines: list[int]
 
 
-def _oriented(pos: np.ndarray, lens: np.ndarray, standard: np.ndarray) -> np.ndarray:
-    """The chunk's vertices with each streamline reversed where dipy's
-    ``orient_by_streamline(bundle, standard)`` reverses it."""
+def _flipped(pos: np.ndarray, lens: np.ndarray, standard: np.ndarray) -> np.ndarray:
+    """Which streamlines of the chunk dipy's ``orient_by_streamline(bundle, standard)``
+    reverses: those closer to ``standard`` reversed, over 12 resampled points."""
     from dipy.tracking.streamline import set_number_of_points
 
     n = len(lens)
     short = set_number_of_points(as_sequence(pos, lens), nb_points=ORIENT_POINTS)
     short = np.asarray(short.get_data()).reshape(n, ORIENT_POINTS, 3)
-    direct = np.sqrt(np.sum((short - standard) ** 2, -1)).sum(-1)
-    flipped = np.sqrt(np.sum((short[:, ::-1] - standard) ** 2, -1)).sum(-1)
-    flip = direct > flipped
-    if not flip.any():
-        return pos
-    starts = np.cumsum(lens) - lens
-    sid = streamline_ids(lens)
-    index = np.arange(len(pos))
-    rev = flip[sid]
-    index[rev] = (2 * starts[sid] + lens[sid] - 1 - index)[rev]
-    return pos[index]
+    return _distance(short, standard) > _distance(short[:, ::-1], standard)
+
+
+def _distance(short: np.ndarray, standard: np.ndarray) -> np.ndarray:
+    """Summed point-to-point distances of ``(n, k, 3)`` streamlines to one ``(k, 3)``, as
+    dipy's ``orient_by_streamline`` (coordinates added one by one: no reduction over 3)."""
+    d = short - standard
+    d *= d
+    squared = d[..., 0] + d[..., 1]
+    squared += d[..., 2]
+    return np.sqrt(squared, out=squared).sum(-1)
 
 
 def bundle_profile(trx: TrxFile, data: np.ndarray, grid: Grid, *, nb_points: int = 100,
@@ -208,11 +208,15 @@ def bundle_profile(trx: TrxFile, data: np.ndarray, grid: Grid, *, nb_points: int
             first = np.ascontiguousarray(pos[:lens[0]])
             standard = np.asarray(set_number_of_points(
                 [first], nb_points=ORIENT_POINTS)[0]).astype(dtype)
-        pos = _oriented(pos, lens, standard)
+        # a reversed streamline's resampled points are its resampled points reversed:
+        # resample as stored, then read the values of the flipped ones backwards
+        flip = _flipped(pos, lens, standard)
         fixed = set_number_of_points(as_sequence(np.ascontiguousarray(pos), lens),
                                      nb_points=nb_points)
         vals = interpolate(data, grid, np.asarray(fixed.get_data()))
-        total += vals.reshape(len(lens), nb_points).sum(axis=0)
+        vals = vals.reshape(len(lens), nb_points)
+        total += vals[~flip].sum(axis=0)
+        total += vals[flip].sum(axis=0)[::-1]
         count += len(lens)
     if count == 0:
         log.warning("profile of %d streamlines, none of 2 points or more: NaN", len(lengths))
