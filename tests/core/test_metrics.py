@@ -52,3 +52,20 @@ def test_lengths_of_a_file_written_by_trx_python(tmp_path: Path) -> None:
     expected = length(np.split(pos.astype(np.float64), np.cumsum(lens)[:-1]))
     with load(tmp_path / "theirs.trx") as trx:
         np.testing.assert_allclose(lengths_mm(trx), expected, rtol=1e-9)
+
+
+def test_packed_data_is_the_buffer_when_packed_and_a_copy_otherwise() -> None:
+    from dipy.tracking.streamline import set_number_of_points
+    from nibabel.streamlines import ArraySequence
+
+    from trx_nipype.core.metrics import as_sequence, packed_data
+
+    pos = np.arange(60, dtype=np.float32).reshape(20, 3)
+    fixed = set_number_of_points(as_sequence(pos, np.array([5, 7, 8])), nb_points=4)
+    data = packed_data(fixed)
+    assert np.shares_memory(data, fixed._data)
+    np.testing.assert_array_equal(data, fixed.get_data())
+    # streamlines out of order in their buffer (a selection): copied, in order
+    seq = ArraySequence()
+    seq._data, seq._offsets, seq._lengths = pos, np.array([10, 0]), np.array([3, 2])
+    np.testing.assert_array_equal(packed_data(seq), np.concatenate([pos[10:13], pos[0:2]]))

@@ -145,6 +145,18 @@ def iter_streamlines(trx: TrxFile, *, chunk_vertices: int = METRIC_CHUNK_VERTICE
         yield as_sequence(chunk_positions(trx, chunk, dtype), chunk.lengths)
 
 
+def packed_data(seq: ArraySequence) -> np.ndarray:
+    """The points of an ``ArraySequence``, in order, as one array: its own buffer when
+    its streamlines already lie packed end to end in it (what dipy's functions return),
+    else a copy (``get_data``, which always copies)."""
+    data, lengths = seq._data, np.asarray(seq._lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    if len(data) == (int(ends[-1]) if len(ends) else 0) and np.array_equal(
+            np.asarray(seq._offsets, dtype=np.int64), ends - lengths):
+        return data
+    return seq.get_data()
+
+
 def as_sequence(data: np.ndarray, lengths: np.ndarray) -> ArraySequence:
     """An ``ArraySequence`` over ``data`` (no copy), whose streamlines have ``lengths``."""
     lengths = np.asarray(lengths, dtype=np.intp)

@@ -36,6 +36,7 @@ from ..metrics import (
     as_sequence,
     chunk_positions,
     lengths_mm,
+    packed_data,
     segment_lengths,
     streamline_ids,
 )
@@ -217,7 +218,7 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
                 many = lens_c > 1
                 if many.all():  # the usual chunk: no empty or one-point streamline to place
                     fixed = set_number_of_points(as_sequence(pos, lens_c), nb_points=m)
-                    yield np.asarray(fixed.get_data()).astype(pos_dt, copy=False)
+                    yield packed_data(fixed).astype(pos_dt, copy=False)
                     continue
                 used = lens_c[lens_c > 0]
                 out = np.zeros((len(used) * m, 3), dtype=work)
@@ -225,7 +226,7 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
                     fixed = set_number_of_points(
                         as_sequence(np.ascontiguousarray(pos[np.repeat(many, lens_c)]),
                                     lens_c[many]), nb_points=m)
-                    out[np.repeat(used > 1, m)] = np.asarray(fixed.get_data())
+                    out[np.repeat(used > 1, m)] = packed_data(fixed)
                 if (used == 1).any():  # a one-point streamline repeats its point
                     starts = (np.cumsum(lens_c) - lens_c)[lens_c == 1]
                     out[np.repeat(used == 1, m)] = np.repeat(pos[starts], m, axis=0)

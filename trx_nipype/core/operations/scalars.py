@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dtypes import check_key
-from ..metrics import as_sequence, chunk_positions, streamline_ids
+from ..metrics import as_sequence, chunk_positions, packed_data, streamline_ids
 from ..save import MemberStream, trx_members
 from ..trxfile import TrxFile
 from .analysis_io import (
@@ -164,7 +164,7 @@ def _flipped(pos: np.ndarray, lens: np.ndarray, standard: np.ndarray) -> np.ndar
 
     n = len(lens)
     short = set_number_of_points(as_sequence(pos, lens), nb_points=ORIENT_POINTS)
-    short = np.asarray(short.get_data()).reshape(n, ORIENT_POINTS, 3)
+    short = packed_data(short).reshape(n, ORIENT_POINTS, 3)
     return _distance(short, standard) > _distance(short[:, ::-1], standard)
 
 
@@ -213,7 +213,7 @@ def bundle_profile(trx: TrxFile, data: np.ndarray, grid: Grid, *, nb_points: int
         flip = _flipped(pos, lens, standard)
         fixed = set_number_of_points(as_sequence(np.ascontiguousarray(pos), lens),
                                      nb_points=nb_points)
-        vals = interpolate(data, grid, np.asarray(fixed.get_data()))
+        vals = interpolate(data, grid, packed_data(fixed))
         vals = vals.reshape(len(lens), nb_points)
         total += vals[~flip].sum(axis=0)
         total += vals[flip].sum(axis=0)[::-1]
