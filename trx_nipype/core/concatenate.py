@@ -173,8 +173,8 @@ def _chained(inputs: list[_Input], table: str, key: str, per: str, dtype: np.dty
             if table == "positions":
                 log.info("concatenate: positions of %s (%d/%d): %d streamlines", inp.label,
                          k + 1, len(inputs), len(trx))
-            arr = getattr(trx.source_arrays(), table)[key]
-            for block in row_chunks(trx, arr, dtype, per_vertex=per == "vertices",
+            reader = getattr(trx.source_arrays(), table).reader(key)
+            for block in row_chunks(trx, reader, dtype, per_vertex=per == "vertices",
                                     chunk_vertices=CHUNK_VERTICES):
                 yield block.reshape((len(block), *tail))  # (n,) and (n, 1) alike
     return gen
@@ -301,7 +301,8 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
                                    offsets_dtype=offsets_dtype, atol=atol, dest=out_path)
         log.info("concatenate: %d inputs, %d streamlines, %d vertices -> %s", len(prepared),
                  header["NB_STREAMLINES"], header["NB_VERTICES"], out_path)
-        return write_members(out_path, header, members, compression=compression)
+        return write_members(out_path, header, members, compression=compression,
+                             sources=[inp.trx for inp in prepared])
     finally:
         for trx in opened:
             trx.close()

@@ -60,6 +60,12 @@ class Source:
         """The dtype of the stored offsets."""
         return np.dtype(self.offsets.dtype)
 
+    def check_unchanged(self) -> None:
+        """Raise ``SourceChangedError`` if a file this source read has changed since."""
+        check = getattr(self.container, "check_unchanged", None)
+        if check is not None:  # a loaded file's container (not a growable's own store)
+            check()
+
     @property
     def positions_dtype(self) -> np.dtype:
         """The dtype of the stored positions."""
@@ -245,6 +251,21 @@ class TrxFile:
     def source_arrays(self) -> Source:
         """The unselected source (for writers that gather chunk by chunk)."""
         return self._src
+
+    def check_unchanged(self) -> None:
+        """Raise if the file this tractogram was loaded from changed since it was opened.
+
+        Operations read their inputs with bounded reads that check this as they
+        go, and again before their output replaces anything; a caller reading
+        the maps (``positions``, ``dpv``...) itself can call it when done.
+
+        Raises
+        ------
+        trx_nipype.core.reading.SourceChangedError
+            Naming the file (and member) and what changed: truncated, resized,
+            modified or replaced by another file.
+        """
+        self._src.check_unchanged()
 
     # -------------------------------------------------------------- selection
     def select(self, indices: Iterable[int] | np.ndarray, *, keep_empty_groups: bool = False

@@ -1,0 +1,291 @@
+"""The operations' way of reading an input: bounded ``pread`` s, and a check that it held still.
+
+:class:`~trx_nipype.core.TrxFile` hands users memory maps. Operations (save,
+select, concatenate, convert) do not read through them:
+
+- a map of a file that another process truncates raises ``SIGBUS`` on the
+  next touch, which kills the process; a ``pread`` returns short instead,
+  which becomes :class:`SourceChangedError` naming the file;
+- members of zips written by other tools start at any byte (trx-python's
+  positions often at an odd offset), and numpy's ``take`` copies a whole
+  unaligned array before gathering from it; reads land in aligned buffers;
+- large sequential reads instead of page faults, 4 KB at a time, on a map.
+
+Each input file is opened once (:class:`OpenFile`) and stamped (device,
+inode, size, modification time). Every read checks that the stamp still holds,
+and so does the writer before it renames its output into place: an input
+truncated, overwritten or replaced while an operation reads it gives an error
+naming the file and leaves no output, never a mix of two files. A zip renamed
+over while open is no change at all: its open file is still the old one, read
+whole and consistent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import TrxFormatError
+
+#: bytes read at a time when a gather reads a run of rows, and when copying
+WINDOW_BYTES = 16 << 20
+#: a gap between needed rows larger than this is skipped, not read
+GAP_BYTES = 256 << 10
+
+
+class SourceChangedError(TrxFormatError):
+    """An input was truncated, overwritten or replaced while it was being read.
+
+    A :class:`~trx_nipype.core.TrxFormatError` (so callers that report bad
+    input report this too) naming the file, the member and what changed.
+    """
+
+
+def changed(path: str | os.PathLike, member: str | None, what: str) -> SourceChangedError:
+    """The error for ``path`` (``member``) having changed while being read: ``what`` changed."""
+    return SourceChangedError(path, member, f"changed while being read ({what}); nothing "
+                              "was written from it: run again once the file is complete")
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What identifies a file's content cheaply: device, inode, size, modification time."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Stamp:
+        """The stamp of a ``stat`` result."""
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def change(self, now: Stamp) -> str | None:
+        """How ``now`` differs from this stamp (None when it does not)."""
+        if (now.dev, now.ino) != (self.dev, self.ino):
+            return "replaced by another file"
+        if now.size != self.size:
+            return f"size {self.size} -> {now.size} bytes"
+        if now.mtime_ns != self.mtime_ns:
+            return "modified"
+        return None
+
+
+class OpenFile:
+    """A file opened once, read with ``pread`` only, checked against its stamp.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to open.
+    label : str
+        The input named in errors (the TRX zip or folder).
+    member : str, optional
+        The member named in errors (a TRX folder's file).
+    expect : Stamp, optional
+        The stamp the file had when its container was listed: a file that
+        differs (replaced, resized, rewritten since) is refused.
+    """
+
+    def __init__(self, path: str | os.PathLike, label: str | os.PathLike,
+                 member: str | None = None, expect: Stamp | None = None) -> None:
+        self.path = os.fspath(path)
+        self.label = os.fspath(label)
+        self.member = member
+        self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            self.stamp = Stamp.of(os.fstat(self.fd))
+            what = expect.change(self.stamp) if expect is not None else None
+            if what:
+                raise changed(self.label, member, what)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.closed = False
+
+    @property
+    def size(self) -> int:
+        """The size the file had when opened."""
+        return self.stamp.size
+
+    def check(self) -> None:
+        """Raise :class:`SourceChangedError` if the file changed since it was opened."""
+        if self.closed:
+            return
+        what = self.stamp.change(Stamp.of(os.fstat(self.fd)))
+        if what:
+            raise changed(self.label, self.member, what)
+
+    def read_into(self, view: memoryview | np.ndarray, offset: int,
+                  member: str | None = None) -> None:
+        """Fill ``view`` with the bytes at ``offset``; a short read is an error."""
+        view = memoryview(view).cast("B")
+        done, total = 0, view.nbytes
+        while done < total:
+            n = os.preadv(self.fd, [view[done:]], offset + done)
+            if n == 0:
+                self.check()
+                raise changed(self.label, member or self.member,
+                              f"ended at byte {offset + done}, {total - done} bytes early")
+            done += n
+
+    def read(self, offset: int, nbytes: int, member: str | None = None) -> bytes:
+        """``nbytes`` bytes at ``offset``, as immutable ``bytes`` (one copy)."""
+        data = os.pread(self.fd, nbytes, offset)
+        if len(data) < nbytes:  # a signal, or the end of the file: finish (or fail) in place
+            buf = bytearray(nbytes)
+            buf[:len(data)] = data
+            self.read_into(memoryview(buf)[len(data):], offset + len(data), member)
+            data = bytes(buf)
+        return data
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+
+def read_file(path: str | os.PathLike, label: str | os.PathLike, member: str | None,
+              expect: Stamp | None = None) -> bytes:
+    """A whole (small) file, checked against ``expect``."""
+    f = OpenFile(path, label, member, expect)
+    try:
+        return f.read(0, f.size)
+    finally:
+        f.close()
+
+
+def _rows_of(shape: Sequence[int]) -> tuple[int, tuple[int, ...]]:
+    return (int(shape[0]) if len(shape) else 0), tuple(int(s) for s in shape[1:])
+
+
+class MemberReader:
+    """Rows of one array stored at ``offset`` in an :class:`OpenFile`.
+
+    Parameters
+    ----------
+    file : OpenFile
+    offset : int
+        Byte offset of row 0 in the file.
+    dtype : numpy dtype
+    shape : tuple of int
+        ``(rows, *tail)``.
+    member : str
+        The member, for errors.
+    crc : int, optional
+        The member's CRC-32 when its container records it (a stored zip
+        member): a byte-for-byte copy can then reuse it.
+    """
+
+    def __init__(self, file: OpenFile, offset: int, dtype: np.dtype, shape: Sequence[int],
+                 member: str, crc: int | None = None) -> None:
+        self.file = file
+        self.offset = int(offset)
+        self.dtype = np.dtype(dtype)
+        self.nrows, self.tail = _rows_of(shape)
+        self.member = member
+        self.crc = crc
+        self.row_bytes = self.dtype.itemsize * int(np.prod(self.tail, dtype=np.int64))
+        self.nbytes = self.nrows * self.row_bytes
+        self._window: np.ndarray | None = None
+
+    def _out(self, n: int, out: np.ndarray | None) -> np.ndarray:
+        if out is not None and out.dtype == self.dtype and out.shape[1:] == self.tail \
+                and len(out) >= n and out.flags.c_contiguous:
+            return out[:n]
+        return np.empty((n, *self.tail), dtype=self.dtype)
+
+    def rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop``, read into ``out`` (reused when it fits) or a new array."""
+        arr = self._out(stop - start, out)
+        if arr.size:
+            self.file.read_into(arr, self.offset + start * self.row_bytes, self.member)
+        self.file.check()
+        return arr
+
+    def _buffer(self, rows: int) -> np.ndarray:
+        need = rows * self.row_bytes
+        if self._window is None or self._window.nbytes < need:
+            self._window = np.empty(need, dtype=np.uint8)
+        return self._window[:need].view(self.dtype).reshape(rows, *self.tail)
+
+    def gather(self, index: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows at ``index`` (any order, repeats allowed), reading only the runs needed.
+
+        The rows needed are read in runs of at most :data:`WINDOW_BYTES`;
+        gaps wider than :data:`GAP_BYTES` are skipped. Memory: the output
+        plus one window.
+        """
+        idx = np.asarray(index, dtype=np.int64)
+        arr = self._out(len(idx), out)
+        if len(idx) == 0:
+            return arr
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= self.nrows:
+            raise IndexError(f"{self.file.label}: {self.member}: row {lo if lo < 0 else hi} "
+                             f"out of range for {self.nrows} rows")
+        window = max(1, WINDOW_BYTES // max(self.row_bytes, 1))
+        if hi - lo < window:  # one read covers it all
+            buf = self._buffer(hi - lo + 1)
+            self.file.read_into(buf, self.offset + lo * self.row_bytes, self.member)
+            np.take(buf, idx - lo, axis=0, out=arr, mode="clip")
+            self.file.check()
+            return arr
+        order = None
+        if np.any(idx[1:] < idx[:-1]):
+            order = np.argsort(idx, kind="stable")
+            idx = idx[order]
+        gap = max(1, GAP_BYTES // max(self.row_bytes, 1))
+        cuts = np.flatnonzero(np.diff(idx) > gap) + 1
+        bounds = np.concatenate([[0], cuts, [len(idx)]])
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            while a < b:
+                first = int(idx[a])
+                stop = a + int(np.searchsorted(idx[a:b], first + window, side="left"))
+                last = int(idx[stop - 1])
+                buf = self._buffer(last - first + 1)
+                self.file.read_into(buf, self.offset + first * self.row_bytes, self.member)
+                if order is None:
+                    np.take(buf, idx[a:stop] - first, axis=0, out=arr[a:stop], mode="clip")
+                else:
+                    arr[order[a:stop]] = buf[idx[a:stop] - first]
+                a = stop
+        self.file.check()
+        return arr
+
+    def release(self) -> None:
+        """Drop the read window (the reader can still be used)."""
+        self._window = None
+
+
+class ArrayReader:
+    """The same interface over an array already in memory (or a private map)."""
+
+    file: OpenFile | None = None
+    crc: int | None = None
+
+    def __init__(self, arr: Any) -> None:
+        self.arr = arr
+        self.dtype = np.dtype(arr.dtype)
+        self.nrows, self.tail = _rows_of(arr.shape)
+        self.row_bytes = self.dtype.itemsize * int(np.prod(self.tail, dtype=np.int64))
+        self.nbytes = self.nrows * self.row_bytes
+
+    def rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop`` (a view)."""
+        return np.asarray(self.arr[start:stop])
+
+    def gather(self, index: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows at ``index``."""
+        from .arrays import take_rows
+
+        return np.asarray(take_rows(self.arr, np.asarray(index, dtype=np.int64)))
+
+    def release(self) -> None:
+        """Nothing to drop."""
