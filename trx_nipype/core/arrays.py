@@ -73,6 +73,9 @@ class LazyArrays(Mapping):
     def __iter__(self) -> Iterator[str]:
         return iter(self._specs)
 
+    def __contains__(self, name: object) -> bool:  # Mapping's would load (map) the array
+        return name in self._specs
+
     def __len__(self) -> int:
         return len(self._specs)
 
@@ -107,6 +110,9 @@ class GatheredArrays(Mapping):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._base)
+
+    def __contains__(self, name: object) -> bool:  # without gathering
+        return name in self._base
 
     def __len__(self) -> int:
         return len(self._base)

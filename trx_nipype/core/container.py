@@ -57,6 +57,7 @@ def readonly_array(buffer: bytes | memoryview | mmap.mmap, dtype: np.dtype, shap
 
 
 def _map_file(f: OpenFile) -> mmap.mmap | None:
+    f.check()  # a file cut short since it was opened: an error naming it, not a bad map
     if f.size == 0:
         return None
     return mmap.mmap(f.fd, f.size, access=mmap.ACCESS_READ)

@@ -142,12 +142,16 @@ def _trx_blocks(trx: TrxFile, data: bool = True) -> Iterator[Block]:
         m = np.zeros(len(trx), dtype=bool)
         m[np.asarray(idx, dtype=np.int64)] = True
         masks[name] = m
+    # bounded preads, not the maps (a map another process truncates kills with SIGBUS)
+    positions = src.positions.reader("positions")
+    dpv = {k: src.dpv.reader(k) for k in src.dpv} if data else {}
+    dps = {k: src.dps.reader(k) for k in src.dps} if data else {}
     for c in trx.iter_chunks(BLOCK_VERTICES):
-        yield Block(np.asarray(c.lengths, dtype=np.int64),
-                    np.asarray(src.positions["positions"][c.vertices]),
-                    {k: np.asarray(src.dpv[k][c.vertices]) for k in src.dpv if data},
-                    {k: np.asarray(src.dps[k][c.streamlines]) for k in src.dps if data},
+        yield Block(np.asarray(c.lengths, dtype=np.int64), positions.take(c.vertices),
+                    {k: r.take(c.vertices) for k, r in dpv.items()},
+                    {k: r.take(c.streamlines) for k, r in dps.items()},
                     {g: np.flatnonzero(m[c.streamlines]) for g, m in masks.items()})
+    trx.check_unchanged()
 
 
 # ---------------------------------------------------------------- bbox check

@@ -371,9 +371,9 @@ def inspect(trx: TrxFile, deep: bool = False) -> ValidationReport:
 
 def _deep_check(trx: TrxFile) -> None:
     src = trx.source_arrays()
-    positions = src.positions["positions"]
+    positions = src.positions.reader("positions")  # bounded preads, not the map
     for chunk in trx.iter_chunks():
-        block = positions[chunk.vertices]
+        block = positions.take(chunk.vertices)
         if not np.all(np.isfinite(block)):
             bad = np.flatnonzero(~np.all(np.isfinite(block), axis=1))[0]
             vertex = chunk.vertices.start + int(bad)
@@ -382,4 +382,8 @@ def _deep_check(trx: TrxFile) -> None:
                                  f"at vertex {vertex}")
     for table in (src.dps, src.dpv, *src.dpg.values()):
         for key in table:
-            np.asarray(table[key]).sum()  # touches every byte (and inflates)
+            reader = table.reader(key)  # reads every byte (and inflates)
+            step = max(1, (16 << 20) // max(reader.row_bytes, 1))
+            for a in range(0, reader.nrows, step):
+                reader.rows(a, min(a + step, reader.nrows))
+    trx.check_unchanged()

@@ -259,6 +259,12 @@ class MemberReader:
         self.file.check()
         return arr
 
+    def take(self, rows: slice | np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`rows` for a slice (a run), :meth:`gather` for indices."""
+        if isinstance(rows, slice):
+            return self.rows(rows.start, rows.stop, out)
+        return self.gather(rows, out)
+
     def release(self) -> None:
         """Drop the read window (the reader can still be used)."""
         self._window = None
@@ -286,6 +292,12 @@ class ArrayReader:
         from .arrays import take_rows
 
         return np.asarray(take_rows(self.arr, np.asarray(index, dtype=np.int64)))
+
+    def take(self, rows: slice | np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows of a slice (a view) or at indices."""
+        if isinstance(rows, slice):
+            return self.rows(rows.start, rows.stop, out)
+        return self.gather(rows, out)
 
     def release(self) -> None:
         """Nothing to drop."""

@@ -99,11 +99,7 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
     buf = None
     try:
         for c in trx.iter_chunks(chunk_vertices, vertices=per_vertex):
-            rows = c.vertices if per_vertex else c.streamlines
-            if isinstance(rows, slice):
-                block = reader.rows(rows.start, rows.stop, out=buf)
-            else:
-                block = reader.gather(rows, out=buf)
+            block = reader.take(c.vertices if per_vertex else c.streamlines, out=buf)
             if buf is None or len(block) > len(buf):
                 buf = block
             yield block.astype(dtype, copy=False)

@@ -252,6 +252,24 @@ class TrxFile:
         """The unselected source (for writers that gather chunk by chunk)."""
         return self._src
 
+    def iter_positions(self, max_vertices: int = CHUNK_VERTICES
+                       ) -> Iterator[tuple[Chunk, np.ndarray]]:
+        """``(chunk, positions)`` of runs of whole streamlines, read with bounded reads.
+
+        The safe way to read every coordinate of a large file: each block is
+        read from the file (``pread``, not the map) into a new array of at most
+        ``max_vertices`` rows, and a file that another process truncates or
+        rewrites meanwhile raises ``SourceChangedError`` naming it, where
+        touching :attr:`positions` (a map) would kill the process with SIGBUS.
+        """
+        reader = self._src.positions.reader("positions")
+        try:
+            for chunk in self.iter_chunks(max_vertices):
+                yield chunk, reader.take(chunk.vertices)
+        finally:
+            reader.release()
+        self.check_unchanged()
+
     def check_unchanged(self) -> None:
         """Raise if the file this tractogram was loaded from changed since it was opened.
 
