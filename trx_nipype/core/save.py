@@ -87,7 +87,9 @@ def length_blocks(trx: TrxFile, block: int = 1 << 20) -> Iterator[np.ndarray]:
 
 
 def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
-               chunk_vertices: int = CHUNK_VERTICES) -> Iterator[np.ndarray]:
+               chunk_vertices: int = CHUNK_VERTICES,
+               inspect: Callable[[np.ndarray, np.ndarray], None] | None = None
+               ) -> Iterator[np.ndarray]:
     """The rows of a *source* array of ``trx`` that ``trx`` holds, chunk by chunk.
 
     ``reader`` reads the source array (``LazyArrays.reader``: ``pread`` s of
@@ -95,6 +97,8 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
     (positions, dpv) or streamline rows (dps). Runs of rows are read whole, a
     view's scattered rows gathered. Each chunk may be a view of one buffer
     refilled for the next: consume it before asking for the next one.
+    ``inspect(rows, lengths)``, when given, sees each chunk of whole
+    streamlines as read (e.g. a bounding-box count riding on the same pass).
     """
     buf = None
     try:
@@ -102,15 +106,23 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
             block = reader.take(c.vertices if per_vertex else c.streamlines, out=buf)
             if buf is None or len(block) > len(buf):
                 buf = block
+            if inspect is not None:
+                inspect(block, c.lengths)
             yield block.astype(dtype, copy=False)
     finally:
         reader.release()
 
 
 def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any = None,
-                dest: Any = "output", chunk_vertices: int = CHUNK_VERTICES
+                dest: Any = "output", chunk_vertices: int = CHUNK_VERTICES,
+                inspect_positions: Callable[[np.ndarray, np.ndarray], None] | None = None
                 ) -> tuple[dict[str, Any], list[MemberStream]]:
-    """The header and the member streams that write ``trx``."""
+    """The header and the member streams that write ``trx``.
+
+    ``inspect_positions(positions, lengths)`` sees the positions of each chunk
+    of whole streamlines as they are written (the member is then streamed, not
+    copied whole).
+    """
     src = trx.source_arrays()
     n, v = len(trx), trx.nb_vertices
     pos_dt = _target(positions_dtype, src.positions_dtype, POSITION_DTYPES, "positions")
@@ -122,19 +134,20 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
     check_offsets_dtype(off_dt, v, dest)
 
     def stream(name: str, nbytes: int, table: Any, key: str, dtype: np.dtype,
-               per_vertex: bool) -> MemberStream:
-        same = not trx.is_view and table.spec(key)[0] == dtype
+               per_vertex: bool, inspect: Callable | None = None) -> MemberStream:
+        same = not trx.is_view and table.spec(key)[0] == dtype and inspect is None
         return MemberStream(name, nbytes,
                             lambda: row_chunks(trx, table.reader(key), dtype,
                                                per_vertex=per_vertex,
-                                               chunk_vertices=chunk_vertices),
+                                               chunk_vertices=chunk_vertices,
+                                               inspect=inspect),
                             (lambda: table.reader(key)) if same else None)
 
     members = [
         MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,
                      lambda: offsets_chunks(length_blocks(trx), off_dt)),
         stream(f"positions.3.{dtype_name(pos_dt)}", v * 3 * pos_dt.itemsize, src.positions,
-               "positions", pos_dt, True),
+               "positions", pos_dt, True, inspect_positions),
     ]
     for folder, table, rows, per_vertex in (("dps", src.dps, n, False),
                                             ("dpv", src.dpv, v, True)):
@@ -244,12 +257,17 @@ def save(trx: TrxFile, path: str | os.PathLike, compression: str = "stored",
     trx_nipype.core.writer.TrxWriteError
         If the destination cannot be written (it is then left as it was).
     """
-    if trx.path is not None and _same_file(trx.path, path):
-        raise ValueError(f"{path}: cannot save a tractogram over the file it is read from")
+    refuse_saving_over_input(trx, path)
     header, members = trx_members(trx, positions_dtype=positions_dtype,
                                   offsets_dtype=offsets_dtype, dest=path)
     return write_members(path, header, members, compression=compression, level=level,
                          fsync=fsync, sources=[trx])
+
+
+def refuse_saving_over_input(trx: TrxFile, path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` if ``path`` is the file ``trx`` is read from."""
+    if trx.path is not None and _same_file(trx.path, path):
+        raise ValueError(f"{path}: cannot save a tractogram over the file it is read from")
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -19,6 +19,7 @@ gives the same bytes. Before the rename, the inputs the writer was given
 
 from __future__ import annotations
 
+import atexit
 import errno
 import logging
 import os
@@ -69,8 +70,85 @@ def _with_progress(chunks: Iterable[np.ndarray | bytes], total: int, label: str
             mark += total // 4
 
 
+#: temporary outputs of writers not yet committed or aborted: removed at exit, so that a
+#: SIGTERM (SystemExit) landing between two statements of a writer's caller leaves none
+_PENDING: dict[Path, int] = {}  # path -> pid of the process writing it
+
+
+def _remove_tmp(tmp: Path) -> None:
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+    _PENDING.pop(tmp, None)
+
+
+@atexit.register
+def _remove_pending() -> None:
+    for tmp, pid in list(_PENDING.items()):
+        if pid == os.getpid():  # never a forked child removing its parent's output
+            _remove_tmp(tmp)
+
+
 class TrxWriteError(OSError):
     """Writing failed (disk full, permissions...): names the destination; nothing was left."""
+
+
+class SizeMismatch(RuntimeError):
+    """A member reserved with :meth:`TrxWriter.reserve` got more or fewer bytes than reserved."""
+
+
+class Slot:
+    """A member laid out in advance: its bytes written in order, from first to last.
+
+    Made by :meth:`TrxWriter.reserve`. ``write`` refuses to go past the reserved
+    size and ``close`` to finish short of it (:class:`SizeMismatch`): the
+    layout around the member depends on its size.
+    """
+
+    def __init__(self, name: str, nbytes: int, fd: int, data_offset: int,
+                 entry: zipio.Entry | None, fail: Any) -> None:
+        self.name, self.nbytes = name, nbytes
+        self._fd, self._offset, self._entry = fd, data_offset, entry
+        self._fail = fail  # the writer's: abort, raise TrxWriteError naming the destination
+        self.written, self._crc, self.closed = 0, 0, False
+
+    def write(self, chunk: np.ndarray | bytes) -> None:
+        """Append ``chunk`` to the member."""
+        view = _as_bytes(chunk)
+        if self.written + view.nbytes > self.nbytes:
+            raise SizeMismatch(f"{self.name}: more than the {self.nbytes} bytes reserved")
+        try:
+            _pwrite_all(self._fd, view, self._offset + self.written)
+        except OSError as exc:
+            self._fail(exc, self.name)
+        if self._entry is not None:
+            self._crc = zipio.crc32(view, self._crc)
+        self.written += view.nbytes
+
+    def close(self) -> None:
+        """Check the member is complete; write its zip local header (with its CRC)."""
+        if self.closed:
+            return
+        if self.written != self.nbytes:
+            raise SizeMismatch(f"{self.name}: {self.written} of the {self.nbytes} bytes "
+                               "reserved were written")
+        self.closed = True
+        if self._entry is not None:
+            self._entry.crc = self._crc
+            _pwrite_all(self._fd, memoryview(self._entry.local_header()),
+                        self._entry.header_offset)
+        else:
+            os.close(self._fd)
+
+    def discard(self) -> None:
+        """Close a folder member's file without checking (the writer is aborting)."""
+        if not self.closed and self._entry is None:
+            self.closed = True
+            os.close(self._fd)
 
 
 def _as_bytes(chunk: np.ndarray | bytes) -> memoryview:
@@ -166,8 +244,10 @@ class TrxWriter:
         self._fd: int | None = None
         self._pos = 0
         self._entries: list[zipio.Entry] = []
+        self._slots: list[Slot] = []
         self._done = False
         check_replaceable(self.dest, as_directory=not zip)  # before anything is written
+        _PENDING[self.tmp] = os.getpid()
         try:
             if not self.dest.parent.is_dir():
                 raise FileNotFoundError(f"{self.dest.parent}: the destination's folder "
@@ -185,6 +265,60 @@ class TrxWriter:
         """A small member written whole (``header.json``)."""
         self.add(name, [data], len(data))
 
+    def reserve(self, members: Sequence[tuple[str, int]]) -> dict[str, Slot]:
+        """Lay out members of known sizes now, to be filled in any order.
+
+        The data of a member whose size is known before it is produced (a
+        conversion whose counts the input's header gives) can go straight to
+        its final place while other members are produced alongside: each
+        returned :class:`Slot` is written from its first byte to its last, the
+        slots in any interleaving. The layout is the one :meth:`add` would
+        give the same members one after another, so the output has the same
+        bytes. Stored zips and folders only (a deflated member's size is not
+        known in advance). Members added after (:meth:`add`) follow the
+        reserved ones, once every slot is complete.
+
+        Returns
+        -------
+        dict of str to Slot
+        """
+        if self.is_zip and self.method != zipio.STORED:
+            raise ValueError(f"{self.dest}: reserve() needs a stored zip or a folder")
+        slots: dict[str, Slot] = {}
+        for name, nbytes in members:
+            self._claim(name)
+            try:
+                if self.is_zip:
+                    entry = zipio.Entry(name, zipio.STORED, self._pos, nbytes, nbytes,
+                                        zip64=zipio.needs_zip64(nbytes))
+                    entry.extra = self._padding(self._pos, name, nbytes)
+                    data = self._pos + entry.local_header_size()
+                    slot = Slot(name, nbytes, self._fd, data, entry, self._fail)
+                    self._entries.append(entry)
+                    self._pos = data + nbytes
+                else:
+                    target = self.tmp / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    slot = Slot(name, nbytes, os.open(target, os.O_WRONLY | os.O_CREAT
+                                                      | os.O_TRUNC, 0o666), 0, None, self._fail)
+            except OSError as exc:
+                self._fail(exc, name)
+            slots[name] = slot
+            self._slots.append(slot)
+        return slots
+
+    def _close_slots(self) -> None:
+        """Every reserved member must be complete before anything follows them."""
+        try:
+            for slot in self._slots:
+                slot.close()
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError) and not isinstance(exc, TrxWriteError):
+                self._fail(exc)
+            raise
+        self._slots.clear()
+
     def _claim(self, name: str) -> None:
         if name in self._names:
             raise ValueError(f"{self.dest}: member {name} written twice")
@@ -196,6 +330,7 @@ class TrxWriter:
         A chunk may be a view of a buffer its producer refills for the next
         chunk: each is written (or compressed) before the next is asked for.
         """
+        self._close_slots()
         self._claim(name)
         if nbytes >= PROGRESS_BYTES:
             chunks = _with_progress(chunks, nbytes, f"{self.dest.name}: {name}")
@@ -211,6 +346,7 @@ class TrxWriter:
         page faults, no copy through Python. Anything else is read in large
         windows and written as :meth:`add` would.
         """
+        self._close_slots()
         file, nbytes = getattr(reader, "file", None), reader.nbytes
         kernel = file is not None and nbytes and (
             not self.is_zip or (self.method == zipio.STORED and reader.crc is not None))
@@ -335,6 +471,7 @@ class TrxWriter:
         """Finish the output and rename it over the destination."""
         if self._done:
             raise RuntimeError(f"{self.dest}: writer already finished")
+        self._close_slots()
         try:
             if self._fd is not None:
                 records = b"".join(e.central_record() for e in self._entries)
@@ -359,6 +496,7 @@ class TrxWriter:
             self.abort()
             raise
         self._done = True
+        _PENDING.pop(self.tmp, None)
         log.debug("wrote %s", self.dest)
         return self.dest
 
@@ -367,19 +505,16 @@ class TrxWriter:
         if self._done:
             return
         self._done = True
+        for slot in self._slots:
+            slot.discard()
+        self._slots.clear()
         if self._fd is not None:
             fd, self._fd = self._fd, None
             try:
                 os.close(fd)
             except OSError:
                 pass
-        if self.tmp.is_dir() and not self.tmp.is_symlink():
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        else:
-            try:
-                self.tmp.unlink()
-            except FileNotFoundError:
-                pass
+        _remove_tmp(self.tmp)
 
     def _fail(self, exc: OSError, member: str | None = None) -> None:
         self.abort()
