@@ -40,12 +40,20 @@ import nipype_rows  # noqa: E402
 
 RESULTS = HERE / "results"
 
-# op -> maximum ratio ours/other
+# op -> maximum ratio ours/other. On trx-python's own (unaligned) files, issue 14's:
+# select-group + save <= 0.25, folder -> stored zip <= 0.25, concatenate <= 0.15, each
+# convert <= 0.12, save deflated <= 0.1, load deflated + read <= 0.35. On our aligned
+# files, the earlier targets (no regression), with the conversions at issue 14's too.
 RATIO_TARGETS = {"save_stored": 0.3, "select_save": 0.3, "group_save": 0.3,
-                 "concat_save": 0.25, "convert_trk_trx": 0.2, "convert_tck_trx": 0.2,
-                 "convert_trx_trk": 0.2, "convert_trx_tck": 0.2,
+                 "concat_save": 0.25, "convert_trk_trx": 0.12, "convert_tck_trx": 0.12,
+                 "convert_trx_trk": 0.2, "convert_trx_tck": 0.2, "convert_dir_trx": 0.25,
                  "save_deflate": 0.5, "load_deflate": 0.5,
-                 "lazy_load": 1.0}
+                 "lazy_load": 1.0,
+                 "save_stored@tpy": 0.3, "select_save@tpy": 0.25, "group_save@tpy": 0.25,
+                 "concat_save@tpy": 0.15, "convert_trx_trk@tpy": 0.12,
+                 "convert_trx_tck@tpy": 0.12, "save_deflate@tpy": 0.1,
+                 "load_deflate@tpy": 0.35, "lazy_load@tpy": 1.0, "load_read@tpy": 1.0,
+                 "load_read": 1.0}
 MEMORY_TARGET_MB = 256
 LIMIT_TARGET = 3.0
 SIZE_INDEPENDENCE = 2.0  # lazy load of the full file vs the 1% file
@@ -86,7 +94,7 @@ def run_side(op: _ops.Op, side: str, root: Path, out: Path, timeout: float,
     if COLD:
         _measure.try_drop_caches()
     touch = min(PREFAULT_CAP_MB * _measure.MB, int(PREFAULT_FACTOR * _size(root / "stored.trx")
-                                  * (2 if op.name == "concat_save" else 1)))
+                                  * (2 if op.base == "concat_save" else 1)))
     cmd = [_measure.python(), str(HERE / "_ops.py"), op.name, side, str(root), str(out),
            str(nbytes), str(touch)]
     proc, sampler = _measure.run_child(cmd, timeout=timeout)
@@ -161,7 +169,7 @@ def check_pair(op: _ops.Op, outs: dict[str, Path], row: dict[str, Any], truth: _
     """Check both sides' outputs (or in-memory results) against the ground truth."""
     out: dict[str, Any] = {}
     if not op.output:
-        expected = float(truth.positions.sum(dtype="float64")) if op.name != "lazy_load" \
+        expected = float(truth.positions.sum(dtype="float64")) if op.base != "lazy_load" \
             else None
         for side in ("ours", "other"):
             runs = row[side]
@@ -178,7 +186,7 @@ def check_pair(op: _ops.Op, outs: dict[str, Path], row: dict[str, Any], truth: _
                               f"{len(truth)} / {len(truth.positions)} / {expected!r}"]}
         return out
     sel = _ops.selection(ds.nb_streamlines)
-    exp = _check.expected_for(op.name, truth, sel, _ops.GROUP)
+    exp = _check.expected_for(op.base, truth, sel, _ops.GROUP)
     for side in ("ours", "other"):
         if not row[side]:
             out[side] = {"ok": False, "problems": ["did not run"]}
@@ -214,7 +222,7 @@ def summarise(row: dict[str, Any]) -> dict[str, Any]:
     s["bytes_moved"] = row.get("bytes_moved", 0)
     s["copy_gb_s"] = s["bytes_moved"] / c / 1e9 if c else None
     s["x_limit"] = a / c if a and c else None
-    if row["op"] == "lazy_load" and row["ours"]:
+    if row["op"].startswith("lazy_load") and row["ours"]:
         small = _med(row["ours"], "small_wall")
         s["size_independence"] = a / small if small else None
     return s
@@ -223,15 +231,15 @@ def summarise(row: dict[str, Any]) -> dict[str, Any]:
 def bytes_moved(row: dict[str, Any], ds: generate.Dataset) -> int:
     """What the operation has to move at least (its output, or what it must read)."""
     root = Path(ds.root)
-    op = row["op"]
+    op, variant = _ops.OPS_BY_NAME[row["op"]].base, _ops.OPS_BY_NAME[row["op"]].variant
     if op == "lazy_load":
         return 0
     if op in ("load_read", "load_deflate"):
         return ds.positions_bytes
     if op == "save_deflate":
-        return _size(root / "stored.trx")
+        return _size(_ops.trx_input(root, "stored", variant))
     if op.startswith("convert_"):
-        return max(_size(_ops._convert_input(op, root)), row.get("out_bytes", 0))
+        return max(_size(_ops._convert_input(op, root, variant)), row.get("out_bytes", 0))
     return row.get("out_bytes", 0)
 
 
@@ -247,7 +255,7 @@ def evaluate_targets(rows: list[dict[str, Any]], full_scale: bool) -> list[dict[
             out.append({"target": f"{op}: ratio <= {RATIO_TARGETS[op]}", "op": op,
                         "kind": "ratio", "value": round(s["ratio"], 3),
                         "pass": s["ratio"] <= RATIO_TARGETS[op]})
-        if op == "lazy_load" and s.get("size_independence") is not None:
+        if op.startswith("lazy_load") and s.get("size_independence") is not None:
             out.append({"target": f"lazy_load: full / 1% file <= {SIZE_INDEPENDENCE}",
                         "op": op, "kind": "size", "value": round(s["size_independence"], 2),
                         "pass": s["size_independence"] <= SIZE_INDEPENDENCE})
@@ -339,7 +347,7 @@ WHY = {
 
 
 def _why(t: dict[str, Any]) -> str:
-    op, kind = t.get("op", ""), t.get("kind", "")
+    op, kind = t.get("op", "").split("@")[0], t.get("kind", "")
     family = "convert" if op.startswith("convert_") else op
     return WHY.get(f"{op}:{kind}") or WHY.get(f"{family}:{kind}") or \
         (WHY["limit"] if kind == "limit" else "")
@@ -387,7 +395,7 @@ def markdown(report: dict[str, Any]) -> str:
         xl = "-" if s["x_limit"] is None else f"{s['x_limit']:.1f}"
         n = max(s["ours"]["n"], s["other"]["n"])
         label = row["label"]
-        if row["op"] == "lazy_load" and s.get("size_independence"):
+        if row["op"].startswith("lazy_load") and s.get("size_independence"):
             label += f"; full / 1% file {s['size_independence']:.1f}x"
         err = f" ERR: {row['errors'][0][:60]}" if row["errors"] else ""
         lines.append(f"| {label} | {n} | {_fmt_t(s['ours'])} | {_fmt_t(s['other'])} | "
@@ -479,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         cache = "cold-cache runs (page cache dropped before every run)"
     else:
         _warm([root / p for p in ("stored.trx", "deflated.trx", "dir.trx", "data.trk",
-                                  "data.tck", "small.trx")])
+                                  "data.tck", "small.trx", "tpy_stored.trx",
+                                  "tpy_deflated.trx", "tpy_small.trx")])
         cache = "warm-cache runs (inputs read once before timing" + (
             "; dropping the page cache is not permitted here)" if args.cold else ")")
     bw_size = int(min(512, max(32, 1024 * args.scale)) * _measure.MB)

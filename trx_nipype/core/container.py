@@ -25,7 +25,9 @@ import shutil
 import stat
 import struct
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -286,18 +288,16 @@ class ZipContainer(Container):
         self._offsets[name] = start
         return start
 
-    def _inflate(self, name: str, write: object) -> int:
-        """Inflate one member chunk by chunk into ``write``; check its size and CRC.
+    def _inflated(self, name: str) -> Iterator[bytes]:
+        """The member's inflated bytes, piece by piece (at most ``_CHUNK`` each).
 
         The compressed bytes are read with ``pread`` from the open zip (a short
-        read: the zip changed); the output never passes the declared size.
-        Returns the number of bytes written.
+        read: the zip changed).
         """
         info = self._infos[name]
-        start, left = self._data_offset(name), info.compress_size
+        pos, left = self._data_offset(name), info.compress_size
         inflater = zipio.inflater()
-        written, crc = 0, 0
-        pos = start
+        done = 0
         try:
             while True:
                 if inflater.unconsumed_tail:
@@ -307,23 +307,35 @@ class ZipContainer(Container):
                     pos += len(data)
                     left -= len(data)
                 elif inflater.eof:
-                    break
+                    return
                 else:
                     raise TrxFormatError(self.path, name, f"deflate stream ends early: "
-                                         f"{written} of {info.file_size} bytes")
+                                         f"{done} of {info.file_size} bytes")
                 out = inflater.decompress(data, _CHUNK)
                 if out:
-                    written += len(out)
-                    if written > info.file_size:
-                        raise TrxFormatError(self.path, name,
-                                             f"inflates past its declared {info.file_size} "
-                                             "bytes")
-                    crc = zipio.crc32(out, crc)
-                    write(out)
+                    done += len(out)
+                    yield out
                 if inflater.eof and not inflater.unconsumed_tail:
-                    break
+                    return
         except zipio.INFLATE_ERRORS as exc:
             raise TrxFormatError(self.path, name, f"cannot inflate member ({exc})") from None
+
+    def _inflate(self, name: str, write: Any, *, background: bool = False) -> int:
+        """Inflate one member into ``write``; check its size and CRC; return its size.
+
+        The output never passes the declared size. ``background``: inflate in a
+        thread while this one checksums and writes (large members).
+        """
+        info = self._infos[name]
+        written, crc = 0, 0
+        pieces = _in_background(self._inflated(name)) if background else self._inflated(name)
+        for out in pieces:
+            written += len(out)
+            if written > info.file_size:
+                raise TrxFormatError(self.path, name,
+                                     f"inflates past its declared {info.file_size} bytes")
+            crc = zipio.crc32(out, crc)
+            write(out)
         if written != info.file_size:
             raise TrxFormatError(self.path, name, f"expected {info.file_size} bytes after "
                                  f"inflating, found {written}")
@@ -362,7 +374,7 @@ class ZipContainer(Container):
                                  f"{self._extract_dir.parent} (see set_temp_root)")
         try:
             with open(target, "wb") as dst:
-                self._inflate(name, dst.write)
+                self._inflate(name, dst.write, background=info.file_size > 4 * _CHUNK)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -410,6 +422,55 @@ class ZipContainer(Container):
         remove_temp_dir(self._extract_dir)
         self._extract_dir = None
         self._extracted.clear()
+
+
+def _in_background(pieces: Iterator[bytes], depth: int = 1) -> Iterator[bytes]:
+    """Run ``pieces`` in a thread, ``depth`` pieces ahead (inflating while the caller writes).
+
+    Stops the thread when the caller stops early (an error): the generator
+    is closed in its own thread.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for piece in pieces:
+                while not stop.is_set():
+                    try:
+                        q.put(piece, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            q.put(done)
+        except BaseException as exc:  # handed to the caller
+            q.put(exc)
+        finally:
+            pieces.close()
+
+    thread = threading.Thread(target=run, name="trx-inflate", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
 
 
 def _check_flags_and_method(path: str, name: str, flags: int, method: int, where: str) -> None:

@@ -28,7 +28,7 @@ from .dtypes import (
     format_member_name,
 )
 from .header import dump_header
-from .trxfile import CHUNK_VERTICES, TrxFile
+from .trxfile import TrxFile
 from .writer import TrxWriter
 
 
@@ -87,7 +87,7 @@ def length_blocks(trx: TrxFile, block: int = 1 << 20) -> Iterator[np.ndarray]:
 
 
 def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
-               chunk_vertices: int = CHUNK_VERTICES,
+               chunk_vertices: int | None = None,
                inspect: Callable[[np.ndarray, np.ndarray], None] | None = None
                ) -> Iterator[np.ndarray]:
     """The rows of a *source* array of ``trx`` that ``trx`` holds, chunk by chunk.
@@ -114,7 +114,7 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
 
 
 def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any = None,
-                dest: Any = "output", chunk_vertices: int = CHUNK_VERTICES,
+                dest: Any = "output", chunk_vertices: int | None = None,
                 inspect_positions: Callable[[np.ndarray, np.ndarray], None] | None = None
                 ) -> tuple[dict[str, Any], list[MemberStream]]:
     """The header and the member streams that write ``trx``.

@@ -226,15 +226,18 @@ class TrxFile:
         return self._src.offsets_dtype
 
     # -------------------------------------------------------------- streaming
-    def iter_chunks(self, max_vertices: int = CHUNK_VERTICES, *, vertices: bool = True
+    def iter_chunks(self, max_vertices: int | None = None, *, vertices: bool = True
                     ) -> Iterator[Chunk]:
         """Runs of streamlines with at most ``max_vertices`` vertices (one if larger).
+
+        ``max_vertices`` defaults to :data:`CHUNK_VERTICES` (read when called).
 
         ``vertices=False`` leaves a view's vertex index out (``Chunk.vertices``
         is then None) for callers that read only per-streamline data.
         """
         src_off = np.asarray(self._src.offsets)
-        for a, b in split_by_budget(self.lengths, max_vertices):
+        budget = CHUNK_VERTICES if max_vertices is None else max_vertices
+        for a, b in split_by_budget(self.lengths, budget):
             if self._sel is None:
                 yield Chunk(slice(a, b), slice(int(src_off[a]), int(src_off[b])),
                             self.lengths[a:b])
@@ -252,7 +255,7 @@ class TrxFile:
         """The unselected source (for writers that gather chunk by chunk)."""
         return self._src
 
-    def iter_positions(self, max_vertices: int = CHUNK_VERTICES
+    def iter_positions(self, max_vertices: int | None = None
                        ) -> Iterator[tuple[Chunk, np.ndarray]]:
         """``(chunk, positions)`` of runs of whole streamlines, read with bounded reads.
 

@@ -562,9 +562,11 @@ def _is_trx_zip(path: Path) -> bool:
         return False
 
 
-def _reader_chunks(reader: Any, window: int = 16 << 20) -> Iterator[np.ndarray]:
-    """A reader's rows in windows of about ``window`` bytes, read into one reused buffer."""
-    step = max(1, window // max(reader.row_bytes, 1))
+def _reader_chunks(reader: Any) -> Iterator[np.ndarray]:
+    """A reader's rows in windows of ``reading.WINDOW_BYTES``, read into one reused buffer."""
+    from . import reading
+
+    step = max(1, reading.WINDOW_BYTES // max(reader.row_bytes, 1))
     buf = None
     for a in range(0, reader.nrows, step):
         buf = reader.rows(a, min(a + step, reader.nrows), out=buf)
