@@ -192,3 +192,25 @@ def test_unchanged_inputs_still_save(tmp_path: Path) -> None:
             total = sum(float(b.sum(dtype=np.float64)) for _, b in trx.iter_positions(1000))
             assert np.isclose(total, float(np.asarray(trx.positions, np.float64).sum()))
     shutil.rmtree(tmp_path / "zip")
+
+
+def test_a_truncation_waits_for_the_gather_holding_the_lease(tmp_path: Path) -> None:
+    """Gathers read a map under a read lease: a truncation waits, the gather notices it."""
+    from trx_nipype.core.reading import OpenFile
+
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(1 << 20))
+    f = OpenFile(path, path)
+    try:
+        assert f.hold(), "read leases are available on this machine (Linux, own file)"
+        child = subprocess.Popen([sys.executable, "-c",
+                                  f"import os; os.truncate({str(path)!r}, 10)"])
+        time.sleep(0.5)
+        assert child.poll() is None, "the truncation went ahead under the lease"
+        assert len(f.mapped()) == 1 << 20 and f.mapped()[-1] == 0  # safe to touch
+        with pytest.raises(SourceChangedError, match="opened it for writing or truncated"):
+            f.check_held()
+        assert child.wait(timeout=30) == 0  # let go: the truncation completes
+        assert path.stat().st_size == 10
+    finally:
+        f.close()

@@ -155,11 +155,18 @@ def _trx_blocks(trx: TrxFile, data: bool = True) -> Iterator[Block]:
     positions = src.positions.reader("positions")
     dpv = {k: src.dpv.reader(k) for k in src.dpv} if data else {}
     dps = {k: src.dps.reader(k) for k in src.dps} if data else {}
-    for c in trx.iter_chunks(BLOCK_VERTICES):
-        yield Block(np.asarray(c.lengths, dtype=np.int64), positions.take(c.vertices),
-                    {k: r.take(c.vertices) for k, r in dpv.items()},
-                    {k: r.take(c.streamlines) for k, r in dps.items()},
-                    {g: np.flatnonzero(m[c.streamlines]) for g, m in masks.items()})
+    try:
+        for c in trx.iter_chunks(BLOCK_VERTICES):
+            # views of the file's map where its lease is held: each block is written
+            # before the next is read (and the lease is let go at the end)
+            yield Block(np.asarray(c.lengths, dtype=np.int64),
+                        positions.take(c.vertices, view=True),
+                        {k: r.take(c.vertices, view=True) for k, r in dpv.items()},
+                        {k: r.take(c.streamlines, view=True) for k, r in dps.items()},
+                        {g: np.flatnonzero(m[c.streamlines]) for g, m in masks.items()})
+    finally:
+        for reader in (positions, *dpv.values(), *dps.values()):
+            reader.release()
     trx.check_unchanged()
 
 

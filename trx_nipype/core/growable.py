@@ -472,17 +472,23 @@ class GrowableTrxFile(TrxFile):
         offsets[0] = 0
         n, v = n0, v0
         total = trx.nb_vertices
-        for chunk in trx.iter_chunks(CHUNK_VERTICES):
-            m, k = len(chunk.lengths), int(chunk.lengths.sum())
-            store.positions.array[v:v + k] = positions.take(chunk.vertices)
-            for key, col in plan["dpv"].items():
-                col.array[v:v + k] = dpv[key].take(chunk.vertices).reshape((k, *col.tail))
-            for key, col in plan["dps"].items():
-                col.array[n:n + m] = dps[key].take(chunk.streamlines).reshape((m, *col.tail))
-            offsets[n + 1:n + m + 1] = np.cumsum(chunk.lengths, dtype=np.int64) + v
-            n, v = n + m, v + k
-            if total > CHUNK_VERTICES:
-                log.info("appended %d / %d vertices of %s", v - v0, total, _name(trx))
+        try:
+            for chunk in trx.iter_chunks(CHUNK_VERTICES):
+                m, k = len(chunk.lengths), int(chunk.lengths.sum())
+                store.positions.array[v:v + k] = positions.take(chunk.vertices, view=True)
+                for key, col in plan["dpv"].items():
+                    col.array[v:v + k] = dpv[key].take(chunk.vertices, view=True).reshape(
+                        (k, *col.tail))
+                for key, col in plan["dps"].items():
+                    col.array[n:n + m] = dps[key].take(chunk.streamlines, view=True).reshape(
+                        (m, *col.tail))
+                offsets[n + 1:n + m + 1] = np.cumsum(chunk.lengths, dtype=np.int64) + v
+                n, v = n + m, v + k
+                if total > CHUNK_VERTICES:
+                    log.info("appended %d / %d vertices of %s", v - v0, total, _name(trx))
+        finally:
+            for reader in (positions, *dpv.values(), *dps.values()):
+                reader.release()
         trx.check_unchanged()
 
     # ------------------------------------------------------------------ resize

@@ -371,9 +371,9 @@ def inspect(trx: TrxFile, deep: bool = False) -> ValidationReport:
 
 def _deep_check(trx: TrxFile) -> None:
     src = trx.source_arrays()
-    positions = src.positions.reader("positions")  # bounded preads, not the map
+    positions = src.positions.reader("positions")  # under the file's lease, or preads
     for chunk in trx.iter_chunks():
-        block = positions.take(chunk.vertices)
+        block = positions.take(chunk.vertices, view=True)
         if not np.all(np.isfinite(block)):
             bad = np.flatnonzero(~np.all(np.isfinite(block), axis=1))[0]
             vertex = chunk.vertices.start + int(bad)
@@ -385,5 +385,7 @@ def _deep_check(trx: TrxFile) -> None:
             reader = table.reader(key)  # reads every byte (and inflates)
             step = max(1, (16 << 20) // max(reader.row_bytes, 1))
             for a in range(0, reader.nrows, step):
-                reader.rows(a, min(a + step, reader.nrows))
+                reader.rows(a, min(a + step, reader.nrows), view=True).sum()
+            reader.release()
+    positions.release()
     trx.check_unchanged()

@@ -103,9 +103,9 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
     buf = None
     try:
         for c in trx.iter_chunks(chunk_vertices, vertices=per_vertex):
-            block = reader.take(c.vertices if per_vertex else c.streamlines, out=buf)
-            if buf is None or len(block) > len(buf):
-                buf = block
+            block = reader.take(c.vertices if per_vertex else c.streamlines, out=buf, view=True)
+            if block.flags.owndata and (buf is None or len(block) > len(buf)):
+                buf = block  # a buffer of ours (not a view of the file's map): reuse it
             if inspect is not None:
                 inspect(block, c.lengths)
             yield block.astype(dtype, copy=False)

@@ -26,8 +26,8 @@ from .arrays import (
     take_rows,
 )
 
-#: vertices per chunk when streaming (x 3 x 4 bytes = 48 MB of float32 positions)
-CHUNK_VERTICES = 4_000_000
+#: vertices per chunk when streaming (x 3 x 4 bytes = 24 MB of float32 positions)
+CHUNK_VERTICES = 2_000_000
 
 
 @dataclass

@@ -568,9 +568,14 @@ def _reader_chunks(reader: Any) -> Iterator[np.ndarray]:
 
     step = max(1, reading.WINDOW_BYTES // max(reader.row_bytes, 1))
     buf = None
-    for a in range(0, reader.nrows, step):
-        buf = reader.rows(a, min(a + step, reader.nrows), out=buf)
-        yield buf
+    try:
+        for a in range(0, reader.nrows, step):
+            block = reader.rows(a, min(a + step, reader.nrows), out=buf, view=True)
+            if block.flags.owndata:
+                buf = block
+            yield block
+    finally:
+        reader.release()
 
 
 def _replace(tmp: Path, dest: Path) -> None:
