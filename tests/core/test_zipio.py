@@ -181,3 +181,25 @@ def test_header_json_of_a_stored_output_is_plain(outputs: dict) -> None:
     with zipfile.ZipFile(outputs["stored"]) as zf:
         header = json.loads(zf.read("header.json"))
     assert header["NB_STREAMLINES"] == 2000
+
+
+@pytest.mark.parametrize("out_name", ["cat.trx", "cat_dir"])
+def test_concatenation_copied_by_the_kernel_has_the_bytes_of_the_streamed_one(
+        tmp_path: Path, outputs: dict, monkeypatch: pytest.MonkeyPatch, out_name: str) -> None:
+    """Inputs' members end to end: copy_file_range, CRC combined from the zip's and computed."""
+    from trx_nipype.core import concatenate
+
+    folder = save(sample(500, seed=4), tmp_path / "b_dir")  # no CRC recorded: computed
+    inputs = [outputs["stored"], folder, outputs["deflate"]]
+    kernel = concatenate(inputs, tmp_path / f"k-{out_name}")
+    concatenate_module = __import__("trx_nipype.core.concatenate", fromlist=["_pieces"])
+    monkeypatch.setattr(concatenate_module, "_pieces", lambda *args: None)
+    streamed = concatenate(inputs, tmp_path / f"s-{out_name}")
+
+    def tree(p: Path) -> dict:
+        return {q.relative_to(p).as_posix(): q.read_bytes() for q in p.rglob("*")
+                if q.is_file()} if p.is_dir() else {"": p.read_bytes()}
+    assert tree(kernel) == tree(streamed)
+    if out_name.endswith(".trx"):
+        with zipfile.ZipFile(kernel) as zf:
+            assert zf.testzip() is None

@@ -62,13 +62,14 @@ def slow_save(trx: TrxFile, dest: str, delay: float) -> None:
 
 
 def pace(delay: float) -> None:
-    """Slow every write of the one TRX writer and of the TRK writer, so kills land mid-write."""
+    """Slow every write of the one TRX writer (chunks and kernel copies) and of the TRK
+    writer, so kills land mid-write."""
     from trx_nipype.core import writer
     from trx_nipype.core.formats import trk
 
     convert_mod = sys.modules["trx_nipype.core.convert"]  # the name ``convert`` is the function
     convert_mod.BLOCK_VERTICES = 5_000  # several TRK blocks from a TRX input
-    for module, name in ((writer, "_as_bytes"), (trk, "_records")):
+    for module, name in ((writer, "_as_bytes"), (writer, "_copy_range"), (trk, "_records")):
         inner = getattr(module, name)
 
         def paced(*args, _inner=inner, **kwargs):

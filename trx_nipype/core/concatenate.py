@@ -180,6 +180,22 @@ def _chained(inputs: list[_Input], table: str, key: str, per: str, dtype: np.dty
     return gen
 
 
+def _pieces(inputs: list[_Input], table: str, key: str, dtype: np.dtype,
+            tail: tuple[int, ...]) -> Callable[[], list[Any]] | None:
+    """The inputs' members as they are, when the output member is just them end to end.
+
+    None when an input is a view or stores the key in another dtype or layout.
+    """
+    tables = [getattr(inp.trx.source_arrays(), table) for inp in inputs]
+    for inp, src in zip(inputs, tables, strict=True):
+        if key not in src:  # an input without rows (the key is shared by the others)
+            continue
+        if inp.trx.is_view or DTYPES[dtype_name(src.spec(key)[0])] != dtype or \
+                row_width(src.spec(key)[1][1:]) != row_width(tail):
+            return None
+    return lambda: [src.reader(key) for src in tables if key in src and src.spec(key)[1][0]]
+
+
 def _lengths_chained(inputs: list[_Input]) -> Iterator[np.ndarray]:
     for inp in inputs:
         yield from length_blocks(inp.trx, _BLOCK)
@@ -333,7 +349,8 @@ def _members(inputs: list[_Input], *, group_by_input: bool, group_names: Sequenc
         MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,
                      lambda: offsets_chunks(_lengths_chained(inputs), off_dt)),
         MemberStream(f"positions.3.{dtype_name(pos_dt)}", v * 3 * pos_dt.itemsize,
-                     _chained(inputs, "positions", "positions", "vertices", pos_dt, (3,))),
+                     _chained(inputs, "positions", "positions", "vertices", pos_dt, (3,)),
+                     _pieces(inputs, "positions", "positions", pos_dt, (3,))),
     ]
     for what, per, rows, delete in (("dps", "streamlines", n, delete_dps),
                                     ("dpv", "vertices", v, delete_dpv)):
@@ -342,7 +359,8 @@ def _members(inputs: list[_Input], *, group_by_input: bool, group_names: Sequenc
             members.append(MemberStream(
                 f"{what}/{format_member_name(key.name, shape, key.dtype)}",
                 rows * row_width(key.tail) * key.dtype.itemsize,
-                _chained(inputs, what, key.name, per, key.dtype, key.tail)))
+                _chained(inputs, what, key.name, per, key.dtype, key.tail),
+                _pieces(inputs, what, key.name, key.dtype, key.tail)))
 
     group_parts: dict[str, list[tuple[int, np.ndarray | range]]] = {}
     if not delete_groups:

@@ -36,8 +36,9 @@ from .writer import TrxWriter
 class MemberStream:
     """One member to write: its name, its size, and a way to produce its chunks.
 
-    ``copy``, when given, makes a reader whose bytes *are* the member (an
-    input's member written unchanged): the writer then copies them whole.
+    ``copy``, when given, makes the readers whose bytes, one after the other,
+    *are* the member (inputs' members written unchanged): the writer then
+    copies them whole.
     """
 
     name: str
@@ -141,7 +142,7 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
                                                per_vertex=per_vertex,
                                                chunk_vertices=chunk_vertices,
                                                inspect=inspect),
-                            (lambda: table.reader(key)) if same else None)
+                            (lambda: [table.reader(key)]) if same else None)
 
     members = [
         MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,
@@ -211,9 +212,10 @@ def write_members(path: str | os.PathLike, header: Mapping[str, Any],
                    fsync=fsync, sources=sources) as writer:
         writer.add_bytes("header.json", dump_header(header))
         for m in members:
-            reader = m.copy() if m.copy is not None else None
-            if reader is not None and reader.file is not None and reader.nbytes == m.nbytes:
-                writer.add_copy(m.name, reader)  # an input file's member, unchanged
+            readers = m.copy() if m.copy is not None else None
+            if readers and all(r.file is not None for r in readers) and \
+                    sum(r.nbytes for r in readers) == m.nbytes:
+                writer.add_copy(m.name, readers)  # inputs' members, unchanged
             else:
                 writer.add(m.name, m.chunks(), m.nbytes)
     return Path(path)

@@ -337,31 +337,40 @@ class TrxWriter:
         self._guarded(name, lambda: self._write_zip(name, chunks, nbytes) if self.is_zip
                       else self._write_file(name, chunks), nbytes)
 
-    def add_copy(self, name: str, reader: Any) -> None:
-        """One member whose bytes are those of an input's member, unchanged.
+    def add_copy(self, name: str, readers: Any) -> None:
+        """One member whose bytes are those of inputs' members, unchanged, one after another.
 
-        ``reader`` is a :class:`~trx_nipype.core.reading.MemberReader` (or an
-        ``ArrayReader``). A stored zip member whose CRC the input records, and
-        a folder's file, are copied by the kernel (``copy_file_range``): no
-        page faults, no copy through Python. Anything else is read in large
-        windows and written as :meth:`add` would.
+        ``readers``: a :class:`~trx_nipype.core.reading.MemberReader` or a list
+        of them (a concatenation). A folder's file, and stored zip members
+        whose CRC is known, are copied by the kernel (``copy_file_range``: no
+        copy through Python); the CRC of the whole is combined from the
+        pieces' (those the input zip records, the others computed by reading
+        them). Anything else is read in large windows and written as
+        :meth:`add` would.
         """
         self._close_slots()
-        file, nbytes = getattr(reader, "file", None), reader.nbytes
-        kernel = file is not None and nbytes and (
-            not self.is_zip or (self.method == zipio.STORED and reader.crc is not None))
+        readers = list(readers) if isinstance(readers, (list, tuple)) else [readers]
+        nbytes = sum(r.nbytes for r in readers)
+        files = all(getattr(r, "file", None) is not None for r in readers)
+        known = all(r.crc is not None for r in readers)
+        kernel = files and nbytes and (not self.is_zip or (
+            self.method == zipio.STORED and (known if len(readers) == 1
+                                             else zipio.crc32_combine is not None)))
         if not kernel:
-            self.add(name, _reader_chunks(reader), nbytes)
+            self.add(name, (c for r in readers for c in _reader_chunks(r)), nbytes)
             return
         self._claim(name)
         if nbytes >= PROGRESS_BYTES:
             log.info("%s: %s: copying %.1f MB", self.dest.name, name, nbytes / 1e6)
 
-        def short() -> None:
-            file.check()
-            from .reading import changed
+        def piece(reader: Any, fd: int, offset: int) -> None:
+            def short() -> None:
+                reader.file.check()
+                from .reading import changed
 
-            raise changed(file.label, reader.member, "ended early")
+                raise changed(reader.file.label, reader.member, "ended early")
+            _copy_range(reader.file.fd, reader.offset, fd, offset, reader.nbytes, short)
+            reader.file.check()
 
         def copy() -> int:
             if not self.is_zip:
@@ -369,18 +378,25 @@ class TrxWriter:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
                 try:
-                    _copy_range(file.fd, reader.offset, fd, 0, nbytes, short)
+                    done = 0
+                    for reader in readers:
+                        piece(reader, fd, done)
+                        done += reader.nbytes
                     if self.fsync:
                         os.fsync(fd)
                 finally:
                     os.close(fd)
-            else:
-                entry = self._start_entry(name, nbytes)
-                _copy_range(file.fd, reader.offset, self._fd, self._pos, nbytes, short)
-                self._pos += nbytes
-                entry.crc = reader.crc
-                self._finish_entry(entry, nbytes)
-            file.check()
+                return nbytes
+            entry = self._start_entry(name, nbytes)
+            crc = 0
+            for reader in readers:
+                part = reader.crc if reader.crc is not None else _crc_of(reader)
+                piece(reader, self._fd, self._pos)
+                self._pos += reader.nbytes
+                crc = part if len(readers) == 1 else zipio.crc32_combine(crc, part,
+                                                                          reader.nbytes)
+            entry.crc = crc
+            self._finish_entry(entry, nbytes)
             return nbytes
         self._guarded(name, copy, nbytes)
 
@@ -560,6 +576,14 @@ def _is_trx_zip(path: Path) -> bool:
             return "header.json" in zf.namelist()
     except (zipfile.BadZipFile, OSError, ValueError):
         return False
+
+
+def _crc_of(reader: Any) -> int:
+    """CRC-32 of a reader's bytes (read in windows: a map under the file's lease, or preads)."""
+    crc = 0
+    for block in _reader_chunks(reader):
+        crc = zipio.crc32(_as_bytes(block), crc)
+    return crc
 
 
 def _reader_chunks(reader: Any) -> Iterator[np.ndarray]:

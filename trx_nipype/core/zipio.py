@@ -64,6 +64,11 @@ def crc32(data: bytes | memoryview, value: int = 0) -> int:
     return _lib.crc32(data, value)
 
 
+#: ``crc32_combine(crc_a, crc_b, len_b)``: the CRC of ``a + b`` from the parts' (ISA-L has
+#: it; Python's zlib does not, and callers then read the data instead)
+crc32_combine = getattr(_lib, "crc32_combine", None)
+
+
 # ------------------------------------------------------------------ records
 @dataclass
 class Entry:
