@@ -221,8 +221,11 @@ def groups_for(n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def write_dataset(root: Path, n: int, seed: int, *, trk: bool = True, tck: bool = True,
-                  log: bool = True) -> tuple[int, int]:
-    """Write ``dir.trx`` (and TRK/TCK) for ``n`` streamlines; return (N, V)."""
+                  log: bool = True, dpv: bool = True) -> tuple[int, int]:
+    """Write ``dir.trx`` (and TRK/TCK) for ``n`` streamlines; return (N, V).
+
+    ``dpv=False`` leaves ``dpv/fa`` out of ``dir.trx`` (the 10M run, for disk).
+    """
     lengths = lengths_for(n, seed)
     v = int(lengths.sum())
     trx_dir = root / "dir.trx"
@@ -234,8 +237,11 @@ def write_dataset(root: Path, n: int, seed: int, *, trk: bool = True, tck: bool 
     offsets = np.zeros(n + 1, dtype="<u8")
     np.cumsum(lengths, out=offsets[1:])
     files = {"pos": open(trx_dir / "positions.3.float32", "wb"),  # noqa: SIM115
-             "fa": open(trx_dir / "dpv/fa.float32", "wb"),  # noqa: SIM115
              "w": open(trx_dir / "dps/weight.float32", "wb")}  # noqa: SIM115
+    if dpv:
+        files["fa"] = open(trx_dir / "dpv/fa.float32", "wb")  # noqa: SIM115
+    else:
+        (trx_dir / "dpv").rmdir()
     if trk:
         files["trk"] = open(root / "data.trk", "wb")  # noqa: SIM115
         files["trk"].write(trk_header(n))
@@ -246,7 +252,8 @@ def write_dataset(root: Path, n: int, seed: int, *, trk: bool = True, tck: bool 
     try:
         for a, lens, pos, fa, weight in iter_chunks(lengths, seed):
             files["pos"].write(pos.tobytes())
-            files["fa"].write(fa.tobytes())
+            if dpv:
+                files["fa"].write(fa.tobytes())
             files["w"].write(weight.tobytes())
             if trk:
                 files["trk"].write(trk_records(lens, pos, fa, weight, to_voxmm).tobytes())

@@ -305,42 +305,41 @@ def _check_mark(row: dict[str, Any]) -> str:
 
 #: why a target can be missed, and what meeting it would take (shown only when missed)
 WHY = {
-    "save_deflate:ratio": "zlib (one thread) is the cost on both sides; ours already "
-    "deflates float members Huffman-only (3-4x faster than level 6 for the same size); "
-    "further needs a parallel deflate in core/writer.py (pigz-style blocks joined by sync "
-    "flushes; 1.2x with 2 threads on this loaded 2-core machine)",
-    "load_deflate:ratio": "inflate (zlib, one thread) is the cost; ours inflates only the "
-    "positions member it reads while trx-python inflates every member, so the floor is "
-    "positions / all members (~0.75); lower needs the data stored, not deflated",
-    "save_stored:ratio": "ours writes the output once (map, CRC32, write), trx-python twice "
-    "(a temporary folder, then the zip), so ~0.4-0.5x where writes dominate, and page-cache "
-    "writes on this VM swing up to 5x between runs (see the copy side's spread in "
-    "results.json). Reliably under 0.3x needs no user-space copy: os.copy_file_range for "
-    "members copied unchanged from a stored zip, their CRC taken from the source's central "
-    "directory (a raw-member path in core/writer.TrxWriter and core/save.trx_members)",
-    "select_save:ratio": "ours gathers the scattered rows (np.take) and writes once; "
-    "trx-python gathers into a temporary folder, then zips: as save_stored, writes dominate",
+    "save_deflate:ratio": "deflate (ISA-L, two threads, blocks of 2 MB) is the cost on our "
+    "side, zlib on theirs",
+    "load_deflate:ratio": "inflate is the cost: one deflate stream cannot be inflated in "
+    "parallel (ISA-L, ~300 MB/s here, in a thread while the main one writes the member to the "
+    "private folder); ours inflates only the positions member it reads while trx-python "
+    "inflates every member, so the floor is about positions / all members x the ISA-L/zlib "
+    "speed ratio",
+    "save_stored:ratio": "page-cache writes on this VM swing up to 5x between runs (see the "
+    "copy side's spread in results.json); members are copied by the kernel (copy_file_range) "
+    "with the CRC the source zip records, so ours is at the copy limit",
+    "select_save:ratio": "the scattered rows are gathered from a map of the input held under a "
+    "read lease (page faults over the whole map: 10% of the streamlines touch nearly every "
+    "page) and written once; trx-python gathers into a temporary folder, then zips",
     "select_save:limit": "the copy limit counts the output only; a selection also gathers "
-    "rows scattered over the whole map (random reads, page faults on a fresh map), which a "
-    "sequential copy does not",
+    "rows scattered over the whole map (page faults on a fresh map), which a sequential copy "
+    "does not",
     "group_save:limit": "as select_save: rows gathered from all over the map",
     "group_save:ratio": "as select_save (a 20% group)",
-    "concat_save:ratio": "as save_stored: one streaming pass against two copies",
-    "convert_trk_trx:ratio": "TRK/TCK -> TRX spools every parsed array, positions "
-    "included, to temporary raw files and then streams them through the TRX writer: the data "
-    "is written twice (core/convert.py:_to_trx, _Spool). Writing positions straight into the "
-    "output zip (a counting pass first, or a writer that accepts an upper-bound size) would "
-    "remove a full write",
-    "convert_tck_trx:ratio": "as TRK->TRX: spooled, then written again",
-    "convert_trx_trk:ratio": "CPU-bound: records are assembled per block in one float32 "
-    "table (formats/trk.py:_records) after a float64 affine (reference.py:apply_affine)",
-    "convert:limit": "conversions parse records and transform every vertex, and TRK/TCK -> "
-    "TRX write the data twice (spooled, then zipped): CPU work and 2x the bytes of a copy",
+    "concat_save:ratio": "writing the 3.2 GB output into the page cache is the cost (x copy "
+    "limit ~1.5): the inputs' members are copied by the kernel, their CRCs combined; the "
+    "target would need writes 2x faster than a plain copy on this VM",
+    "convert_trk_trx:ratio": "parsing the TRK records (the record chain, the voxmm -> RAS "
+    "affine in float64) is the cost; the data are written once, straight into the output",
+    "convert_tck_trx:ratio": "as TRK->TRX: parsing (NaN-delimited rows) is the cost",
+    "convert_dir_trx:ratio": "reading the 1.6 GB folder and writing the zip (the bounding-box "
+    "count rides on the same pass; CRC through ISA-L): at about 2x the copy limit",
+    "convert:limit": "conversions parse records and transform every vertex: CPU work a copy "
+    "does not do",
     "convert:memory": "bounded by the readers' 16 MB chunk, not by the file: one reused read "
     "buffer, the chunk's parsed arrays and the record-chain temporaries",
-    "lazy_load:ratio": "milliseconds on both sides; ours also checks the offsets (monotonic, "
-    "bounds) and the group indices at load, which trx-python does not",
-    "lazy_load:size": "the offsets check at load reads 8 bytes per streamline once",
+    "lazy_load:ratio": "milliseconds on both sides; ours reads the offsets (8 bytes per "
+    "streamline) into memory and checks them (monotonic, bounds) and the group indices at "
+    "load, which trx-python does not: a map of them could be cut short by another process",
+    "lazy_load:size": "the offsets are read and checked at load: 8 bytes per streamline",
+    "load_read:ratio": "both sides read the same mapped positions: equal within noise",
     "limit": "writing the output is the cost and page-cache writes on this VM swing up to "
     "5x between runs (see the spreads in results.json)",
 }
