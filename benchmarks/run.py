@@ -331,6 +331,8 @@ WHY = {
     "convert_tck_trx:ratio": "as TRK->TRX: parsing (NaN-delimited rows) is the cost",
     "convert_dir_trx:ratio": "reading the 1.6 GB folder and writing the zip (the bounding-box "
     "count rides on the same pass; CRC through ISA-L): at about 2x the copy limit",
+    "convert:ratio": "CPU-bound in the TRK/TCK writers (records assembled per block after a "
+    "float64 affine, formats/trk.py and tck.py); the TRX side reads under the lease, copy-free",
     "convert:limit": "conversions parse records and transform every vertex: CPU work a copy "
     "does not do",
     "convert:memory": "bounded by the readers' 16 MB chunk, not by the file: one reused read "
