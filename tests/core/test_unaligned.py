@@ -138,3 +138,33 @@ def test_outputs_from_the_unaligned_file_are_right(tpy_file: Path, tmp_path: Pat
         group = src.get_group("G")
         with load(tmp_path / "g.trx") as out:
             np.testing.assert_array_equal(out.positions, pos[group._vertices()])
+
+
+@pytest.mark.parametrize("leases", [True, False])
+def test_gathers_with_and_without_a_lease_give_the_same_bytes(tpy_file: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               leases: bool) -> None:
+    """Without a read lease (another OS, another user's file) gathers read pread windows.
+
+    Both ways give the rows numpy's fancy indexing gives, in any order, with repeats,
+    across runs far apart (gaps skipped) and within one window.
+    """
+    monkeypatch.setattr(reading, "_LEASES", leases)
+    monkeypatch.setattr(reading, "WINDOW_BYTES", 64 << 10)
+    monkeypatch.setattr(reading, "GAP_BYTES", 8 << 10)
+    rng = np.random.default_rng(7)
+    with load(tpy_file) as trx:
+        n = len(trx)
+        picks = {"sorted": np.sort(rng.choice(n, n // 7, replace=False)),
+                 "shuffled with repeats": rng.integers(0, n, n // 5),
+                 "far apart": np.array([0, n // 2, n - 1, 1]),
+                 "reversed": np.arange(n)[::-1]}
+        pos, fa = np.array(trx.positions), np.array(trx.dpv["fa"])
+        for name, idx in picks.items():
+            out = save(trx.select(idx), tmp_path / f"{name}.trx")
+            held = trx.source_arrays().container._files["<zip>"]._leasable
+            assert held == leases, "the lease path was not the one asked for"
+            rows = trx.select(idx)._vertices()
+            with load(out) as back:
+                np.testing.assert_array_equal(back.positions, pos[rows], err_msg=name)
+                np.testing.assert_array_equal(back.dpv["fa"], fa[rows], err_msg=name)
