@@ -610,7 +610,10 @@ def _replace(tmp: Path, dest: Path) -> None:
         try:
             os.rename(tmp, dest)
         except OSError:
-            os.rename(trash, dest)
+            try:
+                os.rename(trash, dest)
+            except OSError:  # another writer's complete output took the place meanwhile
+                shutil.rmtree(trash, ignore_errors=True)
             raise
         shutil.rmtree(trash, ignore_errors=True)
     elif tmp.is_dir() and dest.exists():
