@@ -36,9 +36,15 @@ class Op:
     output: str  # extension of the output ("" = none)
     streaming: bool  # bandwidth-bound: counted against the copy-bandwidth target
     needs: str = ""  # attribute of trx_nipype.core that "ours" needs
+    variant: str = ""  # "tpy": on the files trx-python wrote (unaligned members)
+
+    @property
+    def base(self) -> str:
+        """The operation without its variant (``select_save`` for ``select_save@tpy``)."""
+        return self.name.split("@")[0]
 
 
-OPS: list[Op] = [
+BASE_OPS: list[Op] = [
     Op("lazy_load", "load (lazy, open only)", "trx-python", "", False),
     Op("load_read", "load + read all positions", "trx-python", "", True),
     Op("save_stored", "save stored", "trx-python", ".trx", True),
@@ -51,8 +57,34 @@ OPS: list[Op] = [
     Op("convert_tck_trx", "convert TCK->TRX", "trx-python convert", ".trx", True, "convert"),
     Op("convert_trx_trk", "convert TRX->TRK", "trx-python convert", ".trk", True, "convert"),
     Op("convert_trx_tck", "convert TRX->TCK", "trx-python convert", ".tck", True, "convert"),
+    Op("convert_dir_trx", "convert TRX folder->stored zip", "trx-python", ".trx", True,
+       "convert"),
 ]
+#: operations whose TRX input can be the one trx-python wrote (the folder is the same)
+TPY = {"lazy_load", "load_read", "save_stored", "save_deflate", "load_deflate", "select_save",
+       "group_save", "concat_save", "convert_trx_trk", "convert_trx_tck"}
+
+
+def _with_variants(ops: list[Op]) -> list[Op]:
+    """Each operation, then (where it reads a TRX zip) the same on trx-python's file."""
+    from dataclasses import replace
+
+    out = []
+    for op in ops:
+        out.append(op)
+        if op.name in TPY:
+            out.append(replace(op, name=f"{op.name}@tpy", variant="tpy",
+                               label=f"{op.label}, trx-python's file"))
+    return out
+
+
+OPS: list[Op] = _with_variants(BASE_OPS)
 OPS_BY_NAME = {op.name: op for op in OPS}
+
+
+def trx_input(root: Path, kind: str, variant: str = "") -> Path:
+    """``stored.trx`` / ``deflated.trx`` / ``small.trx``, or trx-python's ``tpy_*`` ones."""
+    return root / (f"tpy_{kind}.trx" if variant else f"{kind}.trx")
 GROUP = "CST_L"
 SELECT_FRACTION = 0.10
 
@@ -101,17 +133,19 @@ def core_function(name: str) -> Callable[..., Any] | None:
     return func if callable(func) else None
 
 
-def _ours(op: str, root: Path, out: Path) -> dict[str, Any]:
+def _ours(name: str, root: Path, out: Path) -> dict[str, Any]:
     from trx_nipype import core
 
+    op, variant = OPS_BY_NAME[name].base, OPS_BY_NAME[name].variant
+    stored = trx_input(root, "stored", variant)
     if op == "lazy_load":
-        return _lazy_load(lambda p: core.load(p), root)
+        return _lazy_load(lambda p: core.load(p), root, variant)
     if op in ("load_read", "load_deflate"):
-        src = root / ("stored.trx" if op == "load_read" else "deflated.trx")
+        src = stored if op == "load_read" else trx_input(root, "deflated", variant)
         with core.load(src) as trx:
             return {"sum": chunked_sum(trx.positions), "n": len(trx), "v": trx.nb_vertices}
     if op in ("save_stored", "save_deflate", "select_save", "group_save"):
-        with core.load(root / "stored.trx") as trx:
+        with core.load(stored) as trx:
             what = trx
             if op == "select_save":
                 what = trx.select(selection(len(trx)))
@@ -120,25 +154,32 @@ def _ours(op: str, root: Path, out: Path) -> dict[str, Any]:
             core.save(what, out, compression="deflate" if op == "save_deflate" else "stored")
         return {}
     if op == "concat_save":
-        core_function("concatenate")([root / "stored.trx", root / "dir.trx"], out)
+        core_function("concatenate")([stored, root / "dir.trx"], out)
         return {}
     if op.startswith("convert_"):
         from bench_convert import convert_ours
 
-        return _convert(convert_ours, op, root, out)
+        return _convert(convert_ours, op, root, out, variant)
     raise KeyError(op)
 
 
 # -------------------------------------------------------------------- other
-def _other(op: str, root: Path, out: Path) -> dict[str, Any]:
+def _other(name: str, root: Path, out: Path) -> dict[str, Any]:
     import zipfile
 
     import trx.trx_file_memmap as tmm
 
+    op, variant = OPS_BY_NAME[name].base, OPS_BY_NAME[name].variant
+    stored = trx_input(root, "stored", variant)
     if op == "lazy_load":
-        return _lazy_load(tmm.load, root)
+        return _lazy_load(tmm.load, root, variant)
+    if op == "convert_dir_trx":
+        trx = tmm.load(str(root / "dir.trx"))
+        tmm.save(trx, str(out), zipfile.ZIP_STORED)
+        trx.close()
+        return {}
     if op in ("load_read", "load_deflate"):
-        src = root / ("stored.trx" if op == "load_read" else "deflated.trx")
+        src = stored if op == "load_read" else trx_input(root, "deflated", variant)
         trx = tmm.load(str(src))
         try:
             data = trx.streamlines._data
@@ -146,7 +187,7 @@ def _other(op: str, root: Path, out: Path) -> dict[str, Any]:
         finally:
             trx.close()
     if op in ("save_stored", "save_deflate", "select_save", "group_save"):
-        trx = tmm.load(str(root / "stored.trx"))
+        trx = tmm.load(str(stored))
         what = trx
         if op == "select_save":
             what = trx.select(selection(len(trx)))
@@ -159,7 +200,7 @@ def _other(op: str, root: Path, out: Path) -> dict[str, Any]:
         trx.close()
         return {}
     if op == "concat_save":
-        parts = [tmm.load(str(root / "stored.trx")), tmm.load(str(root / "dir.trx"))]
+        parts = [tmm.load(str(stored)), tmm.load(str(root / "dir.trx"))]
         merged = tmm.concatenate(parts)
         tmm.save(merged, str(out))
         for t in (merged, *parts):
@@ -168,27 +209,32 @@ def _other(op: str, root: Path, out: Path) -> dict[str, Any]:
     if op.startswith("convert_"):
         from bench_convert import convert_theirs
 
-        return _convert(convert_theirs, op, root, out)
+        return _convert(convert_theirs, op, root, out, variant)
     raise KeyError(op)
 
 
-def _convert(convert: Callable[..., Any], op: str, root: Path, out: Path) -> dict[str, Any]:
+def _convert(convert: Callable[..., Any], op: str, root: Path, out: Path, variant: str = ""
+             ) -> dict[str, Any]:
     """Run one side's converter (bench_convert's) on the op's input; TCK needs the reference."""
-    src = _convert_input(op, root)
+    src = _convert_input(op, root, variant)
     convert(src, out, root / "reference.nii.gz" if src.suffix == ".tck" else None)
     return {}
 
 
-def _convert_input(op: str, root: Path) -> Path:
-    source = op.split("_")[1]
-    return root / {"trk": "data.trk", "tck": "data.tck", "trx": "stored.trx"}[source]
+def _convert_input(op: str, root: Path, variant: str = "") -> Path:
+    source = op.split("@")[0].split("_")[1]
+    if source == "trx":
+        return trx_input(root, "stored", variant)
+    return root / {"trk": "data.trk", "tck": "data.tck", "dir": "dir.trx"}[source]
 
 
-def _lazy_load(load: Callable[[str], Any], root: Path, repeats: int = 5) -> dict[str, Any]:
+def _lazy_load(load: Callable[[str], Any], root: Path, variant: str = "", repeats: int = 5
+               ) -> dict[str, Any]:
     """Open (and close) the full and the 1% file alternately; medians of each."""
     big, small, cpu = [], [], []
     for _ in range(repeats):
-        for path, times in ((root / "small.trx", small), (root / "stored.trx", big)):
+        for path, times in ((trx_input(root, "small", variant), small),
+                            (trx_input(root, "stored", variant), big)):
             c, t = time.process_time(), time.perf_counter()
             trx = load(str(path))
             len(trx)
@@ -251,7 +297,7 @@ def main(argv: list[str]) -> int:
         if op.startswith("convert_"):
             import bench_convert  # noqa: F401
             import trx.workflows  # noqa: F401
-    if op == "select_save":
+    if OPS_BY_NAME[op].base == "select_save":
         manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
         selection(manifest["nb_streamlines"])
     prefault(touch)

@@ -10,7 +10,16 @@ key (``fa``), two overlapping groups (``CST_L``, ``AF_L``) and one dpg entry
 - ``deflated.trx``    TRX zip, deflated members (idem),
 - ``data.trk``        TrackVis (``fa`` as a scalar, ``weight`` as a property),
 - ``data.tck``        MRtrix (positions only) and ``reference.nii.gz`` for it,
-- ``small.trx``       a data set with 1% of the streamlines (lazy-load size check).
+- ``small.trx``       a data set with 1% of the streamlines (lazy-load size check),
+- ``tpy_stored.trx``, ``tpy_deflated.trx``, ``tpy_small.trx``: the same, written by
+  trx-python's own ``save`` (what users have: members at whatever offset the
+  zip headers leave them, not aligned).
+
+The reference's origin (-90.25, -126.25, -72.25) mm makes trx-python's
+``header.json`` of a length that leaves its positions at an offset that is not
+a multiple of 4 (at scales 0.05, 1 and 10; the issue's 1M-streamline file had
+offset % 4 == 3): the unaligned case, where numpy's ``take`` used to copy the
+whole array. ``manifest.json`` records each trx-python member's data offset.
 
 Streamlines are smooth arcs (0.5 mm steps) inside the reference grid. Everything
 is generated vectorised, one chunk of streamlines at a time, each chunk from its
@@ -43,7 +52,7 @@ STEP_MM = 0.5
 VOXEL_MM = 1.25
 DIMENSIONS = (145, 174, 145)
 CHUNK_STREAMLINES = 25_000
-GENERATOR_VERSION = 2  # 2: deflated.trx written Huffman-only for floats
+GENERATOR_VERSION = 3  # 3: trx-python-written variants; origin moved by 0.25 mm
 DPG_VOLUME = 4521.5  # dpg/CST_L/volume
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -51,7 +60,7 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 def affine() -> np.ndarray:
     """The voxel-to-RAS+ mm affine of the synthetic reference (1.25 mm, RAS)."""
     aff = np.diag([VOXEL_MM, VOXEL_MM, VOXEL_MM, 1.0])
-    aff[:3, 3] = [-90.0, -126.0, -72.0]
+    aff[:3, 3] = [-90.25, -126.25, -72.25]
     return aff
 
 
@@ -65,6 +74,8 @@ class Dataset:
     nb_streamlines: int
     nb_vertices: int
     version: int = GENERATOR_VERSION
+    #: trx-python's files: member -> byte offset of its data
+    tpy_offsets: dict | None = None
 
     def path(self, name: str) -> Path:
         return Path(self.root) / name
@@ -210,8 +221,11 @@ def groups_for(n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def write_dataset(root: Path, n: int, seed: int, *, trk: bool = True, tck: bool = True,
-                  log: bool = True) -> tuple[int, int]:
-    """Write ``dir.trx`` (and TRK/TCK) for ``n`` streamlines; return (N, V)."""
+                  log: bool = True, dpv: bool = True) -> tuple[int, int]:
+    """Write ``dir.trx`` (and TRK/TCK) for ``n`` streamlines; return (N, V).
+
+    ``dpv=False`` leaves ``dpv/fa`` out of ``dir.trx`` (the 10M run, for disk).
+    """
     lengths = lengths_for(n, seed)
     v = int(lengths.sum())
     trx_dir = root / "dir.trx"
@@ -223,8 +237,11 @@ def write_dataset(root: Path, n: int, seed: int, *, trk: bool = True, tck: bool 
     offsets = np.zeros(n + 1, dtype="<u8")
     np.cumsum(lengths, out=offsets[1:])
     files = {"pos": open(trx_dir / "positions.3.float32", "wb"),  # noqa: SIM115
-             "fa": open(trx_dir / "dpv/fa.float32", "wb"),  # noqa: SIM115
              "w": open(trx_dir / "dps/weight.float32", "wb")}  # noqa: SIM115
+    if dpv:
+        files["fa"] = open(trx_dir / "dpv/fa.float32", "wb")  # noqa: SIM115
+    else:
+        (trx_dir / "dpv").rmdir()
     if trk:
         files["trk"] = open(root / "data.trk", "wb")  # noqa: SIM115
         files["trk"].write(trk_header(n))
@@ -235,7 +252,8 @@ def write_dataset(root: Path, n: int, seed: int, *, trk: bool = True, tck: bool 
     try:
         for a, lens, pos, fa, weight in iter_chunks(lengths, seed):
             files["pos"].write(pos.tobytes())
-            files["fa"].write(fa.tobytes())
+            if dpv:
+                files["fa"].write(fa.tobytes())
             files["w"].write(weight.tobytes())
             if trk:
                 files["trk"].write(trk_records(lens, pos, fa, weight, to_voxmm).tobytes())
@@ -257,6 +275,49 @@ def write_dataset(root: Path, n: int, seed: int, *, trk: bool = True, tck: bool 
               "NB_STREAMLINES": n, "NB_VERTICES": v}
     (trx_dir / "header.json").write_text(json.dumps(header), encoding="utf-8")
     return n, v
+
+
+def member_offsets(path: Path) -> dict[str, int]:
+    """Byte offset of each zip member's data (from its local header)."""
+    import struct
+    import zipfile
+
+    out = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        for info in zf.infolist():
+            fh.seek(info.header_offset + 26)
+            name_len, extra_len = struct.unpack("<HH", fh.read(4))
+            out[info.filename] = info.header_offset + 30 + name_len + extra_len
+    return out
+
+
+def write_trx_python_variants(root: Path, *, deflated: bool = True, log: bool = True
+                              ) -> dict[str, int]:
+    """``tpy_*.trx``: ``dir.trx`` (and ``small.trx``) loaded and saved by trx-python."""
+    import zipfile
+
+    import trx.trx_file_memmap as tmm
+
+    t0 = time.perf_counter()
+    trx = tmm.load(str(root / "dir.trx"))
+    try:
+        tmm.save(trx, str(root / "tpy_stored.trx"), zipfile.ZIP_STORED)
+        if deflated:
+            tmm.save(trx, str(root / "tpy_deflated.trx"), zipfile.ZIP_DEFLATED)
+    finally:
+        trx.close()
+    if (root / "small.trx").exists():
+        small = tmm.load(str(root / "small.trx"))
+        try:
+            tmm.save(small, str(root / "tpy_small.trx"), zipfile.ZIP_STORED)
+        finally:
+            small.close()
+    offsets = member_offsets(root / "tpy_stored.trx")
+    pos = next(v for k, v in offsets.items() if k.startswith("positions"))
+    if log:
+        print(f"trx-python variants in {time.perf_counter() - t0:.0f} s; positions at byte "
+              f"{pos} (offset % 4 = {pos % 4})", file=sys.stderr)
+    return offsets
 
 
 def generate(scale: float, data_dir: Path | None = None, seed: int = 1234,
@@ -291,7 +352,9 @@ def generate(scale: float, data_dir: Path | None = None, seed: int = 1234,
     with load(small / "dir.trx") as trx:
         save(trx, root / "small.trx")
     shutil.rmtree(small)
-    ds = Dataset(root=str(root), scale=scale, seed=seed, nb_streamlines=n, nb_vertices=v)
+    tpy = write_trx_python_variants(root, log=log)
+    ds = Dataset(root=str(root), scale=scale, seed=seed, nb_streamlines=n, nb_vertices=v,
+                 tpy_offsets=tpy)
     (root / "manifest.json").write_text(json.dumps(asdict(ds), indent=1), encoding="utf-8")
     if log:
         sizes = {p.name: p.stat().st_size for p in root.iterdir() if p.is_file()}

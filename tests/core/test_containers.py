@@ -31,9 +31,13 @@ def _base(arr: np.ndarray) -> object:
 
 
 def _mapped_in_place(trx) -> bool:
-    """Every data array of a stored zip is a view of one map of the zip itself."""
+    """Every data array of a stored zip is a view of one map of the zip itself.
+
+    Groups (like offsets) are read into memory at load, not mapped: a map that
+    another process truncates kills the reader with SIGBUS (issue 18).
+    """
     container = trx.source_arrays().container
-    arrays = [trx.positions, *trx.dps.values(), *trx.dpv.values(), *trx.groups.values()]
+    arrays = [trx.positions, *trx.dps.values(), *trx.dpv.values()]
     return (not container._extracted and container._extract_dir is None
             and all(isinstance(_base(a), mmap.mmap) for a in arrays))
 

@@ -62,13 +62,14 @@ def slow_save(trx: TrxFile, dest: str, delay: float) -> None:
 
 
 def pace(delay: float) -> None:
-    """Slow every write of the one TRX writer and of the TRK writer, so kills land mid-write."""
+    """Slow every write of the one TRX writer (chunks and kernel copies) and of the TRK
+    writer, so kills land mid-write."""
     from trx_nipype.core import writer
     from trx_nipype.core.formats import trk
 
     convert_mod = sys.modules["trx_nipype.core.convert"]  # the name ``convert`` is the function
     convert_mod.BLOCK_VERTICES = 5_000  # several TRK blocks from a TRX input
-    for module, name in ((writer, "_as_bytes"), (trk, "_records")):
+    for module, name in ((writer, "_as_bytes"), (writer, "_copy_range"), (trk, "_records")):
         inner = getattr(module, name)
 
         def paced(*args, _inner=inner, **kwargs):
@@ -92,8 +93,94 @@ def run_op(op: str, dest: str, inputs: list[str]) -> None:
         raise SystemExit(f"unknown op {op}")
 
 
+def _wait_for_go() -> None:
+    """Tell the parent the input is open, and wait until it has changed it."""
+    print("loaded", flush=True)
+    sys.stdin.readline()
+
+
+def _hook_load() -> None:
+    """Make every ``load`` of the package wait for the parent once the file is open."""
+    from trx_nipype.core import loader
+
+    inner = loader.load
+
+    def waiting_load(path, *args, **kwargs):
+        trx = inner(path, *args, **kwargs)
+        _wait_for_go()
+        return trx
+    for module in ("trx_nipype.core", "trx_nipype.core.loader", "trx_nipype.core.convert",
+                   "trx_nipype.cli.ops", "trx_nipype.interfaces.ops"):
+        __import__(module)
+        if getattr(sys.modules[module], "load", None) is inner:
+            sys.modules[module].load = waiting_load
+
+
+def _small_chunks_and_paced(delay: float) -> None:
+    """Save in chunks of 2,000 vertices, each written ``delay`` s apart (kills mid-write)."""
+    save_module = sys.modules["trx_nipype.core.save"]  # ``core.save`` is the function
+    inner = save_module.trx_members
+    save_module.trx_members = lambda *a, **k: inner(*a, **{**k, "chunk_vertices": 2_000})
+    pace(delay)
+
+
+def changed_op(op: str, dest: str, src: str) -> None:
+    """Open ``src``, wait while the parent changes it, then run ``op`` into ``dest``.
+
+    ``op``: ``read`` (every coordinate through ``iter_positions``), ``select``
+    (a selection saved), ``concatenate`` (with itself), ``convert`` (to TRK),
+    ``cli`` (``trx-nipype select-group``), ``node`` (a ``SelectGroup`` node),
+    ``node-midwrite`` (the node, writing slowly: the parent changes the input
+    once it has started writing).
+    """
+    import warnings
+
+    from trx_nipype.core import concatenate, convert
+
+    warnings.simplefilter("ignore")
+    if op in ("cli", "node", "convert"):
+        _hook_load()
+    if op == "node-midwrite":
+        _small_chunks_and_paced(0.05)
+    if op == "cli":
+        from trx_nipype.cli.main import main as cli
+
+        print(f"EXIT {cli(['select-group', src, 'A', '-o', dest])}", flush=True)
+        raise SystemExit(0)
+    if op in ("node", "node-midwrite"):
+        from trx_nipype.interfaces import SelectGroup
+
+        if op == "node-midwrite":
+            print("loaded", flush=True)  # the parent waits for "started" writes
+        SelectGroup(in_file=src, group_names="A", out_filename=Path(dest).name).run(
+            cwd=str(Path(dest).parent))
+        return
+    if op == "convert":
+        convert(src, dest)
+        return
+    with load(src) as trx:
+        _wait_for_go()
+        if op == "read":
+            total = sum(float(block.sum()) for _, block in trx.iter_positions(2_000))
+            print(f"SUM {total}", flush=True)
+        elif op == "select":
+            save(trx.select(np.arange(0, len(trx), 3)), dest)
+        elif op == "concatenate":
+            concatenate([trx, trx], dest)
+        else:
+            raise SystemExit(f"unknown op {op}")
+
+
 def main(argv: list[str]) -> int:
     mode, dest = argv[0], argv[1]
+    if mode == "changed-op":  # changed-op <dest> <op> <src>: prints ERROR ... on an error
+        try:
+            changed_op(argv[2], dest, argv[3])
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which checks it
+            print(f"ERROR {type(exc).__name__}: {exc}", flush=True)
+            return 3
+        print("OK", flush=True)
+        return 0
     if mode == "paced-op":  # paced-op <dest> <delay> <op> <inputs...>
         pace(float(argv[2]))
         print("started", flush=True)

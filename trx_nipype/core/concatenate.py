@@ -206,12 +206,30 @@ def _chained(inputs: list[ConcatInput], table: str, key: str, per: str, dtype: n
                 blocks: Iterable[np.ndarray] = (np.asarray(b).astype(dtype, copy=False)
                                                 for b in inp.rows(table, key))
             else:
-                arr = getattr(trx.source_arrays(), table)[key]
-                blocks = row_chunks(trx, arr, dtype, per_vertex=per == "vertices",
+                reader = getattr(trx.source_arrays(), table).reader(key)
+                blocks = row_chunks(trx, reader, dtype, per_vertex=per == "vertices",
                                     chunk_vertices=CHUNK_VERTICES)
             for block in blocks:
                 yield block.reshape((len(block), *tail))  # (n,) and (n, 1) alike
     return gen
+
+
+def _pieces(inputs: list[ConcatInput], table: str, key: str, dtype: np.dtype,
+            tail: tuple[int, ...]) -> Callable[[], list[Any]] | None:
+    """The inputs' members as they are, when the output member is just them end to end.
+
+    None when an input is a view, is streamed from another format (``rows``) or
+    stores the key in another dtype or layout.
+    """
+    tables = [getattr(inp.trx.source_arrays(), table) for inp in inputs]
+    for inp, src in zip(inputs, tables, strict=True):
+        if key not in src:  # an input without rows (the key is shared by the others)
+            continue
+        if inp.rows is not None or inp.trx.is_view or \
+                DTYPES[dtype_name(src.spec(key)[0])] != dtype or \
+                row_width(src.spec(key)[1][1:]) != row_width(tail):
+            return None
+    return lambda: [src.reader(key) for src in tables if key in src and src.spec(key)[1][0]]
 
 
 def _lengths_chained(inputs: list[ConcatInput]) -> Iterator[np.ndarray]:
@@ -357,7 +375,8 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
                                    offsets_dtype=offsets_dtype, atol=atol, dest=out_path)
         log.info("concatenate: %d inputs, %d streamlines, %d vertices -> %s", len(prepared),
                  header["NB_STREAMLINES"], header["NB_VERTICES"], out_path)
-        return write_members(out_path, header, members, compression=compression)
+        return write_members(out_path, header, members, compression=compression,
+                             sources=[inp.trx for inp in prepared])
     finally:
         for trx in opened:
             trx.close()
@@ -430,7 +449,8 @@ def concatenation_members(inputs: list[ConcatInput], *, group_by_input: bool = F
         MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,
                      lambda: offsets_chunks(_lengths_chained(inputs), off_dt)),
         MemberStream(f"positions.3.{dtype_name(pos_dt)}", v * 3 * pos_dt.itemsize,
-                     _chained(inputs, "positions", "positions", "vertices", pos_dt, (3,))),
+                     _chained(inputs, "positions", "positions", "vertices", pos_dt, (3,)),
+                     _pieces(inputs, "positions", "positions", pos_dt, (3,))),
     ]
     for what, per, rows, delete in (("dps", "streamlines", n, delete_dps),
                                     ("dpv", "vertices", v, delete_dpv)):
@@ -439,7 +459,8 @@ def concatenation_members(inputs: list[ConcatInput], *, group_by_input: bool = F
             members.append(MemberStream(
                 f"{what}/{format_member_name(key.name, shape, key.dtype)}",
                 rows * row_width(key.tail) * key.dtype.itemsize,
-                _chained(inputs, what, key.name, per, key.dtype, key.tail)))
+                _chained(inputs, what, key.name, per, key.dtype, key.tail),
+                _pieces(inputs, what, key.name, key.dtype, key.tail)))
 
     group_parts: dict[str, list[tuple[int, np.ndarray | range]]] = {}
     if not delete_groups:

@@ -23,6 +23,11 @@ Every read is bounded by what the container declares: a small member read
 whole (``header.json``) by the caller's limit, an array by its member's size
 (a member file that no longer holds the bytes it held when the folder was
 listed is an error naming it, not numpy's short-buffer error).
+
+Streaming reads do not touch maps: :meth:`Container.reader` hands out
+:class:`~trx_nipype.core.reading.MemberReader` s that read with ``pread`` from
+files opened once and stamped, so an input cut short or replaced while it is
+read gives an error naming it, not a SIGBUS (see :mod:`trx_nipype.core.reading`).
 """
 
 from __future__ import annotations
@@ -34,19 +39,27 @@ import shutil
 import stat
 import struct
 import zipfile
-import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import numpy as np
 
+from . import zipio
 from .errors import TrxFormatError
+from .reading import MemberReader, OpenFile, Stamp, read_file
 from .tempfiles import make_temp_dir, remove_temp_dir
 
 _LOCAL_HEADER = struct.Struct("<4s5HL2L2H")  # signature .. extra length (30 bytes)
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 _CHUNK = 1 << 22
+#: general-purpose flag bits this reader cannot honour: encrypted (0), compressed patched
+#: data (5), strong encryption (6), encrypted central directory (13)
+_UNSUPPORTED_FLAGS = {0x1: "encrypted", 0x20: "compressed patched data (flag bit 5)",
+                      0x40: "strongly encrypted (flag bit 6)",
+                      0x2000: "encrypted central directory (flag bit 13)"}
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 
 
 def readonly_array(buffer: bytes | memoryview | mmap.mmap, dtype: np.dtype, shape: tuple[int, ...],
@@ -60,12 +73,11 @@ def readonly_array(buffer: bytes | memoryview | mmap.mmap, dtype: np.dtype, shap
     return arr
 
 
-def _map_file(path: str | os.PathLike) -> mmap.mmap | None:
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            return None
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+def _map_file(f: OpenFile) -> mmap.mmap | None:
+    f.check()  # a file cut short since it was opened: an error naming it, not a bad map
+    if f.size == 0:
+        return None
+    return mmap.mmap(f.fd, f.size, access=mmap.ACCESS_READ)
 
 
 def _nbytes(dtype: np.dtype, shape: tuple[int, ...]) -> int:
@@ -223,6 +235,7 @@ class Container:
         self.path = os.fspath(path)
         self.members: dict[str, int] = {}
         self._maps: list[mmap.mmap] = []
+        self._files: dict[str, OpenFile] = {}
 
     def read_bytes(self, name: str, limit: int) -> bytes:  # pragma: no cover - abstract
         """The bytes of a small member, such as ``header.json``: at most ``limit`` of them.
@@ -243,26 +256,52 @@ class Container:
                                  f"{found}")
 
     def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-        """A read-only array of ``shape`` over member ``name``."""
+        """A read-only array of ``shape`` over member ``name`` (a map)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def reader(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> MemberReader:
+        """A :class:`~trx_nipype.core.reading.MemberReader` of member ``name`` (no map)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def read_array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """Member ``name`` read into memory: a read-only array no other process can cut short.
+
+        For the small members read whole at load (offsets, groups, data per group).
+        """
+        count = int(np.prod(shape, dtype=np.int64))
+        if count == 0:
+            return readonly_array(b"", dtype, shape)
+        rd = self.reader(name, dtype, shape)
+        data = rd.file.read(rd.offset, count * np.dtype(dtype).itemsize, name)
+        rd.file.check()
+        return readonly_array(data, dtype, shape)
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`~trx_nipype.core.reading.SourceChangedError` if a file read changed."""
+        for f in list(self._files.values()):
+            f.check()
+
     def close(self) -> None:
-        """Drop the maps (arrays still held by callers keep theirs alive)."""
+        """Drop the maps and close the files (arrays still held keep their maps alive)."""
         for mm in self._maps:
             try:
                 mm.close()
             except BufferError:  # an array still uses it; the GC will release it
                 pass
         self._maps.clear()
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
 
 
 class DirectoryContainer(Container):
-    """A TRX directory: one file per member (see :func:`scan_folder`)."""
+    """A TRX directory: one file per member."""
 
     kind = "directory"
 
     def __init__(self, path: str | os.PathLike) -> None:
         super().__init__(path)
+        self._stamps: dict[str, Stamp] = {}
         try:
             entries = scan_folder(self.path)
         except OSError as exc:
@@ -274,25 +313,32 @@ class DirectoryContainer(Container):
                              os.supports_effective_ids):
                 raise TrxFormatError(self.path, entry.name, "cannot read: permission denied")
             self.members[entry.name] = entry.stat.st_size
+            self._stamps[entry.name] = Stamp.of(entry.stat)
+
+    def _open(self, name: str) -> OpenFile:
+        """The member's file, opened once; refused if it is not the file listed at load."""
+        f = self._files.get(name)
+        if f is None:
+            try:
+                f = OpenFile(Path(self.path, name), self.path, name, self._stamps[name])
+            except OSError as exc:
+                raise _unreadable(self.path, name, exc) from None
+            self._files[name] = f
+        return f
 
     def read_bytes(self, name: str, limit: int) -> bytes:
-        """The bytes of a small member file (at most ``limit``)."""
+        """The bytes of a small member file (at most ``limit``; the file listed at load, or
+        an error)."""
         self._check_limit(name, self.members[name], limit)
         try:
-            with open(Path(self.path, name), "rb") as fh:
-                data = fh.read(limit + 1)
+            return read_file(Path(self.path, name), self.path, name, self._stamps[name])
         except OSError as exc:
             raise _unreadable(self.path, name, exc) from None
-        self._check_limit(name, len(data), limit)  # grown since the folder was listed
-        return data
 
     def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
         """A read-only map of the member file (an empty array for an empty file)."""
         nbytes = _nbytes(dtype, shape)
-        try:
-            mm = _map_file(Path(self.path, name))
-        except OSError as exc:
-            raise _unreadable(self.path, name, exc) from None
+        mm = _map_file(self._open(name))
         if mm is None or len(mm) < nbytes:
             found = 0 if mm is None else len(mm)
             if mm is not None:
@@ -303,9 +349,25 @@ class DirectoryContainer(Container):
         self._maps.append(mm)
         return readonly_array(mm, dtype, shape)
 
+    def reader(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> MemberReader:
+        """Reads of the member file (checked against the file listed at load)."""
+        return MemberReader(self._open(name), 0, dtype, shape, name)
+
+    def read_array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """The member file read whole into memory (opened, read and closed: no file kept)."""
+        nbytes = _nbytes(dtype, shape)
+        if nbytes == 0:
+            return readonly_array(b"", dtype, shape)
+        return readonly_array(self.read_bytes(name, nbytes), dtype, shape)
+
 
 class ZipContainer(Container):
-    """A TRX zip: stored members mapped in place, deflated ones extracted on use."""
+    """A TRX zip: stored members mapped in place, deflated ones extracted on use.
+
+    The zip is opened once; every read (directory, local headers, members,
+    maps) goes through that one open file, so a zip renamed over while open
+    is still read whole from the file that was loaded.
+    """
 
     kind = "zip"
 
@@ -313,29 +375,28 @@ class ZipContainer(Container):
         super().__init__(path)
         self._infos: dict[str, zipfile.ZipInfo] = {}
         self._extract_dir: Path | None = None
-        self._extracted: dict[str, Path] = {}
-        self._file_size = os.path.getsize(self.path)
-        self._zf: zipfile.ZipFile | None = None
-        try:
-            # the directory is read once, here; member reads reuse this ZipFile
-            self._zf = zipfile.ZipFile(self.path)
-            infos = self._zf.infolist()
-        except OSError:
-            raise
-        except Exception as exc:  # any failure to parse the zip directory is a format error
-            raise TrxFormatError(self.path, None,
-                                 f"expected a zip archive, found a truncated or corrupt one ({exc})"
-                                 ) from None
+        self._extracted: dict[str, OpenFile] = {}
+        self._file = self._files["<zip>"] = OpenFile(self.path, self.path)
+        self._file_size = self._file.size
         self._mm: mmap.mmap | None = None
         self._offsets: dict[str, int] = {}
         try:
+            try:
+                # the directory is parsed once, here, from the open file
+                with os.fdopen(os.dup(self._file.fd), "rb") as fh, zipfile.ZipFile(fh) as zf:
+                    infos = zf.infolist()
+            except OSError:
+                raise
+            except Exception as exc:  # any failure to parse the zip directory is a format error
+                raise TrxFormatError(self.path, None, f"expected a zip archive, found a "
+                                     f"truncated or corrupt one ({exc})") from None
             for info in infos:
                 self._add_member(info)
             # local headers are read now (one small read each): a truncated zip, or a local
             # header that disagrees with the central directory, fails at load, not at first use
             self.check_local_headers()
         except BaseException:
-            self.close()  # the ZipFile opened above
+            self.close()
             raise
 
     def _add_member(self, info: zipfile.ZipInfo) -> None:
@@ -348,11 +409,8 @@ class ZipContainer(Container):
             raise TrxFormatError(self.path, name, "duplicate member in the zip directory")
         if stat.S_ISLNK(info.external_attr >> 16):
             raise TrxFormatError(self.path, name, "member is a symbolic link; expected data")
-        if info.flag_bits & 0x1:
-            raise TrxFormatError(self.path, name, "member is encrypted")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise TrxFormatError(self.path, name, f"expected stored or deflated, found "
-                                 f"compression method {info.compress_type}")
+        _check_flags_and_method(self.path, name, info.flag_bits, info.compress_type,
+                                "central directory")
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
             raise TrxFormatError(self.path, name, f"stored member: expected compressed size = "
                                  f"size {info.file_size}, found {info.compress_size}")
@@ -367,32 +425,15 @@ class ZipContainer(Container):
             return "stored"
         return "deflate" if kinds == {zipfile.ZIP_DEFLATED} else "mixed"
 
-    def _data_offset(self, name: str, fh: BinaryIO | None = None) -> int:
-        """Where member data starts, from the member's *local* header (cached).
-
-        Parameters
-        ----------
-        name : str
-            The member.
-        fh : binary file, optional
-            The zip, already open (to read many local headers in one go).
-
-        Returns
-        -------
-        int
-            The byte offset of the member's data in the zip.
-        """
+    def _data_offset(self, name: str) -> int:
+        """Where member data starts, from the member's *local* header (cached)."""
         if name in self._offsets:
             return self._offsets[name]
-        if fh is None:
-            with open(self.path, "rb") as own:
-                return self._data_offset(name, own)
         info = self._infos[name]
         if info.header_offset < 0:
             raise TrxFormatError(self.path, name, f"truncated zip: the local header would start "
                                  f"at byte {info.header_offset}")
-        fh.seek(info.header_offset)
-        raw = fh.read(_LOCAL_HEADER.size)
+        raw = os.pread(self._file.fd, _LOCAL_HEADER.size, info.header_offset)
         if len(raw) < _LOCAL_HEADER.size:
             raise TrxFormatError(self.path, name, "truncated zip: local header cut short")
         fields = _LOCAL_HEADER.unpack(raw)
@@ -400,8 +441,13 @@ class ZipContainer(Container):
             raise TrxFormatError(self.path, name,
                                  f"expected a local header signature {_LOCAL_SIGNATURE!r} at "
                                  f"byte {info.header_offset}, found {fields[0]!r}")
+        _check_flags_and_method(self.path, name, fields[2], fields[3], "local header")
+        if fields[3] != info.compress_type:
+            raise TrxFormatError(self.path, name, f"central directory and local header "
+                                 f"disagree on the compression method ({info.compress_type} "
+                                 f"vs {fields[3]})")
         name_len, extra_len = fields[-2], fields[-1]
-        local_name = fh.read(name_len)
+        local_name = os.pread(self._file.fd, name_len, info.header_offset + _LOCAL_HEADER.size)
         if local_name not in (name.encode("utf-8"), name.encode("cp437", "replace")):
             raise TrxFormatError(self.path, name,
                                  f"central directory and local header disagree on the name "
@@ -414,24 +460,82 @@ class ZipContainer(Container):
         self._offsets[name] = start
         return start
 
+    def _inflated(self, name: str) -> Iterator[bytes]:
+        """The member's inflated bytes, piece by piece (at most ``_CHUNK`` each).
+
+        The compressed bytes are read with ``pread`` from the open zip (a short
+        read: the zip changed).
+        """
+        info = self._infos[name]
+        pos, left = self._data_offset(name), info.compress_size
+        inflater = zipio.inflater()
+        done = 0
+        try:
+            while True:
+                if inflater.unconsumed_tail:
+                    data = inflater.unconsumed_tail
+                elif left:
+                    data = self._file.read(pos, min(_CHUNK, left), name)
+                    pos += len(data)
+                    left -= len(data)
+                elif inflater.eof:
+                    return
+                else:
+                    raise TrxFormatError(self.path, name, f"deflate stream ends early: "
+                                         f"{done} of {info.file_size} bytes")
+                out = inflater.decompress(data, _CHUNK)
+                if out:
+                    done += len(out)
+                    yield out
+                if inflater.eof and not inflater.unconsumed_tail:
+                    return
+        except zipio.INFLATE_ERRORS as exc:
+            raise TrxFormatError(self.path, name, f"cannot inflate member ({exc})") from None
+
+    def _inflate(self, name: str, write: Any, *, background: bool = False) -> int:
+        """Inflate one member into ``write``; check its size and CRC; return its size.
+
+        The output never passes the declared size. ``background``: inflate in a
+        thread while this one checksums and writes (large members).
+        """
+        info = self._infos[name]
+        written, crc = 0, 0
+        pieces = _in_background(self._inflated(name)) if background else self._inflated(name)
+        for out in pieces:
+            written += len(out)
+            if written > info.file_size:
+                raise TrxFormatError(self.path, name,
+                                     f"inflates past its declared {info.file_size} bytes")
+            crc = zipio.crc32(out, crc)
+            write(out)
+        if written != info.file_size:
+            raise TrxFormatError(self.path, name, f"expected {info.file_size} bytes after "
+                                 f"inflating, found {written}")
+        if crc != info.CRC:
+            raise TrxFormatError(self.path, name, f"CRC-32 mismatch: the directory says "
+                                 f"{info.CRC:08x}, the data gives {crc:08x}")
+        self._file.check()
+        return written
+
     def read_bytes(self, name: str, limit: int) -> bytes:
         """The bytes of a small member (at most ``limit``), inflated if need be.
 
-        The declared size is checked first, and inflating stops ``limit`` bytes
-        in whatever the size says (``ZipFile.read`` may inflate up to 1 GiB at
-        once before cutting to the declared size).
+        The declared size is checked first, and inflating never goes past it.
         """
         info = self._infos[name]
         self._check_limit(name, info.file_size, limit)
-        try:
-            with self._zf.open(info) as src:
-                data = src.read(limit + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
-            raise TrxFormatError(self.path, name, f"cannot read member ({exc})") from None
-        self._check_limit(name, len(data), limit)
-        return data
+        if info.compress_type == zipfile.ZIP_STORED:
+            data = self._file.read(self._data_offset(name), info.file_size, name)
+            if zipio.crc32(data) != info.CRC:
+                raise TrxFormatError(self.path, name, "CRC-32 mismatch: the member's bytes "
+                                     "differ from what the zip directory records")
+            self._file.check()
+            return data
+        parts: list[bytes] = []
+        self._inflate(name, parts.append)
+        return b"".join(parts)
 
-    def _extract(self, name: str) -> Path:
+    def _extract(self, name: str) -> OpenFile:
         """Inflate one member into the private folder, never past its declared size."""
         if name in self._extracted:
             return self._extracted[name]
@@ -444,30 +548,15 @@ class ZipContainer(Container):
             raise TrxFormatError(self.path, name, f"declares {info.file_size} bytes once "
                                  f"inflated; only {free} bytes are free under "
                                  f"{self._extract_dir.parent} (see set_temp_root)")
-        written = 0
         try:
-            with self._zf.open(info) as src, open(target, "wb") as dst:
-                while True:
-                    chunk = src.read(_CHUNK)
-                    if not chunk:
-                        break
-                    written += len(chunk)
-                    if written > info.file_size:
-                        raise TrxFormatError(self.path, name,
-                                             f"inflates past its declared {info.file_size} bytes")
-                    dst.write(chunk)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error,
-                zlib.error) as exc:
+            with open(target, "wb") as dst:
+                self._inflate(name, dst.write, background=info.file_size > 4 * _CHUNK)
+        except BaseException:
             target.unlink(missing_ok=True)
-            if isinstance(exc, TrxFormatError):
-                raise
-            raise TrxFormatError(self.path, name, f"cannot inflate member ({exc})") from None
-        if written != info.file_size:
-            target.unlink(missing_ok=True)
-            raise TrxFormatError(self.path, name, f"expected {info.file_size} bytes after "
-                                 f"inflating, found {written}")
-        self._extracted[name] = target
-        return target
+            raise
+        opened = self._extracted[name] = OpenFile(target, self.path, name)
+        self._files[f"<extracted>/{name}"] = opened
+        return opened
 
     def array(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
         """A read-only array: mapped in place if stored, inflated once and mapped if deflated."""
@@ -477,35 +566,97 @@ class ZipContainer(Container):
         if info.compress_type == zipfile.ZIP_STORED:
             offset = self._data_offset(name)
             if self._mm is None:
-                try:
-                    self._mm = _map_file(self.path)
-                except OSError as exc:
-                    raise _unreadable(self.path, name, exc) from None
+                self._mm = _map_file(self._file)
                 self._maps.append(self._mm)
             return readonly_array(self._mm, dtype, shape, offset)
         mm = _map_file(self._extract(name))
         self._maps.append(mm)
         return readonly_array(mm, dtype, shape)
 
+    def reader(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> MemberReader:
+        """Reads of a stored member in place, or of a deflated one once inflated."""
+        info = self._infos[name]
+        if info.compress_type == zipfile.ZIP_STORED:
+            return MemberReader(self._file, self._data_offset(name), dtype, shape, name,
+                                crc=info.CRC)
+        if info.file_size == 0:
+            return MemberReader(self._file, 0, dtype, shape, name)
+        return MemberReader(self._extract(name), 0, dtype, shape, name)
+
     def check_local_headers(self) -> None:
         """Read every member's local header (catches truncation, disagreement)."""
         try:
-            with open(self.path, "rb") as fh:
-                for name in self._infos:
-                    self._data_offset(name, fh)
+            for name in self._infos:
+                self._data_offset(name)
         except OSError as exc:
             raise TrxFormatError(self.path, None, f"cannot read the zip ({exc})") from None
 
     def close(self) -> None:
-        """Drop the maps and remove the inflated members (idempotent)."""
+        """Drop the maps, close the zip and remove the inflated members (idempotent)."""
         super().close()
         self._mm = None
-        if self._zf is not None:
-            self._zf.close()
-            self._zf = None
         remove_temp_dir(self._extract_dir)
         self._extract_dir = None
         self._extracted.clear()
+
+
+def _in_background(pieces: Iterator[bytes], depth: int = 1) -> Iterator[bytes]:
+    """Run ``pieces`` in a thread, ``depth`` pieces ahead (inflating while the caller writes).
+
+    Stops the thread when the caller stops early (an error): the generator
+    is closed in its own thread.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for piece in pieces:
+                while not stop.is_set():
+                    try:
+                        q.put(piece, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            q.put(done)
+        except BaseException as exc:  # handed to the caller
+            q.put(exc)
+        finally:
+            pieces.close()
+
+    thread = threading.Thread(target=run, name="trx-inflate", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
+def _check_flags_and_method(path: str, name: str, flags: int, method: int, where: str) -> None:
+    for bit, what in _UNSUPPORTED_FLAGS.items():
+        if flags & bit:
+            raise TrxFormatError(path, name, f"member is {what} ({where}); expected a plain "
+                                 "stored or deflated member")
+    if method not in _METHODS:
+        raise TrxFormatError(path, name, f"expected stored or deflated, found compression "
+                             f"method {method} ({where})")
 
 
 def open_container(path: str | os.PathLike) -> Container:

@@ -5,9 +5,13 @@
 
 - TRX -> TRX re-encodes through :func:`~trx_nipype.core.save` (dtype change,
   stored/deflated zip, zip/directory) with no in-memory tractogram;
-- TRK/TCK -> TRX spools the parsed arrays to raw files under the temporary
-  root, then streams them through the one TRX writer (memory stays bounded
-  by the chunk size, plus one integer per streamline);
+- TRK/TCK -> TRX writes the data once, straight into their places in the
+  output, when the input's header and size give the counts
+  (:mod:`.blockwrite`); otherwise (a gzipped input, no count in the header, a
+  deflated output, streamlines dropped outside the grid) it spools the parsed
+  arrays to raw files under the temporary root, then streams them through the
+  one TRX writer (memory bounded by the chunk size, plus one integer per
+  streamline either way);
 - anything -> TRK/TCK streams block by block into the target.
 
 The output format comes from ``out_format`` or the output name: ``.trx`` /
@@ -34,14 +38,15 @@ from typing import Any
 import numpy as np
 
 from .arrays import row_width
+from .blockwrite import BlockSource, predicted_counts, write_blocks
 from .errors import ParameterError, ParameterWarning, SpaceMismatchError, param
 from .formats import Block, detect_format, format_names
 from .loader import load
 from .reference import Space, require_same_space, space_from_reference
-from .save import is_zip_path, save
+from .save import is_zip_path, refuse_saving_over_input, save, trx_members, write_members
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import TrxFile, group_dtype
-from .writer import TrxWriteError, check_replaceable
+from .writer import SizeMismatch, TrxWriteError, check_replaceable
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,8 @@ class _Input:
     trx: TrxFile | None = None
     positions_only: Callable[[], Iterator[Block]] | None = None
     owned: bool = True  # close ``trx`` with the input (False: the caller's TrxFile)
+    #: (streamlines, vertices) from the header and the file size (TRK/TCK), if they tell
+    predicted: tuple[int, int] | None = None
 
     def close(self) -> None:
         if self.trx is not None and self.owned:
@@ -129,6 +136,8 @@ def _open_input(path: str | os.PathLike | TrxFile, reference: Any, *, need_space
 
         require(fmt, path_s)
         inp = _Input(path_s, fmt, None, lambda: iter([read_streamlines(path_s, fmt)]))
+    if fmt in ("trk", "tck"):
+        inp.predicted = predicted_counts(path_s)
     return _settle_space(inp, reference, ref_space, need_space)
 
 
@@ -160,12 +169,23 @@ def _trx_blocks(trx: TrxFile, data: bool = True) -> Iterator[Block]:
         m = np.zeros(len(trx), dtype=bool)
         m[np.asarray(idx, dtype=np.int64)] = True
         masks[name] = m
-    for c in trx.iter_chunks(BLOCK_VERTICES):
-        yield Block(np.asarray(c.lengths, dtype=np.int64),
-                    np.asarray(src.positions["positions"][c.vertices]),
-                    {k: np.asarray(src.dpv[k][c.vertices]) for k in src.dpv if data},
-                    {k: np.asarray(src.dps[k][c.streamlines]) for k in src.dps if data},
-                    {g: np.flatnonzero(m[c.streamlines]) for g, m in masks.items()})
+    # bounded preads, not the maps (a map another process truncates kills with SIGBUS)
+    positions = src.positions.reader("positions")
+    dpv = {k: src.dpv.reader(k) for k in src.dpv} if data else {}
+    dps = {k: src.dps.reader(k) for k in src.dps} if data else {}
+    try:
+        for c in trx.iter_chunks(BLOCK_VERTICES):
+            # views of the file's map where its lease is held: each block is written
+            # before the next is read (and the lease is let go at the end)
+            yield Block(np.asarray(c.lengths, dtype=np.int64),
+                        positions.take(c.vertices, view=True),
+                        {k: r.take(c.vertices, view=True) for k, r in dpv.items()},
+                        {k: r.take(c.streamlines, view=True) for k, r in dps.items()},
+                        {g: np.flatnonzero(m[c.streamlines]) for g, m in masks.items()})
+    finally:
+        for reader in (positions, *dpv.values(), *dps.values()):
+            reader.release()
+    trx.check_unchanged()
 
 
 # ---------------------------------------------------------------- bbox check
@@ -189,6 +209,11 @@ class _BBox:
             bad = int(out.sum())
             self.outside += bad
             yield block if (self.keep or not bad) else block.select(~out)
+
+    def count(self, positions: np.ndarray, lengths: np.ndarray) -> None:
+        """Count the streamlines of a block that leave the grid (nothing dropped)."""
+        self.total += len(lengths)
+        self.outside += int(self.space.outside(positions, lengths).sum())
 
     def report(self) -> None:
         if not self.outside:
@@ -412,14 +437,35 @@ def _to_trx(inp: _Input, out: str, bbox: _BBox, **save_kw: Any) -> Path:
         log.info("%s: written as a TRX directory", out)
     if inp.trx is not None:
         trx = inp.trx
-        if bbox.space is not None:
+        if bbox.space is not None and not bbox.keep:  # what to drop is known before writing
             keep = np.concatenate([~bbox.space.outside(b.positions, b.lengths)
                                    for b in _trx_blocks(trx, data=False)]
                                   or [np.zeros(0, bool)])
             bbox.total, bbox.outside = len(keep), int((~keep).sum())
-            if not bbox.keep and bbox.outside:
+            if bbox.outside:
                 trx = trx.select(np.flatnonzero(keep), keep_empty_groups=True)
-        return save(trx, out, **save_kw)
+            return save(trx, out, **save_kw)
+        # counting those outside rides on the pass that writes the positions: one read
+        refuse_saving_over_input(trx, out)
+        header, members = trx_members(
+            trx, positions_dtype=save_kw.get("positions_dtype"),
+            offsets_dtype=save_kw.get("offsets_dtype"), dest=out,
+            inspect_positions=None if bbox.space is None else bbox.count)
+        return write_members(out, header, members, compression=save_kw["compression"],
+                             level=save_kw["level"], sources=[trx])
+    stored = save_kw["compression"] == "stored" or not is_zip_path(out)
+    if inp.predicted is not None and stored and (bbox.keep or bbox.space is None):
+        # the counts are known: the data go straight to their place in the output, once
+        source = BlockSource(lambda: bbox.filter(inp.blocks()), *inp.predicted, dpv=inp.dpv,
+                             dps=inp.dps, groups=inp.groups, label=inp.path)
+        try:
+            return write_blocks(out, [source], inp.space,
+                                positions_dtype=save_kw.get("positions_dtype"),
+                                offsets_dtype=save_kw.get("offsets_dtype"))
+        except SizeMismatch as exc:
+            log.info("%s: the header's counts do not hold (%s); staging the data instead",
+                     inp.path, exc)
+            bbox.total = bbox.outside = 0
     spool = _Spool(inp.dpv, inp.dps, inp.groups, on_disk=True)
     try:
         for block in bbox.filter(inp.blocks()):

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import LazyArrays, row_width, take_rows
+from .arrays import LazyArrays, row_width
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
 from .errors import IN_MEMORY, SpaceMismatchError
 from .reference import space_mismatch
@@ -466,25 +466,32 @@ class GrowableTrxFile(TrxFile):
     def _copy_rows(self, trx: TrxFile, plan: dict[str, dict[str, _Column]], n0: int,
                    v0: int) -> None:
         store = self._store
-        src = trx.source_arrays()
-        positions = src.positions["positions"]
+        src = trx.source_arrays()  # read with bounded preads (a map can be cut short: SIGBUS)
+        positions = src.positions.reader("positions")
+        dpv = {key: src.dpv.reader(key) for key in plan["dpv"]}
+        dps = {key: src.dps.reader(key) for key in plan["dps"]}
         offsets = store.offsets.array
         offsets[0] = 0
         n, v = n0, v0
         total = trx.nb_vertices
-        for chunk in trx.iter_chunks(CHUNK_VERTICES):
-            m, k = len(chunk.lengths), int(chunk.lengths.sum())
-            store.positions.array[v:v + k] = take_rows(positions, chunk.vertices)
-            for key, col in plan["dpv"].items():
-                col.array[v:v + k] = take_rows(src.dpv[key], chunk.vertices).reshape(
-                    (k, *col.tail))
-            for key, col in plan["dps"].items():
-                col.array[n:n + m] = take_rows(src.dps[key], chunk.streamlines).reshape(
-                    (m, *col.tail))
-            offsets[n + 1:n + m + 1] = np.cumsum(chunk.lengths, dtype=np.int64) + v
-            n, v = n + m, v + k
-            if total > CHUNK_VERTICES:
-                log.info("appended %d / %d vertices of %s", v - v0, total, _name(trx))
+        try:
+            for chunk in trx.iter_chunks(CHUNK_VERTICES):
+                m, k = len(chunk.lengths), int(chunk.lengths.sum())
+                store.positions.array[v:v + k] = positions.take(chunk.vertices, view=True)
+                for key, col in plan["dpv"].items():
+                    col.array[v:v + k] = dpv[key].take(chunk.vertices, view=True).reshape(
+                        (k, *col.tail))
+                for key, col in plan["dps"].items():
+                    col.array[n:n + m] = dps[key].take(chunk.streamlines, view=True).reshape(
+                        (m, *col.tail))
+                offsets[n + 1:n + m + 1] = np.cumsum(chunk.lengths, dtype=np.int64) + v
+                n, v = n + m, v + k
+                if total > CHUNK_VERTICES:
+                    log.info("appended %d / %d vertices of %s", v - v0, total, _name(trx))
+        finally:
+            for reader in (positions, *dpv.values(), *dps.values()):
+                reader.release()
+        trx.check_unchanged()
 
     # ------------------------------------------------------------------ resize
     def resize(self, nb_streamlines: int | None = None, nb_vertices: int | None = None, *,

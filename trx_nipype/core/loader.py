@@ -136,7 +136,7 @@ def _load_offsets(container: Container, entry: tuple[str, MemberName] | None,
     if n == 0 and v != 0:
         raise TrxFormatError(path, member, f"expected NB_VERTICES=0 for NB_STREAMLINES=0, "
                              f"found NB_VERTICES={v}")
-    mapped = container.array(member, parsed.dtype, (count,))
+    mapped = container.read_array(member, parsed.dtype, (count,))
     if count == n:
         offsets = np.empty(n + 1, dtype=parsed.dtype)
         offsets[:n] = mapped
@@ -182,7 +182,7 @@ def _load_groups(container: Container, layout: _Layout, n: int) -> dict[str, np.
                                  f"{parsed.dtype.itemsize} bytes ({parsed.dtype_name}), "
                                  f"found {size}")
         count = size // parsed.dtype.itemsize
-        idx = container.array(member, parsed.dtype, (count,))
+        idx = container.read_array(member, parsed.dtype, (count,))
         if count:
             lo, hi = int(idx.min()), int(idx.max())
             if lo < 0 or hi >= n:
@@ -198,7 +198,8 @@ def _lazy(container: Container, table: dict[str, tuple[str, MemberName]], rows: 
     for name, entry in sorted(table.items()):
         dtype, shape = _sized(container, entry, rows, what)
         out.add(name, dtype, shape,
-                lambda m=entry[0], d=dtype, s=shape: container.array(m, d, s))
+                lambda m=entry[0], d=dtype, s=shape: container.array(m, d, s),
+                lambda m=entry[0], d=dtype, s=shape: container.reader(m, d, s))
     return out
 
 
@@ -222,8 +223,8 @@ def _lazy_dpg(container: Container, layout: _Layout, groups: dict[str, np.ndarra
             # one value per column: (ncols,) per group, as written; several rows stay 2-D
             shape = (rows * parsed.width,) if parsed.ncols is None or rows == 1 else \
                 (rows, parsed.ncols)
-            arrays.add(name, parsed.dtype, shape,
-                       lambda m=member, d=parsed.dtype, s=shape: container.array(m, d, s))
+            arrays.add(name, parsed.dtype, shape,  # small: read into memory, not mapped
+                       lambda m=member, d=parsed.dtype, s=shape: container.read_array(m, d, s))
         dpg[group] = arrays
     return dpg
 
@@ -253,7 +254,8 @@ def read_source(container: Container) -> Source:
                                  f"found {parsed.ncols or 1}")
         dtype, shape = _sized(container, layout.positions, v, "NB_VERTICES")
         positions.add("positions", dtype, shape,
-                      lambda: container.array(member, dtype, shape))
+                      lambda: container.array(member, dtype, shape),
+                      lambda: container.reader(member, dtype, shape))
     offsets = _load_offsets(container, layout.offsets, n, v)
     groups = _load_groups(container, layout, n)
     short = layout.offsets is not None and n > 0 and \
@@ -387,9 +389,9 @@ def inspect(trx: TrxFile, deep: bool = False) -> ValidationReport:
 
 def _deep_check(trx: TrxFile) -> None:
     src = trx.source_arrays()
-    positions = src.positions["positions"]
+    positions = src.positions.reader("positions")  # under the file's lease, or preads
     for chunk in trx.iter_chunks():
-        block = positions[chunk.vertices]
+        block = positions.take(chunk.vertices, view=True)
         if not np.all(np.isfinite(block)):
             bad = np.flatnonzero(~np.all(np.isfinite(block), axis=1))[0]
             vertex = chunk.vertices.start + int(bad)
@@ -398,4 +400,10 @@ def _deep_check(trx: TrxFile) -> None:
                                  f"at vertex {vertex}")
     for table in (src.dps, src.dpv, *src.dpg.values()):
         for key in table:
-            np.asarray(table[key]).sum()  # touches every byte (and inflates)
+            reader = table.reader(key)  # reads every byte (and inflates)
+            step = max(1, (16 << 20) // max(reader.row_bytes, 1))
+            for a in range(0, reader.nrows, step):
+                reader.rows(a, min(a + step, reader.nrows), view=True).sum()
+            reader.release()
+    positions.release()
+    trx.check_unchanged()

@@ -142,10 +142,8 @@ class Space:
         to_vox[:3, 3] += 0.5  # centre -> corner origin
         # Fastest path: the bounding box of the whole block inside the grid (the grid is
         # convex): two reductions over the block instead of one per streamline
-        # (column by column: ndarray.min(axis=0) over (V, 3) runs 20x slower)
-        lo = [positions[:, i].min() for i in range(3)]
-        hi = [positions[:, i].max() for i in range(3)]
-        if self._box_inside(to_vox, np.array(lo), np.array(hi)).all():
+        lo, hi = column_range(positions)
+        if self._box_inside(to_vox, lo, hi).all():
             return out
         starts = (np.cumsum(lengths) - lengths)[nonempty]
         # Fast path: a streamline whose RAS bounding box has its 8 corners inside the
@@ -312,3 +310,28 @@ def _space_from_path(path: Path) -> Space:
             return Space.from_affine(trx.affine, trx.dimensions)
     raise TrxFormatError(path, None, "expected a reference with a space: a NIfTI image "
                          "(.nii, .nii.gz), a TRK file or a TRX file")
+
+
+def column_range(points: np.ndarray, group: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column minimum and maximum of a (V, 3) array, in one pass over its memory.
+
+    ``points.min(axis=0)`` over (V, 3) runs about 10x slower, and column by
+    column 3x slower, than reducing rows of ``group`` points (48 contiguous
+    values) and folding the result.
+
+    >>> lo, hi = column_range(np.arange(60, dtype=np.float32).reshape(20, 3))
+    >>> lo.tolist(), hi.tolist()
+    ([0.0, 1.0, 2.0], [57.0, 58.0, 59.0])
+    """
+    points = np.ascontiguousarray(points)
+    k = len(points) - len(points) % group
+    parts_lo, parts_hi = [], []
+    if k:
+        rows = points[:k].reshape(-1, group * 3)
+        parts_lo.append(rows.min(axis=0).reshape(group, 3).min(axis=0))
+        parts_hi.append(rows.max(axis=0).reshape(group, 3).max(axis=0))
+    if k < len(points):
+        parts_lo.append(points[k:].min(axis=0))
+        parts_hi.append(points[k:].max(axis=0))
+    return (np.min(parts_lo, axis=0).astype(np.float64),
+            np.max(parts_hi, axis=0).astype(np.float64))

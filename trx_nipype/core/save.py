@@ -2,21 +2,23 @@
 
 Member order is fixed (``header.json``, offsets, positions, then dps, dpv,
 groups and dpg sorted by name) so that the same content always gives the same
-bytes. Positions and data per vertex are read one chunk of streamlines at a
-time: a plain file is copied from its map, a view gathers only its rows.
+bytes. Members are read through :mod:`.reading` (bounded ``pread`` s that
+notice an input changing, never its maps): a member written unchanged is
+copied whole (by the kernel where it can), a view's rows are gathered one
+chunk of streamlines at a time, reading only the runs of the file it needs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .arrays import row_width, take_rows
+from .arrays import row_width
 from .dtypes import (
     DTYPES,
     OFFSET_DTYPES,
@@ -26,17 +28,23 @@ from .dtypes import (
     format_member_name,
 )
 from .header import dump_header
-from .trxfile import CHUNK_VERTICES, TrxFile
+from .trxfile import TrxFile
 from .writer import TrxWriter
 
 
 @dataclass
 class MemberStream:
-    """One member to write: its name, its size, and a way to produce its chunks."""
+    """One member to write: its name, its size, and a way to produce its chunks.
+
+    ``copy``, when given, makes the readers whose bytes, one after the other,
+    *are* the member (inputs' members written unchanged): the writer then
+    copies them whole.
+    """
 
     name: str
     nbytes: int
     chunks: Callable[[], Iterator[np.ndarray]]
+    copy: Callable[[], Any] | None = None
 
 
 def is_zip_path(path: str | os.PathLike) -> bool:
@@ -79,22 +87,43 @@ def length_blocks(trx: TrxFile, block: int = 1 << 20) -> Iterator[np.ndarray]:
         yield lengths[a:a + block]
 
 
-def row_chunks(trx: TrxFile, arr: np.ndarray, dtype: np.dtype, *, per_vertex: bool,
-               chunk_vertices: int = CHUNK_VERTICES) -> Iterator[np.ndarray]:
-    """The rows of ``arr`` (a *source* array of ``trx``) that ``trx`` holds, chunk by chunk.
+def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
+               chunk_vertices: int | None = None,
+               inspect: Callable[[np.ndarray, np.ndarray], None] | None = None
+               ) -> Iterator[np.ndarray]:
+    """The rows of a *source* array of ``trx`` that ``trx`` holds, chunk by chunk.
 
-    ``per_vertex`` picks vertex rows (positions, dpv) or streamline rows (dps).
-    A file's rows are slices of its map; a view's are gathered (``take_rows``).
+    ``reader`` reads the source array (``LazyArrays.reader``: ``pread`` s of
+    its file, or the array in memory). ``per_vertex`` picks vertex rows
+    (positions, dpv) or streamline rows (dps). Runs of rows are read whole, a
+    view's scattered rows gathered. Each chunk may be a view of one buffer
+    refilled for the next: consume it before asking for the next one.
+    ``inspect(rows, lengths)``, when given, sees each chunk of whole
+    streamlines as read (e.g. a bounding-box count riding on the same pass).
     """
-    for c in trx.iter_chunks(chunk_vertices, vertices=per_vertex):
-        rows = c.vertices if per_vertex else c.streamlines
-        yield np.asarray(take_rows(arr, rows)).astype(dtype, copy=False)
+    buf = None
+    try:
+        for c in trx.iter_chunks(chunk_vertices, vertices=per_vertex):
+            block = reader.take(c.vertices if per_vertex else c.streamlines, out=buf, view=True)
+            if block.flags.owndata and (buf is None or len(block) > len(buf)):
+                buf = block  # a buffer of ours (not a view of the file's map): reuse it
+            if inspect is not None:
+                inspect(block, c.lengths)
+            yield block.astype(dtype, copy=False)
+    finally:
+        reader.release()
 
 
 def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any = None,
-                dest: Any = "output", chunk_vertices: int = CHUNK_VERTICES
+                dest: Any = "output", chunk_vertices: int | None = None,
+                inspect_positions: Callable[[np.ndarray, np.ndarray], None] | None = None
                 ) -> tuple[dict[str, Any], list[MemberStream]]:
-    """The header and the member streams that write ``trx``."""
+    """The header and the member streams that write ``trx``.
+
+    ``inspect_positions(positions, lengths)`` sees the positions of each chunk
+    of whole streamlines as they are written (the member is then streamed, not
+    copied whole).
+    """
     src = trx.source_arrays()
     n, v = len(trx), trx.nb_vertices
     pos_dt = _target(positions_dtype, src.positions_dtype, POSITION_DTYPES, "positions")
@@ -105,15 +134,21 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
     off_dt = _target(offsets_dtype, off_default, OFFSET_DTYPES, "offsets")
     check_offsets_dtype(off_dt, v, dest)
 
-    def stream(get: Callable[[], np.ndarray], dtype: np.dtype, per_vertex: bool) -> Callable:
-        return lambda: row_chunks(trx, get(), dtype, per_vertex=per_vertex,
-                                  chunk_vertices=chunk_vertices)
+    def stream(name: str, nbytes: int, table: Any, key: str, dtype: np.dtype,
+               per_vertex: bool, inspect: Callable | None = None) -> MemberStream:
+        same = not trx.is_view and table.spec(key)[0] == dtype and inspect is None
+        return MemberStream(name, nbytes,
+                            lambda: row_chunks(trx, table.reader(key), dtype,
+                                               per_vertex=per_vertex,
+                                               chunk_vertices=chunk_vertices,
+                                               inspect=inspect),
+                            (lambda: [table.reader(key)]) if same else None)
 
     members = [
         MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,
                      lambda: offsets_chunks(length_blocks(trx), off_dt)),
-        MemberStream(f"positions.3.{dtype_name(pos_dt)}", v * 3 * pos_dt.itemsize,
-                     stream(lambda: src.positions["positions"], pos_dt, True)),
+        stream(f"positions.3.{dtype_name(pos_dt)}", v * 3 * pos_dt.itemsize, src.positions,
+               "positions", pos_dt, True, inspect_positions),
     ]
     for folder, table, rows, per_vertex in (("dps", src.dps, n, False),
                                             ("dpv", src.dpv, v, True)):
@@ -121,10 +156,9 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
             dtype, shape = table.spec(key)
             dtype = DTYPES[dtype_name(dtype)]
             out_shape = (rows, *shape[1:])
-            members.append(MemberStream(
-                f"{folder}/{format_member_name(key, out_shape, dtype)}",
-                rows * row_width(shape[1:]) * dtype.itemsize,
-                stream(lambda t=table, k=key: t[k], dtype, per_vertex)))
+            members.append(stream(f"{folder}/{format_member_name(key, out_shape, dtype)}",
+                                  rows * row_width(shape[1:]) * dtype.itemsize, table, key,
+                                  dtype, per_vertex))
     members.extend(small_members("groups", trx.groups))
     for group in sorted(trx.dpg):
         check_key(group)
@@ -168,13 +202,22 @@ def small_members(folder: str, arrays: Mapping[str, np.ndarray], *, per_group: b
 
 def write_members(path: str | os.PathLike, header: Mapping[str, Any],
                   members: list[MemberStream], *, compression: str = "stored",
-                  level: int = 6, fsync: bool = False) -> Path:
-    """Write a header and member streams to ``path`` atomically (the one writer path)."""
+                  level: int = 6, fsync: bool = False, sources: Sequence[Any] = ()) -> Path:
+    """Write a header and member streams to ``path`` atomically (the one writer path).
+
+    ``sources`` (objects with ``check_unchanged()``: the input ``TrxFile`` s)
+    are checked before the output is renamed into place.
+    """
     with TrxWriter(path, zip=is_zip_path(path), compression=compression, level=level,
-                   fsync=fsync) as writer:
+                   fsync=fsync, sources=sources) as writer:
         writer.add_bytes("header.json", dump_header(header))
         for m in members:
-            writer.add(m.name, m.chunks(), m.nbytes)
+            readers = m.copy() if m.copy is not None else None
+            if readers and all(r.file is not None for r in readers) and \
+                    sum(r.nbytes for r in readers) == m.nbytes:
+                writer.add_copy(m.name, readers)  # inputs' members, unchanged
+            else:
+                writer.add(m.name, m.chunks(), m.nbytes)
     return Path(path)
 
 
@@ -216,12 +259,17 @@ def save(trx: TrxFile, path: str | os.PathLike, compression: str = "stored",
     trx_nipype.core.writer.TrxWriteError
         If the destination cannot be written (it is then left as it was).
     """
-    if trx.path is not None and _same_file(trx.path, path):
-        raise ValueError(f"{path}: cannot save a tractogram over the file it is read from")
+    refuse_saving_over_input(trx, path)
     header, members = trx_members(trx, positions_dtype=positions_dtype,
                                   offsets_dtype=offsets_dtype, dest=path)
     return write_members(path, header, members, compression=compression, level=level,
-                         fsync=fsync)
+                         fsync=fsync, sources=[trx])
+
+
+def refuse_saving_over_input(trx: TrxFile, path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` if ``path`` is the file ``trx`` is read from."""
+    if trx.path is not None and _same_file(trx.path, path):
+        raise ValueError(f"{path}: cannot save a tractogram over the file it is read from")
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -26,8 +26,8 @@ from .arrays import (
     take_rows,
 )
 
-#: vertices per chunk when streaming (x 3 x 4 bytes = 48 MB of float32 positions)
-CHUNK_VERTICES = 4_000_000
+#: vertices per chunk when streaming (x 3 x 4 bytes = 24 MB of float32 positions)
+CHUNK_VERTICES = 2_000_000
 
 
 @dataclass
@@ -52,13 +52,23 @@ class Source:
         """Vertices per streamline (int64), from the offsets; computed once."""
         if self._lengths is None:
             # shared by every view of this source: nobody may change it
-            self._lengths = frozen_copy(np.diff(np.asarray(self.offsets, dtype=np.int64)))
+            # the offsets are non-decreasing (checked at load): their differences fit int64
+            # as they are, without an int64 copy of the offsets first (80 MB at 10M)
+            diff = np.diff(np.asarray(self.offsets))
+            self._lengths = frozen_copy(diff.view(np.int64) if diff.dtype == np.uint64
+                                        else diff.astype(np.int64))
         return self._lengths
 
     @property
     def offsets_dtype(self) -> np.dtype:
         """The dtype of the stored offsets."""
         return np.dtype(self.offsets.dtype)
+
+    def check_unchanged(self) -> None:
+        """Raise ``SourceChangedError`` if a file this source read has changed since."""
+        check = getattr(self.container, "check_unchanged", None)
+        if check is not None:  # a loaded file's container (not a growable's own store)
+            check()
 
     @property
     def positions_dtype(self) -> np.dtype:
@@ -220,9 +230,11 @@ class TrxFile:
         return self._src.offsets_dtype
 
     # -------------------------------------------------------------- streaming
-    def iter_chunks(self, max_vertices: int = CHUNK_VERTICES, *, vertices: bool = True,
+    def iter_chunks(self, max_vertices: int | None = None, *, vertices: bool = True,
                     weights: np.ndarray | None = None) -> Iterator[Chunk]:
         """Runs of streamlines with at most ``max_vertices`` vertices (one if larger).
+
+        ``max_vertices`` defaults to :data:`CHUNK_VERTICES` (read when called).
 
         ``vertices=False`` leaves a view's vertex index out (``Chunk.vertices``
         is then None) for callers that read only per-streamline data.
@@ -232,7 +244,8 @@ class TrxFile:
         """
         src_off = np.asarray(self._src.offsets)
         budget_of = self.lengths if weights is None else np.asarray(weights)
-        for a, b in split_by_budget(budget_of, max_vertices):
+        budget = CHUNK_VERTICES if max_vertices is None else max_vertices
+        for a, b in split_by_budget(budget_of, budget):
             if self._sel is None:
                 yield Chunk(slice(a, b), slice(int(src_off[a]), int(src_off[b])),
                             self.lengths[a:b])
@@ -249,6 +262,39 @@ class TrxFile:
     def source_arrays(self) -> Source:
         """The unselected source (for writers that gather chunk by chunk)."""
         return self._src
+
+    def iter_positions(self, max_vertices: int | None = None
+                       ) -> Iterator[tuple[Chunk, np.ndarray]]:
+        """``(chunk, positions)`` of runs of whole streamlines, read with bounded reads.
+
+        The safe way to read every coordinate of a large file: each block is
+        read from the file (``pread``, not the map) into a new array of at most
+        ``max_vertices`` rows, and a file that another process truncates or
+        rewrites meanwhile raises ``SourceChangedError`` naming it, where
+        touching :attr:`positions` (a map) would kill the process with SIGBUS.
+        """
+        reader = self._src.positions.reader("positions")
+        try:
+            for chunk in self.iter_chunks(max_vertices):
+                yield chunk, reader.take(chunk.vertices)
+        finally:
+            reader.release()
+        self.check_unchanged()
+
+    def check_unchanged(self) -> None:
+        """Raise if the file this tractogram was loaded from changed since it was opened.
+
+        Operations read their inputs with bounded reads that check this as they
+        go, and again before their output replaces anything; a caller reading
+        the maps (``positions``, ``dpv``...) itself can call it when done.
+
+        Raises
+        ------
+        trx_nipype.core.reading.SourceChangedError
+            Naming the file (and member) and what changed: truncated, resized,
+            modified or replaced by another file.
+        """
+        self._src.check_unchanged()
 
     # -------------------------------------------------------------- selection
     def select(self, indices: Iterable[int] | np.ndarray, *, keep_empty_groups: bool = False
