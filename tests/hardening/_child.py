@@ -131,7 +131,8 @@ def changed_op(op: str, dest: str, src: str) -> None:
     (a selection saved), ``concatenate`` (with itself), ``convert`` (to TRK),
     ``cli`` (``trx-nipype select-group``), ``node`` (a ``SelectGroup`` node),
     ``node-midwrite`` (the node, writing slowly: the parent changes the input
-    once it has started writing).
+    once it has started writing), ``lengths`` and ``density`` (what the analysis
+    operations read: lengths in mm, streamlines per voxel).
     """
     import warnings
 
@@ -159,6 +160,8 @@ def changed_op(op: str, dest: str, src: str) -> None:
         convert(src, dest)
         return
     with load(src) as trx:
+        if op in ("lengths", "density"):
+            float(trx.positions[0, 0])  # the map made before the cut (a user's earlier look)
         _wait_for_go()
         if op == "read":
             total = sum(float(block.sum()) for _, block in trx.iter_positions(2_000))
@@ -167,6 +170,15 @@ def changed_op(op: str, dest: str, src: str) -> None:
             save(trx.select(np.arange(0, len(trx), 3)), dest)
         elif op == "concatenate":
             concatenate([trx, trx], dest)
+        elif op == "lengths":  # the analysis operations' reads: lengths in mm, densities
+            from trx_nipype.core.metrics import lengths_mm
+
+            print(f"SUM {lengths_mm(trx, chunk_vertices=2_000).sum()}", flush=True)
+        elif op == "density":
+            from trx_nipype.core.operations.analysis_io import grid_of
+            from trx_nipype.core.operations.density import count_streamlines
+
+            count_streamlines(trx, grid_of(trx), chunk_vertices=2_000)
         else:
             raise SystemExit(f"unknown op {op}")
 

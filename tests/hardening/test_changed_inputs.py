@@ -36,7 +36,8 @@ from trx_nipype.core import concatenate, load, save
 from trx_nipype.core.reading import SourceChangedError
 from trx_nipype.core.tempfiles import SIBLING_MARK
 
-OPS = ["read", "select", "concatenate", "convert", "cli", "node", "node-midwrite"]
+OPS = ["read", "select", "concatenate", "convert", "cli", "node", "node-midwrite", "lengths",
+       "density"]
 OLD = time.time() - 3600  # inputs were written a while ago (mtime differs from any rewrite)
 
 

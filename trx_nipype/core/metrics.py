@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 from nibabel.streamlines import ArraySequence
 
-from .arrays import take_rows
-from .trxfile import Chunk, TrxFile
+from .trxfile import TrxFile
 
 #: vertices per chunk for measures (x 3 x 8 bytes: 24 MB of float64 positions)
 METRIC_CHUNK_VERTICES = 1_000_000
@@ -50,13 +49,11 @@ def lengths_mm(trx: TrxFile, *, chunk_vertices: int = METRIC_CHUNK_VERTICES) -> 
         ``(len(trx),)`` float64 lengths, in the tractogram's streamline order.
     """
     out = np.zeros(len(trx), dtype=np.float64)
-    positions = trx.source_arrays().positions["positions"]
     done = 0
-    for chunk in trx.iter_chunks(chunk_vertices):
+    for chunk, pts in trx.iter_positions(chunk_vertices):
         lens = np.asarray(chunk.lengths, dtype=np.int64)
         n = len(lens)
         if int(lens.sum()) > 1:
-            pts = np.asarray(take_rows(positions, chunk.vertices))
             seg = segment_lengths(pts)
             ends = np.cumsum(lens)
             # a segment from the last point of one streamline to the first of the next
@@ -90,13 +87,6 @@ def segment_lengths(points: np.ndarray) -> np.ndarray:
         step *= step
         out += step
     return np.sqrt(out, out=out)
-
-
-def chunk_positions(trx: TrxFile, chunk: Chunk, dtype: Any = None) -> np.ndarray:
-    """The positions of one chunk of :meth:`TrxFile.iter_chunks` (a view of the map, or
-    a gathered copy for a view), cast to ``dtype`` when given (a new, writable array)."""
-    pos = take_rows(trx.source_arrays().positions["positions"], chunk.vertices)
-    return pos if dtype is None else np.array(pos, dtype=dtype)
 
 
 def streamline_ids(lengths: np.ndarray) -> np.ndarray:
@@ -141,8 +131,8 @@ def iter_streamlines(trx: TrxFile, *, chunk_vertices: int = METRIC_CHUNK_VERTICE
     >>> np.concatenate([length(c) for c in iter_streamlines(trx, chunk_vertices=2)]).tolist()
     [5.0, 2.0]
     """
-    for chunk in trx.iter_chunks(chunk_vertices):
-        yield as_sequence(chunk_positions(trx, chunk, dtype), chunk.lengths)
+    for chunk, pos in trx.iter_positions(chunk_vertices, dtype=dtype):
+        yield as_sequence(pos, chunk.lengths)
 
 
 def packed_data(seq: ArraySequence) -> np.ndarray:

@@ -263,7 +263,8 @@ class TrxFile:
         """The unselected source (for writers that gather chunk by chunk)."""
         return self._src
 
-    def iter_positions(self, max_vertices: int | None = None
+    def iter_positions(self, max_vertices: int | None = None, *,
+                       weights: np.ndarray | None = None, dtype: Any = None
                        ) -> Iterator[tuple[Chunk, np.ndarray]]:
         """``(chunk, positions)`` of runs of whole streamlines, read with bounded reads.
 
@@ -272,11 +273,18 @@ class TrxFile:
         ``max_vertices`` rows, and a file that another process truncates or
         rewrites meanwhile raises ``SourceChangedError`` naming it, where
         touching :attr:`positions` (a map) would kill the process with SIGBUS.
+        ``weights`` budgets the chunks as in :meth:`iter_chunks`; ``dtype``
+        casts each block (a new, writable array either way).
         """
         reader = self._src.positions.reader("positions")
         try:
-            for chunk in self.iter_chunks(max_vertices):
-                yield chunk, reader.take(chunk.vertices)
+            for chunk in self.iter_chunks(max_vertices, weights=weights):
+                block = reader.take(chunk.vertices)
+                if not block.flags.writeable:  # a slice of an in-memory source's arrays
+                    block = np.array(block, dtype=dtype)
+                elif dtype is not None:
+                    block = block.astype(dtype, copy=False)
+                yield chunk, block
         finally:
             reader.release()
         self.check_unchanged()

@@ -181,8 +181,10 @@ def _draw_sample(trx: TrxFile, members: np.ndarray | None, cap: int, seed: int
     view = trx if members is None else trx.select(members)
     if len(view) > cap:
         view = view.sample(cap, seed=seed)
-    return (np.asarray(view.positions, dtype=np.float32).reshape(-1, 3),
-            np.asarray(view.lengths, dtype=np.int64))
+    # bounded reads, not the map: a file cut short meanwhile is an error, not SIGBUS
+    blocks = [pos for _, pos in view.iter_positions(dtype=np.float32)]
+    points = np.concatenate(blocks) if blocks else np.zeros((0, 3), np.float32)
+    return points.reshape(-1, 3), np.asarray(view.lengths, dtype=np.int64)
 
 
 def measure_tractogram(trx: TrxFile, *, max_streamlines: int = DEFAULT_MAX_STREAMLINES,

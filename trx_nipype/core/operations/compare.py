@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 
-from ..arrays import take_rows
 from ..formats import SUFFIXES, compound_suffix, detect_format
 from ..trxfile import TrxFile
 
@@ -307,14 +306,22 @@ class _TractogramComparison:
             self.differ("positions", f"dtype {pa_dtype.name} != {pb_dtype.name}")
         if not same_lengths:
             return
-        src_a = self.a.source_arrays().positions["positions"]
-        src_b = self.b.source_arrays().positions["positions"]
+        # bounded reads, not the maps: a file cut short meanwhile is an error, not SIGBUS
+        src_a = self.a.source_arrays().positions.reader("positions")
+        src_b = self.b.source_arrays().positions.reader("positions")
+        try:
+            self._positions(src_a, src_b)
+        finally:
+            src_a.release()
+            src_b.release()
+
+    def _positions(self, src_a: Any, src_b: Any) -> None:
         worst = _Worst()
         bad_streamlines = 0
         where: tuple[int, int, int] = (-1, -1, 0)
         for s0, v0, lens, ca, cb in self._chunks():
-            pa = np.asarray(take_rows(src_a, ca.vertices), dtype=np.float64)
-            pb = np.asarray(take_rows(src_b, cb.vertices), dtype=np.float64)
+            pa = np.asarray(src_a.take(ca.vertices), dtype=np.float64)
+            pb = np.asarray(src_b.take(cb.vertices), dtype=np.float64)
             diff = _abs_diff(pa, pb)
             dist = np.sqrt(np.square(diff).sum(axis=1))[:, None]
             before = worst.value
@@ -366,14 +373,21 @@ class _TractogramComparison:
         return True
 
     def rows(self, label: str, key: str, per_vertex: bool) -> None:
-        arr_a = getattr(self.a.source_arrays(), label)[key]
-        arr_b = getattr(self.b.source_arrays(), label)[key]
+        arr_a = getattr(self.a.source_arrays(), label).reader(key)
+        arr_b = getattr(self.b.source_arrays(), label).reader(key)
+        try:
+            self._rows(arr_a, arr_b, label, key, per_vertex)
+        finally:
+            arr_a.release()
+            arr_b.release()
+
+    def _rows(self, arr_a: Any, arr_b: Any, label: str, key: str, per_vertex: bool) -> None:
         worst = _Worst()
         hit: tuple[int, int] = (-1, -1)  # (streamline, point) of the largest difference
         for s0, v0, lens, ca, cb in self._chunks():
             rows_a = ca.vertices if per_vertex else ca.streamlines
             rows_b = cb.vertices if per_vertex else cb.streamlines
-            diff = _abs_diff(_values(take_rows(arr_a, rows_a)), _values(take_rows(arr_b, rows_b)))
+            diff = _abs_diff(_values(arr_a.take(rows_a)), _values(arr_b.take(rows_b)))
             before = worst.value
             worst.add(diff, v0 if per_vertex else s0, self.data_atol)
             if worst.value > before or (hit[0] < 0 and worst.row >= 0):

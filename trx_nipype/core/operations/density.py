@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import chunk_positions, streamline_ids
+from ..metrics import streamline_ids
 from ..reference import space_from_reference
 from ..trxfile import TrxFile
 from .analysis_io import (
@@ -69,10 +69,10 @@ def count_streamlines(trx: TrxFile, grid: Grid, *, where: str = "the tractogram"
     nvox = grid.nb_voxels
     counts = np.zeros(nvox, dtype=np.int64)
     done = 0
-    for chunk in trx.iter_chunks(chunk_vertices):
+    for chunk, pos in trx.iter_positions(chunk_vertices):
         lens = np.asarray(chunk.lengths, dtype=np.int64)
         n = len(lens)
-        lin, inside = grid.linear_voxels(chunk_positions(trx, chunk))
+        lin, inside = grid.linear_voxels(pos)
         sid = streamline_ids(lens)
         if not inside.all():
             bad = np.unique(sid[~inside])
@@ -102,8 +102,8 @@ def count_streamlines(trx: TrxFile, grid: Grid, *, where: str = "the tractogram"
 def _outside_count(trx: TrxFile, grid: Grid, chunk_vertices: int) -> int:
     """How many streamlines leave the grid (for the error message)."""
     total = 0
-    for chunk in trx.iter_chunks(chunk_vertices):
-        _, inside = grid.linear_voxels(chunk_positions(trx, chunk))
+    for chunk, pos in trx.iter_positions(chunk_vertices):
+        _, inside = grid.linear_voxels(pos)
         total += len(np.unique(streamline_ids(chunk.lengths)[~inside]))
     return total
 

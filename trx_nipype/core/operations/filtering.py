@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import chunk_positions, lengths_mm, streamline_ids
+from ..metrics import lengths_mm, streamline_ids
 from ..save import trx_members
 from ..trxfile import TrxFile
 from .analysis_io import (
@@ -107,10 +107,9 @@ def roi_hits(trx: TrxFile, masks: Sequence[np.ndarray], grid: Grid, *, mode: str
     if not flat:
         return hits
     done = 0
-    for chunk in trx.iter_chunks(chunk_vertices):
+    for chunk, pos in trx.iter_positions(chunk_vertices):
         lens = np.asarray(chunk.lengths, dtype=np.int64)
         n = len(lens)
-        pos = chunk_positions(trx, chunk)
         if mode == "endpoints":
             ends = np.cumsum(lens)
             nonempty = lens > 0

@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 
-from ..arrays import take_rows
 from ..formats import atomic_output
 from ..trxfile import TrxFile
 from .compare import (
@@ -124,11 +123,14 @@ def _array_entry(arrays: Mapping[str, Any], source: Mapping[str, Any], key: str,
     ncols = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
     digest = hashlib.sha256()
     stats = _Stats(ncols, dtype.kind in "iub")
-    arr = source[key]
-    for chunk in chunks:
-        rows = np.asarray(take_rows(arr, rows_of(chunk)))
-        digest.update(_le(rows))
-        stats.add(rows.reshape(len(rows), -1))
+    reader = source.reader(key)  # bounded reads: a file cut short is an error, not SIGBUS
+    try:
+        for chunk in chunks:
+            rows = np.asarray(reader.take(rows_of(chunk)))
+            digest.update(_le(rows))
+            stats.add(rows.reshape(len(rows), -1))
+    finally:
+        reader.release()
     return {"dtype": dtype.name, "ncols": ncols, "sha256": digest.hexdigest(),
             **stats.as_dict()}
 
@@ -150,12 +152,10 @@ def tractogram_entry(trx: TrxFile, *, decimals: int = DEFAULT_DECIMALS, blocks: 
     bcount = np.zeros(nblocks, dtype=np.int64)
     exact, rounded = hashlib.sha256(), hashlib.sha256()
     nan = 0
-    positions = trx.source_arrays().positions["positions"]
     chunks = list(trx.iter_chunks(chunk_vertices))
     s0 = 0
-    for chunk in chunks:
+    for chunk, pts in trx.iter_positions(chunk_vertices):
         lens = np.asarray(chunk.lengths, dtype=np.int64)
-        pts = np.asarray(take_rows(positions, chunk.vertices))
         exact.update(_le(pts))
         p64 = pts.astype(np.float64)
         rounded.update(_le(np.round(p64, decimals) + 0.0))  # + 0.0: -0.0 and 0.0 alike

@@ -30,18 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..arrays import take_rows
 from ..dtypes import DTYPES, dtype_name, format_member_name
 from ..metrics import (
     as_sequence,
-    chunk_positions,
     lengths_mm,
     packed_data,
     segment_lengths,
     streamline_ids,
 )
 from ..save import MemberStream, offsets_chunks, trx_members
-from ..trxfile import Chunk
 from .analysis_io import CHUNK_VERTICES, open_tractogram, write_tractogram
 
 log = logging.getLogger(__name__)
@@ -193,17 +190,23 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
         src = trx.source_arrays()
         pos_dt = trx.positions_dtype
 
-        def stream(read: Callable[[Chunk], np.ndarray], dtype: np.dtype
-                   ) -> Callable[[], Iterator[np.ndarray]]:
+        def stream(key: str | None, dtype: np.dtype) -> Callable[[], Iterator[np.ndarray]]:
+            """The resampled positions (``key`` None) or dpv ``key``, chunk by chunk."""
             def chunks() -> Iterator[np.ndarray]:
                 done = 0
-                for chunk in trx.iter_chunks(chunk_vertices, weights=budget):
-                    n = len(chunk.lengths)
-                    pos = chunk_positions(trx, chunk, np.float64)
-                    k, t = interpolation_weights(pos, chunk.lengths, new_lens[done:done + n])
-                    done += n
-                    yield _interp(read(chunk) if read is not None else pos, k, t
-                                  ).astype(dtype)
+                reader = src.dpv.reader(key) if key is not None else None
+                try:
+                    for chunk, pos in trx.iter_positions(chunk_vertices, weights=budget,
+                                                         dtype=np.float64):
+                        n = len(chunk.lengths)
+                        k, t = interpolation_weights(pos, chunk.lengths,
+                                                     new_lens[done:done + n])
+                        done += n
+                        values = pos if reader is None else reader.take(chunk.vertices)
+                        yield _interp(values, k, t).astype(dtype)
+                finally:
+                    if reader is not None:
+                        reader.release()
             return chunks
 
         def dipy_positions() -> Iterator[np.ndarray]:
@@ -212,9 +215,8 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
 
             work = np.float64 if pos_dt == np.float64 else np.float32
             m = int(nb_points)
-            for chunk in trx.iter_chunks(chunk_vertices, weights=budget):
+            for chunk, pos in trx.iter_positions(chunk_vertices, weights=budget, dtype=work):
                 lens_c = np.asarray(chunk.lengths)
-                pos = chunk_positions(trx, chunk, work)
                 many = lens_c > 1
                 if many.all():  # the usual chunk: no empty or one-point streamline to place
                     fixed = set_number_of_points(as_sequence(pos, lens_c), nb_points=m)
@@ -246,7 +248,7 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
             new.append(MemberStream(
                 f"dpv/{format_member_name(key, (v_out, *shape[1:]), dtype)}",
                 v_out * width * dtype.itemsize,
-                stream(lambda c, k=key: take_rows(src.dpv[k], c.vertices), dtype)))
+                stream(key, dtype)))
         out = write_tractogram(header, new + kept, out_file)
     log.info("resample: %s -> %s: %d streamlines, %d vertices", src_name, out, len(new_lens),
              v_out)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dtypes import check_key
-from ..metrics import as_sequence, chunk_positions, packed_data, streamline_ids
+from ..metrics import as_sequence, packed_data, streamline_ids
 from ..save import MemberStream, trx_members
 from ..trxfile import TrxFile
 from .analysis_io import (
@@ -127,9 +127,9 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
 
         def values() -> Iterator[np.ndarray]:
             done = 0
-            for chunk in trx.iter_chunks(chunk_vertices):
+            for chunk, pos in trx.iter_positions(chunk_vertices, dtype=dtype):
                 lens = np.asarray(chunk.lengths, dtype=np.int64)
-                vals = interpolate(data, grid, chunk_positions(trx, chunk, dtype))
+                vals = interpolate(data, grid, pos)
                 sums = np.bincount(streamline_ids(lens), weights=vals, minlength=len(lens))
                 with np.errstate(invalid="ignore", divide="ignore"):
                     means[done:done + len(lens)] = np.where(lens > 0, sums / lens, np.nan)
@@ -196,9 +196,8 @@ def bundle_profile(trx: TrxFile, data: np.ndarray, grid: Grid, *, nb_points: int
     total = np.zeros(nb_points, dtype=np.float64)
     count = 0
     standard = None
-    for chunk in trx.iter_chunks(chunk_vertices):
+    for chunk, pos in trx.iter_positions(chunk_vertices, dtype=dtype):
         lens = np.asarray(chunk.lengths, dtype=np.int64)
-        pos = chunk_positions(trx, chunk, dtype)
         if (lens < 2).any():  # dipy resamples streamlines of 2 points or more only
             keep = np.repeat(lens > 1, lens)
             pos, lens = pos[keep], lens[lens > 1]
