@@ -188,6 +188,10 @@ def test_no_report_option_and_replacing_only_a_report(demo_data: Path, tmp_path:
     assert main(["run", str(demo_data), "--output-dir", str(out), "-q"]) == 1
     err = capsys.readouterr().err
     assert "trx-nipype: error: report: " in err and "not replaced" in err
+    # the report is not a node: the closing line says what failed
+    assert "node(s) failed" not in err
+    assert "trx-nipype: the QC report was not written (every node succeeded: 0 nodes ran, " \
+        "18 cached, 0 failed" in err
     assert (out / "report.html").read_text(encoding="utf-8") == "<html>my own notes</html>"
     assert not (out / "qc.tsv").exists() and not (out / "figures").exists()
     (out / "report.html").unlink()

@@ -65,6 +65,22 @@ def _some(names: list[str], most: int = 8) -> str:
     return ", ".join([*names[:3], "...", *names[-2:]])
 
 
+def closing_line(report: Any, report_failed: bool) -> str:
+    """What went wrong in a run, counted by kind: failed nodes, and the QC report (not a node).
+
+    >>> from trx_nipype.workflows.runner import Failure, RunReport
+    >>> closing_line(RunReport("w", "Linear"), True)
+    'the QC report was not written (every node succeeded: 0 nodes ran, 0 cached, 0 failed in 0.0 s)'
+    >>> run = RunReport("w", "Linear", failures=[Failure("assemble", "sub-01", "bad", "")])
+    >>> closing_line(run, True)
+    '1 node(s) failed (0 nodes ran, 0 cached, 1 failed in 0.0 s) and the QC report was not written'
+    """
+    if not report.failures:
+        return f"the QC report was not written (every node succeeded: {report.summary()})"
+    return (f"{len(report.failures)} node(s) failed ({report.summary()})"
+            + (" and the QC report was not written" if report_failed else ""))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Find the dataset, build the pipeline, run it, say what was written."""
     from ..workflows import find_dataset, run_workflow
@@ -125,15 +141,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
                           nprocs=args.nprocs, echo=echo, verbose=args.verbose,
                           wait=not args.no_wait)
+    report_error = None
     if not args.no_report and report.waited:  # report.html, qc.tsv, figures/ + failures
         from .report import report_after_run
 
-        report_after_run(out_dir, report, say)
-    if report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
-                     warnings_hint=" (--verbose shows them)", summary=False):
-        print(f"trx-nipype: {len(report.failures)} node(s) failed ({report.summary()}); the "
-              f"other subjects' results are in {out_dir}; crash files in "
-              f"{work_dir / 'crash'}", file=sys.stderr)
+        report_error = report_after_run(out_dir, report, say)
+    failed = report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
+                           warnings_hint=" (--verbose shows them)", summary=False)
+    if report_error is not None:
+        print(f"trx-nipype: error: report: {report_error}", file=sys.stderr)
+    if failed or report_error is not None:
+        whose = "the other subjects' results" if failed else "the results"
+        print(f"trx-nipype: {closing_line(report, report_error is not None)}; {whose} are "
+              f"in {out_dir}" + (f"; crash files in {work_dir / 'crash'}" if failed else ""),
+              file=sys.stderr)
         return 1
     if not report.waited:
         jobs = "" if report.submitted is None else f"{report.submitted} job(s) "
