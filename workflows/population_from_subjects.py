@@ -42,11 +42,10 @@ def build(subject_files: Sequence[str], subjects: Sequence[str], bundles: Sequen
         bundles=list(bundles), nb_streamlines=streamlines_per_subject, seed=seed)
     population_wf.inputs.inputnode.in_files = [os.path.abspath(f) for f in subject_files]
     population_wf.inputs.inputnode.subjects = list(subjects)
-    # rerun when a file it writes was deleted (the rest stays cached)
+    # rerun (by run_workflow) when a file it writes was deleted; the rest stays cached
     sink = sink_node("ds_population", output_dir, "population_from_subjects",
                      POPULATION_DESCRIPTION, {"streamlines_per_subject": streamlines_per_subject,
-                                              "seed": seed},
-                     [population_bundle_path(b) for b in bundles])
+                                              "seed": seed})
     sink.inputs.sources = [os.path.abspath(f) for f in subject_files]
     wf.connect(population_wf, "outputnode.out_file", sink, "in_file")
     wf.connect(population_wf, ("outputnode.bundle", population_bundle_path), sink, "rel_path")

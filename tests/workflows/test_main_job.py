@@ -213,6 +213,31 @@ def test_a_deleted_output_is_exported_again(demo_copy: Path, tmp_path: Path) -> 
     assert digests(out) == PINNED
 
 
+def test_deleted_intermediates_rerun_their_nodes(demo_copy: Path, tmp_path: Path) -> None:
+    # a file of a node's folder in the work dir deleted between runs: Nipype alone takes the
+    # cached result as it is and the next node fails forever ("DerivativesSink requires a
+    # value for input 'in_file'"); the run reruns the node, and what depends on its file
+    out, work = tmp_path / "out", tmp_path / "work"
+    assert run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work).ok
+    nodes = work / "trx_bundles_wf"
+    (nodes / "sub-01/assemble/sub-01_desc-bundles_tractogram.trx").unlink()
+    (nodes / "population_bundles_wf/_bundle_CST_R/concat/tract-CST_R_tractogram.trx").unlink()
+    report = run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work)
+    assert report.ok, [f.line() for f in report.failures]
+    assert {(e.context, e.node) for e in report.ran} == {
+        ("sub-01", "assemble"), ("sub-01", "ds_subject"), ("", "collect_subjects"),
+        ("", "collect_exports"),
+        *((f"bundle-{b}", n) for b in BUNDLES for n in ("concat", "ds_population"))}
+    assert digests(out) == PINNED
+    # and a sink's result whose export is gone, with the subject's intermediate, at once
+    (nodes / "sub-04/assemble/sub-04_desc-bundles_tractogram.trx").unlink()
+    (out / "sub-04/dwi/sub-04_desc-bundles_tractogram.json").unlink()
+    report = run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work)
+    assert report.ok and ("sub-04", "assemble") in {(e.context, e.node) for e in report.ran}
+    assert digests(out) == PINNED
+    assert run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work).ran == []
+
+
 def test_bad_inputs_name_subject_file_and_problem(demo_copy: Path, tmp_path: Path,
                                                   capsys) -> None:
     # sub-03: a truncated TRK; sub-02: a TCK (no space) and no reference image

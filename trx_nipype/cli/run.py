@@ -83,8 +83,8 @@ def closing_line(report: Any, report_failed: bool) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Find the dataset, build the pipeline, run it, say what was written."""
+    from ..interfaces.bids import sidecar_path
     from ..workflows import find_dataset, run_workflow
-    from ..workflows.derivatives import sidecar_path
     from ..workflows.pipelines import (
         init_bundles_pipeline_wf,
         init_convert_pipeline_wf,

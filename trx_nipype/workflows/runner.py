@@ -429,6 +429,15 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
 
     Notes
     -----
+    Before the workflow runs, a node whose cached result names a file that is
+    gone (an intermediate deleted from the work dir, an export deleted from
+    the output folder) is made to run again, and with it what depends on its
+    files (:func:`~trx_nipype.workflows.workdir.forget_missing_outputs`). For a
+    pipeline of :mod:`trx_nipype.workflows.pipelines` (an
+    :class:`~trx_nipype.workflows.derivatives.OutputTree` attached by its
+    builder, which touches no disk), the output folder's
+    ``dataset_description.json`` is written first.
+
     Execution settings are only filled in where the workflow has none of its
     own (a value equal to Nipype's default counts as none): ``crashdump_dir``
     (``<work_dir>/crash``), ``crashfile_format`` (``pklz``), ``stop_on_first_crash``
@@ -438,11 +447,16 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     """
     from .dataset import WORK_DIR_MARKER
     from .plugins import GRAPH_PLUGINS, ensure_logname
+    from .workdir import forget_missing_outputs
 
     work_dir = Path(work_dir).absolute()
     (work_dir / "crash").mkdir(parents=True, exist_ok=True)
     (work_dir / WORK_DIR_MARKER).touch()  # find_dataset skips work dirs inside a dataset
     wf.base_dir = str(work_dir)
+    tree = getattr(wf, "trx_nipype_outputs", None)  # a pipeline's OutputTree
+    if tree is not None:
+        tree.describe()  # dataset_description.json: the run writes it, not the builder
+    forget_missing_outputs(work_dir / wf.name)  # files deleted since: rerun their nodes
     fills = dict(FILLED_SETTINGS, crashdump_dir=str(work_dir / "crash"))
     if plugin == "MultiProc":
         fills["poll_sleep_duration"] = "0"  # our MultiProc waits for its workers instead
@@ -496,9 +510,8 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
             report.waited = False
     report.seconds = time.time() - started
     report.events = progress.events
-    expected = getattr(wf, "trx_nipype_outputs", None)
-    if report.ok and expected and report.waited:
-        message = stale_message(**expected)
+    if report.ok and tree is not None and report.waited:
+        message = stale_message(tree.output_dir, tree.pipeline, list(tree.outputs))
         if message:
             report.warnings.append(message)
     return report
