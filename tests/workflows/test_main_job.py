@@ -9,6 +9,7 @@ against the original TRK files read by nibabel.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -336,6 +337,31 @@ def test_a_trx_folder_changed_in_place_reruns_its_subject(demo_copy: Path, tmp_p
     assert changed == ["population/tract-AF_L_tractogram.trx",
                        "sub-02/dwi/sub-02_desc-bundles_tractogram.trx"]
     assert run().ran == []  # and then nothing is stale
+
+
+def test_hash_method_content_sees_an_edit_that_keeps_size_and_mtime(demo_copy: Path,
+                                                                   tmp_path: Path,
+                                                                   capsys) -> None:
+    out = tmp_path / "out"
+    run = ["run", str(demo_copy), "--output-dir", str(out), "--work-dir", str(tmp_path / "w"),
+           "--no-report", "--hash-method", "content"]
+    assert main(run) == 0
+    assert "hash method content" in capsys.readouterr().out
+    first = digests(out)
+    # sub-03's AF_L: one coordinate changed, same size, modification time put back (as a
+    # tool that restores timestamps does): timestamp hashing cannot see it
+    path = demo_copy / "sub-03" / "dwi" / "AF_L.trk"
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[1004:1008] = np.float32(12.5).tobytes()  # the first point's x
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size,
+                                                             before.st_mtime_ns)
+    assert main([*run, "-q"]) == 0
+    second = digests(out)
+    assert sorted(p for p in first if first[p] != second[p]) == [
+        "population/tract-AF_L_tractogram.trx", "sub-03/dwi/sub-03_desc-bundles_tractogram.trx"]
 
 
 def test_convert_pipeline_runs_two_nodes_per_subject(demo_copy: Path, tmp_path: Path) -> None:

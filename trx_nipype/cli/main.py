@@ -238,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin-args", metavar="JSON",
                    help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
     p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
+    p.add_argument("--hash-method", choices=("timestamp", "content"),
+                   help="how Nipype's cache tells that an input changed: 'timestamp' "
+                        "(default: size and modification time; an edit that keeps both is "
+                        "not seen) or 'content' (the bytes; tractograms through a digest "
+                        "cache, so a cached rerun reads no input again)")
     p.add_argument("--no-wait", action="store_true",
                    help="graph plugins (SLURMGraph, ...): submit the jobs and return, without "
                         "following them (default: wait until they are done and report them "

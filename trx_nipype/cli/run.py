@@ -127,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         wf = init_convert_pipeline_wf(dataset, out_dir, out_format=args.out_format,
                                       positions_dtype=args.positions_dtype,
                                       compression=args.compression)
+    if args.hash_method:  # else the workflow's (Nipype's configuration; timestamp by default)
+        wf.config["execution"]["hash_method"] = args.hash_method
     outputs = pipeline_outputs(dataset, args.pipeline, population=not args.no_population,
                                out_format=args.out_format)
     nfiles = sum(len(s.files) for s in dataset.subjects)
@@ -137,7 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     say(f"  output    {out_dir}")
     say(f"  work dir  {work_dir} (Nipype's cache: reused by the next run)")
     say(f"  plugin    {args.plugin}" + (f" {json.dumps(extra)}" if extra else "")
-        + (f", {args.nprocs} processes" if args.nprocs else ""))
+        + (f", {args.nprocs} processes" if args.nprocs else "")
+        + f"; hash method {wf.config['execution'].get('hash_method', 'timestamp')}")
     report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
                           nprocs=args.nprocs, echo=echo, verbose=args.verbose,
                           wait=not args.no_wait)

@@ -299,11 +299,12 @@ class _DerivativesSinkInputSpec(TrxInputSpec):
                       desc="result to export (a tractogram file or a TRX directory)")
     out_dir = traits.Str(mandatory=True, desc="root of the derivatives tree (absolute)")
     rel_path = traits.Str(mandatory=True, desc="destination, relative to out_dir")
-    sources = traits.List(traits.Str, desc="files the result was made from (recorded, with "
-                          "their SHA-256, in the sidecar)")
+    sources = traits.List(traits.Str, trx_hash=True,
+                          desc="files the result was made from (recorded, with their SHA-256, "
+                               "in the sidecar)")
     metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecar")
     reference = traits.Either(None, File(exists=True), Directory(exists=True), default=None,
-                              usedefault=True,
+                              usedefault=True, trx_hash=True,
                               desc="reference of formats without a space (TCK, VTK, ...): a "
                                    "NIfTI image, or a TRK/TRX file or TRX directory of the "
                                    "output's space; needed to count such an output, recorded "
@@ -340,10 +341,11 @@ class _DerivativesListSinkInputSpec(TrxInputSpec):
     out_dir = traits.Str(mandatory=True, desc="root of the derivatives tree (absolute)")
     rel_paths = traits.List(traits.Str, mandatory=True,
                             desc="destination of each result, relative to out_dir")
-    sources = traits.List(traits.List(traits.Str),
+    sources = traits.List(traits.List(traits.Str), trx_hash=True,
                           desc="for each result, the files it was made from (recorded, with "
                                "their SHA-256, in its sidecar)")
     references = traits.List(traits.Either(None, File(exists=True), Directory(exists=True)),
+                             trx_hash=True,
                              desc="for each result, the reference of a format without a space "
                                   "(see DerivativesSink.reference), or None")
     metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecars")

@@ -265,6 +265,8 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         # population exports wait for them); tiny, so run where the run is (not submitted)
         collect = pe.Node(Merge(n), name="collect_subjects", run_without_submitting=True)
         exports = pe.Node(Merge(n), name="collect_exports", run_without_submitting=True)
+        for node in (collect, exports):  # they hand paths on: the nodes that read the files
+            node.config = {"execution": {"hash_method": "timestamp"}}  # hash their bytes
         for i, subject_wf in enumerate(subject_wfs, start=1):
             wf.connect([(subject_wf, collect, [("outputnode.out_file", f"in{i}")]),
                         (subject_wf, exports, [("ds_subject.out_file", f"in{i}")])])
