@@ -25,7 +25,11 @@ os.environ.setdefault("NIPYPE_NO_ET", "1")
 from nipype.pipeline import engine as pe  # noqa: E402
 
 from trx_nipype.cli.run import streamlines_per_subject  # noqa: E402
-from trx_nipype.workflows import init_population_bundles_wf, run_workflow  # noqa: E402
+from trx_nipype.workflows import (  # noqa: E402
+    default_work_dir,
+    init_population_bundles_wf,
+    run_workflow,
+)
 from trx_nipype.workflows.pipelines import (  # noqa: E402
     POPULATION_DESCRIPTION,
     population_bundle_path,
@@ -72,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = [f.name.split("_desc-")[0] for f in files]
     wf = build([str(f) for f in files], labels, args.bundles, args.output_dir,
                streamlines_per_subject=args.streamlines_per_subject, seed=args.seed)
-    report = run_workflow(wf, args.work_dir or Path(args.output_dir) / "work",
+    report = run_workflow(wf, args.work_dir or default_work_dir(args.output_dir),
                           echo=None if args.quiet else print)
     return report.finish()
 

@@ -23,6 +23,7 @@ from PIL import Image
 from trx_nipype.cli.main import main
 from trx_nipype.reports.qc import OUTLIER_RULE, QC_COLUMNS
 from trx_nipype.reports.run_report import write_run_report
+from trx_nipype.workflows import default_work_dir
 
 from .conftest import BUNDLES, OUTLIER, SUBJECTS, figure_links, tree_bytes
 
@@ -73,7 +74,7 @@ def test_main_job_qc_tsv_has_15_rows_of_50(main_run: Path) -> None:
 
 
 def test_mean_lengths_match_dipy_on_the_original_trk(main_run: Path) -> None:
-    demo = main_run / "work" / "demo-data"
+    demo = default_work_dir(main_run) / "demo-data"
     for row in _qc(main_run):
         trk = nib.streamlines.load(str(demo / row["subject"] / "dwi" / f"{row['bundle']}.trk"))
         expected = float(np.mean(dipy_length(trk.streamlines)))

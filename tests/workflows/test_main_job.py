@@ -19,7 +19,12 @@ import pytest
 from trx.trx_file_memmap import load as trx_python_load
 
 from trx_nipype.cli.main import main
-from trx_nipype.workflows import find_dataset, init_bundles_pipeline_wf, run_workflow
+from trx_nipype.workflows import (
+    default_work_dir,
+    find_dataset,
+    init_bundles_pipeline_wf,
+    run_workflow,
+)
 
 from .conftest import digests
 
@@ -76,7 +81,7 @@ def _result_mtimes(work: Path) -> dict[str, int]:
 
 
 def _dataset(out: Path):  # the dataset the CLI used: the demo data inside the work dir
-    return find_dataset(out / "work" / "demo-data")
+    return find_dataset(default_work_dir(out) / "demo-data")
 
 
 def test_main_job_writes_the_pinned_outputs(main_job: Path) -> None:
@@ -111,7 +116,7 @@ def test_main_job_coordinates_match_pins_and_the_original_trk(main_job: Path) ->
         np.testing.assert_allclose(line[0], first, rtol=0, atol=1e-5)
         np.testing.assert_allclose(line[-1], last, rtol=0, atol=1e-5)
     # every streamline equals the original TRK's (nibabel), in bundle then subject order
-    demo = main_job / "work" / "demo-data"
+    demo = default_work_dir(main_job) / "demo-data"
     trx = trx_python_load(str(main_job / "population/tract-CST_R_tractogram.trx"))
     for k, subject in enumerate(SUBJECTS):
         original = nib.streamlines.load(str(demo / subject / "dwi" / "CST_R.trk")).streamlines
@@ -139,7 +144,7 @@ def test_sidecars_say_how_each_file_was_made(main_job: Path) -> None:
 
 
 def test_second_run_executes_no_node(main_job: Path) -> None:
-    work = main_job / "work"
+    work = default_work_dir(main_job)
     before = _result_mtimes(work)
     wf = init_bundles_pipeline_wf(_dataset(main_job), main_job)
     report = run_workflow(wf, work)
@@ -264,7 +269,7 @@ def test_bad_inputs_name_subject_file_and_problem(demo_copy: Path, tmp_path: Pat
     assert sorted(written) == [f"{s}/dwi/{s}_desc-bundles_tractogram.trx"
                                for s in ("sub-01", "sub-04", "sub-05")]
     assert all(written[p] == PINNED[p] for p in written)
-    assert len(list((out / "work" / "crash").glob("crash-*.pklz"))) == 2
+    assert len(list((default_work_dir(out) / "crash").glob("crash-*.pklz"))) == 2
 
 
 def test_a_missing_bundle_is_refused_before_running(demo_copy: Path, tmp_path: Path,

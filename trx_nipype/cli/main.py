@@ -208,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input_dir", nargs="?", metavar="INPUT_DIR",
                    help="dataset folder (default: the demo data, extracted in the work dir)")
     p.add_argument("--output-dir", required=True, help="derivatives folder to write")
-    p.add_argument("--work-dir", help="Nipype's cache, reused across runs "
-                                      "(default: OUTPUT_DIR/work)")
+    p.add_argument("--work-dir", help="Nipype's cache, reused across runs (default: "
+                                      "OUTPUT_DIR-work, beside the output folder)")
     p.add_argument("--pipeline", choices=("bundles", "convert"), default="bundles")
     p.add_argument("--pattern", action="append",
                    help="glob of the bundle files, relative to INPUT_DIR (repeatable; "

@@ -85,12 +85,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Find the dataset, build the pipeline, run it, say what was written."""
     from ..interfaces.bids import sidecar_path
     from ..workflows import find_dataset, run_workflow
+    from ..workflows.dataset import WORK_DIR_MARKER
     from ..workflows.pipelines import (
         init_bundles_pipeline_wf,
         init_convert_pipeline_wf,
         pipeline_outputs,
     )
     from ..workflows.plugins import GRAPH_PLUGINS
+    from ..workflows.runner import default_work_dir
     from .ops import _Usage
 
     extra = plugin_args(args.plugin_args)
@@ -99,9 +101,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                      f"jobs run on their own; {args.plugin} runs the pipeline from this "
                      f"process")
     out_dir = Path(args.output_dir).absolute()
-    work_dir = Path(args.work_dir).absolute() if args.work_dir else out_dir / "work"
     echo = _echo(args.quiet)
     say = echo or (lambda line: None)
+    work_dir = Path(args.work_dir).absolute() if args.work_dir else default_work_dir(out_dir)
+    if not args.work_dir:
+        try:
+            work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _Usage(f"cannot create the work dir {work_dir} beside the output folder "
+                         f"({exc.strerror or exc}): give one with --work-dir") from None
+        old = out_dir / "work"
+        if (old / WORK_DIR_MARKER).exists():
+            print(f"trx-nipype: warning: {old} is the work dir of an earlier version (inside "
+                  f"the output folder, where its results held the environment); this run "
+                  f"uses {work_dir}: delete {old}, or keep using it with --work-dir {old}",
+                  file=sys.stderr)
     if args.input_dir is None:
         from ..data import fetch_demo_dataset
 

@@ -236,11 +236,18 @@ class _Where:
 
 
 class _Progress:
-    """Nipype ``status_callback``: records each node's outcome, echoes a line."""
+    """Nipype ``status_callback``: records each node's outcome, echoes a line.
+
+    With ``scrub`` (nodes run by processes that Nipype's writers were not wrapped
+    in: cluster jobs), the files of each node that ran or failed are cleaned of
+    the environment (:func:`~trx_nipype.workflows.workdir.strip_environment`).
+    """
 
     def __init__(self, where: _Where, started: float,
-                 echo: Callable[[str], None] | None, linear: bool) -> None:
+                 echo: Callable[[str], None] | None, linear: bool,
+                 scrub: bool = False) -> None:
         self.where, self.started, self.echo, self.linear = where, started, echo, linear
+        self.scrub = scrub
         self.starts: dict[str, float] = {}
         self.events: list[NodeEvent] = []
 
@@ -262,6 +269,10 @@ class _Progress:
                            outdir))
 
     def add(self, event: NodeEvent) -> None:
+        if self.scrub and event.status in ("ran", "failed") and event.output_dir:
+            from .workdir import strip_environment
+
+            strip_environment(event.output_dir)
         self.events.append(event)
         if self.echo is not None:
             timing = f"{event.seconds:6.2f} s" if event.status == "ran" and event.seconds \
@@ -372,6 +383,30 @@ def fill_execution_settings(wf: Any, values: Mapping[str, str]) -> dict[str, str
     return {key: str(execution[key]) for key in values}
 
 
+def _runs_here(plugin: str, args: Mapping[str, Any]) -> bool:
+    """Whether every node runs in this process or in workers forked from it."""
+    if plugin not in LOCAL_PLUGINS:
+        return False
+    context = args.get("mp_context")
+    return context in (None, "fork") or plugin == "Linear"
+
+
+def default_work_dir(output_dir: str | os.PathLike) -> Path:
+    """``<OUTPUT_DIR>-work``, beside the output folder: the default work dir of a run.
+
+    Nipype's cache (and, for the demo, its data) stays out of the tree that
+    users share or publish: node results hold absolute paths, host names and
+    node reports. The same command finds it again (a rerun is cached).
+
+    >>> default_work_dir("/data/derivatives/trx").as_posix()
+    '/data/derivatives/trx-work'
+    >>> default_work_dir("/").as_posix()
+    '/trx-nipype-work'
+    """
+    out = Path(os.path.abspath(output_dir))
+    return out.parent / f"{out.name or 'trx-nipype'}-work"
+
+
 def _plugin(plugin: str, args: dict[str, Any]) -> Any:
     """Our subclass of a Nipype plugin (see :mod:`.plugins`), else the plugin's name."""
     from .plugins import PLUGIN_CLASSES
@@ -438,6 +473,11 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     builder, which touches no disk), the output folder's
     ``dataset_description.json`` is written first.
 
+    The environment of the process, which Nipype stores in every node result
+    and report, is kept out of them (:mod:`~trx_nipype.workflows.workdir`):
+    written without it in this process and its forked workers, cleaned from
+    the files of cluster jobs as they end.
+
     Execution settings are only filled in where the workflow has none of its
     own (a value equal to Nipype's default counts as none): ``crashdump_dir``
     (``<work_dir>/crash``), ``crashfile_format`` (``pklz``), ``stop_on_first_crash``
@@ -447,7 +487,7 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     """
     from .dataset import WORK_DIR_MARKER
     from .plugins import GRAPH_PLUGINS, ensure_logname
-    from .workdir import forget_missing_outputs
+    from .workdir import environment_stripped, forget_missing_outputs, strip_environment
 
     work_dir = Path(work_dir).absolute()
     (work_dir / "crash").mkdir(parents=True, exist_ok=True)
@@ -474,7 +514,8 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     where = _Where(work_dir, iterable_fields(wf), dict(getattr(wf, "trx_nipype_contexts", {})))
     before = _crash_files(crash_dir)
     started = time.time()
-    progress = _Progress(where, started, echo, plugin == "Linear")
+    progress = _Progress(where, started, echo, plugin == "Linear",
+                         scrub=not _runs_here(plugin, args))
     if not graph:
         args["status_callback"] = progress
     report = RunReport(work_dir=str(work_dir), plugin=plugin)
@@ -487,7 +528,7 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     # out of the collector's view, each collection is cheap.
     gc.freeze()
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, environment_stripped():
             warnings.simplefilter("always")
             execgraph = wf.run(plugin=runner, plugin_args=args)
     except RuntimeError as exc:
@@ -496,6 +537,8 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
             raise RuntimeError(f"{wf.name}: {exc}") from exc
     finally:
         gc.unfreeze()
+        if progress.scrub:  # a cluster plugin's crash files hold its jobs' results
+            strip_environment(crash_dir)
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
         if logname is not None:
@@ -506,6 +549,7 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         report.submitted = getattr(runner, "submitted", None)
         if wait and plugin == "SLURMGraph":
             _follow(execgraph, runner, where, started, progress, report, crash_dir, before, poll)
+            strip_environment(crash_dir)  # the crash files of the jobs followed
         else:
             report.waited = False
     report.seconds = time.time() - started
