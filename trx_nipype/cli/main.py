@@ -96,7 +96,7 @@ _OUTPUT_HELP = ("output; its extension picks the format: .trx (zip), .trk, .tck,
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``trx-nipype``."""
     from .. import __version__
-    from .run import positive_int, streamlines_per_subject
+    from .run import positive_int, seconds, streamlines_per_subject
 
     parser = argparse.ArgumentParser(
         prog="trx-nipype",
@@ -238,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin-args", metavar="JSON",
                    help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
     p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
+    p.add_argument("--wait-for-lock", nargs="?", type=seconds, default=0.0, const=None,
+                   metavar="SECONDS",
+                   help="when another run holds the output or work folder, wait for it to end "
+                        "(at most SECONDS; no value: as long as it takes) instead of stopping "
+                        "at once with exit code 2")
     p.add_argument("--hash-method", choices=("timestamp", "content"),
                    help="how Nipype's cache tells that an input changed: 'timestamp' "
                         "(default: size and modification time; an edit that keeps both is "

@@ -47,6 +47,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def streamlines_per_subject(text: str | None) -> int | str | None:
     """``--streamlines-per-subject``: a positive int, ``min`` or nothing."""
     if text is None or text == "min":
@@ -82,16 +93,11 @@ def closing_line(report: Any, report_failed: bool) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Find the dataset, build the pipeline, run it, say what was written."""
-    from ..interfaces.bids import sidecar_path
-    from ..workflows import find_dataset, run_workflow
+    """Lock the work dir and the output folder, then run the pipeline (:func:`run_locked`)."""
+    from ..core.tempfiles import install_sigterm_cleanup
     from ..workflows.dataset import WORK_DIR_MARKER
-    from ..workflows.pipelines import (
-        init_bundles_pipeline_wf,
-        init_convert_pipeline_wf,
-        pipeline_outputs,
-    )
     from ..workflows.plugins import GRAPH_PLUGINS
+    from ..workflows.runlock import RunLockedError, run_lock
     from ..workflows.runner import default_work_dir
     from .ops import _Usage
 
@@ -100,22 +106,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise _Usage(f"--no-wait applies to graph plugins ({', '.join(GRAPH_PLUGINS)}), whose "
                      f"jobs run on their own; {args.plugin} runs the pipeline from this "
                      f"process")
+    if args.pipeline == "bundles" and (args.positions_dtype or args.compression != "stored"):
+        raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "
+                     "the bundles pipeline writes stored TRX in the inputs' dtypes")
     out_dir = Path(args.output_dir).absolute()
     echo = _echo(args.quiet)
     say = echo or (lambda line: None)
     work_dir = Path(args.work_dir).absolute() if args.work_dir else default_work_dir(out_dir)
-    if not args.work_dir:
-        try:
-            work_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _Usage(f"cannot create the work dir {work_dir} beside the output folder "
-                         f"({exc.strerror or exc}): give one with --work-dir") from None
-        old = out_dir / "work"
-        if (old / WORK_DIR_MARKER).exists():
-            print(f"trx-nipype: warning: {old} is the work dir of an earlier version (inside "
-                  f"the output folder, where its results held the environment); this run "
-                  f"uses {work_dir}: delete {old}, or keep using it with --work-dir {old}",
-                  file=sys.stderr)
+    old = out_dir / "work"
+    if not args.work_dir and (old / WORK_DIR_MARKER).exists():
+        print(f"trx-nipype: warning: {old} is the work dir of an earlier version (inside "
+              f"the output folder, where its results held the environment); this run "
+              f"uses {work_dir}: delete {old}, or keep using it with --work-dir {old}",
+              file=sys.stderr)
+    install_sigterm_cleanup()  # a SIGTERM ends the run through its clean-up: locks released
+
+    def waiting(holder: Any, folder: Path) -> None:
+        who = holder.describe() if holder else "a process that did not say who it is"
+        say(f"waiting for the run that holds {folder}: {who}")
+
+    try:
+        with run_lock([work_dir, out_dir], wait=args.wait_for_lock, purpose="trx-nipype run",
+                      waiting=waiting, option="--wait-for-lock [SECONDS]"):
+            return run_locked(args, out_dir, work_dir, extra, echo)
+    except RunLockedError as exc:
+        raise _Usage(str(exc)) from None
+    except OSError as exc:
+        made = os.path.abspath(exc.filename) if isinstance(exc.filename, str) else ""
+        if args.work_dir or not made or not str(work_dir).startswith(made):
+            raise
+        raise _Usage(f"cannot create the work dir {work_dir} beside the output folder "
+                     f"({exc.strerror or exc}): give one with --work-dir") from None
+
+
+def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: dict[str, Any],
+               echo: Any) -> int:
+    """Find the dataset, build the pipeline, run it, say what was written (folders locked)."""
+    from ..interfaces.bids import sidecar_path
+    from ..workflows import find_dataset, run_workflow
+    from ..workflows.pipelines import (
+        init_bundles_pipeline_wf,
+        init_convert_pipeline_wf,
+        pipeline_outputs,
+    )
+
+    say = echo or (lambda line: None)
     if args.input_dir is None:
         from ..data import fetch_demo_dataset
 
@@ -131,9 +166,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         dataset.uri = DEMO_DATASET_URI
     if args.pipeline == "bundles":
-        if args.positions_dtype or args.compression != "stored":
-            raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "
-                         "the bundles pipeline writes stored TRX in the inputs' dtypes")
         wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
                                       nb_streamlines=args.streamlines_per_subject,
                                       seed=args.seed)

@@ -418,7 +418,8 @@ def _plugin(plugin: str, args: dict[str, Any]) -> Any:
 def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear",
                  plugin_args: Mapping[str, Any] | None = None, nprocs: int | None = None,
                  echo: Callable[[str], None] | None = None, verbose: bool = False,
-                 wait: bool = True, poll: float = 0.5) -> RunReport:
+                 wait: bool = True, poll: float = 0.5,
+                 wait_for_lock: float | None = 0.0) -> RunReport:
     """Run ``wf`` with its cache in ``work_dir``, wait for it; never raise for a failed node.
 
     This is how to run your own workflows too: compared with
@@ -452,6 +453,10 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         is False, and ``report.submitted`` says how many jobs went out).
     poll : float
         Seconds between looks at the queue while following graph jobs.
+    wait_for_lock : float or None
+        Seconds to wait for another run that holds the work dir (or the
+        pipeline's output folder): 0 refuses at once, None waits as long as it
+        takes (see :mod:`~trx_nipype.workflows.runlock`).
 
     Returns
     -------
@@ -462,8 +467,21 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         one naming the files in its output folder that an earlier run of the
         same pipeline wrote and this one did not (they are not deleted).
 
+    Raises
+    ------
+    RunLockedError
+        When another run (another process, here or on another host sharing the
+        folder) still holds the work dir or the output folder after
+        ``wait_for_lock`` seconds; its message names that process.
+
     Notes
     -----
+    The run holds a lock on the work dir, and on the output folder of a
+    pipeline of :mod:`trx_nipype.workflows.pipelines`, from start to end: two
+    runs never mix their files or race in Nipype's cache. A lock left by a
+    process that died is taken over. With a graph plugin and ``wait=False`` the
+    lock covers the submission only: the jobs then run unlocked.
+
     Before the workflow runs, a node whose cached result names a file that is
     gone (an intermediate deleted from the work dir, an export deleted from
     the output folder) is made to run again, and with it what depends on its
@@ -485,15 +503,35 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     ``poll_sleep_duration``. ``LOGNAME``, which Nipype's cluster plugins need,
     is set from the user id for the run when the environment lacks it.
     """
+    from .runlock import run_lock
+
+    work_dir = Path(work_dir).absolute()
+    tree = getattr(wf, "trx_nipype_outputs", None)  # a pipeline's OutputTree
+    folders = [work_dir] + ([Path(tree.output_dir)] if tree is not None else [])
+
+    def waiting(holder: Any, folder: Path) -> None:
+        if echo is not None:
+            echo(f"waiting for the run that holds {folder}: "
+                 f"{holder.describe() if holder else 'unknown process'}")
+
+    with run_lock(folders, wait=wait_for_lock, purpose=f"run_workflow {wf.name}",
+                  waiting=waiting, option="run_workflow(..., wait_for_lock=SECONDS)"):
+        return _run(wf, work_dir, tree, plugin=plugin, plugin_args=plugin_args, nprocs=nprocs,
+                    echo=echo, verbose=verbose, wait=wait, poll=poll)
+
+
+def _run(wf: Any, work_dir: Path, tree: Any, *, plugin: str,
+         plugin_args: Mapping[str, Any] | None, nprocs: int | None,
+         echo: Callable[[str], None] | None, verbose: bool, wait: bool, poll: float
+         ) -> RunReport:
+    """:func:`run_workflow` once its folders are locked."""
     from .dataset import WORK_DIR_MARKER
     from .plugins import GRAPH_PLUGINS, ensure_logname
     from .workdir import environment_stripped, forget_missing_outputs, strip_environment
 
-    work_dir = Path(work_dir).absolute()
     (work_dir / "crash").mkdir(parents=True, exist_ok=True)
     (work_dir / WORK_DIR_MARKER).touch()  # find_dataset skips work dirs inside a dataset
     wf.base_dir = str(work_dir)
-    tree = getattr(wf, "trx_nipype_outputs", None)  # a pipeline's OutputTree
     if tree is not None:
         tree.describe()  # dataset_description.json: the run writes it, not the builder
     forget_missing_outputs(work_dir / wf.name)  # files deleted since: rerun their nodes
