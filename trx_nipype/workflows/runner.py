@@ -673,6 +673,7 @@ def _follow(execgraph: Any, runner: Any, where: _Where, started: float, progress
             f"(reason DependencyNeverSatisfied); they were cancelled. With "
             f"DependencyParameters=kill_invalid_depend in slurm.conf, Slurm cancels such jobs "
             f"itself (otherwise they stay pending when the run is not followed: --no-wait)")
+    known: list[str] = []  # what scontrol says of the finished jobs, asked once if needed
     for i, node in enumerate(nodes):
         if i in state:
             continue
@@ -685,11 +686,27 @@ def _follow(execgraph: Any, runner: Any, where: _Where, started: float, progress
         elif result.is_file():
             record(i, "cached")  # submitted, and found its result in the cache
         else:
+            ended = _graph_job_end(i, runner.tag, known)
             report.failures.append(Failure(
                 _node_label(node), where.context(node.output_dir()),
+                f"its Slurm job {ended}, and left no result or crash file" if ended else
                 "its job ended without a result or a crash file (killed by the scheduler? "
                 "see the batchscript_*.e files in the work dir's batch folder)", ""))
             record(i, "failed")
+
+
+def _graph_job_end(index: int, tag: str, known: list[str]) -> str | None:
+    """How the SLURMGraph job of node ``index`` ended (a signal, out of memory...), from
+    ``scontrol`` (``known``: its lines, filled on the first call); None if Slurm forgot it."""
+    from .plugins import slurm_job_end, slurm_jobs
+
+    if not known:
+        known.extend(slurm_jobs() or [""])
+    name = re.compile(rf"\bJobName=j{index}_\S*")
+    for line in known:
+        if name.search(line) and re.search(rf"\bComment={re.escape(tag)}(\s|$)", line):
+            return slurm_job_end(line)
+    return None
 
 
 def stale_message(output_dir: str, pipeline: str, outputs: list[str]) -> str | None:
