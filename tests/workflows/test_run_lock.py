@@ -112,10 +112,13 @@ def test_the_lock_of_a_killed_run_is_taken_over(demo_copy: Path, tmp_path: Path)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert read_holder(out / LOCK_NAME).pid == proc.pid  # left behind
+    stray = out / f"{LOCK_NAME}.{socket.gethostname()}.{proc.pid}.0123abcd"
+    stray.write_text("{}", encoding="utf-8")  # as if killed between writing and linking
     assert main(["run", str(demo_copy), "--output-dir", str(out), "--work-dir", str(work),
                  "-q", "--no-report"]) == 0
     assert digests(out) == PINNED
     assert not (out / LOCK_NAME).exists() and not (work / LOCK_NAME).exists()
+    assert not stray.exists()
 
 
 def _fake_lock(folder: Path, **fields: object) -> Path:

@@ -157,6 +157,15 @@ def read_holder(lock: str | os.PathLike) -> Holder | None:
         return None
 
 
+def _sweep(lock: Path, me: Holder) -> None:
+    """Remove the private names (``<lock>.<host>.<pid>.<token>``) left by dead processes of
+    this host, killed between writing one and linking it."""
+    for tmp in lock.parent.glob(f"{lock.name}.{me.host}.*.*"):
+        pid = tmp.name[len(lock.name) + len(me.host) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 def _create(lock: Path, me: Holder) -> bool:
     """Make ``lock`` name ``me`` if nobody holds it; True when done."""
     text = json.dumps(asdict(me), indent=1) + "\n"
@@ -246,6 +255,7 @@ def _acquire(folder: Path, me: Holder, deadline: float | None,
     lock = folder / LOCK_NAME
     said = False
     started = time.monotonic()
+    _sweep(lock, me)
     while True:
         if _create(lock, me):
             return lock
