@@ -182,6 +182,19 @@ def _command(side: str, dataset: Path, out: Path) -> list[str]:
                   else ["--plugin", "Linear"])
 
 
+def _work_dir(out: Path) -> Path:
+    """Where ``trx-nipype run --output-dir out`` keeps its cache (beside ``out``)."""
+    from trx_nipype.workflows.runner import default_work_dir
+
+    return default_work_dir(out)
+
+
+def _remove(out: Path) -> None:
+    """An output folder and the run's work dir beside it: the next run starts afresh."""
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(_work_dir(out), ignore_errors=True)
+
+
 def run_side(side: str, dataset: Path, out: Path) -> dict[str, Any]:
     """Run one side in a fresh process; wall and CPU seconds, node results."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -197,7 +210,7 @@ def run_side(side: str, dataset: Path, out: Path) -> dict[str, Any]:
                            "code": proc.returncode}
     if proc.returncode != 0:
         row["error"] = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-    work = out / "work"
+    work = out / "work" if side.startswith("nipype") else _work_dir(out)
     if work.is_dir():
         results = list(work.rglob("result_*.pklz"))
         row["node_results"] = len(results)
@@ -222,7 +235,7 @@ def measure(dataset: Path, workdir: Path, reps: int, nipype: bool = False
         order = ORDERS[rep % len(ORDERS)] + (("nipype",) if nipype else ())
         outs = {side: workdir / f"{side}-{rep}" for side in order}
         for side in order:
-            shutil.rmtree(outs[side], ignore_errors=True)
+            _remove(outs[side])
             rows.append(dict(run_side(side, dataset, outs[side]), rep=rep))
             if side in ("multiproc", "nipype"):  # the same command again: all cached
                 rows.append(dict(run_side(f"{side}_cached", dataset, outs[side]), rep=rep))
@@ -234,7 +247,7 @@ def measure(dataset: Path, workdir: Path, reps: int, nipype: bool = False
             if nipype:
                 checks["nipype_equals_linear"] = got["nipype"] == got["linear"]
         for out in outs.values():
-            shutil.rmtree(out, ignore_errors=True)
+            _remove(out)
     return rows, checks
 
 

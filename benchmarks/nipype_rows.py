@@ -63,12 +63,15 @@ def _demo(workdir: Path) -> list[dict[str, Any]]:
     if not exe.exists():
         return [{"label": "demo pipeline", "note": "trx-nipype command not installed"}]
     out = workdir / "demo-out"
-    shutil.rmtree(out, ignore_errors=True)
+    work = workdir / "demo-work"
+    for folder in (out, work):
+        shutil.rmtree(folder, ignore_errors=True)
     runs = []
     for _ in range(2):
         t = time.perf_counter()
-        proc = subprocess.run([str(exe), "run", "--output-dir", str(out)], capture_output=True,
-                              text=True, timeout=1800, cwd=workdir)
+        proc = subprocess.run([str(exe), "run", "--output-dir", str(out), "--work-dir",
+                               str(work)], capture_output=True, text=True, timeout=1800,
+                              cwd=workdir)
         wall = time.perf_counter() - t
         done = re.search(r"done: (\d+) nodes ran, (\d+) cached, (\d+) failed",
                          proc.stdout + proc.stderr)
@@ -76,7 +79,8 @@ def _demo(workdir: Path) -> list[dict[str, Any]]:
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
             return [{"label": "demo pipeline", "note": f"failed: {tail}"}]
         runs.append((wall, *(int(g) for g in done.groups())))
-    shutil.rmtree(out, ignore_errors=True)
+    for folder in (out, work):
+        shutil.rmtree(folder, ignore_errors=True)
     (first, ran1, _, _), (second, ran2, cached2, _) = runs
     return [{"kind": "demo", "label": "demo pipeline `trx-nipype run`, cached rerun",
              "ours_s": second, "first_s": first, "nodes_first": ran1, "nodes_rerun": ran2,

@@ -11,6 +11,7 @@ by editing a ``{member name: bytes}`` dict::
 
 from __future__ import annotations
 
+import gzip
 import importlib.resources
 import json
 import os
@@ -145,3 +146,18 @@ def real_tractograms() -> Iterator[tuple[str, Path]]:
         yield f"nibabel/{name}", Path(str(nib_data / name))
 
 
+def files_holding(root: str | os.PathLike, needle: bytes) -> list[str]:
+    """The files below ``root`` whose bytes hold ``needle``, gzip files (``.pklz``) read
+    decompressed; relative POSIX paths, sorted."""
+    root = Path(root)
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError):
+                pass
+        if needle in data:
+            found.append(path.relative_to(root).as_posix())
+    return found

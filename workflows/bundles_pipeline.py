@@ -26,6 +26,7 @@ from trx_nipype.cli.run import DEMO_FOLDER, streamlines_per_subject  # noqa: E40
 from trx_nipype.data import DEMO_DATASET_URI, fetch_demo_dataset  # noqa: E402
 from trx_nipype.workflows import (  # noqa: E402
     RunReport,
+    default_work_dir,
     find_dataset,
     init_bundles_pipeline_wf,
     run_workflow,
@@ -36,7 +37,7 @@ def run(input_dir: str | None, output_dir: str, *, work_dir: str | None = None,
         streamlines_per_subject: int | str | None = "min", seed: int = 0,
         plugin: str = "Linear", nprocs: int | None = None, quiet: bool = False) -> RunReport:
     """Build and run the pipeline; return Nipype's run report."""
-    work = Path(work_dir or Path(output_dir) / "work")
+    work = Path(work_dir) if work_dir else default_work_dir(output_dir)
     root = input_dir or fetch_demo_dataset(work / DEMO_FOLDER)
     dataset = find_dataset(root)
     if input_dir is None:  # the demo data: named by where it comes from, not by the work dir

@@ -19,7 +19,12 @@ from pathlib import Path
 os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 from trx_nipype.data import DEMO_DATASET_URI, fetch_demo_dataset  # noqa: E402
-from trx_nipype.workflows import find_dataset, init_convert_pipeline_wf, run_workflow  # noqa: E402
+from trx_nipype.workflows import (  # noqa: E402
+    default_work_dir,
+    find_dataset,
+    init_convert_pipeline_wf,
+    run_workflow,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nprocs", type=int)
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
-    work = Path(args.work_dir or Path(args.output_dir) / "work")
+    work = Path(args.work_dir) if args.work_dir else default_work_dir(args.output_dir)
     dataset = find_dataset(args.input_dir or fetch_demo_dataset(work / "demo-data"),
                            reference=args.reference)
     if args.input_dir is None:  # the demo data: named by where it comes from

@@ -25,7 +25,11 @@ os.environ.setdefault("NIPYPE_NO_ET", "1")
 from nipype.pipeline import engine as pe  # noqa: E402
 
 from trx_nipype.cli.run import streamlines_per_subject  # noqa: E402
-from trx_nipype.workflows import init_population_bundles_wf, run_workflow  # noqa: E402
+from trx_nipype.workflows import (  # noqa: E402
+    default_work_dir,
+    init_population_bundles_wf,
+    run_workflow,
+)
 from trx_nipype.workflows.pipelines import (  # noqa: E402
     POPULATION_DESCRIPTION,
     population_bundle_path,
@@ -42,11 +46,10 @@ def build(subject_files: Sequence[str], subjects: Sequence[str], bundles: Sequen
         bundles=list(bundles), nb_streamlines=streamlines_per_subject, seed=seed)
     population_wf.inputs.inputnode.in_files = [os.path.abspath(f) for f in subject_files]
     population_wf.inputs.inputnode.subjects = list(subjects)
-    # rerun when a file it writes was deleted (the rest stays cached)
+    # rerun (by run_workflow) when a file it writes was deleted; the rest stays cached
     sink = sink_node("ds_population", output_dir, "population_from_subjects",
                      POPULATION_DESCRIPTION, {"streamlines_per_subject": streamlines_per_subject,
-                                              "seed": seed},
-                     [population_bundle_path(b) for b in bundles])
+                                              "seed": seed})
     sink.inputs.sources = [os.path.abspath(f) for f in subject_files]
     wf.connect(population_wf, "outputnode.out_file", sink, "in_file")
     wf.connect(population_wf, ("outputnode.bundle", population_bundle_path), sink, "rel_path")
@@ -73,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = [f.name.split("_desc-")[0] for f in files]
     wf = build([str(f) for f in files], labels, args.bundles, args.output_dir,
                streamlines_per_subject=args.streamlines_per_subject, seed=args.seed)
-    report = run_workflow(wf, args.work_dir or Path(args.output_dir) / "work",
+    report = run_workflow(wf, args.work_dir or default_work_dir(args.output_dir),
                           echo=None if args.quiet else print)
     return report.finish()
 

@@ -42,7 +42,7 @@ os.environ.setdefault("NIPYPE_NO_ET", "1")
 from nipype.interfaces.utility import Function, IdentityInterface  # noqa: E402
 from nipype.pipeline import engine as pe  # noqa: E402
 
-from trx_nipype.workflows import run_workflow  # noqa: E402
+from trx_nipype.workflows import default_work_dir, run_workflow  # noqa: E402
 from trx_nipype.workflows.derivatives import write_dataset_description  # noqa: E402
 from trx_nipype.workflows.tractometry import AnalysisSink, init_tractometry_wf  # noqa: E402
 
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bvec", help="its b-vectors")
     parser.add_argument("--subject", default="01", help="subject label (default: 01)")
     parser.add_argument("--output-dir", required=True, help="derivatives folder to write")
-    parser.add_argument("--work-dir", help="Nipype's cache (default: OUTPUT_DIR/work)")
+    parser.add_argument("--work-dir", help="Nipype's cache (default: OUTPUT_DIR-work)")
     parser.add_argument("--min-length", type=float, default=5.0,
                         help="shortest streamline kept, mm (default: 5)")
     parser.add_argument("--points", type=int, default=20, help="nodes per profile (default 20)")
@@ -179,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wf = init_tractography_pipeline_wf(dwi, bval, bvec, out, subject=args.subject,
                                        min_length=args.min_length, nb_points=args.points,
                                        seeds_per_axis=args.seeds_per_axis)
-    report = run_workflow(wf, Path(args.work_dir or out / "work"), plugin=args.plugin,
+    report = run_workflow(wf, Path(args.work_dir) if args.work_dir else default_work_dir(out),
+                          plugin=args.plugin,
                           echo=None if args.quiet else print)
     return report.finish()
 

@@ -23,6 +23,7 @@ from PIL import Image
 from trx_nipype.cli.main import main
 from trx_nipype.reports.qc import OUTLIER_RULE, QC_COLUMNS
 from trx_nipype.reports.run_report import write_run_report
+from trx_nipype.workflows import default_work_dir
 
 from .conftest import BUNDLES, OUTLIER, SUBJECTS, figure_links, tree_bytes
 
@@ -73,7 +74,7 @@ def test_main_job_qc_tsv_has_15_rows_of_50(main_run: Path) -> None:
 
 
 def test_mean_lengths_match_dipy_on_the_original_trk(main_run: Path) -> None:
-    demo = main_run / "work" / "demo-data"
+    demo = default_work_dir(main_run) / "demo-data"
     for row in _qc(main_run):
         trk = nib.streamlines.load(str(demo / row["subject"] / "dwi" / f"{row['bundle']}.trk"))
         expected = float(np.mean(dipy_length(trk.streamlines)))
@@ -188,6 +189,10 @@ def test_no_report_option_and_replacing_only_a_report(demo_data: Path, tmp_path:
     assert main(["run", str(demo_data), "--output-dir", str(out), "-q"]) == 1
     err = capsys.readouterr().err
     assert "trx-nipype: error: report: " in err and "not replaced" in err
+    # the report is not a node: the closing line says what failed
+    assert "node(s) failed" not in err
+    assert "trx-nipype: the QC report was not written (every node succeeded: 0 nodes ran, " \
+        "18 cached, 0 failed" in err
     assert (out / "report.html").read_text(encoding="utf-8") == "<html>my own notes</html>"
     assert not (out / "qc.tsv").exists() and not (out / "figures").exists()
     (out / "report.html").unlink()

@@ -93,7 +93,7 @@ def test_bundle_names(name: str, bundle: str) -> None:
     ("x.trx", ".trx", "x.json"), ("AF.L", None, "AF.L.json"), (".trx", None, ".trx.json"),
     ("x.zip", None, "x.zip.json"), ("x.gz", None, "x.gz.json")])
 def test_one_extension_rule(name: str, ext: str | None, side: str) -> None:
-    from trx_nipype.workflows.dataset import sidecar_path, tractogram_extension
+    from trx_nipype.interfaces.bids import sidecar_path, tractogram_extension
 
     assert tractogram_extension(name) == ext
     assert sidecar_path(f"d/{name}").as_posix() == f"d/{side}"

@@ -9,6 +9,7 @@ against the original TRK files read by nibabel.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,12 @@ import pytest
 from trx.trx_file_memmap import load as trx_python_load
 
 from trx_nipype.cli.main import main
-from trx_nipype.workflows import find_dataset, init_bundles_pipeline_wf, run_workflow
+from trx_nipype.workflows import (
+    default_work_dir,
+    find_dataset,
+    init_bundles_pipeline_wf,
+    run_workflow,
+)
 
 from .conftest import digests
 
@@ -75,7 +81,7 @@ def _result_mtimes(work: Path) -> dict[str, int]:
 
 
 def _dataset(out: Path):  # the dataset the CLI used: the demo data inside the work dir
-    return find_dataset(out / "work" / "demo-data")
+    return find_dataset(default_work_dir(out) / "demo-data")
 
 
 def test_main_job_writes_the_pinned_outputs(main_job: Path) -> None:
@@ -110,7 +116,7 @@ def test_main_job_coordinates_match_pins_and_the_original_trk(main_job: Path) ->
         np.testing.assert_allclose(line[0], first, rtol=0, atol=1e-5)
         np.testing.assert_allclose(line[-1], last, rtol=0, atol=1e-5)
     # every streamline equals the original TRK's (nibabel), in bundle then subject order
-    demo = main_job / "work" / "demo-data"
+    demo = default_work_dir(main_job) / "demo-data"
     trx = trx_python_load(str(main_job / "population/tract-CST_R_tractogram.trx"))
     for k, subject in enumerate(SUBJECTS):
         original = nib.streamlines.load(str(demo / subject / "dwi" / "CST_R.trk")).streamlines
@@ -138,7 +144,7 @@ def test_sidecars_say_how_each_file_was_made(main_job: Path) -> None:
 
 
 def test_second_run_executes_no_node(main_job: Path) -> None:
-    work = main_job / "work"
+    work = default_work_dir(main_job)
     before = _result_mtimes(work)
     wf = init_bundles_pipeline_wf(_dataset(main_job), main_job)
     report = run_workflow(wf, work)
@@ -213,6 +219,31 @@ def test_a_deleted_output_is_exported_again(demo_copy: Path, tmp_path: Path) -> 
     assert digests(out) == PINNED
 
 
+def test_deleted_intermediates_rerun_their_nodes(demo_copy: Path, tmp_path: Path) -> None:
+    # a file of a node's folder in the work dir deleted between runs: Nipype alone takes the
+    # cached result as it is and the next node fails forever ("DerivativesSink requires a
+    # value for input 'in_file'"); the run reruns the node, and what depends on its file
+    out, work = tmp_path / "out", tmp_path / "work"
+    assert run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work).ok
+    nodes = work / "trx_bundles_wf"
+    (nodes / "sub-01/assemble/sub-01_desc-bundles_tractogram.trx").unlink()
+    (nodes / "population_bundles_wf/_bundle_CST_R/concat/tract-CST_R_tractogram.trx").unlink()
+    report = run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work)
+    assert report.ok, [f.line() for f in report.failures]
+    assert {(e.context, e.node) for e in report.ran} == {
+        ("sub-01", "assemble"), ("sub-01", "ds_subject"), ("", "collect_subjects"),
+        ("", "collect_exports"),
+        *((f"bundle-{b}", n) for b in BUNDLES for n in ("concat", "ds_population"))}
+    assert digests(out) == PINNED
+    # and a sink's result whose export is gone, with the subject's intermediate, at once
+    (nodes / "sub-04/assemble/sub-04_desc-bundles_tractogram.trx").unlink()
+    (out / "sub-04/dwi/sub-04_desc-bundles_tractogram.json").unlink()
+    report = run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work)
+    assert report.ok and ("sub-04", "assemble") in {(e.context, e.node) for e in report.ran}
+    assert digests(out) == PINNED
+    assert run_workflow(init_bundles_pipeline_wf(find_dataset(demo_copy), out), work).ran == []
+
+
 def test_bad_inputs_name_subject_file_and_problem(demo_copy: Path, tmp_path: Path,
                                                   capsys) -> None:
     # sub-03: a truncated TRK; sub-02: a TCK (no space) and no reference image
@@ -238,7 +269,7 @@ def test_bad_inputs_name_subject_file_and_problem(demo_copy: Path, tmp_path: Pat
     assert sorted(written) == [f"{s}/dwi/{s}_desc-bundles_tractogram.trx"
                                for s in ("sub-01", "sub-04", "sub-05")]
     assert all(written[p] == PINNED[p] for p in written)
-    assert len(list((out / "work" / "crash").glob("crash-*.pklz"))) == 2
+    assert len(list((default_work_dir(out) / "crash").glob("crash-*.pklz"))) == 2
 
 
 def test_a_missing_bundle_is_refused_before_running(demo_copy: Path, tmp_path: Path,
@@ -311,6 +342,31 @@ def test_a_trx_folder_changed_in_place_reruns_its_subject(demo_copy: Path, tmp_p
     assert changed == ["population/tract-AF_L_tractogram.trx",
                        "sub-02/dwi/sub-02_desc-bundles_tractogram.trx"]
     assert run().ran == []  # and then nothing is stale
+
+
+def test_hash_method_content_sees_an_edit_that_keeps_size_and_mtime(demo_copy: Path,
+                                                                   tmp_path: Path,
+                                                                   capsys) -> None:
+    out = tmp_path / "out"
+    run = ["run", str(demo_copy), "--output-dir", str(out), "--work-dir", str(tmp_path / "w"),
+           "--no-report", "--hash-method", "content"]
+    assert main(run) == 0
+    assert "hash method content" in capsys.readouterr().out
+    first = digests(out)
+    # sub-03's AF_L: one coordinate changed, same size, modification time put back (as a
+    # tool that restores timestamps does): timestamp hashing cannot see it
+    path = demo_copy / "sub-03" / "dwi" / "AF_L.trk"
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[1004:1008] = np.float32(12.5).tobytes()  # the first point's x
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size,
+                                                             before.st_mtime_ns)
+    assert main([*run, "-q"]) == 0
+    second = digests(out)
+    assert sorted(p for p in first if first[p] != second[p]) == [
+        "population/tract-AF_L_tractogram.trx", "sub-03/dwi/sub-03_desc-bundles_tractogram.trx"]
 
 
 def test_convert_pipeline_runs_two_nodes_per_subject(demo_copy: Path, tmp_path: Path) -> None:

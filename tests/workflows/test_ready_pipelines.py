@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from trx.trx_file_memmap import load as trx_python_load
 
+from trx_nipype.workflows import default_work_dir
+
 from .conftest import digests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +59,7 @@ def balanced(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_bundles_pipeline_balances_subjects_with_a_seed(balanced: Path) -> None:
     written = digests(balanced)
     assert {p: written[p] for p in PINNED_BALANCED} == PINNED_BALANCED
-    demo = balanced / "work" / "demo-data"
+    demo = default_work_dir(balanced) / "demo-data"
     trx = trx_python_load(str(balanced / "population/tract-AF_L_tractogram.trx"))
     assert {g: len(i) for g, i in trx.groups.items()} == {s: 20 for s in SUBJECTS}
     # each subject's 20 are streamlines of its own file, in file order

@@ -53,7 +53,7 @@ def assert_no_machine_path(out: Path, *roots: Path) -> None:
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """The README's main job in two folders: other cwd, output dir (relative, with ..) and
-    work dir (the default inside the output, then elsewhere)."""
+    work dir (the default beside the output, then elsewhere)."""
     base = tmp_path_factory.mktemp("relocatable")
     first, second = base / "first", base / "second" / "deep" / "cwd"
     first.mkdir()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from trx_nipype.core import concatenate, convert, load
+from trx_nipype.interfaces.bids import export_derivative, sidecar_path
 from trx_nipype.workflows import (
     DatasetError,
     find_dataset,
@@ -19,7 +20,6 @@ from trx_nipype.workflows import (
     init_convert_pipeline_wf,
     run_workflow,
 )
-from trx_nipype.workflows.derivatives import export_derivative, sidecar_path
 from trx_nipype.workflows.pipelines import converted_path
 
 
@@ -282,7 +282,7 @@ def test_source_digests_are_read_once(demo_source: Path, tmp_path: Path,
     import hashlib
 
     from trx_nipype.interfaces import _hashing
-    from trx_nipype.workflows.derivatives import sha256_path
+    from trx_nipype.interfaces.bids import sha256_path
 
     monkeypatch.setenv(_hashing.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(_hashing, "RACY_WINDOW_NS", -1)

@@ -23,10 +23,13 @@ import time
 from pathlib import Path
 
 import pytest
+from trx_test_helpers import files_holding
 
 from trx_nipype.cli.main import main
+from trx_nipype.workflows import default_work_dir, run_workflow
 
 from .conftest import digests
+from .test_run_safety import SECRET, killer_workflow
 
 REQUIRE = os.environ.get("TRX_NIPYPE_REQUIRE_SLURM") == "1"
 SUBJECTS = ("sub-01", "sub-02")
@@ -103,6 +106,7 @@ def test_main_job_on_slurm(slurm: None, plugin: str, small_dataset: Path,
                            monkeypatch: pytest.MonkeyPatch,
                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("LOGNAME", raising=False)  # Nipype's SLURM plugin used to die on it
+    monkeypatch.setenv("MY_API_TOKEN", SECRET)  # jobs inherit it: kept out of every file
     data = Path(shutil.copytree(small_dataset, tmp_path / "data"))
     broken = data / "sub-02" / "dwi" / "CST_R.trk"
     good = broken.read_bytes()
@@ -138,6 +142,9 @@ def test_main_job_on_slurm(slurm: None, plugin: str, small_dataset: Path,
     assert "done: 0 nodes ran" in stdout
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     wait_until_no_job_is_left()
+    # the jobs' results and node reports are cleaned of the environment once they end
+    assert files_holding(default_work_dir(out), SECRET.encode()) == []
+    assert files_holding(out, SECRET.encode()) == []
 
 
 def test_no_wait_says_it_did_not_wait(slurm: None, small_dataset: Path, tmp_path: Path,
@@ -188,4 +195,18 @@ def test_jobs_stuck_behind_a_failure_are_cancelled_and_explained(
     assert cancelled == ["999999"]
     assert "1 Slurm job(s) waited for a job that failed" in err
     assert "DependencyParameters=kill_invalid_depend" in err
+    assert our_jobs() == []
+
+
+@pytest.mark.parametrize("plugin", ["SLURMGraph", "SLURM"])
+def test_a_job_killed_by_a_signal_names_subject_node_and_signal(slurm: None, plugin: str,
+                                                               tmp_path: Path) -> None:
+    # the job's Python dies of SIGBUS: no result, no crash file; Slurm knows how it ended
+    wf = killer_workflow(["01", "02"])
+    wf.config["execution"]["job_finished_timeout"] = "1"  # Nipype's wait for a result file
+    report = run_workflow(wf, tmp_path / "work", plugin=plugin)
+    assert [(f.context, f.node) for f in report.failures] == [("sub-02", "crunch")]
+    assert "its Slurm job " in report.failures[0].message
+    assert "by signal SIGBUS (Bus error" in report.failures[0].message, report.failures
+    assert [e.context for e in report.ran] == ["sub-01"]
     assert our_jobs() == []

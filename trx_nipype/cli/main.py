@@ -96,7 +96,7 @@ _OUTPUT_HELP = ("output; its extension picks the format: .trx (zip), .trk, .tck,
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``trx-nipype``."""
     from .. import __version__
-    from .run import positive_int, streamlines_per_subject
+    from .run import positive_int, seconds, streamlines_per_subject
 
     parser = argparse.ArgumentParser(
         prog="trx-nipype",
@@ -208,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input_dir", nargs="?", metavar="INPUT_DIR",
                    help="dataset folder (default: the demo data, extracted in the work dir)")
     p.add_argument("--output-dir", required=True, help="derivatives folder to write")
-    p.add_argument("--work-dir", help="Nipype's cache, reused across runs "
-                                      "(default: OUTPUT_DIR/work)")
+    p.add_argument("--work-dir", help="Nipype's cache, reused across runs (default: "
+                                      "OUTPUT_DIR-work, beside the output folder)")
     p.add_argument("--pipeline", choices=("bundles", "convert"), default="bundles")
     p.add_argument("--pattern", action="append",
                    help="glob of the bundle files, relative to INPUT_DIR (repeatable; "
@@ -238,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin-args", metavar="JSON",
                    help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
     p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
+    p.add_argument("--wait-for-lock", nargs="?", type=seconds, default=0.0, const=None,
+                   metavar="SECONDS",
+                   help="when another run holds the output or work folder, wait for it to end "
+                        "(at most SECONDS; no value: as long as it takes) instead of stopping "
+                        "at once with exit code 2")
+    p.add_argument("--hash-method", choices=("timestamp", "content"),
+                   help="how Nipype's cache tells that an input changed: 'timestamp' "
+                        "(default: size and modification time; an edit that keeps both is "
+                        "not seen) or 'content' (the bytes; tractograms through a digest "
+                        "cache, so a cached rerun reads no input again)")
     p.add_argument("--no-wait", action="store_true",
                    help="graph plugins (SLURMGraph, ...): submit the jobs and return, without "
                         "following them (default: wait until they are done and report them "

@@ -97,7 +97,7 @@ def _say_written(files: Any, say: Callable[[str], None]) -> None:
 
 
 def report_after_run(out_dir: str | os.PathLike, run: Any,
-                     say: Callable[[str], None]) -> None:
+                     say: Callable[[str], None]) -> str | None:
     """The end of ``trx-nipype run``: ``OUT/report.html`` with the run's failed nodes.
 
     Parameters
@@ -109,23 +109,28 @@ def report_after_run(out_dir: str | os.PathLike, run: Any,
     say : callable
         Prints a progress line (or does nothing: ``--quiet``).
 
+    Returns
+    -------
+    str or None
+        Why the report could not be written (one line), or None. The report is
+        not a node: the caller says so apart from the failed nodes (and ends
+        with exit status 1); the run's outputs stand.
+
     Notes
     -----
     Nothing is drawn when a cluster's graph plugin took the jobs and returned
-    (no results yet): ``trx-nipype report OUT`` draws it once they finish. A
-    report that cannot be written adds a failure named ``report`` to
-    ``run.failures``, so the run ends with its message and exit status 1.
+    (no results yet): ``trx-nipype report OUT`` draws it once they finish.
     """
     from ..reports.run_report import write_run_report
-    from ..workflows.runner import LOCAL_PLUGINS, Failure
+    from ..workflows.runner import LOCAL_PLUGINS
 
     if run.plugin not in LOCAL_PLUGINS and not run.events:
         say(f"report: not yet (jobs handed to {run.plugin}); when they have finished: "
             f"trx-nipype report {os.path.relpath(out_dir)}")
-        return
+        return None
     try:
         files = write_run_report(out_dir, run.failures, echo=None)
     except Exception as exc:  # the run's outputs stand; say why there is no report
-        run.failures.append(Failure("report", "", " ".join(str(exc).split()), ""))
-        return
+        return " ".join(str(exc).split()) or type(exc).__name__
     _say_written(files, say)
+    return None

@@ -47,6 +47,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def streamlines_per_subject(text: str | None) -> int | str | None:
     """``--streamlines-per-subject``: a positive int, ``min`` or nothing."""
     if text is None or text == "min":
@@ -65,16 +76,29 @@ def _some(names: list[str], most: int = 8) -> str:
     return ", ".join([*names[:3], "...", *names[-2:]])
 
 
+def closing_line(report: Any, report_failed: bool) -> str:
+    """What went wrong in a run, counted by kind: failed nodes, and the QC report (not a node).
+
+    >>> from trx_nipype.workflows.runner import Failure, RunReport
+    >>> closing_line(RunReport("w", "Linear"), True)
+    'the QC report was not written (every node succeeded: 0 nodes ran, 0 cached, 0 failed in 0.0 s)'
+    >>> run = RunReport("w", "Linear", failures=[Failure("assemble", "sub-01", "bad", "")])
+    >>> closing_line(run, True)
+    '1 node(s) failed (0 nodes ran, 0 cached, 1 failed in 0.0 s) and the QC report was not written'
+    """
+    if not report.failures:
+        return f"the QC report was not written (every node succeeded: {report.summary()})"
+    return (f"{len(report.failures)} node(s) failed ({report.summary()})"
+            + (" and the QC report was not written" if report_failed else ""))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """Find the dataset, build the pipeline, run it, say what was written."""
-    from ..workflows import find_dataset, run_workflow
-    from ..workflows.derivatives import sidecar_path
-    from ..workflows.pipelines import (
-        init_bundles_pipeline_wf,
-        init_convert_pipeline_wf,
-        pipeline_outputs,
-    )
+    """Lock the work dir and the output folder, then run the pipeline (:func:`run_locked`)."""
+    from ..core.tempfiles import install_sigterm_cleanup
+    from ..workflows.dataset import WORK_DIR_MARKER
     from ..workflows.plugins import GRAPH_PLUGINS
+    from ..workflows.runlock import RunLockedError, run_lock
+    from ..workflows.runner import default_work_dir
     from .ops import _Usage
 
     extra = plugin_args(args.plugin_args)
@@ -82,9 +106,50 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise _Usage(f"--no-wait applies to graph plugins ({', '.join(GRAPH_PLUGINS)}), whose "
                      f"jobs run on their own; {args.plugin} runs the pipeline from this "
                      f"process")
+    if args.pipeline == "bundles" and (args.positions_dtype or args.compression != "stored"):
+        raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "
+                     "the bundles pipeline writes stored TRX in the inputs' dtypes")
     out_dir = Path(args.output_dir).absolute()
-    work_dir = Path(args.work_dir).absolute() if args.work_dir else out_dir / "work"
     echo = _echo(args.quiet)
+    say = echo or (lambda line: None)
+    work_dir = Path(args.work_dir).absolute() if args.work_dir else default_work_dir(out_dir)
+    old = out_dir / "work"
+    if not args.work_dir and (old / WORK_DIR_MARKER).exists():
+        print(f"trx-nipype: warning: {old} is the work dir of an earlier version (inside "
+              f"the output folder, where its results held the environment); this run "
+              f"uses {work_dir}: delete {old}, or keep using it with --work-dir {old}",
+              file=sys.stderr)
+    install_sigterm_cleanup()  # a SIGTERM ends the run through its clean-up: locks released
+
+    def waiting(holder: Any, folder: Path) -> None:
+        who = holder.describe() if holder else "a process that did not say who it is"
+        say(f"waiting for the run that holds {folder}: {who}")
+
+    try:
+        with run_lock([work_dir, out_dir], wait=args.wait_for_lock, purpose="trx-nipype run",
+                      waiting=waiting, option="--wait-for-lock [SECONDS]"):
+            return run_locked(args, out_dir, work_dir, extra, echo)
+    except RunLockedError as exc:
+        raise _Usage(str(exc)) from None
+    except OSError as exc:
+        made = os.path.abspath(exc.filename) if isinstance(exc.filename, str) else ""
+        if args.work_dir or not made or not str(work_dir).startswith(made):
+            raise
+        raise _Usage(f"cannot create the work dir {work_dir} beside the output folder "
+                     f"({exc.strerror or exc}): give one with --work-dir") from None
+
+
+def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: dict[str, Any],
+               echo: Any) -> int:
+    """Find the dataset, build the pipeline, run it, say what was written (folders locked)."""
+    from ..interfaces.bids import sidecar_path
+    from ..workflows import find_dataset, run_workflow
+    from ..workflows.pipelines import (
+        init_bundles_pipeline_wf,
+        init_convert_pipeline_wf,
+        pipeline_outputs,
+    )
+
     say = echo or (lambda line: None)
     if args.input_dir is None:
         from ..data import fetch_demo_dataset
@@ -101,9 +166,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         dataset.uri = DEMO_DATASET_URI
     if args.pipeline == "bundles":
-        if args.positions_dtype or args.compression != "stored":
-            raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "
-                         "the bundles pipeline writes stored TRX in the inputs' dtypes")
         wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
                                       nb_streamlines=args.streamlines_per_subject,
                                       seed=args.seed)
@@ -111,6 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         wf = init_convert_pipeline_wf(dataset, out_dir, out_format=args.out_format,
                                       positions_dtype=args.positions_dtype,
                                       compression=args.compression)
+    if args.hash_method:  # else the workflow's (Nipype's configuration; timestamp by default)
+        wf.config["execution"]["hash_method"] = args.hash_method
     outputs = pipeline_outputs(dataset, args.pipeline, population=not args.no_population,
                                out_format=args.out_format)
     nfiles = sum(len(s.files) for s in dataset.subjects)
@@ -121,19 +185,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     say(f"  output    {out_dir}")
     say(f"  work dir  {work_dir} (Nipype's cache: reused by the next run)")
     say(f"  plugin    {args.plugin}" + (f" {json.dumps(extra)}" if extra else "")
-        + (f", {args.nprocs} processes" if args.nprocs else ""))
+        + (f", {args.nprocs} processes" if args.nprocs else "")
+        + f"; hash method {wf.config['execution'].get('hash_method', 'timestamp')}")
     report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
                           nprocs=args.nprocs, echo=echo, verbose=args.verbose,
                           wait=not args.no_wait)
+    report_error = None
     if not args.no_report and report.waited:  # report.html, qc.tsv, figures/ + failures
         from .report import report_after_run
 
-        report_after_run(out_dir, report, say)
-    if report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
-                     warnings_hint=" (--verbose shows them)", summary=False):
-        print(f"trx-nipype: {len(report.failures)} node(s) failed ({report.summary()}); the "
-              f"other subjects' results are in {out_dir}; crash files in "
-              f"{work_dir / 'crash'}", file=sys.stderr)
+        report_error = report_after_run(out_dir, report, say)
+    failed = report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
+                           warnings_hint=" (--verbose shows them)", summary=False)
+    if report_error is not None:
+        print(f"trx-nipype: error: report: {report_error}", file=sys.stderr)
+    if failed or report_error is not None:
+        whose = "the other subjects' results" if failed else "the results"
+        print(f"trx-nipype: {closing_line(report, report_error is not None)}; {whose} are "
+              f"in {out_dir}" + (f"; crash files in {work_dir / 'crash'}" if failed else ""),
+              file=sys.stderr)
         return 1
     if not report.waited:
         jobs = "" if report.submitted is None else f"{report.submitted} job(s) "

@@ -11,6 +11,8 @@
   :class:`TractProfile`, :class:`ResampleStreamlines`: tractography analysis,
   equal to dipy's functions, streamed over the maps.
 - :class:`TractogramReportlet`: a figure (projections or lengths) for a report.
+- :class:`DerivativesSink`, :class:`DerivativesListSink`: results exported to a
+  BIDS derivatives tree, atomically, each with a JSON sidecar (:mod:`.bids`).
 
 Each interface calls the function of :mod:`trx_nipype.core.operations` that the
 ``trx-nipype`` command of the same operation calls. A TRK written with groups
@@ -32,6 +34,7 @@ from .analysis import (
     SampleScalarMap,
     TractProfile,
 )
+from .bids import DerivativesListSink, DerivativesSink
 from .bundles import AssembleBundles, ConvertTractograms
 from .info import TrxInfo
 from .io import ConvertTractogram, LoadTrx
@@ -46,6 +49,8 @@ __all__ = [
     "ConvertTractogram",
     "ConvertTractograms",
     "DensityMap",
+    "DerivativesListSink",
+    "DerivativesSink",
     "FilterStreamlines",
     "LoadTrx",
     "ResampleStreamlines",

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..workflows.dataset import bundle_name, is_tractogram, strip_tractogram_extension
+from ..interfaces.bids import strip_tractogram_extension
+from ..workflows.dataset import bundle_name, is_tractogram
 
 _SUB = re.compile(r"^sub-[A-Za-z0-9]+$")
 _SES = re.compile(r"^ses-[A-Za-z0-9]+$")

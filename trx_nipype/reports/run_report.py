@@ -113,7 +113,8 @@ class RunReportFiles:
 
 def _reference_for(output: RunOutput, out_dir: Path) -> str | None:
     """A reference image among an output's sources, for formats without a space."""
-    from ..workflows.derivatives import carries_space, resolve_source
+    from ..core.operations.compare import carries_space
+    from ..workflows.derivatives import resolve_source
 
     if carries_space(output.path):
         return None

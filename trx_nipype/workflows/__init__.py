@@ -11,14 +11,15 @@ Builders (sub-workflows with ``inputnode``/``outputnode``):
 
 Pipelines over a :class:`Dataset` (subjects as iterables, population steps as joins, a
 derivatives tree with JSON sidecars): :func:`init_bundles_pipeline_wf`,
-:func:`init_convert_pipeline_wf`; run them with :func:`run_workflow`.
+:func:`init_convert_pipeline_wf`; run them with :func:`run_workflow` (work dir: by
+default :func:`default_work_dir`, beside the output folder).
 """
 
 from .bundles import init_population_bundles_wf, init_subject_bundles_wf
 from .conversion import init_convert_bundles_wf
 from .dataset import Dataset, DatasetError, Subject, find_dataset
 from .pipelines import init_bundles_pipeline_wf, init_convert_pipeline_wf
-from .runner import RunReport, run_workflow
+from .runner import RunReport, default_work_dir, run_workflow
 from .tractometry import init_tractometry_wf
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "DatasetError",
     "RunReport",
     "Subject",
+    "default_work_dir",
     "find_dataset",
     "init_bundles_pipeline_wf",
     "init_convert_bundles_wf",

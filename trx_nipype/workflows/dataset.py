@@ -47,14 +47,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.formats import SUFFIXES, compound_suffix
 from ..core.operations.compare import WORK_DIR_MARKER  # left by run_workflow in its work dir
+from ..interfaces.bids import (  # the names of tractograms and of their sidecars
+    TRACTOGRAM_EXTENSIONS,
+    sidecar_path,
+    tractogram_extension,
+)
 
-#: extensions of tractogram files, longest first (a ``.trx`` may also be a directory): the
-#: readers' suffixes (:data:`trx_nipype.core.formats.SUFFIXES`) but ``.zip``, which in a
-#: dataset folder is an archive, not a bundle
-TRACTOGRAM_EXTENSIONS = tuple(sorted((s for s in SUFFIXES if s != ".zip"), key=len,
-                                     reverse=True))
 #: extensions of reference images
 REFERENCE_EXTENSIONS = (".nii.gz", ".nii")
 #: the default ``--pattern``s, relative to the dataset root
@@ -149,25 +148,6 @@ class Dataset:
         raise KeyError(label)
 
 
-def tractogram_extension(path: str | os.PathLike) -> str | None:
-    """The tractogram extension of a name, lower-case and longest first, or None.
-
-    One rule with the readers (:func:`trx_nipype.core.formats.compound_suffix`):
-    ``x.trk.gz`` -> ``.trk.gz``; a bare ``.trk`` has none.
-
-    >>> tractogram_extension("AF.L.TCK.gz"), tractogram_extension("AF.L")
-    ('.tck.gz', None)
-    """
-    ext = compound_suffix(path)
-    return ext if ext in TRACTOGRAM_EXTENSIONS else None
-
-
-def strip_tractogram_extension(name: str) -> str:
-    """``name`` without its tractogram extension (unchanged without one)."""
-    ext = tractogram_extension(name)
-    return name[: -len(ext)] if ext else name
-
-
 def _extension(path: Path) -> str | None:
     ext = tractogram_extension(path)
     if ext:
@@ -245,18 +225,6 @@ def _labels(rel: Path) -> tuple[str, str]:
     subject = next((p for p in parts if _SUB.match(p)), parts[0] if parts else "")
     session = next((p for p in parts if _SES.match(p)), "")
     return subject, session
-
-
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """The JSON sidecar of an output: ``x.trx`` -> ``x.json``, ``AF.L`` -> ``AF.L.json``.
-
-    A known tractogram extension (:data:`TRACTOGRAM_EXTENSIONS`, ``.trk.gz``
-    included) is replaced by ``.json``; any other name (a TRX folder without
-    an extension, a name with dots) gets ``.json`` appended, so that ``AF.L``
-    and ``AF.R`` do not share ``AF.json``.
-    """
-    path = Path(path)
-    return path.with_name(strip_tractogram_extension(path.name) + ".json")
 
 
 def _is_own_derivative(path: Path) -> bool:

@@ -1,150 +1,28 @@
-"""Results out of the work dir: a derivatives tree with a JSON sidecar per file.
+"""The derivatives tree as a whole: its ``dataset_description.json`` and its sidecars.
 
-:class:`DerivativesSink` copies one result from a node's working directory to
-``<out_dir>/<rel_path>`` (to a temporary sibling first, then renamed into
-place, so a reader never sees a partial file) and writes
-``<rel_path without extension>.json`` next to it, saying how the file was
-made::
-
-    {
-      "Pipeline": "bundles",
-      "Description": "...",
-      "Parameters": {...},
-      "Sources": [{"path": "bids:raw:sub-01/dwi/AF_L.trk", "sha256": "..."}, ...],
-      "Counts": {"NB_STREAMLINES": 150, "NB_VERTICES": 3000,
-                 "Groups": {"AF_L": 50, ...}, "DPS": [...], "DPV": [...]},
-      "sha256": "<digest of the file>",
-      "Software": {"trx-nipype": "0.1.0", "nipype": "...", "dipy": "...", ...}
-    }
-
-Sidecars carry no dates, host names or absolute paths: the same inputs and
-parameters give the same sidecar, wherever the input, output and work folders
-are. A source is named by a BIDS URI (:func:`source_uri`):
-``bids:<name>:<path>`` for a file of a linked dataset (``dataset_links``:
-name -> folder, e.g. ``{"raw": "/data/bids"}``), ``bids::<path>`` for a file of
-this output folder (a derivative made from another one), else its path
-relative to the output folder. :func:`write_dataset_description` writes the
-``dataset_description.json`` of the output folder, with ``DatasetLinks``
-saying where each linked dataset is (:func:`dataset_link`).
+Each file of the tree is exported with its JSON sidecar by the sinks of
+:mod:`trx_nipype.interfaces.bids` (:class:`~trx_nipype.interfaces.bids.DerivativesSink`,
+sources named by BIDS URIs: :func:`~trx_nipype.interfaces.bids.source_uri`).
+Here: :func:`write_dataset_description` writes the ``dataset_description.json``
+of the output folder (the run does, before its nodes: a pipeline builder
+touches no disk), with ``DatasetLinks`` saying where each linked dataset is
+(:func:`dataset_link`); :func:`resolve_source` finds the file a source names;
+:func:`pipeline_sidecars` and :func:`stale_outputs` read a tree's sidecars.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec, traits
-
 from .. import __version__
 from ..core.formats import write_json
-from ..core.operations.compare import carries_space
-from ..interfaces._hashing import companions, file_digest
-from ..interfaces._traits import TrxInputSpec, TrxPath, TrxPathList
-from .dataset import WORK_DIR_MARKER, sidecar_path
-
-
-def software_versions() -> dict[str, str]:
-    """Versions of trx-nipype, its dependencies and Python."""
-    import dipy
-    import nibabel
-    import nipype
-    import numpy
-
-    return {"trx-nipype": __version__, "nipype": nipype.__version__, "dipy": dipy.__version__,
-            "nibabel": nibabel.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
-
-
-def sha256_path(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, or of a directory's members (sorted ``name\\0digest\\n`` lines).
-
-    File digests come from the persistent digest cache
-    (:func:`trx_nipype.interfaces._hashing.file_digest`, keyed by ``stat``): a
-    source already hashed is not read again, whichever sink asks.
-    """
-    path = Path(path)
-    if path.is_dir():
-        digest = hashlib.sha256()
-        for member in sorted(p for p in path.rglob("*") if p.is_file()):
-            rel = member.relative_to(path).as_posix()
-            digest.update(f"{rel}\0{file_digest(member, member.stat())}\n".encode())
-        return digest.hexdigest()
-    return file_digest(path)
-
-
-def tractogram_counts(path: str | os.PathLike, reference: str | None = None
-                      ) -> dict[str, Any]:
-    """Streamline, vertex and per-group counts of a tractogram file (any readable format).
-
-    ``reference`` gives the space of formats without one (TCK, VTK, DPY); the
-    counts do not depend on it, but those files cannot be read without one. It
-    is not used for TRX and TRK files, which carry their own space.
-
-    Raises
-    ------
-    ValueError
-        If ``path`` is in a format without a space and no ``reference`` is given.
-    """
-    from ..core.convert import load_any
-    from ..core.formats import detect_format
-
-    fmt = detect_format(path)
-    if carries_space(path):
-        reference = None
-    elif reference is None:
-        raise ValueError(f"{os.fspath(path)}: a .{fmt} output carries no space, and counting "
-                         "its streamlines needs one: give the export a reference image "
-                         "(DerivativesSink's reference input)")
-    with load_any(path, reference=reference) as trx:
-        return {"NB_STREAMLINES": len(trx), "NB_VERTICES": trx.nb_vertices,
-                "Groups": {g: int(len(idx)) for g, idx in sorted(trx.groups.items())},
-                "DPS": sorted(trx.dps), "DPV": sorted(trx.dpv)}
-
-
-def _inside(path: str, root: str) -> str | None:
-    """``path`` relative to ``root`` (POSIX), or None when it is not inside it."""
-    rel = os.path.relpath(path, root)
-    if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
-        return None
-    return Path(rel).as_posix()
-
-
-def source_uri(path: str | os.PathLike, out_dir: str | os.PathLike,
-               dataset_links: Mapping[str, str | os.PathLike] | None = None) -> str:
-    """How a sidecar names a source: a BIDS URI, never an absolute path.
-
-    ``bids:<name>:<relative path>`` for a file inside the folder of
-    ``dataset_links[name]``, ``bids::<relative path>`` for a file inside
-    ``out_dir`` (this dataset); the innermost folder wins (a raw dataset
-    inside the output folder is still ``raw``). Any other file is named by
-    its path relative to ``out_dir``.
-
-    >>> links = {"raw": "/data/bids"}
-    >>> source_uri("/data/bids/sub-01/dwi/AF_L.trk", "/out", links)
-    'bids:raw:sub-01/dwi/AF_L.trk'
-    >>> source_uri("/out/sub-01/dwi/sub-01_tractogram.trx", "/out", links)
-    'bids::sub-01/dwi/sub-01_tractogram.trx'
-    >>> source_uri("/refs/t1.nii.gz", "/out", links)
-    '../refs/t1.nii.gz'
-    """
-    roots = [("", os.fspath(out_dir))] + [(name, os.fspath(folder)) for name, folder
-                                          in sorted((dataset_links or {}).items())]
-    for resolve in (os.path.abspath, os.path.realpath):  # as given, then links resolved
-        target = resolve(os.fspath(path))
-        found = [(len(resolve(root)), name, rel) for name, root in roots
-                 if (rel := _inside(target, resolve(root))) is not None]
-        if found:
-            _, name, rel = max(found)
-            return f"bids:{name}:{rel}"
-    return Path(os.path.relpath(os.path.abspath(os.fspath(path)),
-                                os.path.abspath(os.fspath(out_dir)))).as_posix()
+from ..interfaces.bids import sidecar_path
+from .dataset import WORK_DIR_MARKER
 
 
 def resolve_source(name: str, out_dir: str | os.PathLike) -> Path | None:
@@ -183,112 +61,6 @@ def dataset_link(folder: str | os.PathLike, out_dir: str | os.PathLike) -> str:
         return os.fspath(folder)
     return Path(os.path.relpath(os.path.abspath(os.fspath(folder)),
                                 os.path.abspath(os.fspath(out_dir)))).as_posix()
-
-
-def _stage(src: Path, staged: Path) -> Path:
-    """Copy ``src`` (and its companions, renamed after ``staged``) to ``staged``."""
-    if src.is_dir():
-        shutil.copytree(src, staged)
-    else:
-        shutil.copyfile(src, staged)
-        for have, want in zip(companions(os.fspath(src)), companions(os.fspath(staged)),
-                              strict=True):
-            if have.is_file():
-                shutil.copyfile(have, want)
-    return staged
-
-
-def _commit(staged: Path, dest: Path, tmp: Path) -> None:
-    """Rename a staged file (companions first) or tree into place at ``dest``.
-
-    A directory already at ``dest`` is moved aside into ``tmp`` (removed with
-    it), so ``dest`` is always either the old or the new tree. A stale
-    companion at the destination is removed when the staged file has none.
-    """
-    pairs = [] if staged.is_dir() else zip(companions(os.fspath(staged)),
-                                          companions(os.fspath(dest)), strict=True)
-    for have, want in pairs:
-        if have.is_file():
-            os.replace(have, want)
-        else:
-            want.unlink(missing_ok=True)
-    if dest.is_dir() and not dest.is_symlink():
-        os.replace(dest, tmp / ".old")
-    os.replace(staged, dest)
-
-
-def destination(out_dir: str | os.PathLike, rel_path: str) -> Path:
-    """``out_dir/rel_path``, refused (``ValueError``) unless it resolves inside ``out_dir``."""
-    root = Path(os.path.realpath(out_dir))
-    dest = Path(os.path.realpath(Path(out_dir) / rel_path))
-    if not rel_path or os.path.isabs(rel_path) or root not in dest.parents:
-        raise ValueError(f"{rel_path!r}: destination is not inside the output folder {root}")
-    return Path(out_dir) / rel_path
-
-
-def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, rel_path: str,
-                      *, sources: Sequence[str] = (), metadata: Mapping[str, Any] | None = None,
-                      reference: str | None = None,
-                      dataset_links: Mapping[str, str | os.PathLike] | None = None
-                      ) -> tuple[Path, Path]:
-    """Copy ``in_file`` to ``out_dir/rel_path`` atomically and write its sidecar.
-
-    The copy (and its companions: a TRK's ``.groups.json``) is staged in a
-    temporary sibling, counted and hashed there, the sidecar is written, and
-    only then is the data renamed into place: an exported file never lacks
-    its sidecar.
-
-    Parameters
-    ----------
-    in_file : str or os.PathLike
-        The result (a file or a TRX directory).
-    out_dir : str or os.PathLike
-        Root of the derivatives tree.
-    rel_path : str
-        Destination relative to ``out_dir``; it must stay inside ``out_dir``.
-    sources : sequence of str
-        Files the result was made from (recorded with their SHA-256).
-    metadata : mapping, optional
-        Pipeline, description and parameters.
-    reference : str, optional
-        Reference image giving the space of formats without one (recorded
-        among the sources, and needed to count the streamlines of a TCK, VTK
-        or DPY output: without it, such an export is refused).
-    dataset_links : mapping, optional
-        Dataset name -> folder: sources inside a linked folder are named
-        ``bids:<name>:<path>`` (see :func:`source_uri`).
-
-    Returns
-    -------
-    tuple of pathlib.Path
-        The copied file and its sidecar.
-
-    Raises
-    ------
-    ValueError
-        If the destination is not inside ``out_dir``, or the result is in a
-        format without a space (TCK, VTK, DPY) and no ``reference`` is given.
-    """
-    dest = destination(out_dir, rel_path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    all_sources = list(sources) + ([reference] if reference and reference not in sources
-                                   else [])
-    payload: dict[str, Any] = dict(metadata or {})
-    payload["Sources"] = [dict(path=source_uri(s, out_dir, dataset_links),
-                               **({"sha256": sha256_path(s)} if Path(s).exists() else {}))
-                          for s in all_sources]
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        staged = _stage(Path(in_file), tmp / dest.name)
-        payload["Counts"] = tractogram_counts(staged, reference=reference)
-        payload["sha256"] = sha256_path(staged)
-        payload["Software"] = software_versions()
-        side = sidecar_path(dest)
-        write_json(payload, side)
-        _commit(staged, dest, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest, side
 
 
 def write_dataset_description(out_dir: str | os.PathLike, pipeline: str,
@@ -390,91 +162,29 @@ def stale_outputs(output_dir: str | os.PathLike, pipeline: str, outputs: Sequenc
     return sorted(found)
 
 
-class _DerivativesSinkInputSpec(TrxInputSpec):
-    in_file = TrxPath(exists=True, mandatory=True,
-                      desc="result to export (a tractogram file or a TRX directory)")
-    out_dir = traits.Str(mandatory=True, desc="root of the derivatives tree (absolute)")
-    rel_path = traits.Str(mandatory=True, desc="destination, relative to out_dir")
-    sources = traits.List(traits.Str, desc="files the result was made from (recorded, with "
-                          "their SHA-256, in the sidecar)")
-    metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecar")
-    reference = traits.Either(None, File(exists=True), Directory(exists=True), default=None,
-                              usedefault=True,
-                              desc="reference of formats without a space (TCK, VTK, ...): a "
-                                   "NIfTI image, or a TRK/TRX file or TRX directory of the "
-                                   "output's space; needed to count such an output, recorded "
-                                   "among the sources")
-    dataset_links = traits.Dict(traits.Str, traits.Str,
-                                desc="dataset name -> folder (absolute): sources inside it are "
-                                     "named bids:<name>:<path> in the sidecar")
+@dataclass(frozen=True)
+class OutputTree:
+    """The derivatives tree a pipeline writes, as its builder tells the run.
 
-
-class _DerivativesSinkOutputSpec(TraitedSpec):
-    out_file = traits.Str(desc="the exported file")
-    out_json = File(desc="its JSON sidecar")
-
-
-class DerivativesSink(SimpleInterface):
-    """Export one result to the derivatives tree, atomically, with a JSON sidecar."""
-
-    input_spec = _DerivativesSinkInputSpec
-    output_spec = _DerivativesSinkOutputSpec
-
-    def _run_interface(self, runtime: Any) -> Any:
-        dest, side = export_derivative(self.inputs.in_file, self.inputs.out_dir,
-                                       self.inputs.rel_path, sources=self.inputs.sources,
-                                       metadata=self.inputs.metadata,
-                                       reference=self.inputs.reference or None,
-                                       dataset_links=self.inputs.dataset_links)
-        self._results["out_file"] = str(dest)
-        self._results["out_json"] = str(side)
-        return runtime
-
-
-class _DerivativesListSinkInputSpec(TrxInputSpec):
-    in_files = TrxPathList(mandatory=True, desc="results to export, in order")
-    out_dir = traits.Str(mandatory=True, desc="root of the derivatives tree (absolute)")
-    rel_paths = traits.List(traits.Str, mandatory=True,
-                            desc="destination of each result, relative to out_dir")
-    sources = traits.List(traits.List(traits.Str),
-                          desc="for each result, the files it was made from (recorded, with "
-                               "their SHA-256, in its sidecar)")
-    references = traits.List(traits.Either(None, File(exists=True), Directory(exists=True)),
-                             desc="for each result, the reference of a format without a space "
-                                  "(see DerivativesSink.reference), or None")
-    metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecars")
-    dataset_links = traits.Dict(traits.Str, traits.Str,
-                                desc="dataset name -> folder (absolute): sources inside it are "
-                                     "named bids:<name>:<path> in the sidecars")
-
-
-class _DerivativesListSinkOutputSpec(TraitedSpec):
-    out_files = traits.List(traits.Str, desc="the exported files")
-    out_jsons = traits.List(traits.Str, desc="their JSON sidecars")
-
-
-class DerivativesListSink(SimpleInterface):
-    """Export a list of results (one subject's converted files, say) in one node.
-
-    Each file is exported as :class:`DerivativesSink` exports one.
+    A builder touches no disk: it attaches this to its workflow
+    (``wf.trx_nipype_outputs``), and :func:`~trx_nipype.workflows.runner.run_workflow`
+    locks :attr:`output_dir` for the run, writes its ``dataset_description.json``
+    (:meth:`describe`) before any node runs, and afterwards warns about files
+    of earlier runs of the same pipeline that this one did not write.
     """
 
-    input_spec = _DerivativesListSinkInputSpec
-    output_spec = _DerivativesListSinkOutputSpec
+    #: root of the tree (absolute)
+    output_dir: str
+    #: the ``Pipeline`` of its sidecars
+    pipeline: str
+    #: ``GeneratedBy[0].Description`` of its dataset description
+    description: str
+    #: the files the run writes, relative to :attr:`output_dir` (sidecars aside)
+    outputs: tuple[str, ...] = ()
+    #: ``DatasetLinks``: dataset name -> folder or URI
+    links: Mapping[str, str] = field(default_factory=dict)
 
-    def _run_interface(self, runtime: Any) -> Any:
-        files = list(self.inputs.in_files)
-        n = len(files)
-        rel = list(self.inputs.rel_paths)
-        sources = list(self.inputs.sources) if self.inputs.sources else [[]] * n
-        refs = list(self.inputs.references) if self.inputs.references else [None] * n
-        if not len(rel) == len(sources) == len(refs) == n:
-            raise ValueError(f"DerivativesListSink: {n} files but {len(rel)} rel_paths, "
-                             f"{len(sources)} sources and {len(refs)} references")
-        written = [export_derivative(f, self.inputs.out_dir, r, sources=s,
-                                     metadata=self.inputs.metadata, reference=ref or None,
-                                     dataset_links=self.inputs.dataset_links)
-                   for f, r, s, ref in zip(files, rel, sources, refs, strict=True)]
-        self._results["out_files"] = [str(d) for d, _ in written]
-        self._results["out_jsons"] = [str(j) for _, j in written]
-        return runtime
+    def describe(self) -> Path:
+        """Write ``<output_dir>/dataset_description.json`` (unchanged when it says the same)."""
+        return write_dataset_description(self.output_dir, self.pipeline, self.description,
+                                         self.links)

@@ -16,30 +16,31 @@ node over every subject's file. On a cluster every node is a job.
 
 Nipype caches every node in the work dir: a rerun with nothing changed
 executes no node, and a changed input file reruns only what depends on it.
-An export node whose file has gone missing from the output folder is rerun.
+
+Building touches no disk: the builders neither write nor look at the output
+folder. The run (:func:`~trx_nipype.workflows.runner.run_workflow`, which
+``trx-nipype run`` calls) writes ``dataset_description.json``
+(:class:`~trx_nipype.workflows.derivatives.OutputTree`, attached to the
+workflow) and reruns a node whose files have gone missing, in the output
+folder (an export) or in the work dir (an intermediate).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nipype.interfaces.utility import Merge
 from nipype.pipeline import engine as pe
 
+from ..core.operations.compare import carries_space
+from ..interfaces.bids import DerivativesListSink, DerivativesSink, strip_tractogram_extension
 from .bundles import init_population_bundles_wf, init_subject_bundles_wf
 from .conversion import init_convert_bundles_wf
-from .dataset import Dataset, DatasetError, Subject, strip_tractogram_extension
-from .derivatives import (
-    DerivativesListSink,
-    DerivativesSink,
-    carries_space,
-    sidecar_path,
-    write_dataset_description,
-)
+from .dataset import Dataset, DatasetError, Subject
+from .derivatives import OutputTree
 
 #: the pipelines of ``trx-nipype run --pipeline``
 PIPELINES = ("bundles", "convert")
@@ -124,13 +125,6 @@ def _contexts(wf: pe.Workflow, names: list[tuple[Subject, str]]) -> None:
     wf.trx_nipype_contexts = {name: s.label for s, name in names}
 
 
-def outputs_missing(output_dir: str | os.PathLike, destinations: Sequence[str]) -> bool:
-    """True when a destination (or its sidecar) is not in ``output_dir``: rerun its export."""
-    output_dir = Path(output_dir)
-    return any(not (output_dir / d).exists() or not sidecar_path(output_dir / d).exists()
-               for d in destinations)
-
-
 def check_population(dataset: Dataset) -> None:
     """Refuse a population run where a subject lacks a bundle another subject has.
 
@@ -149,11 +143,13 @@ def check_population(dataset: Dataset) -> None:
                 f"population step off (--no-population)")
 
 
-def _expect(wf: pe.Workflow, output_dir: Path, pipeline: str, outputs: list[str]) -> None:
-    """Tell :func:`~trx_nipype.workflows.runner.run_workflow` what this run writes (to warn
-    about files of earlier runs that it did not write)."""
-    wf.trx_nipype_outputs = {"output_dir": str(output_dir), "pipeline": pipeline,
-                             "outputs": list(outputs)}
+def _expect(wf: pe.Workflow, output_dir: Path, pipeline: str, description: str,
+            outputs: list[str], links: dict[str, str]) -> None:
+    """Tell :func:`~trx_nipype.workflows.runner.run_workflow` what this run writes: it locks
+    the output folder, writes its ``dataset_description.json`` and warns about files of
+    earlier runs that this one did not write."""
+    wf.trx_nipype_outputs = OutputTree(str(output_dir), pipeline, description,
+                                       tuple(outputs), links)
 
 
 def dataset_links(dataset: Dataset) -> dict[str, str]:
@@ -167,22 +163,20 @@ def described_links(dataset: Dataset) -> dict[str, str]:
 
 
 def sink_node(name: str, output_dir: str | os.PathLike, pipeline: str, description: str,
-              parameters: dict[str, Any], destinations: Sequence[str], *,
-              many: bool = False, links: dict[str, str] | None = None) -> pe.Node:
-    """A :class:`DerivativesSink` node; rerun (only) when one of its files is missing.
+              parameters: dict[str, Any], *, many: bool = False,
+              links: dict[str, str] | None = None) -> pe.Node:
+    """A :class:`~trx_nipype.interfaces.bids.DerivativesSink` node exporting to ``output_dir``.
 
-    ``destinations`` are the files it writes, relative to ``output_dir``
-    (:func:`outputs_missing` decides, at build time, whether to force a rerun);
-    ``many`` makes it a :class:`DerivativesListSink` (a list of files, one node);
-    ``links`` (name -> folder, :func:`dataset_links`) names the sources as BIDS URIs.
+    ``many`` makes it a :class:`~trx_nipype.interfaces.bids.DerivativesListSink` (a
+    list of files, one node); ``links`` (name -> folder, :func:`dataset_links`) names
+    the sources as BIDS URIs. Nothing is looked at on disk: a file of the sink that
+    has gone missing is seen by the run, which reruns the sink
+    (:func:`~trx_nipype.workflows.workdir.forget_missing_outputs`).
     """
     output_dir = Path(output_dir).absolute()
     kwargs = dict(out_dir=str(output_dir), dataset_links=dict(links or {}), metadata={
         "Pipeline": pipeline, "Description": description, "Parameters": parameters})
-    node = pe.Node((DerivativesListSink if many else DerivativesSink)(**kwargs), name=name)
-    if outputs_missing(output_dir, destinations):
-        node.overwrite = True
-    return node
+    return pe.Node((DerivativesListSink if many else DerivativesSink)(**kwargs), name=name)
 
 
 def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
@@ -258,7 +252,7 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         inputnode.inputs.out_filename = f"{subject.label}_desc-bundles_tractogram.trx"
         rel_path = subject_bundles_path(subject)
         ds_subject = sink_node("ds_subject", output_dir, "bundles", description, parameters,
-                               [rel_path], links=links)
+                               links=links)
         ds_subject.inputs.rel_path = rel_path
         ds_subject.inputs.sources = list(subject.files)
         ds_subject.inputs.reference = subject.reference
@@ -271,6 +265,8 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         # population exports wait for them); tiny, so run where the run is (not submitted)
         collect = pe.Node(Merge(n), name="collect_subjects", run_without_submitting=True)
         exports = pe.Node(Merge(n), name="collect_exports", run_without_submitting=True)
+        for node in (collect, exports):  # they hand paths on: the nodes that read the files
+            node.config = {"execution": {"hash_method": "timestamp"}}  # hash their bytes
         for i, subject_wf in enumerate(subject_wfs, start=1):
             wf.connect([(subject_wf, collect, [("outputnode.out_file", f"in{i}")]),
                         (subject_wf, exports, [("ds_subject.out_file", f"in{i}")])])
@@ -279,9 +275,7 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
             drop_mismatched_data=drop_mismatched_data)
         population_wf.inputs.inputnode.subjects = dataset.labels
         ds_population = sink_node("ds_population", output_dir, "bundles",
-                                  POPULATION_DESCRIPTION, parameters,
-                                  [population_bundle_path(b, dataset.space)
-                                   for b in dataset.bundles], links=links)
+                                  POPULATION_DESCRIPTION, parameters, links=links)
         wf.connect([
             (collect, population_wf, [("out", "inputnode.in_files")]),
             (population_wf, ds_population, [("outputnode.out_file", "in_file"),
@@ -289,11 +283,10 @@ def init_bundles_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
                                               dataset.space), "rel_path")]),
             (exports, ds_population, [("out", "sources")]),
         ])
-    write_dataset_description(output_dir, "bundles", "Subject bundles assembled into TRX "
-                              "files, and population bundles (one group per subject).",
-                              described_links(dataset))
-    _expect(wf, output_dir, "bundles", pipeline_outputs(dataset, "bundles",
-                                                        population=population))
+    _expect(wf, output_dir, "bundles", "Subject bundles assembled into TRX files, and "
+            "population bundles (one group per subject).",
+            pipeline_outputs(dataset, "bundles", population=population),
+            described_links(dataset))
     _contexts(wf, subjects)
     return wf
 
@@ -353,8 +346,7 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         ds = sink_node("ds_converted", output_dir, "convert",
                        f"A bundle file converted to {out_format} (ConvertTractograms).",
                        {"out_format": out_format, "positions_dtype": positions_dtype,
-                        "compression": compression}, rel_paths, many=True,
-                       links=links)
+                        "compression": compression}, many=True, links=links)
         ds.inputs.rel_paths = rel_paths
         ds.inputs.sources = [[f] for f in subject.files]
         ds.inputs.references = [subject.reference or (f if carries_space(f) else None)
@@ -362,9 +354,8 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
         convert_wf.connect(convert_wf.get_node("outputnode"), "out_files", ds, "in_files")
         subject_wfs.append(convert_wf)
     wf.add_nodes(subject_wfs)
-    write_dataset_description(output_dir, "convert", f"Bundle files converted to {out_format}.",
-                              described_links(dataset))
-    _expect(wf, output_dir, "convert", pipeline_outputs(dataset, "convert",
-                                                        out_format=out_format))
+    _expect(wf, output_dir, "convert", f"Bundle files converted to {out_format}.",
+            pipeline_outputs(dataset, "convert", out_format=out_format),
+            described_links(dataset))
     _contexts(wf, subjects)
     return wf

@@ -236,11 +236,18 @@ class _Where:
 
 
 class _Progress:
-    """Nipype ``status_callback``: records each node's outcome, echoes a line."""
+    """Nipype ``status_callback``: records each node's outcome, echoes a line.
+
+    With ``scrub`` (nodes run by processes that Nipype's writers were not wrapped
+    in: cluster jobs), the files of each node that ran or failed are cleaned of
+    the environment (:func:`~trx_nipype.workflows.workdir.strip_environment`).
+    """
 
     def __init__(self, where: _Where, started: float,
-                 echo: Callable[[str], None] | None, linear: bool) -> None:
+                 echo: Callable[[str], None] | None, linear: bool,
+                 scrub: bool = False) -> None:
         self.where, self.started, self.echo, self.linear = where, started, echo, linear
+        self.scrub = scrub
         self.starts: dict[str, float] = {}
         self.events: list[NodeEvent] = []
 
@@ -262,6 +269,10 @@ class _Progress:
                            outdir))
 
     def add(self, event: NodeEvent) -> None:
+        if self.scrub and event.status in ("ran", "failed") and event.output_dir:
+            from .workdir import strip_environment
+
+            strip_environment(event.output_dir)
         self.events.append(event)
         if self.echo is not None:
             timing = f"{event.seconds:6.2f} s" if event.status == "ran" and event.seconds \
@@ -372,6 +383,30 @@ def fill_execution_settings(wf: Any, values: Mapping[str, str]) -> dict[str, str
     return {key: str(execution[key]) for key in values}
 
 
+def _runs_here(plugin: str, args: Mapping[str, Any]) -> bool:
+    """Whether every node runs in this process or in workers forked from it."""
+    if plugin not in LOCAL_PLUGINS:
+        return False
+    context = args.get("mp_context")
+    return context in (None, "fork") or plugin == "Linear"
+
+
+def default_work_dir(output_dir: str | os.PathLike) -> Path:
+    """``<OUTPUT_DIR>-work``, beside the output folder: the default work dir of a run.
+
+    Nipype's cache (and, for the demo, its data) stays out of the tree that
+    users share or publish: node results hold absolute paths, host names and
+    node reports. The same command finds it again (a rerun is cached).
+
+    >>> default_work_dir("/data/derivatives/trx").as_posix()
+    '/data/derivatives/trx-work'
+    >>> default_work_dir("/").as_posix()
+    '/trx-nipype-work'
+    """
+    out = Path(os.path.abspath(output_dir))
+    return out.parent / f"{out.name or 'trx-nipype'}-work"
+
+
 def _plugin(plugin: str, args: dict[str, Any]) -> Any:
     """Our subclass of a Nipype plugin (see :mod:`.plugins`), else the plugin's name."""
     from .plugins import PLUGIN_CLASSES
@@ -383,7 +418,8 @@ def _plugin(plugin: str, args: dict[str, Any]) -> Any:
 def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear",
                  plugin_args: Mapping[str, Any] | None = None, nprocs: int | None = None,
                  echo: Callable[[str], None] | None = None, verbose: bool = False,
-                 wait: bool = True, poll: float = 0.5) -> RunReport:
+                 wait: bool = True, poll: float = 0.5,
+                 wait_for_lock: float | None = 0.0) -> RunReport:
     """Run ``wf`` with its cache in ``work_dir``, wait for it; never raise for a failed node.
 
     This is how to run your own workflows too: compared with
@@ -417,6 +453,10 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         is False, and ``report.submitted`` says how many jobs went out).
     poll : float
         Seconds between looks at the queue while following graph jobs.
+    wait_for_lock : float or None
+        Seconds to wait for another run that holds the work dir (or the
+        pipeline's output folder): 0 refuses at once, None waits as long as it
+        takes (see :mod:`~trx_nipype.workflows.runlock`).
 
     Returns
     -------
@@ -427,8 +467,35 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         one naming the files in its output folder that an earlier run of the
         same pipeline wrote and this one did not (they are not deleted).
 
+    Raises
+    ------
+    RunLockedError
+        When another run (another process, here or on another host sharing the
+        folder) still holds the work dir or the output folder after
+        ``wait_for_lock`` seconds; its message names that process.
+
     Notes
     -----
+    The run holds a lock on the work dir, and on the output folder of a
+    pipeline of :mod:`trx_nipype.workflows.pipelines`, from start to end: two
+    runs never mix their files or race in Nipype's cache. A lock left by a
+    process that died is taken over. With a graph plugin and ``wait=False`` the
+    lock covers the submission only: the jobs then run unlocked.
+
+    Before the workflow runs, a node whose cached result names a file that is
+    gone (an intermediate deleted from the work dir, an export deleted from
+    the output folder) is made to run again, and with it what depends on its
+    files (:func:`~trx_nipype.workflows.workdir.forget_missing_outputs`). For a
+    pipeline of :mod:`trx_nipype.workflows.pipelines` (an
+    :class:`~trx_nipype.workflows.derivatives.OutputTree` attached by its
+    builder, which touches no disk), the output folder's
+    ``dataset_description.json`` is written first.
+
+    The environment of the process, which Nipype stores in every node result
+    and report, is kept out of them (:mod:`~trx_nipype.workflows.workdir`):
+    written without it in this process and its forked workers, cleaned from
+    the files of cluster jobs as they end.
+
     Execution settings are only filled in where the workflow has none of its
     own (a value equal to Nipype's default counts as none): ``crashdump_dir``
     (``<work_dir>/crash``), ``crashfile_format`` (``pklz``), ``stop_on_first_crash``
@@ -436,13 +503,38 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     ``poll_sleep_duration``. ``LOGNAME``, which Nipype's cluster plugins need,
     is set from the user id for the run when the environment lacks it.
     """
-    from .dataset import WORK_DIR_MARKER
-    from .plugins import GRAPH_PLUGINS, ensure_logname
+    from .runlock import run_lock
 
     work_dir = Path(work_dir).absolute()
+    tree = getattr(wf, "trx_nipype_outputs", None)  # a pipeline's OutputTree
+    folders = [work_dir] + ([Path(tree.output_dir)] if tree is not None else [])
+
+    def waiting(holder: Any, folder: Path) -> None:
+        if echo is not None:
+            echo(f"waiting for the run that holds {folder}: "
+                 f"{holder.describe() if holder else 'unknown process'}")
+
+    with run_lock(folders, wait=wait_for_lock, purpose=f"run_workflow {wf.name}",
+                  waiting=waiting, option="run_workflow(..., wait_for_lock=SECONDS)"):
+        return _run(wf, work_dir, tree, plugin=plugin, plugin_args=plugin_args, nprocs=nprocs,
+                    echo=echo, verbose=verbose, wait=wait, poll=poll)
+
+
+def _run(wf: Any, work_dir: Path, tree: Any, *, plugin: str,
+         plugin_args: Mapping[str, Any] | None, nprocs: int | None,
+         echo: Callable[[str], None] | None, verbose: bool, wait: bool, poll: float
+         ) -> RunReport:
+    """:func:`run_workflow` once its folders are locked."""
+    from .dataset import WORK_DIR_MARKER
+    from .plugins import GRAPH_PLUGINS, ensure_logname
+    from .workdir import environment_stripped, forget_missing_outputs, strip_environment
+
     (work_dir / "crash").mkdir(parents=True, exist_ok=True)
     (work_dir / WORK_DIR_MARKER).touch()  # find_dataset skips work dirs inside a dataset
     wf.base_dir = str(work_dir)
+    if tree is not None:
+        tree.describe()  # dataset_description.json: the run writes it, not the builder
+    forget_missing_outputs(work_dir / wf.name)  # files deleted since: rerun their nodes
     fills = dict(FILLED_SETTINGS, crashdump_dir=str(work_dir / "crash"))
     if plugin == "MultiProc":
         fills["poll_sleep_duration"] = "0"  # our MultiProc waits for its workers instead
@@ -460,7 +552,8 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     where = _Where(work_dir, iterable_fields(wf), dict(getattr(wf, "trx_nipype_contexts", {})))
     before = _crash_files(crash_dir)
     started = time.time()
-    progress = _Progress(where, started, echo, plugin == "Linear")
+    progress = _Progress(where, started, echo, plugin == "Linear",
+                         scrub=not _runs_here(plugin, args))
     if not graph:
         args["status_callback"] = progress
     report = RunReport(work_dir=str(work_dir), plugin=plugin)
@@ -473,7 +566,7 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
     # out of the collector's view, each collection is cheap.
     gc.freeze()
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, environment_stripped():
             warnings.simplefilter("always")
             execgraph = wf.run(plugin=runner, plugin_args=args)
     except RuntimeError as exc:
@@ -482,6 +575,8 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
             raise RuntimeError(f"{wf.name}: {exc}") from exc
     finally:
         gc.unfreeze()
+        if progress.scrub:  # a cluster plugin's crash files hold its jobs' results
+            strip_environment(crash_dir)
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
         if logname is not None:
@@ -492,13 +587,13 @@ def run_workflow(wf: Any, work_dir: str | os.PathLike, *, plugin: str = "Linear"
         report.submitted = getattr(runner, "submitted", None)
         if wait and plugin == "SLURMGraph":
             _follow(execgraph, runner, where, started, progress, report, crash_dir, before, poll)
+            strip_environment(crash_dir)  # the crash files of the jobs followed
         else:
             report.waited = False
     report.seconds = time.time() - started
     report.events = progress.events
-    expected = getattr(wf, "trx_nipype_outputs", None)
-    if report.ok and expected and report.waited:
-        message = stale_message(**expected)
+    if report.ok and tree is not None and report.waited:
+        message = stale_message(tree.output_dir, tree.pipeline, list(tree.outputs))
         if message:
             report.warnings.append(message)
     return report
@@ -578,6 +673,7 @@ def _follow(execgraph: Any, runner: Any, where: _Where, started: float, progress
             f"(reason DependencyNeverSatisfied); they were cancelled. With "
             f"DependencyParameters=kill_invalid_depend in slurm.conf, Slurm cancels such jobs "
             f"itself (otherwise they stay pending when the run is not followed: --no-wait)")
+    known: list[str] = []  # what scontrol says of the finished jobs, asked once if needed
     for i, node in enumerate(nodes):
         if i in state:
             continue
@@ -590,11 +686,27 @@ def _follow(execgraph: Any, runner: Any, where: _Where, started: float, progress
         elif result.is_file():
             record(i, "cached")  # submitted, and found its result in the cache
         else:
+            ended = _graph_job_end(i, runner.tag, known)
             report.failures.append(Failure(
                 _node_label(node), where.context(node.output_dir()),
+                f"its Slurm job {ended}, and left no result or crash file" if ended else
                 "its job ended without a result or a crash file (killed by the scheduler? "
                 "see the batchscript_*.e files in the work dir's batch folder)", ""))
             record(i, "failed")
+
+
+def _graph_job_end(index: int, tag: str, known: list[str]) -> str | None:
+    """How the SLURMGraph job of node ``index`` ended (a signal, out of memory...), from
+    ``scontrol`` (``known``: its lines, filled on the first call); None if Slurm forgot it."""
+    from .plugins import slurm_job_end, slurm_jobs
+
+    if not known:
+        known.extend(slurm_jobs() or [""])
+    name = re.compile(rf"\bJobName=j{index}_\S*")
+    for line in known:
+        if name.search(line) and re.search(rf"\bComment={re.escape(tag)}(\s|$)", line):
+            return slurm_job_end(line)
+    return None
 
 
 def stale_message(output_dir: str, pipeline: str, outputs: list[str]) -> str | None:

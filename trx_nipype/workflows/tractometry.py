@@ -116,7 +116,7 @@ def init_tractometry_wf(*, min_length: float | None = None, max_length: float | 
 def describe_output(path: str | os.PathLike) -> dict[str, Any]:
     """Counts for a sidecar: streamlines of a tractogram, shape of an image, rows of a table."""
     from ..core.formats import detect_format
-    from .derivatives import tractogram_counts
+    from ..interfaces.bids import tractogram_counts
 
     name = os.fspath(path).lower()
     if name.endswith((".nii", ".nii.gz")):
@@ -135,8 +135,8 @@ def describe_output(path: str | os.PathLike) -> dict[str, Any]:
 
 def analysis_sidecar(path: str | os.PathLike) -> Path:
     """``x.nii.gz``, ``x.csv`` -> ``x.json``; tractograms as
-    :func:`~trx_nipype.workflows.dataset.sidecar_path`."""
-    from .dataset import sidecar_path
+    :func:`~trx_nipype.interfaces.bids.sidecar_path`."""
+    from ..interfaces.bids import sidecar_path
 
     path = Path(path)
     for ext in (".nii.gz", ".nii", ".csv", ".tsv"):
@@ -156,7 +156,7 @@ def export_file(in_file: str | os.PathLike, out_dir: str | os.PathLike, rel_path
     wherever the job runs.
     """
     from ..core.formats import atomic_path
-    from .derivatives import destination, sha256_path, software_versions
+    from ..interfaces.bids import destination, sha256_path, software_versions
 
     dest = destination(out_dir, rel_path)
     dest.parent.mkdir(parents=True, exist_ok=True)
