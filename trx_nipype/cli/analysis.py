@@ -22,13 +22,9 @@ import argparse
 import gzip
 import os
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 from ..core.formats import detect_format
-
-#: the analysis commands: name -> function(args) -> exit code
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
 def _points(text: str) -> int:
@@ -155,8 +151,8 @@ _TRACTOGRAM_OUT = ("output tractogram; its extension picks the format (.trx zip,
                    "folder, .trk, .tck, ...)")
 
 
-def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
-    """Add the analysis subcommands to ``trx-nipype``'s subparsers."""
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the analysis subcommands to ``trx-nipype``'s subparsers, each with its handler."""
     from ..core.operations.filtering import ROI_MODES
 
     p = sub.add_parser("filter", help="keep streamlines by length (mm), regions of interest "
@@ -175,7 +171,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dps", nargs="+", action="extend", default=[], type=_dps_range,
                    metavar="KEY:MIN:MAX", help="bounds on data per streamline (inclusive; a "
                                                "bound may be empty: weight:0.5:)")
-    COMMANDS["filter"] = cmd_filter
+    p.set_defaults(handler=cmd_filter)
 
     p = sub.add_parser("density", help="streamlines per voxel, as a NIfTI image")
     p.add_argument("input", help="tractogram")
@@ -185,7 +181,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group", nargs="+", action="extend", default=[], metavar="G",
                    help="count only these groups' streamlines")
     p.add_argument("--binary", action="store_true", help="1 where a streamline passes, else 0")
-    COMMANDS["density"] = cmd_density
+    p.set_defaults(handler=cmd_density)
 
     p = sub.add_parser("sample", help="an image's values at every vertex (dpv KEY) and their "
                                       "mean per streamline (dps KEY_mean)")
@@ -193,7 +189,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="3-D NIfTI image on the tractogram's grid")
     _common(p, _TRACTOGRAM_OUT)
     p.add_argument("--name", required=True, metavar="KEY", help="key of the new data")
-    COMMANDS["sample"] = cmd_sample
+    p.set_defaults(handler=cmd_sample)
 
     p = sub.add_parser("profile", help="one tract profile per group (as AFQ), as a CSV/TSV")
     p.add_argument("input", help="tractogram (one tract per group)")
@@ -203,7 +199,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
                    help="nodes per profile (default: 100)")
     p.add_argument("--group", nargs="+", action="extend", default=[], metavar="G",
                    help="profile these groups (default: every group)")
-    COMMANDS["profile"] = cmd_profile
+    p.set_defaults(handler=cmd_profile)
 
     p = sub.add_parser("resample", help="resample streamlines to N points or a step in mm")
     p.add_argument("input", help="tractogram")
@@ -214,7 +210,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
                      help="largest distance between consecutive points")
     p.add_argument("--drop-dpv", action="store_true",
                    help="leave data per vertex out (integer dpv cannot be interpolated)")
-    COMMANDS["resample"] = cmd_resample
+    p.set_defaults(handler=cmd_resample)
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
