@@ -17,7 +17,7 @@ import pytest
 from trx_nipype.core import TrxFile, load, load_any, save
 from trx_nipype.core import convert as convert_fn
 from trx_nipype.core.blockwrite import BlockSource, predicted_counts, write_blocks
-from trx_nipype.core.reference import Space
+from trx_nipype.core.space import Space
 from trx_nipype.core.writer import SizeMismatch
 
 convert_module = __import__("trx_nipype.core.convert", fromlist=["_Spool"])

@@ -24,7 +24,7 @@ from trx_nipype.core.formats.trk import (
     sidecar_path,
     write_trk,
 )
-from trx_nipype.core.reference import Space
+from trx_nipype.core.space import Space
 
 NIB = Path(str(importlib.resources.files("nibabel") / "tests" / "data"))
 DIPY = Path(str(importlib.resources.files("dipy") / "data" / "files"))

@@ -26,7 +26,6 @@ from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_m
 from .errors import IN_MEMORY, ParameterError, SpaceMismatchError, param
 from .growable import _same_value
 from .loader import load
-from .reference import space_mismatch
 from .save import (
     MemberStream,
     _same_file,
@@ -38,6 +37,7 @@ from .save import (
     small_members,
     write_members,
 )
+from .space import space_mismatch
 from .trxfile import CHUNK_VERTICES, TrxFile, group_dtype
 
 log = logging.getLogger(__name__)

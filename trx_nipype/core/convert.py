@@ -42,8 +42,9 @@ from .blockwrite import BlockSource, predicted_counts, write_blocks
 from .errors import ParameterError, ParameterWarning, SpaceMismatchError, param
 from .formats import Block, detect_format, format_names
 from .loader import load
-from .reference import Space, require_same_space, space_from_reference
+from .reference import require_same_space, space_from_reference
 from .save import is_zip_path, refuse_saving_over_input, save, trx_members, write_members
+from .space import Space
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import TrxFile, group_dtype
 from .writer import SizeMismatch, TrxWriteError, check_replaceable

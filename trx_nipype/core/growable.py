@@ -33,7 +33,7 @@ import numpy as np
 from .arrays import LazyArrays, row_width
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
 from .errors import IN_MEMORY, SpaceMismatchError
-from .reference import space_mismatch
+from .space import space_mismatch
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import CHUNK_VERTICES, Source, TrxFile, group_dtype
 

@@ -16,8 +16,8 @@ import numpy as np
 from .formats import detect_format
 from .loader import inspect, load
 from .metrics import lengths_mm
-from .reference import NO_SPACE
 from .save import is_zip_path
+from .space import NO_SPACE
 from .trxfile import TrxFile
 
 

@@ -68,7 +68,7 @@ import numpy as np
 
 from ..errors import TrxFormatError
 from ..header import axcodes, usable_affine
-from ..reference import Space, apply_affine
+from ..space import Space, transform_points
 from . import (
     FIRST_READ,
     Block,
@@ -239,7 +239,7 @@ def _grid_overflows(to_rasmm: np.ndarray, dims: np.ndarray, sizes: np.ndarray) -
     corners = np.array([[x, y, z] for x in (lo, hi[0]) for y in (lo, hi[1])
                         for z in (lo, hi[2])])
     with np.errstate(all="ignore"):
-        ras = apply_affine(to_rasmm, corners)
+        ras = transform_points(to_rasmm, corners)
     return not bool(np.all(np.abs(ras) <= F32_MAX))
 
 
@@ -486,7 +486,7 @@ def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndar
     del keep
     try:
         with np.errstate(over="raise"):  # a finite point pushed past float32 by the header
-            pos = apply_affine(info.to_rasmm, data[:, :3], np.float32)
+            pos = transform_points(info.to_rasmm, data[:, :3], np.float32)
     except FloatingPointError:
         raise _overflow(info, data[:, :3], counts, first) from None
     dpv = {k: _column(data[:, 3:], s) for k, s in info.scalars.items()}
@@ -504,7 +504,7 @@ def _overflow(info: TrkInfo, voxmm: np.ndarray, counts: np.ndarray, first: int
               ) -> TrxFormatError:
     """The error for finite points that the header's space sends past float32."""
     with np.errstate(all="ignore"):
-        ras = apply_affine(info.to_rasmm, voxmm, np.float32)
+        ras = transform_points(info.to_rasmm, voxmm, np.float32)
     bad = np.flatnonzero(~np.isfinite(ras).all(axis=1) & np.isfinite(voxmm).all(axis=1))
     vertex = int(bad[0]) if len(bad) else 0
     streamline = first + int(np.searchsorted(np.cumsum(counts), vertex, side="right"))
@@ -825,7 +825,7 @@ def _records(block: Block, layout: TrkLayout, from_rasmm: np.ndarray,
     if not n:
         return memoryview(out).cast("B")
     table = np.empty((int(lengths.sum()), rec), dtype="<f4")
-    apply_affine(from_rasmm, block.positions, out=table)
+    transform_points(from_rasmm, block.positions, out=table)
     col = 3
     for k, width in layout.dpv.items():
         _as_f4(block.dpv[k], k, lossy, table[:, col:col + width])

@@ -27,8 +27,8 @@ import numpy as np
 
 from ..errors import TrxFormatError
 from ..formats import atomic_output, atomic_path, detect_format
-from ..reference import space_mismatch
 from ..save import MemberStream, write_members
+from ..space import space_mismatch
 from ..tempfiles import make_temp_dir, remove_temp_dir
 from ..trxfile import TrxFile
 

@@ -38,8 +38,9 @@ from ..convert import load_any
 from ..errors import TrxFormatError
 from ..formats import Block, compound_suffix, detect_format
 from ..loader import load
-from ..reference import Space, space_from_reference
+from ..reference import space_from_reference
 from ..save import write_members
+from ..space import Space
 from ..trxfile import TrxFile
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from ..errors import ParameterError, param
 from ..formats import detect_format
 from ..loader import load
 from ..naming import tractogram_stem
-from ..reference import NO_SPACE, Space, space_from_reference, space_mismatch
+from ..reference import space_from_reference
+from ..space import NO_SPACE, Space, space_mismatch
 from ..tempfiles import make_temp_dir, remove_temp_dir
 from ..trxfile import TrxFile
 
