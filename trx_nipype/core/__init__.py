@@ -8,6 +8,7 @@
 (2, 5, [3])
 """
 
+from . import growable  # noqa: F401 (defines the class TrxFile.empty makes)
 from .concatenate import concatenate
 from .convert import convert, load_any
 from .errors import SpaceMismatchError, TrxFormatError
