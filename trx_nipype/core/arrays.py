@@ -212,6 +212,19 @@ def gather_rows(arr: np.ndarray, index: np.ndarray, out: np.ndarray | None = Non
     return out
 
 
+def identical_arrays(a: Any, b: Any) -> bool:
+    """Same dtype, same shape, same values (NaN equal to NaN in float and complex arrays).
+
+    >>> identical_arrays(np.array([1.0, np.nan]), np.array([1.0, np.nan]))
+    True
+    >>> identical_arrays(np.array([1], np.int8), np.array([1], np.int16))
+    False
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and bool(
+        np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+
+
 def row_width(tail: tuple[int, ...]) -> int:
     """Values per row of an array whose rows have shape ``tail`` (1 for a 1-D array).
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import LazyArrays, row_width
+from .arrays import LazyArrays, identical_arrays, row_width
 from .build import tractogram_space
-from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
+from .dtypes import OFFSET_DTYPES, POSITION_DTYPES, check_dtype, dtype_name
 from .errors import IN_MEMORY, SpaceMismatchError
 from .source import Source
 from .space import space_mismatch
@@ -49,13 +49,6 @@ _COPY_ROWS = 1 << 20
 
 
 # ------------------------------------------------------------------ helpers
-def _check_dtype(dtype: Any, allowed: tuple[str, ...], what: str) -> np.dtype:
-    name = dtype_name(dtype)
-    if name not in allowed:
-        raise ValueError(f"{what} dtype must be one of {', '.join(allowed)}, got {name}")
-    return DTYPES[name]
-
-
 class _Column:
     """One array of ``capacity`` rows of shape ``tail``, in a writable file map."""
 
@@ -306,8 +299,8 @@ class GrowableTrxFile(TrxFile, writable=True):
             pos_dt = positions_dtype
         if offsets_dtype is not None:
             off_dt = offsets_dtype
-        pos_dt = _check_dtype(pos_dt, POSITION_DTYPES, "positions")
-        off_dt = _check_dtype(off_dt, OFFSET_DTYPES, "offsets")
+        pos_dt = check_dtype(pos_dt, POSITION_DTYPES, "positions")
+        off_dt = check_dtype(off_dt, OFFSET_DTYPES, "offsets")
         fixed = like is not None
         store = _Store(header, pos_dt, off_dt, cap_s, cap_v, dps, dpv, template_fixed=fixed)
         store.space_fixed = fixed or affine is not None or dimensions is not None
@@ -456,7 +449,7 @@ class GrowableTrxFile(TrxFile, writable=True):
             have = self._store.dpg.get(group, {})
             for key in table:
                 value = np.array(table[key])
-                if key in have and not _same_value(have[key], value):
+                if key in have and not identical_arrays(have[key], value):
                     raise ValueError(f"cannot append {_name(trx)}: dpg {group}/{key} is "
                                      f"{value.tolist()} there and {have[key].tolist()} here")
                 out.setdefault(group, {})[key] = value
@@ -544,12 +537,6 @@ class GrowableTrxFile(TrxFile, writable=True):
         store.set_capacity(cap_s, cap_v, copy=keep < n_before)
         self._refresh()
         return self
-
-
-def _same_value(a: np.ndarray, b: np.ndarray) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and bool(
-        np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
 def _name(trx: TrxFile) -> str:

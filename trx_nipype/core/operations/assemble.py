@@ -42,6 +42,7 @@ from ..reference import space_from_reference
 from ..save import write_members
 from ..space import Space
 from ..trxfile import TrxFile
+from ..writer import same_file
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +261,7 @@ def assemble_bundles(in_files: Sequence[str | os.PathLike], out_path: str | os.P
     for f in files:
         if not os.path.exists(f):
             raise FileNotFoundError(f"{f}: no such file or directory")
-        if os.path.exists(out_path) and os.path.samefile(f, out_path):
+        if same_file(f, out_path):
             raise ValueError(f"{out_path}: cannot write over the input {f}")
     ref_space = space_from_reference(reference) if reference is not None else None
     budget = _Budget(int(memory_budget))
