@@ -16,7 +16,7 @@ import numpy as np
 from .formats import detect_format
 from .loader import inspect, load
 from .metrics import lengths_mm
-from .save import is_zip_path
+from .saving import is_zip_path
 from .space import NO_SPACE
 from .trxfile import TrxFile
 
@@ -92,7 +92,7 @@ def summarize(path: str | os.PathLike, reference: Any = None, *,
         info.update(container=report.container, compression=report.compression or None,
                     warnings=report.warnings)
     else:
-        from .convert import load_any
+        from .converting import load_any
 
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such file or directory")

@@ -133,7 +133,7 @@ def tractogram_counts(path: str | os.PathLike, reference: str | None = None
     ValueError
         If ``path`` is in a format without a space and no ``reference`` is given.
     """
-    from ..core.convert import load_any
+    from ..core import load_any
     from ..core.formats import detect_format
 
     fmt = detect_format(path)

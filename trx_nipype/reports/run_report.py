@@ -160,7 +160,7 @@ def _view_output(output: RunOutput, out_dir: Path, stem: str, *, max_streamlines
                  seed: int, colours: dict[str, str] | None, lengths: bool) -> _OutputView:
     """Measure and draw one output (or take what was drawn for it unchanged); errors become
     the view's message."""
-    from ..core.convert import load_any
+    from ..core import load_any
 
     key = state_key(output.path, rel=output.rel, stem=stem, max_streamlines=max_streamlines,
                     seed=seed, colours=colours, lengths=lengths)

@@ -119,7 +119,7 @@ def tractogram_report(in_file: str | os.PathLike, out_page: str | os.PathLike, *
     FileExistsError
         If ``out_page`` exists and is not a report page.
     """
-    from ..core.convert import load_any
+    from ..core import load_any
     from ..core.formats import detect_format
 
     check_replaceable(out_page)  # before any work

@@ -8,7 +8,7 @@
   error that says how it differs.
 - :func:`write_tractogram`, :func:`write_nifti`, :func:`write_table`: atomic
   writers (a temporary sibling renamed into place); tractograms go through
-  the one TRX writer (:func:`trx_nipype.core.save.write_members`), other
+  the one TRX writer (:func:`trx_nipype.core.saving.write_members`), other
   formats are converted from a private temporary TRX.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import TrxFormatError
 from ..formats import atomic_output, atomic_path, detect_format
-from ..save import MemberStream, write_members
+from ..saving import MemberStream, write_members
 from ..space import space_mismatch
 from ..tempfiles import make_temp_dir, remove_temp_dir
 from ..trxfile import TrxFile
@@ -49,7 +49,7 @@ def open_tractogram(path: str | os.PathLike) -> TrxFile:
     trx_nipype.core.TrxFormatError
         If it is not a valid tractogram.
     """
-    from ..convert import load_any
+    from ..converting import load_any
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"{os.fspath(path)}: no such file or directory")
@@ -259,7 +259,7 @@ def write_tractogram(header: Mapping[str, Any], members: list[MemberStream],
     fmt = detect_format(dest, for_output=True)
     if fmt == "trx":
         return write_members(dest, header, members)
-    from ..convert import convert
+    from ..converting import convert
 
     tmp = make_temp_dir("analysis")
     try:

@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from ..concatenate import ConcatInput, concatenation_members
-from ..convert import load_any
+from ..concatenating import ConcatInput, concatenation_members
+from ..converting import load_any
 from ..errors import TrxFormatError
 from ..formats import Block, compound_suffix, detect_format
 from ..loader import load
 from ..reference import space_from_reference
-from ..save import write_members
+from ..saving import write_members
 from ..space import Space
 from ..trxfile import TrxFile
 from ..writer import same_file

@@ -520,7 +520,7 @@ def open_tractogram(path: str | os.PathLike, reference: Any = None) -> tuple[Trx
     without one, in a placeholder space: its positions (RAS+ mm) are the
     same either way, and the second value is then False.
     """
-    from ..convert import load_any
+    from ..converting import load_any
 
     if carries_space(path):
         return load_any(path), True

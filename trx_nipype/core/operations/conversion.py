@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..convert import convert
+from ..converting import convert
 from ..formats.trk import sidecar_path
 from ..reference import require_same_space, space_from_reference
-from ..save import is_zip_path
+from ..saving import is_zip_path
 from .inputs import check_inputs
 from .outputs import plan_output
 

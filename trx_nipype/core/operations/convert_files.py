@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..convert import convert
+from ..converting import convert
 from ..formats import compound_suffix
 
 log = logging.getLogger(__name__)

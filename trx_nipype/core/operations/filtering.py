@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics import lengths_mm, streamline_ids
-from ..save import trx_members
+from ..saving import trx_members
 from ..trxfile import TrxFile
 from .analysis_io import (
     CHUNK_VERTICES,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..convert import convert
+from ..converting import convert
 from ..errors import ParameterError, param
 from ..formats import detect_format
 from ..loader import load

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..convert import convert
+from ..converting import convert
 from ..errors import OutputExistsError, UsageError, param
 from ..formats import SUFFIXES, compound_suffix, detect_format
 from ..formats.trk import SIDECAR_SUFFIX, sidecar_path
 from ..naming import NAME_MAX
-from ..save import is_zip_path, save
+from ..saving import is_zip_path, save
 from ..trxfile import TrxFile
 from ..writer import check_replaceable
 

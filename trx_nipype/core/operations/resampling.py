@@ -38,7 +38,7 @@ from ..metrics import (
     segment_lengths,
     streamline_ids,
 )
-from ..save import MemberStream, offsets_chunks, trx_members
+from ..saving import MemberStream, offsets_chunks, trx_members
 from .analysis_io import CHUNK_VERTICES, open_tractogram, write_tractogram
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..dtypes import check_key
 from ..metrics import as_sequence, packed_data, streamline_ids
-from ..save import MemberStream, trx_members
+from ..saving import MemberStream, trx_members
 from ..trxfile import TrxFile
 from .analysis_io import (
     CHUNK_VERTICES,

@@ -43,7 +43,7 @@ from .errors import ParameterError, ParameterWarning, SpaceMismatchError, param
 from .formats import Block, detect_format, format_names
 from .loader import load
 from .reference import require_same_space, space_from_reference
-from .save import is_zip_path, refuse_saving_over_input, save, trx_members, write_members
+from .saving import is_zip_path, refuse_saving_over_input, save, trx_members, write_members
 from .space import Space
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import TrxFile, group_dtype
@@ -540,5 +540,3 @@ def load_any(path: str | os.PathLike, reference: Any = None) -> TrxFile:
         spool.append(block)
     return spool.finish(inp.space)
 
-
-convert.load_any = load_any  # ``trx_nipype.core.convert.load_any`` when ``convert`` is the function

@@ -1,7 +1,7 @@
 """Concatenating tractograms: one streaming pass straight into the destination.
 
 :func:`concatenate` builds the output's member streams (the same
-:class:`~trx_nipype.core.save.MemberStream` objects that
+:class:`~trx_nipype.core.saving.MemberStream` objects that
 :func:`~trx_nipype.core.save` uses) whose chunk generators chain the inputs'
 chunks one after the other: positions and per-vertex data are copied (or, for
 views, gathered) one chunk at a time, offsets are a running sum of the
@@ -32,7 +32,7 @@ from .dtypes import (
 )
 from .errors import IN_MEMORY, ParameterError, SpaceMismatchError, param
 from .loader import load
-from .save import (
+from .saving import (
     MemberStream,
     check_offsets_dtype,
     length_blocks,
@@ -431,7 +431,7 @@ def concatenation_members(inputs: list[ConcatInput], *, group_by_input: bool = F
 
     What :func:`concatenate` writes, for callers whose inputs are not all TRX
     files (see :class:`ConcatInput`): hand the result to
-    :func:`~trx_nipype.core.save.write_members`. The keyword arguments are
+    :func:`~trx_nipype.core.saving.write_members`. The keyword arguments are
     :func:`concatenate`'s; ``dest`` names the output in messages.
     """
     _check_spaces(inputs, atol)
