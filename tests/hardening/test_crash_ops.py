@@ -30,7 +30,7 @@ import pytest
 from _child import CHILD, leftovers, make, tree_digest
 
 from trx_nipype.core import concatenate, convert, converting, load, save
-from trx_nipype.core.formats import trk
+from trx_nipype.core.formats import trk, trk_groups
 from trx_nipype.core.tempfiles import sweep_stale_siblings
 
 
@@ -130,7 +130,7 @@ def test_sigkill_mid_op_leaves_previous_file_or_new_one(tmp_path: Path, inputs: 
         sweep_stale_siblings(out)
         assert leftovers(out) == []
         assert sorted(p.name for p in out.iterdir()) in ([op.dest], [op.dest, op.dest +
-                                                                    trk.SIDECAR_SUFFIX])
+                                                                    trk_groups.SIDECAR_SUFFIX])
     assert mid_write, "no kill landed mid-write: the test proved nothing"
     if dest.suffix == ".trx":
         with load(dest) as trx:

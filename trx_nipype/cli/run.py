@@ -141,8 +141,8 @@ def closing_line(report: Any, report_failed: bool) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Lock the work dir and the output folder, then run the pipeline (:func:`run_locked`)."""
+    from ..core.operations.compare import WORK_DIR_MARKER
     from ..core.tempfiles import install_sigterm_cleanup
-    from ..workflows.dataset import WORK_DIR_MARKER
     from ..workflows.plugins import GRAPH_PLUGINS
     from ..workflows.runlock import RunLockedError, run_lock
     from ..workflows.runner import default_work_dir

@@ -40,7 +40,7 @@ import numpy as np
 from .arrays import row_width
 from .blockwrite import BlockSource, predicted_counts, write_blocks
 from .errors import ParameterError, ParameterWarning, SpaceMismatchError, param
-from .formats import Block, detect_format, format_names
+from .formats import FORMATS, SPACED_FORMATS, Block, detect_format, format_names
 from .loader import load
 from .reference import require_same_space, space_from_reference
 from .saving import is_zip_path, refuse_saving_over_input, save, trx_members, write_members
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 #: vertices per block when reading a TRX input
 BLOCK_VERTICES = 1_000_000
-_SPACED = ("trx", "trk")
 
 
 @dataclass
@@ -112,7 +111,8 @@ def _open_input(path: str | os.PathLike | TrxFile, reference: Any, *, need_space
     if fmt == "trx":
         inp = _trx_input(load(path_s), path_s, owned=True)
     elif fmt == "trk":
-        from .formats.trk import groups_sidecar_for, iter_trk_blocks, read_trk_header
+        from .formats.trk import iter_trk_blocks, read_trk_header
+        from .formats.trk_groups import groups_sidecar_for
 
         info = read_trk_header(path_s)
         sidecar = groups_sidecar_for(info)  # read (and warned about) once, handed on
@@ -385,7 +385,7 @@ def convert(in_path: str | os.PathLike | TrxFile, out_path: str | os.PathLike,
     in_s = in_path.path or "in memory" if isinstance(in_path, TrxFile) else os.fspath(in_path)
     out_s = os.fspath(out_path)
     out_fmt = out_format or detect_format(out_s, for_output=True)
-    if out_fmt not in ("trx", "trk", "tck", "vtk", "dpy"):
+    if out_fmt not in FORMATS:
         raise ValueError(f"out_format must be trx, trk, tck, vtk or dpy; got {out_fmt!r}")
     if out_fmt in ("vtk", "dpy"):
         from .formats.dipy_formats import require
@@ -393,7 +393,7 @@ def convert(in_path: str | os.PathLike | TrxFile, out_path: str | os.PathLike,
         require(out_fmt, out_s)
     _check_destination(Path(out_s), out_fmt)
     inp = _open_input(in_path if isinstance(in_path, TrxFile) else in_s, reference,
-                      need_space=out_fmt in _SPACED, chunk_bytes=chunk_bytes)
+                      need_space=out_fmt in SPACED_FORMATS, chunk_bytes=chunk_bytes)
     try:
         grid = inp.space if bbox_check else None
         if grid is not None and np.all(np.asarray(grid.dimensions) <= 1):

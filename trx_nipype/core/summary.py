@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .formats import detect_format
+from .formats import carries_space
 from .loader import inspect, load
 from .metrics import lengths_mm
 from .saving import is_zip_path
@@ -96,7 +96,7 @@ def summarize(path: str | os.PathLike, reference: Any = None, *,
 
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such file or directory")
-        spaceless = reference is None and detect_format(path) not in ("trx", "trk")
+        spaceless = reference is None and not carries_space(path)
         # counting needs no space: a TCK given no reference is read in a placeholder one
         with load_any(path, reference=NO_SPACE if spaceless else reference) as trx:
             info = describe(trx, length_mm=length_mm)

@@ -48,8 +48,7 @@ from typing import Any
 from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec, traits
 
 from .. import __version__
-from ..core.formats import SUFFIXES, compound_suffix, write_json
-from ..core.operations.compare import carries_space
+from ..core.formats import SUFFIXES, carries_space, compound_suffix, write_json
 from ._hashing import companions, file_digest
 from ._traits import TrxInputSpec, TrxPath, TrxPathList
 

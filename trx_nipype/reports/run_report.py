@@ -113,7 +113,7 @@ class RunReportFiles:
 
 def _reference_for(output: RunOutput, out_dir: Path) -> str | None:
     """A reference image among an output's sources, for formats without a space."""
-    from ..core.operations.compare import carries_space
+    from ..core.formats import carries_space
     from ..workflows.derivatives import resolve_source
 
     if carries_space(output.path):

@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.formats import SPACED_FORMATS
 from ..core.operations.compare import WORK_DIR_MARKER  # left by run_workflow in its work dir
 from ..interfaces.bids import (  # the names of tractograms and of their sidecars
     TRACTOGRAM_EXTENSIONS,
@@ -399,7 +400,7 @@ def _pattern_matches(root: Path, pattern: str, label: str, subject: str, session
 
 
 def _needs_reference(path: Path) -> bool:
-    return (_extension(path) or "").lstrip(".").split(".")[0] not in ("trx", "trk") \
+    return (_extension(path) or "").lstrip(".").split(".")[0] not in SPACED_FORMATS \
         and not path.is_dir()
 
 

@@ -142,7 +142,8 @@ def _open_streamed(path: str, fmt: str, ref_space: Space | None, drop_group: str
                    chunk_bytes: int | None) -> _Streamed:
     kw = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
     if fmt == "trk":
-        from ..formats.trk import groups_sidecar_for, iter_trk_blocks, read_trk_header
+        from ..formats.trk import iter_trk_blocks, read_trk_header
+        from ..formats.trk_groups import groups_sidecar_for
 
         info = read_trk_header(path)
         sidecar = groups_sidecar_for(info)  # read (and warned about) once

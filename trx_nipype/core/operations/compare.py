@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ..formats import SUFFIXES, compound_suffix, detect_format
+from ..formats import SUFFIXES, carries_space, compound_suffix
 from ..trxfile import TrxFile
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,6 @@ PROVENANCE_KEYS = ("Software",)
 DIGEST_KEYS = ("sha256",)
 #: the header keys compared as counts and space (the others are compared as JSON)
 _HEADER_KEYS = ("VOXEL_TO_RASMM", "DIMENSIONS", "NB_STREAMLINES", "NB_VERTICES")
-#: tractogram formats that carry their own space
-_SPACED = ("trx", "trk")
 #: at most this many examples in a message
 _EXAMPLES = 5
 
@@ -505,11 +503,6 @@ def compare_trx(a: TrxFile, b: TrxFile, *, atol: float = 0.0, data_atol: float |
                                 check_dtypes=check_dtypes, chunk_vertices=chunk_vertices)
     job.run()
     return Comparison(labels[0], labels[1], float(atol), data_tol, job.differences, job.notes)
-
-
-def carries_space(path: str | os.PathLike) -> bool:
-    """Whether a tractogram file holds its own space (TRX, TRK)."""
-    return detect_format(path) in _SPACED
 
 
 def open_tractogram(path: str | os.PathLike, reference: Any = None) -> tuple[TrxFile, bool]:

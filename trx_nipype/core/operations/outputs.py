@@ -31,8 +31,8 @@ from typing import Any
 
 from ..converting import convert
 from ..errors import OutputExistsError, UsageError, param
-from ..formats import SUFFIXES, compound_suffix, detect_format
-from ..formats.trk import SIDECAR_SUFFIX, sidecar_path
+from ..formats import SPACED_FORMATS, SUFFIXES, compound_suffix, detect_format
+from ..formats.trk_groups import SIDECAR_SUFFIX, groups_sidecar_path
 from ..naming import NAME_MAX
 from ..saving import is_zip_path, save
 from ..trxfile import TrxFile
@@ -40,8 +40,6 @@ from ..writer import check_replaceable
 
 log = logging.getLogger(__name__)
 
-#: formats whose files hold a space (affine, grid) and groups
-SPACED_FORMATS = ("trx", "trk")
 
 
 @dataclass(frozen=True)
@@ -241,7 +239,7 @@ def remove_tractogram(path: str | os.PathLike,
     elif path.exists():
         path.unlink()
     if compound_suffix(path) in (".trk", ".trk.gz"):
-        sidecar_path(path).unlink(missing_ok=True)
+        groups_sidecar_path(path).unlink(missing_ok=True)
 
 
 def check_member_names(trx: TrxFile, dest: Path) -> None:
@@ -287,7 +285,7 @@ def write_tractogram(trx: TrxFile, output: Output, *, compression: str | None = 
 def written(trx: TrxFile, output: Output) -> Written:
     """The :class:`Written` record of ``trx`` written as ``output``."""
     sidecar = None
-    if output.format == "trk" and sidecar_path(output.path).is_file():
-        sidecar = sidecar_path(output.path)
+    if output.format == "trk" and groups_sidecar_path(output.path).is_file():
+        sidecar = groups_sidecar_path(output.path)
     groups = {g: len(i) for g, i in trx.groups.items()} if output.needs_space else {}
     return Written(output.path, output.format, len(trx), trx.nb_vertices, groups, sidecar)
