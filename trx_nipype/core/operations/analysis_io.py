@@ -269,6 +269,17 @@ def write_tractogram(header: Mapping[str, Any], members: list[MemberStream],
         remove_temp_dir(tmp)
 
 
+def is_nifti(path: str | os.PathLike) -> bool:
+    """Whether a file is a NIfTI-1 image (plain or gzipped), by its header."""
+    try:
+        opener = gzip.open if os.fspath(path).lower().endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            head = fh.read(348)
+    except (OSError, EOFError):
+        return False
+    return len(head) == 348 and head[344:348] in (b"n+1\0", b"ni1\0")
+
+
 def write_nifti(data: np.ndarray, affine: np.ndarray, dest: str | os.PathLike) -> Path:
     """Write a NIfTI image atomically (``.nii.gz``: gzipped, level 1, fixed timestamp).
 

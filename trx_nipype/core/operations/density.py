@@ -36,9 +36,12 @@ from .analysis_io import (
     Grid,
     check_groups,
     grid_of,
+    is_nifti,
     open_tractogram,
     write_nifti,
 )
+from .inputs import check_inputs
+from .outputs import check_result_output
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,8 @@ def _outside_count(trx: TrxFile, grid: Grid, chunk_vertices: int) -> int:
 
 def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
                 reference: Any = None, groups: Sequence[str] | None = None,
-                binary: bool = False, chunk_vertices: int = CHUNK_VERTICES) -> DensityResult:
+                binary: bool = False, overwrite: bool = False,
+                chunk_vertices: int = CHUNK_VERTICES) -> DensityResult:
     """Write the streamline count of every voxel as a NIfTI image.
 
     Parameters
@@ -127,6 +131,8 @@ def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
         Count only the streamlines of these groups (their union).
     binary : bool
         Write 1 where at least one streamline passes, else 0 (uint8).
+    overwrite : bool
+        Replace an existing output (only ever a NIfTI image).
     chunk_vertices : int
         Vertices read per chunk.
 
@@ -142,6 +148,10 @@ def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
         Streamlines outside the grid.
     """
     name = os.fspath(in_file)
+    ref_path = reference if isinstance(reference, (str, os.PathLike)) else None
+    check_inputs(in_file, ref_path)
+    check_result_output(out_file, "NIfTI image", recognise=is_nifti,
+                        inputs=[in_file, ref_path], overwrite=overwrite)
     if not os.fspath(out_file).lower().endswith((".nii", ".nii.gz")):
         raise ValueError(f"{os.fspath(out_file)}: a density map is a NIfTI image; name it "
                          ".nii or .nii.gz")

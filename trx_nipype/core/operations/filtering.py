@@ -36,6 +36,8 @@ from .analysis_io import (
     open_tractogram,
     write_tractogram,
 )
+from .inputs import check_inputs
+from .outputs import check_result_output
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +134,7 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
                        min_length: float | None = None, max_length: float | None = None,
                        include: Sequence[str | os.PathLike] = (),
                        exclude: Sequence[str | os.PathLike] = (), roi_mode: str = "any",
-                       dps_ranges: Sequence[DpsRange | str] = (),
+                       dps_ranges: Sequence[DpsRange | str] = (), overwrite: bool = False,
                        chunk_vertices: int = CHUNK_VERTICES) -> FilterResult:
     """Keep the streamlines that pass every criterion; write them to ``out_file``.
 
@@ -154,6 +156,9 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
         ``endpoints``: the first or last vertex in the mask.
     dps_ranges : sequence of DpsRange or "KEY:MIN:MAX"
         Bounds (inclusive) on data per streamline (one column).
+    overwrite : bool
+        Replace an existing output (only ever a tractogram; see
+        :func:`~trx_nipype.core.operations.outputs.check_result_output`).
     chunk_vertices : int
         Vertices read per chunk.
 
@@ -172,6 +177,8 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
     if min_length is not None and max_length is not None and min_length > max_length:
         raise ValueError(f"the minimum length ({min_length:g} mm) is above the maximum "
                          f"({max_length:g} mm)")
+    check_inputs(in_file, *include, *exclude)
+    check_result_output(out_file, inputs=[in_file, *include, *exclude], overwrite=overwrite)
     with open_tractogram(in_file) as trx:
         name = os.fspath(in_file)
         keep = np.ones(len(trx), dtype=bool)

@@ -15,6 +15,11 @@ it reads anything, and writes with :func:`write_tractogram`:
   of other files, a file that is not a tractogram or a symbolic link), and
   only when ``overwrite`` is true (the CLI's ``--force``).
 
+The analysis operations (filter, density, sample, profile, resample), whose
+outputs may also be NIfTI images and tables, check theirs with
+:func:`check_result_output`: the same rules, each kind of file recognised as
+what it is (a tractogram as above, an image or a table by its content).
+
 Errors name the parameter to change (:func:`~trx_nipype.core.errors.param`), so
 the CLI can name its option instead.
 """
@@ -203,8 +208,7 @@ def plan_output(out_path: str | os.PathLike, *, inputs: Iterable[str | os.PathLi
         raise UsageError(f"{path.name[:40]}...: the output's name has "
                          f"{len(path.name.encode('utf-8'))} bytes; a {fmt.upper()} file name "
                          f"holds at most {limit}: choose a shorter name")
-    if not path.parent.is_dir():
-        raise UsageError(f"{path.parent}: the output's folder does not exist; create it first")
+    _check_folder(path)
     check_apart(path, inputs)
     if groups_from is not None and fmt not in SPACED_FORMATS:
         name, value = groups_from
@@ -217,6 +221,74 @@ def plan_output(out_path: str | os.PathLike, *, inputs: Iterable[str | os.PathLi
                                  f"{fmt.upper()} file has its own encoding")
     check_overwrite(path, overwrite)
     return Output(path, fmt)
+
+
+def _check_folder(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise UsageError(f"{path.parent}: the output's folder does not exist; create it first")
+
+
+def _is_replaceable_tractogram(path: Path) -> bool:
+    """A tractogram (file or TRX folder) or an empty folder: what :func:`check_replaceable`
+    lets an output replace."""
+    try:
+        check_replaceable(path)
+    except FileExistsError:
+        return False
+    return True
+
+
+def check_result_output(out_path: str | os.PathLike, kind: str = "tractogram", *,
+                        recognise: Callable[[Path], bool] | None = None,
+                        inputs: Iterable[str | os.PathLike | None] = (),
+                        overwrite: bool = False) -> Path:
+    """Check the output of an analysis operation before any work (see the module docstring).
+
+    Parameters
+    ----------
+    out_path : str or os.PathLike
+        The output.
+    kind : str
+        What it is, for messages: ``"tractogram"`` (its name then picks its
+        format, as for :func:`plan_output`), ``"NIfTI image"``, ``"profile table"``.
+    recognise : callable, optional
+        Whether an existing file is of that kind (required for kinds other
+        than tractograms, which are recognised as :func:`plan_output` does).
+    inputs : iterable of paths
+        Every input of the operation; None entries skipped.
+    overwrite : bool
+        Replace an existing output of that kind.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    UsageError
+        Unknown tractogram suffix, missing folder, an output among the inputs.
+    FileExistsError
+        A link, an existing file of another kind (never replaced), or (unless
+        ``overwrite``) any existing output.
+    """
+    path = Path(out_path)
+    if kind == "tractogram":
+        output_format(path)
+        recognise = _is_replaceable_tractogram
+    elif recognise is None:
+        raise TypeError(f"check_result_output: a {kind} needs recognise=")
+    _check_folder(path)
+    check_apart(path, inputs)
+    if path.is_symlink():
+        check_replaceable(path)  # never written through or over
+    if not os.path.lexists(path):
+        return path
+    if not recognise(path):
+        raise FileExistsError(f"{path}: exists and is not a {kind}; it is never replaced: "
+                              "choose another output")
+    if not overwrite:
+        raise OutputExistsError(f"{path}: exists; add {param('overwrite', True)} to replace it")
+    return path
 
 
 def remove_tractogram(path: str | os.PathLike,

@@ -40,6 +40,8 @@ from ..metrics import (
 )
 from ..saving import MemberStream, offsets_chunks, trx_members
 from .analysis_io import CHUNK_VERTICES, open_tractogram, write_tractogram
+from .inputs import check_inputs
+from .outputs import check_result_output
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,7 @@ def _interp(values: np.ndarray, k: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
                          nb_points: int | None = None, step: float | None = None,
-                         drop_dpv: bool = False,
+                         drop_dpv: bool = False, overwrite: bool = False,
                          chunk_vertices: int = CHUNK_VERTICES) -> ResampleResult:
     """Resample every streamline to ``nb_points`` points, or to points ``step`` mm apart.
 
@@ -152,6 +154,9 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
         Leave the data per vertex out instead of interpolating it. Float data
         per vertex is interpolated linearly between the two nearest vertices;
         integer data cannot be, and is refused unless dropped.
+    overwrite : bool
+        Replace an existing output (only ever a tractogram; see
+        :func:`~trx_nipype.core.operations.outputs.check_result_output`).
     chunk_vertices : int
         Vertices (read or written) per chunk.
 
@@ -169,6 +174,8 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
         raise ValueError("give exactly one of the number of points and the step")
     if nb_points is not None and int(nb_points) < 2:
         raise ValueError(f"a resampled streamline needs at least 2 points, got {nb_points}")
+    check_inputs(in_file)
+    check_result_output(out_file, inputs=[in_file], overwrite=overwrite)
     src_name = os.fspath(in_file)
     with open_tractogram(in_file) as trx:
         lens = np.asarray(trx.lengths, dtype=np.int64)
