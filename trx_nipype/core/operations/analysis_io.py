@@ -1,15 +1,15 @@
 """What the analysis operations share: inputs, images in a tractogram's space, voxels, outputs.
 
-- :func:`open_tractogram`: any readable tractogram (TRX mapped; TRK... read).
+- :func:`read_tractogram`: any readable tractogram (TRX mapped; TRK... read).
 - :class:`Grid`: voxel indices of RAS+ mm points exactly as dipy computes them
   (``dipy.tracking.utils._mapping_to_voxel`` / ``_to_voxel_coordinates``:
   ``floor`` of the voxel coordinate + 0.5, negatives refused).
 - :func:`load_volume`: a NIfTI image that must lie on a given grid, with an
   error that says how it differs.
-- :func:`write_tractogram`, :func:`write_nifti`, :func:`write_table`: atomic
-  writers (a temporary sibling renamed into place); tractograms go through
-  the one TRX writer (:func:`trx_nipype.core.saving.write_members`), other
-  formats are converted from a private temporary TRX.
+- :func:`write_nifti`, :func:`write_table`: atomic writers (a temporary
+  sibling renamed into place); tractograms are written by
+  :func:`~trx_nipype.core.operations.outputs.write_streams`, with the
+  operations' outputs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import csv
 import gzip
 import io
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import TrxFormatError
-from ..formats import atomic_output, atomic_path, detect_format
-from ..saving import MemberStream, write_members
+from ..formats import atomic_output, atomic_path
 from ..space import space_mismatch
-from ..tempfiles import make_temp_dir, remove_temp_dir
 from ..trxfile import TrxFile
 
 #: vertices per chunk in the analysis operations: float64 voxel coordinates of a
@@ -39,7 +37,7 @@ CHUNK_VERTICES = 1_000_000
 SPACE_ATOL = 1e-3
 
 
-def open_tractogram(path: str | os.PathLike) -> TrxFile:
+def read_tractogram(path: str | os.PathLike) -> TrxFile:
     """Open a tractogram of any readable format (a TRX is mapped, read-only).
 
     Raises
@@ -245,28 +243,6 @@ def check_groups(trx: TrxFile, groups: Sequence[str] | None, path: str | os.Path
         raise KeyError(f"{os.fspath(path)}: no group {', '.join(map(repr, missing))}; groups "
                        f"present: {have}")
     return names
-
-
-def write_tractogram(header: Mapping[str, Any], members: list[MemberStream],
-                     dest: str | os.PathLike) -> Path:
-    """Write a header and member streams to ``dest``, in the format its extension names.
-
-    ``.trx``/``.zip`` give a TRX zip and no extension a TRX directory, written
-    by the one TRX writer; other formats (``.trk``, ``.tck``, ``.vtk``...) are
-    converted from a private temporary TRX (removed at once), keeping what the
-    format can hold. Atomic either way.
-    """
-    fmt = detect_format(dest, for_output=True)
-    if fmt == "trx":
-        return write_members(dest, header, members)
-    from ..converting import convert
-
-    tmp = make_temp_dir("analysis")
-    try:
-        staged = write_members(tmp / "staged.trx", header, members)
-        return convert(staged, dest, out_format=fmt)
-    finally:
-        remove_temp_dir(tmp)
 
 
 def is_nifti(path: str | os.PathLike) -> bool:

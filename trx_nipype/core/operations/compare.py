@@ -505,7 +505,7 @@ def compare_trx(a: TrxFile, b: TrxFile, *, atol: float = 0.0, data_atol: float |
     return Comparison(labels[0], labels[1], float(atol), data_tol, job.differences, job.notes)
 
 
-def open_tractogram(path: str | os.PathLike, reference: Any = None) -> tuple[TrxFile, bool]:
+def open_for_comparison(path: str | os.PathLike, reference: Any = None) -> tuple[TrxFile, bool]:
     """Open any readable tractogram for comparison; return it and whether it has a space.
 
     A TRX or TRK is read in its own space (``reference`` unused). A format
@@ -537,9 +537,9 @@ def compare_tractograms(a: str | os.PathLike, b: str | os.PathLike, *, atol: flo
     FileNotFoundError, TrxFormatError, ValueError
         If a file is missing or cannot be read.
     """
-    ta, space_a = open_tractogram(a, reference)
+    ta, space_a = open_for_comparison(a, reference)
     try:
-        tb, space_b = open_tractogram(b, reference)
+        tb, space_b = open_for_comparison(b, reference)
     except BaseException:
         ta.close()
         raise

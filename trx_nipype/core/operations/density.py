@@ -37,7 +37,7 @@ from .analysis_io import (
     check_groups,
     grid_of,
     is_nifti,
-    open_tractogram,
+    read_tractogram,
     write_nifti,
 )
 from .inputs import check_inputs
@@ -155,7 +155,7 @@ def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
     if not os.fspath(out_file).lower().endswith((".nii", ".nii.gz")):
         raise ValueError(f"{os.fspath(out_file)}: a density map is a NIfTI image; name it "
                          ".nii or .nii.gz")
-    with open_tractogram(in_file) as trx:
+    with read_tractogram(in_file) as trx:
         picked = check_groups(trx, groups, in_file)
         view = trx.select_groups(picked) if picked else trx
         if reference is not None:

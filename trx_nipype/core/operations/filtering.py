@@ -33,11 +33,10 @@ from .analysis_io import (
     Grid,
     grid_of,
     load_volume,
-    open_tractogram,
-    write_tractogram,
+    read_tractogram,
 )
 from .inputs import check_inputs
-from .outputs import check_result_output
+from .outputs import check_result_output, write_streams
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +178,7 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
                          f"({max_length:g} mm)")
     check_inputs(in_file, *include, *exclude)
     check_result_output(out_file, inputs=[in_file, *include, *exclude], overwrite=overwrite)
-    with open_tractogram(in_file) as trx:
+    with read_tractogram(in_file) as trx:
         name = os.fspath(in_file)
         keep = np.ones(len(trx), dtype=bool)
         removed: dict[str, int] = {}
@@ -212,7 +211,7 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
                 apply(f"exclude {Path(path).name}", ~hits[len(include) + j])
         view = trx.select(np.flatnonzero(keep), keep_empty_groups=True)
         header, members = trx_members(view, dest=out_file)
-        out = write_tractogram(header, members, out_file)
+        out = write_streams(header, members, out_file)
         result = FilterResult(out, len(trx), len(view), removed)
     log.info("filter: %s -> %s: kept %d of %d streamlines", name, out, result.nb_streamlines,
              result.nb_input)

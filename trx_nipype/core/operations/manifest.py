@@ -52,7 +52,7 @@ from .compare import (
     file_kind,
     file_sha256,
     json_differences,
-    open_tractogram,
+    open_for_comparison,
     outputs_of,
     pair_files,
     read_json,
@@ -228,7 +228,7 @@ def file_entry(path: Path, *, reference: Any = None, decimals: int = DEFAULT_DEC
     kind = file_kind(path)
     if kind == "tractogram":
         try:
-            trx, _ = open_tractogram(path, reference)
+            trx, _ = open_for_comparison(path, reference)
         except ImportError:  # .vtk without fury: bytes only
             kind = "file"
         else:

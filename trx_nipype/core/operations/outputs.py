@@ -1,7 +1,8 @@
 """Where an operation writes, checked before any work, and how its result reaches disk.
 
 Every operation of this package plans its output with :func:`plan_output` before
-it reads anything, and writes with :func:`write_tractogram`:
+it reads anything, and writes with :func:`write_tractogram` (a tractogram or a
+view) or :func:`write_streams` (a header and member streams):
 
 - the output's name picks its format, as in ``convert``: ``.trx``/``.zip`` a
   TRX zip, ``.trk[.gz]``, ``.tck[.gz]``, ``.vtk``/``.vtp``/``.fib``, ``.dpy``,
@@ -39,7 +40,8 @@ from ..errors import OutputExistsError, UsageError, param
 from ..formats import SPACED_FORMATS, SUFFIXES, compound_suffix, detect_format
 from ..formats.trk_groups import SIDECAR_SUFFIX, groups_sidecar_path
 from ..naming import NAME_MAX
-from ..saving import is_zip_path, save
+from ..saving import MemberStream, is_zip_path, save, write_members
+from ..tempfiles import make_temp_dir, remove_temp_dir
 from ..trxfile import TrxFile
 from ..writer import check_replaceable
 
@@ -352,6 +354,26 @@ def write_tractogram(trx: TrxFile, output: Output, *, compression: str | None = 
     else:
         convert(trx, path, out_format=output.format, bbox_check=False)
     return written(trx, output)
+
+
+def write_streams(header: Mapping[str, Any], members: list[MemberStream],
+                  dest: str | os.PathLike) -> Path:
+    """Write a header and member streams to ``dest``, in the format its extension names.
+
+    ``.trx``/``.zip`` give a TRX zip and no extension a TRX directory, written
+    by the one TRX writer; other formats (``.trk``, ``.tck``, ``.vtk``...) are
+    converted from a private temporary TRX (removed at once), keeping what the
+    format can hold. Atomic either way.
+    """
+    fmt = detect_format(dest, for_output=True)
+    if fmt == "trx":
+        return write_members(dest, header, members)
+    tmp = make_temp_dir("analysis")
+    try:
+        staged = write_members(tmp / "staged.trx", header, members)
+        return convert(staged, dest, out_format=fmt)
+    finally:
+        remove_temp_dir(tmp)
 
 
 def written(trx: TrxFile, output: Output) -> Written:

@@ -39,9 +39,9 @@ from ..metrics import (
     streamline_ids,
 )
 from ..saving import MemberStream, offsets_chunks, trx_members
-from .analysis_io import CHUNK_VERTICES, open_tractogram, write_tractogram
+from .analysis_io import CHUNK_VERTICES, read_tractogram
 from .inputs import check_inputs
-from .outputs import check_result_output
+from .outputs import check_result_output, write_streams
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
     check_inputs(in_file)
     check_result_output(out_file, inputs=[in_file], overwrite=overwrite)
     src_name = os.fspath(in_file)
-    with open_tractogram(in_file) as trx:
+    with read_tractogram(in_file) as trx:
         lens = np.asarray(trx.lengths, dtype=np.int64)
         if nb_points is not None:
             new_lens = np.full(len(trx), int(nb_points), dtype=np.int64)
@@ -256,7 +256,7 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
                 f"dpv/{format_member_name(key, (v_out, *shape[1:]), dtype)}",
                 v_out * width * dtype.itemsize,
                 stream(key, dtype)))
-        out = write_tractogram(header, new + kept, out_file)
+        out = write_streams(header, new + kept, out_file)
     log.info("resample: %s -> %s: %d streamlines, %d vertices", src_name, out, len(new_lens),
              v_out)
     return ResampleResult(out, len(new_lens), v_out, dpv_keys)

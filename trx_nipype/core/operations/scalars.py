@@ -33,12 +33,11 @@ from .analysis_io import (
     check_groups,
     grid_of,
     load_volume,
-    open_tractogram,
+    read_tractogram,
     write_table,
-    write_tractogram,
 )
 from .inputs import check_inputs
-from .outputs import check_result_output
+from .outputs import check_result_output, write_streams
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
     check_result_output(out_file, inputs=[in_file, image], overwrite=overwrite)
     mean_key = f"{name}_mean"
     src_name = os.fspath(in_file)
-    with open_tractogram(in_file) as trx:
+    with read_tractogram(in_file) as trx:
         taken = [f"dpv {name!r}"] if name in trx.dpv else []
         taken += [f"dps {mean_key!r}"] if mean_key in trx.dps else []
         if taken:
@@ -149,7 +148,7 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
         members.append(MemberStream(f"dpv/{name}.float32", v * 4, values))
         members.append(MemberStream(f"dps/{mean_key}.float32", n * 4,
                                     lambda: iter([means.astype(np.float32)])))
-        out = write_tractogram(header, members, out_file)
+        out = write_streams(header, members, out_file)
     log.info("sample: %s x %s -> %s (dpv %s, dps %s)", src_name, image, out, name, mean_key)
     return SampleResult(out, name, mean_key, n, v)
 
@@ -277,7 +276,7 @@ def tract_profile(in_file: str | os.PathLike, image: str | os.PathLike,
         raise ValueError(f"{os.fspath(out_file)}: a profile is a table; name it .csv or .tsv")
     metric = metric or _image_stem(image)
     src_name = os.fspath(in_file)
-    with open_tractogram(in_file) as trx:
+    with read_tractogram(in_file) as trx:
         picked = check_groups(trx, groups, in_file) or sorted(trx.groups)
         grid = grid_of(trx)
         data = load_volume(image, grid, what="image", tractogram=src_name, dtype=np.float64)
