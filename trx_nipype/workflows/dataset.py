@@ -60,8 +60,9 @@ REFERENCE_EXTENSIONS = (".nii.gz", ".nii")
 #: the default ``--pattern``s, relative to the dataset root
 DEFAULT_PATTERNS = ("sub-*/dwi/*", "sub-*/ses-*/dwi/*")
 
-_SUB = re.compile(r"^sub-[A-Za-z0-9]+$")
-_SES = re.compile(r"^ses-[A-Za-z0-9]+$")
+#: the names of subject and session folders (BIDS labels: letters and digits)
+SUBJECT_FOLDER = re.compile(r"^sub-[A-Za-z0-9]+$")
+SESSION_FOLDER = re.compile(r"^ses-[A-Za-z0-9]+$")
 #: BIDS entities that are not part of a bundle's name (``hemi`` is added as a suffix)
 ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "mod", "echo", "space",
             "res", "den", "desc", "track", "hemi", "label", "model", "param", "alg")
@@ -223,8 +224,8 @@ def bundle_name(filename: str) -> str:
 def _labels(rel: Path) -> tuple[str, str]:
     """(subject, session) of a path relative to the root."""
     parts = rel.parts[:-1]
-    subject = next((p for p in parts if _SUB.match(p)), parts[0] if parts else "")
-    session = next((p for p in parts if _SES.match(p)), "")
+    subject = next((p for p in parts if SUBJECT_FOLDER.match(p)), parts[0] if parts else "")
+    session = next((p for p in parts if SESSION_FOLDER.match(p)), "")
     return subject, session
 
 

@@ -32,7 +32,7 @@ from ..trxfile import TrxFile
 
 #: vertices per chunk in the analysis operations: float64 voxel coordinates of a
 #: chunk are 24 MB, and each operation holds a few such arrays at a time
-CHUNK_VERTICES = 1_000_000
+ANALYSIS_CHUNK_VERTICES = 1_000_000
 #: largest difference (mm) between two affines that still counts as the same space
 SPACE_ATOL = 1e-3
 

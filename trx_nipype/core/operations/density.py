@@ -32,7 +32,7 @@ from ..metrics import streamline_ids
 from ..reference import space_from_reference
 from ..trxfile import TrxFile
 from .analysis_io import (
-    CHUNK_VERTICES,
+    ANALYSIS_CHUNK_VERTICES,
     Grid,
     check_groups,
     grid_of,
@@ -57,7 +57,7 @@ class DensityResult:
 
 
 def count_streamlines(trx: TrxFile, grid: Grid, *, where: str = "the tractogram",
-                      chunk_vertices: int = CHUNK_VERTICES) -> np.ndarray:
+                      chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> np.ndarray:
     """Streamlines per voxel of ``grid`` (int64 counts, C order, shape ``grid.dimensions``).
 
     Equal to ``dipy.tracking.utils.density_map(trx.streamlines, grid.affine,
@@ -114,7 +114,7 @@ def _outside_count(trx: TrxFile, grid: Grid, chunk_vertices: int) -> int:
 def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
                 reference: Any = None, groups: Sequence[str] | None = None,
                 binary: bool = False, overwrite: bool = False,
-                chunk_vertices: int = CHUNK_VERTICES) -> DensityResult:
+                chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> DensityResult:
     """Write the streamline count of every voxel as a NIfTI image.
 
     Parameters

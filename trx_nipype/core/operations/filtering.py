@@ -29,7 +29,7 @@ from ..metrics import lengths_mm, streamline_ids
 from ..saving import trx_members
 from ..trxfile import TrxFile
 from .analysis_io import (
-    CHUNK_VERTICES,
+    ANALYSIS_CHUNK_VERTICES,
     Grid,
     grid_of,
     load_volume,
@@ -93,7 +93,7 @@ def _in_range(values: np.ndarray, low: float | None, high: float | None) -> np.n
 
 
 def roi_hits(trx: TrxFile, masks: Sequence[np.ndarray], grid: Grid, *, mode: str = "any",
-             chunk_vertices: int = CHUNK_VERTICES) -> np.ndarray:
+             chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> np.ndarray:
     """Which streamlines reach each mask: ``(len(masks), len(trx))`` booleans.
 
     ``any``: some vertex lies in a nonzero voxel (``dipy.tracking.utils.target``);
@@ -134,7 +134,7 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
                        include: Sequence[str | os.PathLike] = (),
                        exclude: Sequence[str | os.PathLike] = (), roi_mode: str = "any",
                        dps_ranges: Sequence[DpsRange | str] = (), overwrite: bool = False,
-                       chunk_vertices: int = CHUNK_VERTICES) -> FilterResult:
+                       chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> FilterResult:
     """Keep the streamlines that pass every criterion; write them to ``out_file``.
 
     Parameters

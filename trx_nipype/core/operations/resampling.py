@@ -39,7 +39,7 @@ from ..metrics import (
     streamline_ids,
 )
 from ..saving import MemberStream, offsets_chunks, trx_members
-from .analysis_io import CHUNK_VERTICES, read_tractogram
+from .analysis_io import ANALYSIS_CHUNK_VERTICES, read_tractogram
 from .inputs import check_inputs
 from .outputs import check_result_output, write_streams
 
@@ -136,7 +136,7 @@ def _interp(values: np.ndarray, k: np.ndarray, t: np.ndarray) -> np.ndarray:
 def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
                          nb_points: int | None = None, step: float | None = None,
                          drop_dpv: bool = False, overwrite: bool = False,
-                         chunk_vertices: int = CHUNK_VERTICES) -> ResampleResult:
+                         chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> ResampleResult:
     """Resample every streamline to ``nb_points`` points, or to points ``step`` mm apart.
 
     Parameters

@@ -28,7 +28,7 @@ from ..metrics import as_sequence, packed_data, streamline_ids
 from ..saving import MemberStream, trx_members
 from ..trxfile import TrxFile
 from .analysis_io import (
-    CHUNK_VERTICES,
+    ANALYSIS_CHUNK_VERTICES,
     Grid,
     check_groups,
     grid_of,
@@ -81,7 +81,7 @@ class SampleResult:
 
 def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
                       out_file: str | os.PathLike, *, name: str, overwrite: bool = False,
-                      chunk_vertices: int = CHUNK_VERTICES) -> SampleResult:
+                      chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> SampleResult:
     """Store an image's values along the streamlines: dpv ``name`` and dps ``name_mean``.
 
     Parameters
@@ -185,7 +185,7 @@ def _distance(short: np.ndarray, standard: np.ndarray) -> np.ndarray:
 
 
 def bundle_profile(trx: TrxFile, data: np.ndarray, grid: Grid, *, nb_points: int = 100,
-                   chunk_vertices: int = CHUNK_VERTICES) -> np.ndarray:
+                   chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> np.ndarray:
     """The mean profile of ``trx``'s streamlines (float64, ``(nb_points,)``).
 
     Equal to ``afq_profile(data, bundle, grid.affine, n_points=nb_points,
@@ -232,7 +232,7 @@ def bundle_profile(trx: TrxFile, data: np.ndarray, grid: Grid, *, nb_points: int
 def tract_profile(in_file: str | os.PathLike, image: str | os.PathLike,
                   out_file: str | os.PathLike, *, nb_points: int = 100,
                   groups: Sequence[str] | None = None, metric: str | None = None,
-                  overwrite: bool = False, chunk_vertices: int = CHUNK_VERTICES
+                  overwrite: bool = False, chunk_vertices: int = ANALYSIS_CHUNK_VERTICES
                   ) -> ProfileResult:
     """Write one ``nb_points``-point profile of ``image`` per group as a tidy table.
 
