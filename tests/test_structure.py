@@ -147,6 +147,31 @@ def test_no_private_name_imported_from_another_module() -> None:
     assert _private_imports(IMPORTS) == []
 
 
+def _warn_calls(path: Path) -> list[tuple[int, str | None]]:
+    """``(line, category name)`` of each ``warnings.warn`` call (None: no ``category=``)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "warn" and isinstance(node.func.value, ast.Name) \
+                and node.func.value.id == "warnings":
+            given = [k.value for k in node.keywords if k.arg == "category"]
+            out.append((node.lineno, given[0].id if given and isinstance(given[0], ast.Name)
+                        else None))
+    return out
+
+
+def test_every_warning_has_a_category_of_the_package() -> None:
+    from trx_nipype.core import errors
+
+    ours = {name for name, obj in vars(errors).items()
+            if isinstance(obj, type) and issubclass(obj, errors.TrxWarning)}
+    calls = {f"{name}:{line}": category for name, (path, _) in MODULES.items()
+             for line, category in _warn_calls(path)}
+    assert len(calls) >= 18  # the reader finds them
+    assert {where: category for where, category in calls.items()
+            if category not in ours} == {}
+
+
 def test_the_reader_sees_deferred_imports_cycles_and_private_names(tmp_path: Path) -> None:
     # the reader itself, on a small package: an import inside a function is an arrow
     # like any other, and ``from pkg import name`` points at the submodule when it is one

@@ -18,10 +18,11 @@ The output format comes from ``out_format`` or the output name: ``.trx`` /
 ``.zip`` -> TRX zip, ``.trk[.gz]``, ``.tck[.gz]``, ``.vtk``/``.vtp``/``.fib``,
 ``.dpy``; an existing directory or a name without any suffix -> TRX directory.
 
-What a target cannot hold is reported with :func:`warnings.warn` naming each
-field: data per vertex/streamline in TCK/VTK/DPY, data per group anywhere but
-TRX, TRK names longer than 20 bytes (shortened), more than 10 TRK fields,
-values that float32 (TRK's only type) changes, extra TRX header keys.
+What a target cannot hold is reported with :func:`warnings.warn` (a
+:class:`~trx_nipype.core.errors.DataLossWarning`) naming each field: data per
+vertex/streamline in TCK/VTK/DPY, data per group anywhere but TRX, TRK names
+longer than 20 bytes (shortened: a NamingWarning), more than 10 TRK fields, values that float32
+(TRK's only type) changes, extra TRX header keys.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import numpy as np
 
 from .arrays import row_width
 from .blockwrite import BlockSource, predicted_counts, write_blocks
-from .errors import ParameterError, ParameterWarning, SpaceMismatchError, param
+from .errors import DataLossWarning, ParameterError, SpaceMismatchError, SpaceWarning, param
 from .formats import FORMATS, SPACED_FORMATS, Block, detect_format, format_names
 from .loader import load
 from .reference import require_same_space, space_from_reference
@@ -220,11 +221,11 @@ class _BBox:
         if not self.outside:
             return
         fate = f"kept ({param('keep_outside', False)} drops them)" if self.keep else "dropped"
-        msg = ParameterWarning(f"{self.where}: {self.outside} of {self.total} streamlines fall "
-                               "outside the bounding box of the reference grid "
-                               f"{self.space.dimensions.tolist()}; {fate}")
+        msg = SpaceWarning(f"{self.where}: {self.outside} of {self.total} streamlines fall "
+                           "outside the bounding box of the reference grid "
+                           f"{self.space.dimensions.tolist()}; {fate}")
         log.info("%s", msg)
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, category=SpaceWarning, stacklevel=3)
 
 
 # -------------------------------------------------------------- accumulation
@@ -301,7 +302,7 @@ class _Spool:
 def _warn_lost(dest: str, what: str, names: list[str], target: str) -> None:
     if names:
         warnings.warn(f"{dest}: {target} cannot hold {what}; dropped {format_names(names)}",
-                      stacklevel=4)
+                      category=DataLossWarning, stacklevel=4)
 
 
 def _report_unrepresentable(inp: _Input, dest: str, out_fmt: str) -> None:
@@ -378,9 +379,12 @@ def convert(in_path: str | os.PathLike | TrxFile, out_path: str | os.PathLike,
 
     Warns
     -----
-    UserWarning
-        For each field the target cannot hold, and for streamlines outside
-        the bounding box.
+    DataLossWarning
+        For each field the target cannot hold.
+    SpaceWarning
+        For streamlines outside the bounding box.
+    HeaderWarning, NamingWarning
+        For a header that lacks something, a name changed to fit (TRK).
     """
     in_s = in_path.path or "in memory" if isinstance(in_path, TrxFile) else os.fspath(in_path)
     out_s = os.fspath(out_path)

@@ -55,7 +55,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..errors import TrxFormatError
+from ..errors import DataLossWarning, HeaderWarning, NamingWarning, TrxFormatError
 from ..header import axcodes, usable_affine
 from ..space import Space, transform_points
 from . import (
@@ -179,7 +179,7 @@ def _storable_name(name: str, count: int, taken: dict[str, slice], path: str, wh
         safe = f"{base}~{i}"
     if safe != name:
         warnings.warn(f"{path}: {what} {name!r} cannot be a TRX data name (or is taken); "
-                      f"read as {safe!r}", stacklevel=4)
+                      f"read as {safe!r}", category=NamingWarning, stacklevel=4)
     return safe
 
 
@@ -273,7 +273,7 @@ def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Trk
     affine = np.asarray(rec["vox_to_ras"], dtype=np.float64)
     if version == 1 or affine[3, 3] == 0:
         warnings.warn(f"{path}: the TRK header records no vox_to_ras; assuming the identity",
-                      stacklevel=3)
+                      category=HeaderWarning, stacklevel=3)
         affine = np.eye(4)
     if not usable_affine(affine):
         raise TrxFormatError(path, "header", f"vox_to_ras: expected a finite, invertible "
@@ -281,7 +281,7 @@ def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Trk
     order_code = bytes(rec["voxel_order"]).rstrip(b"\x00").decode("latin1").upper()
     if not order_code:
         warnings.warn(f"{path}: the TRK header has no voxel_order; assuming 'LPS' "
-                      "(TrackVis's default)", stacklevel=3)
+                      "(TrackVis's default)", category=HeaderWarning, stacklevel=3)
         order_code = "LPS"
     dims = np.asarray(rec["dim"], dtype=np.int64)
     sizes = np.asarray(rec["voxel_size"], dtype=np.float64)
@@ -526,7 +526,7 @@ def fit_names(keys: Sequence[str], ncols: dict[str, int], what: str, dest: str,
     room = MAX_NAMES - reserved
     if len(keys) > room:
         warnings.warn(f"{dest}: TRK holds at most {room} {what} names; dropped "
-                      f"{format_names(keys[room:])}", stacklevel=4)
+                      f"{format_names(keys[room:])}", category=DataLossWarning, stacklevel=4)
         keys = keys[:room]
     out: dict[str, bytes] = {}
     used: set[str] = set()
@@ -544,7 +544,8 @@ def fit_names(keys: Sequence[str], ncols: dict[str, int], what: str, dest: str,
             short = name[:fit - len(str(i)) - 1] + f"~{i}".encode()
         if short != name:
             warnings.warn(f"{dest}: {what} name {key!r} does not fit TRK's {NAME_LEN}-byte "
-                          f"field; written as {short.decode('latin1')!r}", stacklevel=4)
+                          f"field; written as {short.decode('latin1')!r}",
+                          category=NamingWarning, stacklevel=4)
         used.add(short.decode("latin1"))
         out[key] = short + suffix.encode("latin1")
     return out
@@ -588,7 +589,7 @@ def plan_layout(dpv: dict[str, int], dps: dict[str, int], group_names: Sequence[
     reserve = 1 if group_names else 0
     if GROUP_PROPERTY in dps and group_names:
         warnings.warn(f"{dest}: data per streamline {GROUP_PROPERTY!r} clashes with the "
-                      "group index property; dropped", stacklevel=3)
+                      "group index property; dropped", category=DataLossWarning, stacklevel=3)
         dps = {k: v for k, v in dps.items() if k != GROUP_PROPERTY}
     snames = fit_names(sorted(dpv), dpv, "data_per_point (scalar)", dest)
     pnames = fit_names(sorted(dps), dps, "data_per_streamline (property)", dest, reserve)
@@ -653,10 +654,11 @@ def write_trk(dest: str | os.PathLike, space: Space, blocks: Iterable[Block], *,
             fh.write(TOKEN_TAG + doc["trk_token"].encode("ascii"))
     if empty:
         warnings.warn(f"{dest_s}: nibabel and dipy skip empty streamlines in TRK files; "
-                      f"{empty} left out", stacklevel=2)
+                      f"{empty} left out", category=DataLossWarning, stacklevel=2)
     if lossy:
         warnings.warn(f"{dest_s}: TRK stores data as float32; values of "
-                      f"{format_names(sorted(lossy))} changed in the conversion", stacklevel=2)
+                      f"{format_names(sorted(lossy))} changed in the conversion",
+                      category=DataLossWarning, stacklevel=2)
     if doc is not None:
         write_groups_sidecar(dest, doc)
     elif groups_sidecar_path(dest).exists():

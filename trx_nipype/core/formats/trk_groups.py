@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TrxFormatError
+from ..errors import DataLossWarning, TrxFormatError
 from . import write_json
 
 #: the per-streamline property that holds a streamline's group index
@@ -89,13 +89,13 @@ def groups_sidecar_for(info: Any) -> dict[str, Any] | None:
         if not reserved.startswith(TOKEN_TAG + sidecar["token"].encode("ascii", "replace")):
             warnings.warn(f"{info.path}: {name} was written for another version of this "
                           "file (its trk_token is not in the TRK header); groups not read",
-                          stacklevel=3)
+                          category=DataLossWarning, stacklevel=3)
             return None
     sl = info.properties.get(sidecar["property"])
     if sl is None or sl.stop - sl.start != 1:
         warnings.warn(f"{info.path}: {name} names the property {sidecar['property']!r}, which "
                       "the file does not hold as one value per streamline; groups not read",
-                      stacklevel=3)
+                      category=DataLossWarning, stacklevel=3)
         return None
     return {**sidecar, "column": sl.start}
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..concatenating import ConcatInput, concatenation_members
 from ..converting import load_any
-from ..errors import TrxFormatError
+from ..errors import SpaceWarning, TrxFormatError
 from ..formats import Block, compound_suffix, detect_format
 from ..loader import load
 from ..reference import space_from_reference
@@ -279,7 +279,8 @@ def assemble_bundles(in_files: Sequence[str | os.PathLike], out_path: str | os.P
                     total = sum(len(x) for x in src.lengths)
                     warnings.warn(f"{path}: {src.outside} of {total} streamlines fall outside "
                                   f"the bounding box of the reference grid "
-                                  f"{src.space.dimensions.tolist()}; kept", stacklevel=2)
+                                  f"{src.space.dimensions.tolist()}; kept",
+                                  category=SpaceWarning, stacklevel=2)
                 trx = src.stand_in()
                 inputs.append(ConcatInput(trx, label, name, rows=src.rows))
             else:
