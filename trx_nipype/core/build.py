@@ -143,10 +143,9 @@ def source_from_tractogram(tractogram: Any, *, affine: Any = None,
         tgm = tgm.copy().to_world() if not np.allclose(tgm.affine_to_rasmm, np.eye(4)) else tgm
     seq = tgm.streamlines
     lengths = np.asarray(seq._lengths, dtype=np.int64)
-    offsets = np.asarray(seq._offsets, dtype=np.int64)
+    # get_data() is already a packed copy, streamline after streamline (nibabel copies
+    # the sequence): no second copy for sequences whose rows are not in order
     data = seq.get_data() if len(seq) else np.zeros((0, 3), np.float32)
-    if len(lengths) and not np.array_equal(offsets, np.concatenate([[0], np.cumsum(lengths)[:-1]])):
-        data = np.concatenate(list(seq)) if len(seq) else data
     dps = {k: np.asarray(v) for k, v in tgm.data_per_streamline.items()}
     dpv = {k: np.asarray(v.get_data()) for k, v in tgm.data_per_point.items()}
     return source_from_arrays(
@@ -178,10 +177,11 @@ def source_from_sft(sft: Any) -> Source:
 def reference_header(affine: np.ndarray, dimensions: Sequence[int]) -> Any:
     """A NIfTI header carrying a space (affine, dimensions, voxel sizes) for dipy."""
     import nibabel as nib
+    from nibabel.affines import voxel_sizes
 
     hdr = nib.Nifti1Header()
     hdr.set_data_shape([int(d) for d in dimensions])
-    hdr.set_zooms(tuple(float(z) for z in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(0))))
+    hdr.set_zooms(tuple(float(z) for z in voxel_sizes(np.asarray(affine))))
     hdr.set_sform(affine, code=1)
     hdr.set_qform(affine, code=1)
     return hdr

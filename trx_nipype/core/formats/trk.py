@@ -1,7 +1,7 @@
 """TrackVis ``.trk`` (and ``.trk.gz``), read and written in vectorised chunks.
 
-The layout, spelled out once (version 2; all fields in one byte order, given
-away by ``hdr_size`` reading 1000)::
+The layout (version 2, nibabel's ``header_2_dtype``; all fields in one byte
+order, given away by ``hdr_size`` reading 1000)::
 
     offset size  field
          0    6  id_string            b"TRACK\\0"
@@ -18,7 +18,7 @@ away by ``hdr_size`` reading 1000)::
        952    4  pad2
        956   24  image_orientation_patient float32[6]
        980    2  pad1
-       982    6  invert_x/y/z, swap_xy/yz/zx  uint8 each
+       982    6  invert_x/y/z, swap_xy/yz/zx  one byte each
        988    4  n_count              int32      streamlines (0: unknown, read to EOF)
        992    4  version              int32      2 (1: no vox_to_ras)
        996    4  hdr_size             int32      1000
@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from nibabel.streamlines.trk import MAX_NB_NAMED_SCALARS_PER_POINT, header_2_dtype
 
 from ..errors import DataLossWarning, HeaderWarning, NamingWarning, TrxFormatError
 from ..header import axcodes, usable_affine
@@ -80,32 +81,25 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"TRACK"
 HEADER_SIZE = 1000
-MAX_NAMES = 10
+MAX_NAMES = MAX_NB_NAMED_SCALARS_PER_POINT  # 10, as many properties
 NAME_LEN = 20
 #: bytes read per chunk (whole records are carried over to the next chunk)
 CHUNK_BYTES = 16 * 1024 * 1024
 
-HEADER_DTYPE = np.dtype([
-    ("id_string", "S6"),
-    ("dim", "<i2", 3),
-    ("voxel_size", "<f4", 3),
-    ("origin", "<f4", 3),
-    ("n_scalars", "<i2"),
-    ("scalar_name", "S20", MAX_NAMES),
-    ("n_properties", "<i2"),
-    ("property_name", "S20", MAX_NAMES),
-    ("vox_to_ras", "<f4", (4, 4)),
-    ("reserved", "S444"),
-    ("voxel_order", "S4"),
-    ("pad2", "S4"),
-    ("image_orientation_patient", "<f4", 6),
-    ("pad1", "S2"),
-    ("invert_x", "u1"), ("invert_y", "u1"), ("invert_z", "u1"),
-    ("swap_xy", "u1"), ("swap_yz", "u1"), ("swap_zx", "u1"),
-    ("n_count", "<i4"),
-    ("version", "<i4"),
-    ("hdr_size", "<i4"),
-])
+#: nibabel's names of the header's fields -> TrackVis's (the format's documentation's)
+_TRACKVIS_NAMES = {"magic_number": "id_string", "dimensions": "dim", "voxel_sizes": "voxel_size",
+                   "nb_scalars_per_point": "n_scalars",
+                   "nb_properties_per_streamline": "n_properties",
+                   "voxel_to_rasmm": "vox_to_ras", "nb_streamlines": "n_count"}
+#: the version-2 header record: nibabel's layout (``nibabel.streamlines.trk.header_2_dtype``:
+#: the same offsets and types), little-endian (nibabel's is the machine's order, and a
+#: big-endian file is read through ``newbyteorder``), its fields under TrackVis's names,
+#: which the layout above and this module's messages use (nibabel's are its own)
+HEADER_DTYPE = np.dtype({
+    "names": [_TRACKVIS_NAMES.get(name, name) for name in header_2_dtype.names],
+    "formats": [header_2_dtype.fields[name][0] for name in header_2_dtype.names],
+    "offsets": [header_2_dtype.fields[name][1] for name in header_2_dtype.names],
+    "itemsize": header_2_dtype.itemsize}).newbyteorder("<")
 assert HEADER_DTYPE.itemsize == HEADER_SIZE
 N_COUNT_OFFSET = HEADER_DTYPE.fields["n_count"][1]
 RESERVED_OFFSET = HEADER_DTYPE.fields["reserved"][1]
