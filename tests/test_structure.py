@@ -8,6 +8,8 @@ See ARCHITECTURE.md for the layers and the rules these tests hold.
 from __future__ import annotations
 
 import ast
+import fnmatch
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +133,45 @@ def _private_imports(imports: list[Import]) -> list[str]:
     return sorted(set(out))
 
 
+#: the layers of ARCHITECTURE.md, lowest first: a module imports only from its own layer
+#: and the layers below (the package faces, ``__init__``, sit with what they hand on)
+LAYERS = [
+    ("leaves", ["trx_nipype", "trx_nipype.core.errors", "trx_nipype.core.dtypes",
+                "trx_nipype.core.arrays", "trx_nipype.core.tempfiles", "trx_nipype.core.zipio",
+                "trx_nipype.core.header"]),
+    ("space maths", ["trx_nipype.core.space"]),
+    ("files", ["trx_nipype.core.reading", "trx_nipype.core.container", "trx_nipype.core.writer"]),
+    ("other formats", ["trx_nipype.core.formats", "trx_nipype.core.formats.*"]),
+    ("TrxFile", ["trx_nipype.core.source", "trx_nipype.core.build", "trx_nipype.core.trxfile"]),
+    ("on a TrxFile", ["trx_nipype.core.loader", "trx_nipype.core.saving",
+                      "trx_nipype.core.growable", "trx_nipype.core.metrics",
+                      "trx_nipype.core.naming"]),
+    ("whole files", ["trx_nipype.core.reference", "trx_nipype.core.blockwrite",
+                     "trx_nipype.core.concatenating", "trx_nipype.core.converting",
+                     "trx_nipype.core.summary", "trx_nipype.core"]),
+    ("operations", ["trx_nipype.core.operations", "trx_nipype.core.operations.*"]),
+    ("drawings, testing, data", ["trx_nipype.reports.render", "trx_nipype.reports.measures",
+                                 "trx_nipype.reports.figures", "trx_nipype.reports.html",
+                                 "trx_nipype.reports.qc", "trx_nipype.reports.tractogram",
+                                 "trx_nipype.testing", "trx_nipype.testing.*",
+                                 "trx_nipype.data"]),
+    ("interfaces", ["trx_nipype.interfaces", "trx_nipype.interfaces.*"]),
+    ("workflows", ["trx_nipype.workflows", "trx_nipype.workflows.*"]),
+    ("run reports", ["trx_nipype.reports", "trx_nipype.reports.*"]),
+    ("command line", ["trx_nipype.cli", "trx_nipype.cli.*"]),
+]
+
+
+def _layer(module: str) -> int:
+    """The layer of a module: an exact name first, then the first pattern that matches."""
+    for exact in (True, False):
+        for i, (_, patterns) in enumerate(LAYERS):
+            if module in patterns if exact else \
+                    any(fnmatch.fnmatchcase(module, p) for p in patterns):
+                return i
+    raise KeyError(f"{module}: in no layer of LAYERS (add it where it belongs)")
+
+
 def test_the_sources_are_read() -> None:
     # a reader that found nothing would pass every test below
     assert {"trx_nipype.core.trxfile", "trx_nipype.cli.main",
@@ -145,6 +186,28 @@ def test_no_import_cycle_deferred_imports_included() -> None:
 
 def test_no_private_name_imported_from_another_module() -> None:
     assert _private_imports(IMPORTS) == []
+
+
+def test_imports_point_down_the_layers() -> None:
+    upward = sorted(f"{imp.importer} ({LAYERS[_layer(imp.importer)][0]}) -> {imp.module} "
+                    f"({LAYERS[_layer(imp.module)][0]}), line {imp.line}"
+                    for imp in IMPORTS if _layer(imp.module) > _layer(imp.importer))
+    assert upward == []
+
+
+def test_the_core_uses_numpy_nibabel_and_dipy_only() -> None:
+    # no Nipype, no matplotlib below the interfaces (isal: the optional zip library)
+    allowed = set(sys.stdlib_module_names) | {"trx_nipype", "numpy", "nibabel", "dipy", "isal"}
+    found = {}
+    for name, (path, _) in MODULES.items():
+        if not name.startswith("trx_nipype.core"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            tops = [a.name.split(".")[0] for a in node.names] if isinstance(node, ast.Import) \
+                else [node.module.split(".")[0]] if isinstance(node, ast.ImportFrom) \
+                and not node.level and node.module else []
+            found.update({f"{name}: {top}": top for top in tops if top not in allowed})
+    assert found == {}
 
 
 def _warn_calls(path: Path) -> list[tuple[int, str | None]]:
