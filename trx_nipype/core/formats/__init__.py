@@ -357,18 +357,20 @@ def atomic_output(dest: str | os.PathLike) -> Iterator[IO[bytes]]:
             raw.unlink(missing_ok=True)
 
 
-def write_json(data: Any, path: str | os.PathLike, *, indent: int = 2, end: str = "\n"
-               ) -> None:
+def write_json(data: Any, path: str | os.PathLike, *, indent: int = 2, end: str = "\n",
+               allow_nan: bool = True) -> None:
     """Write ``data`` as sorted, indented JSON atomically (:func:`atomic_output`).
 
     The one JSON writer of the package's outputs (sidecars, summaries, dataset
-    descriptions, TRK groups): the same data gives the same bytes, and the file
-    gets the umask's permissions. A file that already holds exactly that text
-    is left as it is (a rerun changes nothing, not even a timestamp).
-    ``indent`` and ``end`` (what follows the JSON) keep each kind of file as it
-    has always been written.
+    descriptions, TRK groups, manifests): the same data gives the same bytes,
+    and the file gets the umask's permissions. A file that already holds
+    exactly that text is left as it is (a rerun changes nothing, not even a
+    timestamp). ``indent`` and ``end`` (what follows the JSON) keep each kind
+    of file as it has always been written; ``allow_nan=False`` refuses NaN and
+    infinities (``ValueError``), which strict JSON readers cannot read.
     """
-    text = (json.dumps(data, indent=indent, sort_keys=True) + end).encode("utf-8")
+    text = (json.dumps(data, indent=indent, sort_keys=True, allow_nan=allow_nan)
+            + end).encode("utf-8")
     try:
         if Path(path).read_bytes() == text:
             return

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ..formats import atomic_output
+from ..formats import write_json
 from ..trxfile import TrxFile
 from .compare import (
     COMPARE_CHUNK_VERTICES,
@@ -300,10 +300,8 @@ def write_manifest(path: str | os.PathLike, out: str | os.PathLike, *, force: bo
         raise FileExistsError(f"{out}: already exists; not replaced"
                               + ("" if out.is_file() else " (not a file)"))
     manifest = make_manifest(path, exclude=(out,), **options)
-    text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as fh:
-        fh.write(text.encode("utf-8"))
+    write_json(manifest, out, indent=1, allow_nan=False)
     return out
 
 
