@@ -31,8 +31,11 @@ from ..space import space_mismatch
 from ..trxfile import TrxFile
 
 #: vertices per chunk in the analysis operations: float64 voxel coordinates of a
-#: chunk are 24 MB, and each operation holds a few such arrays at a time
-ANALYSIS_CHUNK_VERTICES = 1_000_000
+#: chunk are 6 MB, and each operation holds a few such arrays at a time. Measured at
+#: 1M streamlines against 1M vertices per chunk: profile 243 -> 137 MB of anonymous
+#: memory, density 148 -> 107, resample 122 -> 91, and no operation slower (the
+#: chunk's temporaries stay in the CPU caches)
+ANALYSIS_CHUNK_VERTICES = 250_000
 #: largest difference (mm) between two affines that still counts as the same space
 SPACE_ATOL = 1e-3
 
