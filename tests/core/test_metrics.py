@@ -37,6 +37,24 @@ def test_lengths_of_views_and_degenerate_streamlines() -> None:
     assert lengths_mm(trx.select([])).shape == (0,)
 
 
+def test_lengths_of_mixed_empty_single_point_and_long_streamlines_at_any_chunk() -> None:
+    """Every arrangement of empty, one-point and longer streamlines, cut anywhere into
+    chunks, gives each streamline the float64 sum of its own segments and nothing of
+    its neighbours' (the segments between two streamlines belong to neither)."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        lens = rng.integers(0, 4, size=int(rng.integers(1, 12)))
+        pts = (rng.random((int(lens.sum()), 3)) * 10).astype(np.float32)
+        trx = TrxFile.from_arrays(pts, lengths=lens)
+        starts = np.cumsum(lens) - lens
+        expected = [np.linalg.norm(np.diff(pts[o:o + n].astype(np.float64), axis=0),
+                                   axis=1).sum() if n > 1 else 0.0
+                    for o, n in zip(starts, lens)]
+        for chunk in (1, 2, 3, 5, 100):
+            np.testing.assert_allclose(lengths_mm(trx, chunk_vertices=chunk), expected,
+                                       rtol=1e-12, atol=1e-12)
+
+
 def test_lengths_of_a_file_written_by_trx_python(tmp_path: Path) -> None:
     # trx-python's zips have unaligned members: what users have
     rng = np.random.default_rng(0)

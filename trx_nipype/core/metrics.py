@@ -60,11 +60,11 @@ def lengths_mm(trx: TrxFile, *, chunk_vertices: int = METRIC_CHUNK_VERTICES) -> 
             # belongs to neither
             cut = ends[(lens > 0) & (ends < len(pts))] - 1
             seg[cut] = 0.0
-            total = np.concatenate(([0.0], np.cumsum(seg)))
-            # trailing empty streamlines start at len(pts): clip (their length is 0 anyway)
-            starts = np.minimum(ends - lens, len(pts) - 1)
-            last = np.maximum(ends - 1, starts)
-            out[done:done + n] = np.where(lens > 1, total[last] - total[starts], 0.0)
+            # each streamline of two points or more sums its segments up to the next
+            # such streamline's first: what lies between is zeroed cross segments. One
+            # pass, and no difference of large running sums (cumsum lost digits)
+            several = lens > 1
+            out[done:done + n][several] = np.add.reduceat(seg, (ends - lens)[several])
         done += n
     return out
 
