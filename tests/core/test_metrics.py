@@ -49,7 +49,7 @@ def test_lengths_of_mixed_empty_single_point_and_long_streamlines_at_any_chunk()
         starts = np.cumsum(lens) - lens
         expected = [np.linalg.norm(np.diff(pts[o:o + n].astype(np.float64), axis=0),
                                    axis=1).sum() if n > 1 else 0.0
-                    for o, n in zip(starts, lens)]
+                    for o, n in zip(starts, lens, strict=True)]
         for chunk in (1, 2, 3, 5, 100):
             np.testing.assert_allclose(lengths_mm(trx, chunk_vertices=chunk), expected,
                                        rtol=1e-12, atol=1e-12)
