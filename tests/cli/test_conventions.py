@@ -169,6 +169,12 @@ def test_messages_name_the_cli_options(cli: Run, trx_path: Path, tmp_path: Path)
     assert "TrxFile" not in line and "nb_streamlines=" not in line
     code, _, err = cli("resize", trx_path, "--random", "-o", tmp_path / "r.trx")
     assert code == 2 and "--random needs -n/--nb-streamlines" in error_line(err)
+    # a random draw of more than there are names the option and the user's file, even
+    # when the input is converted first (it named the private converted copy)
+    code, _, err = cli("resize", tck, "-n", "99999", "--random", "-o", tmp_path / "r.tck")
+    line = error_line(err)
+    assert code == 3 and "-n/--nb-streamlines 99999:" in line and f"{tck} has" in line
+    assert "trx_nipype-input" not in line and not (tmp_path / "r.tck").exists()
 
 
 def test_warnings_name_the_cli_options(cli: Run, tmp_path: Path) -> None:

@@ -136,7 +136,12 @@ def resize(in_path: str | os.PathLike, out_path: str | os.PathLike,
                                    "positions_dtype": positions_dtype})
     with open_tractogram(in_path, reference, needs_space=output.needs_space) as trx:
         if random:
-            view = trx.sample(nb_streamlines, seed=seed)
+            used = trx.resize()  # the draw is over the used streamlines
+            if nb_streamlines > len(used):
+                raise ParameterError(f"{param('nb_streamlines', nb_streamlines)}: {in_path} "
+                                     f"has {len(used)} streamlines; a random draw takes each "
+                                     "at most once")
+            view = used.sample(nb_streamlines, seed=seed)
         else:
             if nb_streamlines is not None and nb_streamlines > len(trx):
                 raise ParameterError(f"{param('nb_streamlines', nb_streamlines)}: {in_path} "
