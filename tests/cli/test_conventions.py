@@ -173,7 +173,7 @@ def test_messages_name_the_cli_options(cli: Run, trx_path: Path, tmp_path: Path)
     # when the input is converted first (it named the private converted copy)
     code, _, err = cli("resize", tck, "-n", "99999", "--random", "-o", tmp_path / "r.tck")
     line = error_line(err)
-    assert code == 3 and "-n/--nb-streamlines 99999:" in line and f"{tck} has" in line
+    assert code == 3 and "-n/--nb-streamlines 99999:" in line and f"in {tck}:" in line
     assert "trx_nipype-input" not in line and not (tmp_path / "r.tck").exists()
 
 

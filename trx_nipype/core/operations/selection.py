@@ -138,9 +138,9 @@ def resize(in_path: str | os.PathLike, out_path: str | os.PathLike,
         if random:
             used = trx.resize()  # the draw is over the used streamlines
             if nb_streamlines > len(used):
-                raise ParameterError(f"{param('nb_streamlines', nb_streamlines)}: {in_path} "
-                                     f"has {len(used)} streamlines; a random draw takes each "
-                                     "at most once")
+                raise ParameterError(f"{param('nb_streamlines', nb_streamlines)}: cannot draw "
+                                     f"{nb_streamlines} streamlines from {len(used)} in "
+                                     f"{in_path}: a random draw takes each at most once")
             view = used.sample(nb_streamlines, seed=seed)
         else:
             if nb_streamlines is not None and nb_streamlines > len(trx):
