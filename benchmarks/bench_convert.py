@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from trx_nipype.core import TrxFile, save
-from trx_nipype.core.convert import convert
+from trx_nipype.core.converting import convert
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 os.environ.setdefault("NIPYPE_NO_ET", "1")
 
-from trx_nipype.cli.run import DEMO_FOLDER, streamlines_per_subject  # noqa: E402
+from trx_nipype.cli.options import streamlines_per_subject  # noqa: E402
+from trx_nipype.cli.run import DEMO_FOLDER  # noqa: E402
 from trx_nipype.data import DEMO_DATASET_URI, fetch_demo_dataset  # noqa: E402
 from trx_nipype.workflows import (  # noqa: E402
     RunReport,

@@ -24,7 +24,7 @@ os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 from nipype.pipeline import engine as pe  # noqa: E402
 
-from trx_nipype.cli.run import streamlines_per_subject  # noqa: E402
+from trx_nipype.cli.options import streamlines_per_subject  # noqa: E402
 from trx_nipype.workflows import (  # noqa: E402
     default_work_dir,
     init_population_bundles_wf,

@@ -42,9 +42,10 @@ os.environ.setdefault("NIPYPE_NO_ET", "1")
 from nipype.interfaces.utility import Function, IdentityInterface  # noqa: E402
 from nipype.pipeline import engine as pe  # noqa: E402
 
+from trx_nipype.interfaces import AnalysisSink  # noqa: E402
 from trx_nipype.workflows import default_work_dir, run_workflow  # noqa: E402
 from trx_nipype.workflows.derivatives import write_dataset_description  # noqa: E402
-from trx_nipype.workflows.tractometry import AnalysisSink, init_tractometry_wf  # noqa: E402
+from trx_nipype.workflows.tractometry import init_tractometry_wf  # noqa: E402
 
 PIPELINE = "tractography"
 DESCRIPTION = ("dipy tensor fit and deterministic local tracking, then trx-nipype filter, "
@@ -110,7 +111,11 @@ def init_tractography_pipeline_wf(dwi: str, bval: str, bvec: str, output_dir: st
                                   subject: str = "01", min_length: float = 5.0,
                                   nb_points: int = 20, seeds_per_axis: int = 2,
                                   name: str = "tractography_wf") -> pe.Workflow:
-    """The whole pipeline for one subject (builds only; the run writes ``output_dir``)."""
+    """The whole pipeline for one subject (builds only; the run writes ``output_dir``).
+
+    Nothing on disk is looked at: an export deleted since the last run is seen
+    by :func:`~trx_nipype.workflows.run_workflow`, which reruns its sink.
+    """
     output_dir = Path(output_dir).absolute()
     prefix = f"sub-{subject}/dwi/sub-{subject}_space-dwi"
     params = {"min_length_mm": min_length, "nb_points": nb_points,
@@ -134,7 +139,6 @@ def init_tractography_pipeline_wf(dwi: str, bval: str, bvec: str, output_dir: st
                                                       "Description": DESCRIPTION,
                                                       "Parameters": params}),
                                name=f"ds_{field}")
-        sinks[field].overwrite = not (output_dir / f"{prefix}_{rel}").exists()
     wf.connect([
         (inputnode, tracker, [("dwi", "dwi"), ("bval", "bval"), ("bvec", "bvec")]),
         (tracker, tractometry, [("tractogram", "inputnode.in_file"),

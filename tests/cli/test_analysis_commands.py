@@ -65,6 +65,60 @@ def test_outputs_that_are_not_of_their_kind_are_never_replaced(cli, trx_path: Pa
     assert text_nii.read_text() == "not an image"
 
 
+def test_analysis_outputs_never_touch_inputs(cli, trx_path: Path, fa: Path,
+                                             tmp_path: Path) -> None:
+    # as for every other command: refused before any work, the input unchanged. Before,
+    # filter wrote into the input TRX folder (which no longer loaded: "out.trx: unknown
+    # dtype extension") and resample -f replaced its own input
+    folder = tmp_path / "in_dir"
+    with load(trx_path) as trx:
+        from trx_nipype.core import save
+
+        save(trx, folder)
+    before = sorted(p.name for p in folder.iterdir())
+    code, _, err = cli("filter", folder, "-o", folder / "out.trx")
+    assert code == 2 and "is inside the input TRX folder" in err, err
+    assert sorted(p.name for p in folder.iterdir()) == before
+    load(folder).close()
+    data = trx_path.read_bytes()
+    for argv in (("resample", trx_path, "-o", trx_path, "--points", "5", "-f"),
+                 ("sample", trx_path, fa, "-o", trx_path, "--name", "x", "-f"),
+                 ("filter", trx_path, "-o", tmp_path, "-f")):
+        code, _, err = cli(*argv)
+        assert code == 2 and "input" in err, (argv, err)
+    assert trx_path.read_bytes() == data
+
+
+def test_analysis_outputs_are_checked_before_any_work(cli, trx_path: Path,
+                                                      tmp_path: Path) -> None:
+    # a missing folder (exit 1 after the work, before), an unknown suffix (exit 3 after
+    # the work) and a link (refused only by the writer, after the work) are usage errors
+    other = tmp_path / "other.trx"
+    other.write_bytes(trx_path.read_bytes())
+    link = tmp_path / "link.trx"
+    link.symlink_to(other)
+    for argv, words in ((("filter", trx_path, "-o", tmp_path / "nodir" / "x.trx"),
+                         "the output's folder does not exist"),
+                        (("resample", trx_path, "-o", tmp_path / "x.xyz", "--points", "5"),
+                         "cannot tell the output format"),
+                        (("filter", trx_path, "-o", link, "-f"), "is a symbolic link")):
+        code, _, err = cli(*argv)
+        assert code == 2 and words in err, (argv, err)
+    assert link.is_symlink()
+
+
+def test_the_analysis_operations_check_their_outputs_in_python_too(trx_path: Path,
+                                                                   tmp_path: Path) -> None:
+    from trx_nipype.core.errors import OutputExistsError
+    from trx_nipype.core.operations.filtering import filter_streamlines
+
+    out = tmp_path / "kept.trx"
+    filter_streamlines(trx_path, out)
+    with pytest.raises(OutputExistsError, match="kept.trx: exists; add overwrite=True"):
+        filter_streamlines(trx_path, out)
+    assert filter_streamlines(trx_path, out, overwrite=True).nb_streamlines == 6
+
+
 def test_density_command_equals_dipy(cli, trx_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "density.nii.gz"
     code, stdout, err = cli("density", trx_path, "-o", out, "--group", "AF")

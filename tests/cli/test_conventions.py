@@ -15,7 +15,7 @@ import pytest
 from trx_test_helpers import real_tractograms, tree_bytes
 
 from trx_nipype.core import TrxFile, convert, load, save
-from trx_nipype.core.formats.trk import sidecar_path
+from trx_nipype.core.formats.trk_groups import groups_sidecar_path as sidecar_path
 from trx_nipype.interfaces._examples import example_trx
 
 from .conftest import Run

@@ -3,7 +3,6 @@ where it is not (mixed groups, dpg, shared dps with delete_dps)."""
 
 from __future__ import annotations
 
-import importlib
 import zipfile
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 import trx.trx_file_memmap as tmm
 from trx_test_helpers import assert_arrays_equal, assert_trx_equal, tree_bytes
 
-from trx_nipype.core import TrxFile, concatenate, load, save
+from trx_nipype.core import TrxFile, concatenate, concatenating, load, save
 
 from .test_select import AFFINE, make_trx
 
@@ -238,7 +237,7 @@ def test_zero_streamline_inputs(tmp_path: Path) -> None:
 def test_chunked_pass_is_deterministic_and_refuses_its_input(pair: tuple[Path, Path],
                                                             tmp_path: Path,
                                                             monkeypatch) -> None:
-    mod = importlib.import_module("trx_nipype.core.concatenate")  # the module, not the function
+    mod = concatenating
     first = tree_bytes(concatenate(pair, tmp_path / "one.trx"))
     monkeypatch.setattr(mod, "CHUNK_VERTICES", 3)  # many chunks per input
     monkeypatch.setattr(mod, "_BLOCK", 2)

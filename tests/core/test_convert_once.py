@@ -16,11 +16,11 @@ import pytest
 
 from trx_nipype.core import TrxFile, load, load_any, save
 from trx_nipype.core import convert as convert_fn
+from trx_nipype.core import converting as convert_module
 from trx_nipype.core.blockwrite import BlockSource, predicted_counts, write_blocks
-from trx_nipype.core.reference import Space
+from trx_nipype.core.space import Space
 from trx_nipype.core.writer import SizeMismatch
 
-convert_module = __import__("trx_nipype.core.convert", fromlist=["_Spool"])
 AFFINE = np.array([[2.0, 0, 0, -10], [0, 2, 0, -12], [0, 0, 2, 5], [0, 0, 0, 1]])
 DIMS = (20, 30, 40)
 

@@ -364,3 +364,16 @@ def test_from_arrays_and_from_tractogram_leave_the_callers_data_alone() -> None:
     np.testing.assert_array_equal(out.positions, [[2, 4, 6]])
     np.testing.assert_array_equal(tgm.streamlines.get_data(), [[1, 2, 3]])
     np.testing.assert_array_equal(tgm.affine_to_rasmm, affine)
+
+
+def test_from_tractogram_of_a_sequence_whose_rows_are_out_of_order() -> None:
+    # a selection of an ArraySequence shares its rows, in another order: the TrxFile
+    # holds the streamlines in their own order (nibabel's get_data packs them so)
+    import nibabel as nib
+
+    seq = nib.streamlines.ArraySequence([np.full((n, 3), n, "f4") for n in (1, 2, 3)])
+    picked = seq[[2, 0, 1]]
+    assert not np.array_equal(picked._offsets, [0, 3, 4])  # rows not packed in order
+    trx = TrxFile.from_tractogram(nib.streamlines.Tractogram(picked, affine_to_rasmm=np.eye(4)))
+    assert trx.lengths.tolist() == [3, 1, 2]
+    np.testing.assert_array_equal(trx.positions[:, 0], [3, 3, 3, 1, 2, 2])

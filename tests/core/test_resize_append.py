@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -255,3 +257,15 @@ def test_views_keep_their_data_across_truncation_and_append() -> None:
     np.testing.assert_array_equal(whole.positions, np.arange(15).reshape(5, 3))
     assert len(g) == 0
     g.close()
+
+
+def test_empty_makes_a_growable_whatever_was_imported_first() -> None:
+    # trxfile does not import growable (which imports trxfile): the growable class names
+    # itself to TrxFile when defined, and trx_nipype.core always imports it
+    code = ("from trx_nipype.core.trxfile import TrxFile\n"
+            "g = TrxFile.empty(2, 8)\n"
+            "print(type(g).__name__, g.capacity)\n"
+            "g.close()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["GrowableTrxFile", "(2,", "8)"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import struct
@@ -22,12 +21,11 @@ from trx_test_helpers import (
 )
 
 from trx_nipype.core import TrxFile, load, save
-from trx_nipype.core.save import MemberStream, check_offsets_dtype, write_members
+from trx_nipype.core import saving as save_module
+from trx_nipype.core.saving import MemberStream, check_offsets_dtype, write_members
 from trx_nipype.core.tempfiles import SIBLING_MARK
 from trx_nipype.core.writer import ALIGNMENT, TrxWriter
 
-# the module, not the function of the same name that trx_nipype.core exports
-save_module = importlib.import_module("trx_nipype.core.save")
 TARGETS = [("stored", "out.trx"), ("deflate", "out.trx"), ("stored", "out_dir")]
 
 

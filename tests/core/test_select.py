@@ -13,8 +13,8 @@ from trx_test_helpers import assert_arrays_equal, assert_trx_equal
 
 from trx_nipype.core import TrxFile, load, save
 from trx_nipype.core.arrays import LazyArrays
-from trx_nipype.core.save import trx_members, write_members
-from trx_nipype.core.trxfile import Source
+from trx_nipype.core.saving import trx_members, write_members
+from trx_nipype.core.source import Source
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 DIMS = (30, 40, 50)

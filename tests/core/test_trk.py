@@ -16,15 +16,10 @@ from dipy.io.streamline import load_tractogram
 
 from trx_nipype.core import TrxFormatError
 from trx_nipype.core.formats import Block
-from trx_nipype.core.formats.trk import (
-    GROUP_PROPERTY,
-    HEADER_DTYPE,
-    iter_trk_blocks,
-    read_trk_header,
-    sidecar_path,
-    write_trk,
-)
-from trx_nipype.core.reference import Space
+from trx_nipype.core.formats.trk import HEADER_DTYPE, iter_trk_blocks, read_trk_header, write_trk
+from trx_nipype.core.formats.trk_groups import GROUP_PROPERTY
+from trx_nipype.core.formats.trk_groups import groups_sidecar_path as sidecar_path
+from trx_nipype.core.space import Space
 
 NIB = Path(str(importlib.resources.files("nibabel") / "tests" / "data"))
 DIPY = Path(str(importlib.resources.files("dipy") / "data" / "files"))
@@ -234,7 +229,7 @@ def test_malformed_trk_names_the_file(tmp_path: Path, case: str) -> None:
 
 def test_group_codes_follow_the_sorted_membership_rows() -> None:
     """Bit-packed rows give out codes in the order np.unique(member, axis=0) did."""
-    from trx_nipype.core.formats.trk import GroupCoder
+    from trx_nipype.core.formats.trk_groups import GroupCoder
 
     rng = np.random.default_rng(3)
     names = ["c", "a", "b"]

@@ -21,10 +21,10 @@ import pytest
 
 import trx_nipype.core.trxfile as trxfile
 from trx_nipype.core import TrxFile, concatenate, load, reading, save, zipio
+from trx_nipype.core import concatenating as concatenate_module
 from trx_nipype.core import convert as convert_fn
+from trx_nipype.core import converting as convert_module
 
-convert_module = __import__("trx_nipype.core.convert", fromlist=["BLOCK_VERTICES"])
-concatenate_module = __import__("trx_nipype.core.concatenate", fromlist=["CHUNK_VERTICES"])
 CHUNK = 20_000  # vertices per chunk (240 KB of positions)
 
 

@@ -192,7 +192,7 @@ def test_concatenation_copied_by_the_kernel_has_the_bytes_of_the_streamed_one(
     folder = save(sample(500, seed=4), tmp_path / "b_dir")  # no CRC recorded: computed
     inputs = [outputs["stored"], folder, outputs["deflate"]]
     kernel = concatenate(inputs, tmp_path / f"k-{out_name}")
-    concatenate_module = __import__("trx_nipype.core.concatenate", fromlist=["_pieces"])
+    from trx_nipype.core import concatenating as concatenate_module
     monkeypatch.setattr(concatenate_module, "_pieces", lambda *args: None)
     streamed = concatenate(inputs, tmp_path / f"s-{out_name}")
 

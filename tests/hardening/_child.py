@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from trx_nipype.core import TrxFile, load, save
-from trx_nipype.core.save import trx_members, write_members
+from trx_nipype.core.saving import trx_members, write_members
 from trx_nipype.core.tempfiles import SIBLING_MARK
 
 CHILD = Path(__file__)
@@ -64,11 +64,10 @@ def slow_save(trx: TrxFile, dest: str, delay: float) -> None:
 def pace(delay: float) -> None:
     """Slow every write of the one TRX writer (chunks and kernel copies) and of the TRK
     writer, so kills land mid-write."""
-    from trx_nipype.core import writer
+    from trx_nipype.core import converting, writer
     from trx_nipype.core.formats import trk
 
-    convert_mod = sys.modules["trx_nipype.core.convert"]  # the name ``convert`` is the function
-    convert_mod.BLOCK_VERTICES = 5_000  # several TRK blocks from a TRX input
+    converting.BLOCK_VERTICES = 5_000  # several TRK blocks from a TRX input
     for module, name in ((writer, "_as_bytes"), (writer, "_copy_range"), (trk, "_records")):
         inner = getattr(module, name)
 
@@ -109,7 +108,7 @@ def _hook_load() -> None:
         trx = inner(path, *args, **kwargs)
         _wait_for_go()
         return trx
-    for module in ("trx_nipype.core", "trx_nipype.core.loader", "trx_nipype.core.convert",
+    for module in ("trx_nipype.core", "trx_nipype.core.loader", "trx_nipype.core.converting",
                    "trx_nipype.cli.ops", "trx_nipype.interfaces.ops"):
         __import__(module)
         if getattr(sys.modules[module], "load", None) is inner:
@@ -118,9 +117,10 @@ def _hook_load() -> None:
 
 def _small_chunks_and_paced(delay: float) -> None:
     """Save in chunks of 2,000 vertices, each written ``delay`` s apart (kills mid-write)."""
-    save_module = sys.modules["trx_nipype.core.save"]  # ``core.save`` is the function
-    inner = save_module.trx_members
-    save_module.trx_members = lambda *a, **k: inner(*a, **{**k, "chunk_vertices": 2_000})
+    from trx_nipype.core import saving
+
+    inner = saving.trx_members
+    saving.trx_members = lambda *a, **k: inner(*a, **{**k, "chunk_vertices": 2_000})
     pace(delay)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 from _child import CHILD, leftovers, make
 
-from trx_nipype.cli.main import EXIT_INVALID
+from trx_nipype.cli.options import EXIT_INVALID
 from trx_nipype.core import concatenate, load, save
 from trx_nipype.core.reading import SourceChangedError
 from trx_nipype.core.tempfiles import SIBLING_MARK

@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 from _child import CHILD, leftovers, make, tree_digest
 
-from trx_nipype.core import concatenate, convert, load, save
-from trx_nipype.core.formats import trk
+from trx_nipype.core import concatenate, convert, converting, load, save
+from trx_nipype.core.formats import trk, trk_groups
 from trx_nipype.core.tempfiles import sweep_stale_siblings
 
 
@@ -130,7 +130,7 @@ def test_sigkill_mid_op_leaves_previous_file_or_new_one(tmp_path: Path, inputs: 
         sweep_stale_siblings(out)
         assert leftovers(out) == []
         assert sorted(p.name for p in out.iterdir()) in ([op.dest], [op.dest, op.dest +
-                                                                    trk.SIDECAR_SUFFIX])
+                                                                    trk_groups.SIDECAR_SUFFIX])
     assert mid_write, "no kill landed mid-write: the test proved nothing"
     if dest.suffix == ".trx":
         with load(dest) as trx:
@@ -206,7 +206,7 @@ def test_exception_mid_op_leaves_nothing(tmp_path: Path, inputs: Path, name: str
 
     monkeypatch.setattr(writer, "_as_bytes", failing(writer._as_bytes))
     monkeypatch.setattr(trk, "_records", failing(trk._records))
-    monkeypatch.setattr(sys.modules["trx_nipype.core.convert"], "BLOCK_VERTICES", 5_000)
+    monkeypatch.setattr(converting, "BLOCK_VERTICES", 5_000)
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(RuntimeError, match="injected failure"):

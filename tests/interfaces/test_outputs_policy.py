@@ -16,7 +16,7 @@ from nipype.pipeline import engine as pe
 from trx_test_helpers import real_tractograms, tree_bytes
 
 from trx_nipype.core import convert, load
-from trx_nipype.core.formats.trk import sidecar_path
+from trx_nipype.core.formats.trk_groups import groups_sidecar_path as sidecar_path
 from trx_nipype.interfaces import (
     ConcatenateTrx,
     ConvertTractogram,

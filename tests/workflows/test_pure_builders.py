@@ -57,3 +57,19 @@ def test_the_run_writes_the_dataset_description(demo_source: Path, tmp_path: Pat
     assert not out.exists()
     assert run_workflow(wf, tmp_path / "work").ok
     assert sorted(p.name for p in out.iterdir()) == ["dataset_description.json", "sub-01"]
+
+
+def test_the_tractography_builder_does_not_look_at_the_output_folder(tmp_path: Path) -> None:
+    # it set each sink's ``overwrite`` from whether its export existed: the same call built
+    # another workflow once the outputs were there (a deleted export is the run's business)
+    build = load_script("tractography_pipeline").init_tractography_pipeline_wf
+    out = tmp_path / "out"
+    sinks = ("ds_fa", "ds_sampled", "ds_profiles", "ds_density")
+    before = [build("dwi.nii.gz", "b", "v", out).get_node(n).overwrite for n in sinks]
+    folder = out / "sub-01" / "dwi"
+    folder.mkdir(parents=True)
+    for rel in ("model-dti_param-fa_dwimap.nii.gz", "desc-filtered_tractogram.trx",
+                "desc-fa_tractprofiles.csv", "desc-filtered_tdi.nii.gz"):
+        (folder / f"sub-01_space-dwi_{rel}").write_bytes(b"")
+    after = [build("dwi.nii.gz", "b", "v", out).get_node(n).overwrite for n in sinks]
+    assert before == after

@@ -72,6 +72,18 @@ def test_rerun_executes_nothing(run_out: Path, capsys: pytest.CaptureFixture[str
     assert "0 nodes ran, 9 cached" in capsys.readouterr().out
 
 
+def test_a_deleted_export_is_exported_again(run_out: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # the builder no longer looks at the output folder: the run sees the missing file
+    tdi = run_out / f"{PREFIX}_desc-filtered_tdi.nii.gz"
+    data = tdi.read_bytes()
+    tdi.unlink()
+    module = load_script("tractography_pipeline")
+    assert module.main(["--output-dir", str(run_out)]) == 0
+    assert "1 nodes ran, 8 cached" in capsys.readouterr().out
+    assert tdi.read_bytes() == data
+
+
 def test_builder_touches_no_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     wf = init_tractometry_wf(min_length=10, nb_points=30, groups=["AF"], name="t")

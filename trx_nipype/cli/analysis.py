@@ -10,25 +10,17 @@ Nipype interfaces do) and prints one line about what it wrote::
     trx-nipype profile IN IMAGE -o OUT.csv [--points N] [--group G ...]
     trx-nipype resample IN -o OUT (--points N | --step MM) [--drop-dpv]
 
-Outputs: an existing output is replaced only with ``-f/--force``, and a file
-that is not an output of that kind (a tractogram, a NIfTI image, a profile
-table) never is; a tractogram output's extension picks its format (``.trx``,
-none for a TRX folder, ``.trk``, ``.tck``...).
+Outputs follow the operations' rules
+(:func:`~trx_nipype.core.operations.outputs.check_result_output`): an existing
+output is replaced only with ``-f/--force``, and a file that is not an output of
+that kind (a tractogram, a NIfTI image, a profile table) never is; an output
+never touches an input; a tractogram output's extension picks its format
+(``.trx``, none for a TRX folder, ``.trk``, ``.tck``...).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import os
-import zipfile
-from collections.abc import Callable
-from pathlib import Path
-
-from ..core.formats import detect_format
-
-#: the analysis commands: name -> function(args) -> exit code
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
 def _points(text: str) -> int:
@@ -73,90 +65,17 @@ def _dps_range(text: str):  # noqa: ANN202 (an argparse type)
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-# ------------------------------------------------------------------ outputs
-def _is_tractogram(path: Path) -> bool:
-    if path.is_dir():
-        return (path / "header.json").is_file()
-    try:
-        fmt = detect_format(path)
-    except ValueError:
-        return False
-    try:
-        if fmt == "trx":
-            with zipfile.ZipFile(path) as zf:
-                return "header.json" in zf.namelist()
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rb") as fh:
-            head = fh.read(16)
-    except (OSError, zipfile.BadZipFile, EOFError):
-        return False
-    if fmt == "trk":
-        return head.startswith(b"TRACK")
-    if fmt == "tck":
-        return head.startswith(b"mrtrix tracks")
-    return True  # VTK, DPY: no cheap signature; the name says it
-
-
-def _is_nifti(path: Path) -> bool:
-    try:
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rb") as fh:
-            head = fh.read(348)
-    except (OSError, EOFError):
-        return False
-    return len(head) == 348 and head[344:348] in (b"n+1\0", b"ni1\0")
-
-
-def _is_profile(path: Path) -> bool:
-    from ..core.operations.scalars import PROFILE_COLUMNS
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            first = fh.readline().strip()
-    except (OSError, UnicodeDecodeError):
-        return False
-    return first.replace("\t", ",").split(",") == list(PROFILE_COLUMNS)
-
-
-_KINDS = {"tractogram": _is_tractogram, "NIfTI image": _is_nifti,
-          "profile table": _is_profile}
-
-
-def check_output(path: str, kind: str, force: bool) -> None:
-    """Refuse to replace ``path`` unless ``force``; never replace what is not a ``kind``.
-
-    Raises
-    ------
-    FileExistsError
-        Naming the output and what to do (exit code 2 in the CLI).
-    """
-    dest = Path(path)
-    if not dest.exists() and not dest.is_symlink():
-        return
-    if not _KINDS[kind](dest):
-        raise FileExistsError(f"{path}: exists and is not a {kind}; it is never replaced: "
-                              "choose another output")
-    if not force:
-        raise FileExistsError(f"{path}: exists; add -f/--force to replace it")
-
-
 def _common(p: argparse.ArgumentParser, output_help: str) -> None:
     p.add_argument("-o", "--output", required=True, help=output_help)
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output")
-
-
-def _exists(*paths: str | None) -> None:
-    for path in paths:
-        if path is not None and not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: no such file or directory")
 
 
 _TRACTOGRAM_OUT = ("output tractogram; its extension picks the format (.trx zip, none: a TRX "
                    "folder, .trk, .tck, ...)")
 
 
-def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
-    """Add the analysis subcommands to ``trx-nipype``'s subparsers."""
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the analysis subcommands to ``trx-nipype``'s subparsers, each with its handler."""
     from ..core.operations.filtering import ROI_MODES
 
     p = sub.add_parser("filter", help="keep streamlines by length (mm), regions of interest "
@@ -175,7 +94,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dps", nargs="+", action="extend", default=[], type=_dps_range,
                    metavar="KEY:MIN:MAX", help="bounds on data per streamline (inclusive; a "
                                                "bound may be empty: weight:0.5:)")
-    COMMANDS["filter"] = cmd_filter
+    p.set_defaults(handler=cmd_filter)
 
     p = sub.add_parser("density", help="streamlines per voxel, as a NIfTI image")
     p.add_argument("input", help="tractogram")
@@ -185,7 +104,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group", nargs="+", action="extend", default=[], metavar="G",
                    help="count only these groups' streamlines")
     p.add_argument("--binary", action="store_true", help="1 where a streamline passes, else 0")
-    COMMANDS["density"] = cmd_density
+    p.set_defaults(handler=cmd_density)
 
     p = sub.add_parser("sample", help="an image's values at every vertex (dpv KEY) and their "
                                       "mean per streamline (dps KEY_mean)")
@@ -193,7 +112,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="3-D NIfTI image on the tractogram's grid")
     _common(p, _TRACTOGRAM_OUT)
     p.add_argument("--name", required=True, metavar="KEY", help="key of the new data")
-    COMMANDS["sample"] = cmd_sample
+    p.set_defaults(handler=cmd_sample)
 
     p = sub.add_parser("profile", help="one tract profile per group (as AFQ), as a CSV/TSV")
     p.add_argument("input", help="tractogram (one tract per group)")
@@ -203,7 +122,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
                    help="nodes per profile (default: 100)")
     p.add_argument("--group", nargs="+", action="extend", default=[], metavar="G",
                    help="profile these groups (default: every group)")
-    COMMANDS["profile"] = cmd_profile
+    p.set_defaults(handler=cmd_profile)
 
     p = sub.add_parser("resample", help="resample streamlines to N points or a step in mm")
     p.add_argument("input", help="tractogram")
@@ -214,19 +133,17 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:
                      help="largest distance between consecutive points")
     p.add_argument("--drop-dpv", action="store_true",
                    help="leave data per vertex out (integer dpv cannot be interpolated)")
-    COMMANDS["resample"] = cmd_resample
+    p.set_defaults(handler=cmd_resample)
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
     """``trx-nipype filter``."""
     from ..core.operations.filtering import filter_streamlines
 
-    _exists(args.input, *args.include, *args.exclude)
-    check_output(args.output, "tractogram", args.force)
     res = filter_streamlines(args.input, args.output, min_length=args.min_length,
                              max_length=args.max_length, include=args.include,
                              exclude=args.exclude, roi_mode=args.roi_mode,
-                             dps_ranges=args.dps)
+                             dps_ranges=args.dps, overwrite=args.force)
     removed = ", ".join(f"{k} {v}" for k, v in res.removed.items())
     print(f"{args.output}: kept {res.nb_streamlines} of {res.nb_input} streamlines"
           + (f" (removed by {removed})" if removed else ""))
@@ -237,10 +154,8 @@ def cmd_density(args: argparse.Namespace) -> int:
     """``trx-nipype density``."""
     from ..core.operations.density import density_map
 
-    _exists(args.input, args.reference)
-    check_output(args.output, "NIfTI image", args.force)
     res = density_map(args.input, args.output, reference=args.reference,
-                      groups=args.group or None, binary=args.binary)
+                      groups=args.group or None, binary=args.binary, overwrite=args.force)
     print(f"{args.output}: {res.nb_streamlines} streamlines over {res.nb_voxels} voxels "
           f"(at most {res.max_count} in one)")
     return 0
@@ -250,9 +165,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     """``trx-nipype sample``."""
     from ..core.operations.scalars import sample_scalar_map
 
-    _exists(args.input, args.image)
-    check_output(args.output, "tractogram", args.force)
-    res = sample_scalar_map(args.input, args.image, args.output, name=args.name)
+    res = sample_scalar_map(args.input, args.image, args.output, name=args.name,
+                            overwrite=args.force)
     print(f"{args.output}: dpv {res.dpv_key} and dps {res.dps_key} over "
           f"{res.nb_streamlines} streamlines")
     return 0
@@ -262,10 +176,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     """``trx-nipype profile``."""
     from ..core.operations.scalars import tract_profile
 
-    _exists(args.input, args.image)
-    check_output(args.output, "profile table", args.force)
     res = tract_profile(args.input, args.image, args.output, nb_points=args.points,
-                        groups=args.group or None)
+                        groups=args.group or None, overwrite=args.force)
     print(f"{args.output}: {len(res.tracts)} tracts x {res.nb_points} points ("
           + ", ".join(f"{t} {n}" for t, n in zip(res.tracts, res.nb_streamlines, strict=True))
           + " streamlines)")
@@ -276,9 +188,7 @@ def cmd_resample(args: argparse.Namespace) -> int:
     """``trx-nipype resample``."""
     from ..core.operations.resampling import resample_streamlines
 
-    _exists(args.input)
-    check_output(args.output, "tractogram", args.force)
     res = resample_streamlines(args.input, args.output, nb_points=args.points, step=args.step,
-                               drop_dpv=args.drop_dpv)
+                               drop_dpv=args.drop_dpv, overwrite=args.force)
     print(f"{args.output}: {res.nb_streamlines} streamlines, {res.nb_vertices} vertices")
     return 0

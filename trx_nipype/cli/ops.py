@@ -5,19 +5,18 @@ Each ``cmd_*`` function takes the parsed arguments, calls the function of
 operation calls, prints what it wrote and returns an exit code. Errors are
 raised and turned into one line and an exit code by :func:`trx_nipype.cli.main.main`,
 which names this command's options where the operation names its parameters
-(:func:`spelling`).
+(:func:`~trx_nipype.cli.options.spelling`).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
-from collections.abc import Callable
 from typing import Any
 
 from ..core import validate
-from ..core.errors import UsageError, python_spelling
+from ..core.errors import UsageError
+from ..core.formats import OUTPUT_CHOICES
 from ..core.operations import (
     concatenate_files,
     convert_file,
@@ -26,55 +25,100 @@ from ..core.operations import (
     split_groups,
     tractogram_info,
 )
-
-#: operation parameter -> the option that sets it, for every command and per command;
-#: ``name=value`` keys spell one value (``keep_outside=False`` is ``--drop-outside``)
-OPTIONS: dict[str, dict[str, str]] = {
-    "*": {"overwrite": "-f/--force", "reference": "--reference", "out_path": "-o/--output",
-          "compression": "--compression", "positions_dtype": "--positions-dtype",
-          "offsets_dtype": "--offsets-dtype"},
-    "concatenate": {"in_paths": "FILE", "group_by_input": "--group-by-input",
-                    "group_names": "--group-names", "delete_dps": "--delete-dps",
-                    "delete_dpv": "--delete-dpv", "delete_groups": "--delete-groups",
-                    "delete_dpg": "--delete-dpg", "groups": "--select-group",
-                    "nb_streamlines": "--nb-streamlines", "seed": "--seed"},
-    "select-group": {"groups": "GROUP", "keep_groups": "--keep-groups"},
-    "resize": {"nb_streamlines": "-n/--nb-streamlines", "random": "--random",
-               "seed": "--seed"},
-    "split-groups": {"out_format": "--format"},
-    "convert": {"keep_outside=False": "--drop-outside", "keep_outside": "--drop-outside",
-                "bbox_check=False": "--no-bbox-check", "bbox_check": "--no-bbox-check"},
-}
-
-_Usage = UsageError  # the name trx_nipype.cli.run raises usage errors under
+from .options import OUTPUT_HELP, add_encoding, add_force, streamlines_per_subject
 
 
-def spelling(command: str) -> Callable[[str, str | None], str]:
-    """How ``command`` names an operation's parameter: ``reference=`` -> ``--reference``.
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the single operations to ``trx-nipype``'s subparsers, each with its handler."""
+    p = sub.add_parser("info", help="summarize tractograms (counts, space, groups, data)")
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="TRX (zip or folder) or TRK, TCK...")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--reference", help="reference image for formats without a space (TCK...)")
+    p.set_defaults(handler=cmd_info)
 
-    >>> spell = spelling("resize")
-    >>> spell("nb_streamlines", "99"), spell("overwrite", "True"), spell("random", "True")
-    ('-n/--nb-streamlines 99', '-f/--force', '--random')
-    >>> spelling("convert")("keep_outside", "False"), spelling("info")("reference", None)
-    ('--drop-outside', '--reference')
-    """
-    table = {**OPTIONS["*"], **OPTIONS.get(command, {})}
+    p = sub.add_parser("validate", help="check TRX files against the format (exit 3 if not)")
+    p.add_argument("inputs", nargs="+", metavar="FILE")
+    p.add_argument("--deep", action="store_true",
+                   help="also read every member (CRCs, finite coordinates)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.set_defaults(handler=cmd_validate)
 
-    def spell(name: str, value: str | None) -> str:
-        if value is not None and f"{name}={value}" in table:
-            return table[f"{name}={value}"]
-        option = table.get(name)
-        if option is None:
-            return python_spelling(name, value)
-        if value is None or value == "True":
-            return option
-        try:
-            shown = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            shown = value
-        return f"{option} {shown}"
+    p = sub.add_parser("convert", help="convert between TRX, TRK, TCK, VTK, ...")
+    p.add_argument("input", help="tractogram to convert")
+    p.add_argument("output", help="destination; its extension gives the format "
+                                  "(no extension: a TRX folder)")
+    add_force(p)
+    p.add_argument("--reference", help="reference image (NIfTI) for formats without a space")
+    p.add_argument("--no-bbox-check", action="store_true",
+                   help="do not check that streamlines lie inside the reference grid")
+    p.add_argument("--drop-outside", action="store_true",
+                   help="drop streamlines outside the reference grid (default: keep, warn)")
+    add_encoding(p)
+    p.set_defaults(handler=cmd_convert)
 
-    return spell
+    p = sub.add_parser("concatenate", help="concatenate tractograms into one")
+    p.add_argument("inputs", nargs="+", metavar="FILE",
+                   help="tractograms (TRX, TRK, TCK, ...), in output order")
+    p.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
+    add_force(p)
+    p.add_argument("--reference", help="reference image for inputs without a space (TCK...)")
+    p.add_argument("--group-by-input", action="store_true",
+                   help="add one group per input (named after the input's file)")
+    p.add_argument("--group-names", nargs="+", metavar="NAME",
+                   help="names of those groups (one per input)")
+    p.add_argument("--delete-dps", action="store_true",
+                   help="drop data-per-streamline keys not shared by every input")
+    p.add_argument("--delete-dpv", action="store_true",
+                   help="drop data-per-vertex keys not shared by every input")
+    p.add_argument("--delete-groups", action="store_true", help="drop the inputs' groups")
+    p.add_argument("--delete-dpg", action="store_true",
+                   help="drop data-per-group entries that conflict between inputs")
+    p.add_argument("--select-group", nargs="+", metavar="GROUP",
+                   help="take only this group from every input (or one group per input); "
+                        "the inputs' groups are then dropped")
+    p.add_argument("--nb-streamlines", type=streamlines_per_subject, metavar="N|min",
+                   help="keep a seeded random N streamlines of every (selected) input, in "
+                        "file order ('min': the smallest input's count)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --nb-streamlines")
+    add_encoding(p)
+    p.set_defaults(handler=cmd_concatenate)
+
+    p = sub.add_parser("select-group", help="keep the streamlines of one or more groups")
+    p.add_argument("input", help="tractogram with groups (TRX, or TRK with its .groups.json)")
+    p.add_argument("groups", nargs="+", metavar="GROUP")
+    p.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
+    add_force(p)
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--keep-groups", action="store_true",
+                      help="keep the group memberships (re-indexed) and their dpg in the "
+                           "output (default: the output is the selection, without groups)")
+    keep.add_argument("--drop-groups", dest="keep_groups", action="store_false",
+                      help=argparse.SUPPRESS)  # the default since 0.2; older scripts pass it
+    add_encoding(p, offsets=False)
+    p.set_defaults(keep_groups=False, handler=cmd_select_group)
+
+    p = sub.add_parser("resize", help="keep N streamlines (first N or a seeded random subset), "
+                                      "or trim unused capacity")
+    p.add_argument("input", help="tractogram (TRX, TRK, TCK, ...)")
+    p.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
+    add_force(p)
+    p.add_argument("--reference", help="reference image for an input without a space (TCK...) "
+                                       "written as TRX or TRK")
+    p.add_argument("-n", "--nb-streamlines", type=int, help="streamlines to keep")
+    p.add_argument("--random", action="store_true", help="a random subset, in file order")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random subset")
+    add_encoding(p, offsets=False)
+    p.set_defaults(handler=cmd_resize)
+
+    p = sub.add_parser("split-groups", help="write one file per group")
+    p.add_argument("input", help="tractogram with groups (TRX, or TRK with its .groups.json)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output folder (created if missing), for <input>_<group>.<format>")
+    add_force(p, "files that exist")
+    p.add_argument("--format", choices=list(OUTPUT_CHOICES), default="trx",
+                   help="format of the files (default: trx)")
+    p.add_argument("--reference", help="reference image for formats that need one")
+    p.set_defaults(handler=cmd_split_groups)
 
 
 # ------------------------------------------------------------------ info / validate

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ..reports.measures import DEFAULT_MAX_STREAMLINES
+from .options import EXIT_USAGE, positive_int
 
 
-def add_report_parser(sub: Any) -> None:
-    """Add the ``report`` command to the ``trx-nipype`` subparsers ``sub``."""
-    from .run import positive_int
-
+def add_parser(sub: Any) -> None:
+    """Add the ``report`` command to the ``trx-nipype`` subparsers ``sub``, with its handler."""
     p = sub.add_parser(
         "report", help="an HTML QC report with figures: of a run's output folder, or of one "
                        "tractogram",
@@ -48,11 +47,10 @@ def add_report_parser(sub: Any) -> None:
                                      f"sample beyond (default: {DEFAULT_MAX_STREAMLINES})")
     p.add_argument("--seed", type=int, default=0, help="seed of the drawn sample (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(handler=cmd_report)
 
 
 def _usage_error(message: str) -> int:
-    from .main import EXIT_USAGE
-
     print(f"trx-nipype: error: report: {message}", file=sys.stderr)
     return EXIT_USAGE
 

@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import UsageError
+from ..core.formats import OUTPUT_CHOICES
+from .options import add_encoding, positive_int, seconds, streamlines_per_subject
+
 #: where the demo dataset is extracted, inside the work dir
 DEMO_FOLDER = "demo-data"
 
@@ -23,50 +27,93 @@ def _echo(quiet: bool) -> Any:
 
 def plugin_args(text: str | None) -> dict[str, Any]:
     """``--plugin-args`` JSON -> dict (a usage error if it is not a JSON object)."""
-    from .ops import _Usage
-
     if not text:
         return {}
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Usage(f"--plugin-args is not valid JSON ({exc.msg}): {text}") from None
+        raise UsageError(f"--plugin-args is not valid JSON ({exc.msg}): {text}") from None
     if not isinstance(value, dict):
-        raise _Usage(f"--plugin-args must be a JSON object, got {text}")
+        raise UsageError(f"--plugin-args must be a JSON object, got {text}")
     return value
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add ``run`` to ``trx-nipype``'s subparsers, with its handler."""
+    p = sub.add_parser(
+        "run", help="run a pipeline over a dataset (default: the demo data)",
+        description="Run a pipeline over a dataset laid out as sub-*/[ses-*/]dwi/* (one "
+                    "tractogram per bundle, named after its tract-/bundle- entity or its file "
+                    "name; one NIfTI per folder is its reference). Without "
+                    "INPUT_DIR, the demo data: dipy's minimal_bundles (5 subjects x 3 "
+                    "bundles). Pipelines: 'bundles' (one TRX per subject with one group per "
+                    "bundle, then one TRX per bundle with one group per subject) and "
+                    "'convert' (every file to --out-format).")
+    p.add_argument("input_dir", nargs="?", metavar="INPUT_DIR",
+                   help="dataset folder (default: the demo data, extracted in the work dir)")
+    p.add_argument("--output-dir", required=True, help="derivatives folder to write")
+    p.add_argument("--work-dir", help="Nipype's cache, reused across runs (default: "
+                                      "OUTPUT_DIR-work, beside the output folder)")
+    p.add_argument("--pipeline", choices=("bundles", "convert"), default="bundles")
+    p.add_argument("--pattern", action="append",
+                   help="glob of the bundle files, relative to INPUT_DIR (repeatable; "
+                        "default: sub-*/dwi/* and sub-*/ses-*/dwi/*)")
+    p.add_argument("--subjects", nargs="+", metavar="SUB",
+                   help="process only these subjects (sub-01 or 01)")
+    p.add_argument("--reference", help="reference image for every subject")
+    p.add_argument("--reference-pattern", metavar="GLOB",
+                   help="each subject's reference image, relative to INPUT_DIR, with {subject} "
+                        "and {session} (labels without sub-/ses-): e.g. "
+                        "'sub-{subject}/dwi/*_FA.nii.gz' when a dwi folder holds several "
+                        "images; it must match one file per subject")
+    p.add_argument("--streamlines-per-subject", type=streamlines_per_subject, metavar="N|min",
+                   help="bundles pipeline: a seeded random N streamlines per subject in the "
+                        "population files ('min': the smallest subject's count)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random subsets")
+    p.add_argument("--no-population", action="store_true",
+                   help="bundles pipeline: only the per-subject files")
+    p.add_argument("--out-format", choices=list(OUTPUT_CHOICES), default="trx",
+                   help="convert pipeline: output format (default: trx)")
+    add_encoding(p, offsets=False)
+    p.set_defaults(compression="stored")  # trx-nipype run tells the default from a choice
+    p.add_argument("--plugin", default="Linear", type=_plugin_name,
+                   help="Nipype plugin: Linear (default), MultiProc, SLURMGraph, SGEGraph, "
+                        "PBSGraph, SLURM, ...")
+    p.add_argument("--plugin-args", metavar="JSON",
+                   help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
+    p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
+    p.add_argument("--wait-for-lock", nargs="?", type=seconds, default=0.0, const=None,
+                   metavar="SECONDS",
+                   help="when another run holds the output or work folder, wait for it to end "
+                        "(at most SECONDS; no value: as long as it takes) instead of stopping "
+                        "at once with exit code 2")
+    p.add_argument("--hash-method", choices=("timestamp", "content"),
+                   help="how Nipype's cache tells that an input changed: 'timestamp' "
+                        "(default: size and modification time; an edit that keeps both is "
+                        "not seen) or 'content' (the bytes; tractograms through a digest "
+                        "cache, so a cached rerun reads no input again)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="graph plugins (SLURMGraph, ...): submit the jobs and return, without "
+                        "following them (default: wait until they are done and report them "
+                        "as Linear does)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-v", "--verbose", action="store_true", help="Nipype's own logging too")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write OUTPUT_DIR/report.html, qc.tsv and figures/")
+    p.set_defaults(handler=cmd_run)
 
 
-def seconds(text: str) -> float:
-    """An argparse type: a number of seconds >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
-    return value
+def _plugin_name(text: str) -> str:
+    """A Nipype execution plugin's name (``MultiProc``, ``SLURMGraph``...), checked."""
+    from nipype.pipeline import plugins
 
-
-def streamlines_per_subject(text: str | None) -> int | str | None:
-    """``--streamlines-per-subject``: a positive int, ``min`` or nothing."""
-    if text is None or text == "min":
-        return text
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'min', "
-                                         f"got {text!r}") from None
+    name = text.removesuffix("Plugin")
+    if not hasattr(plugins, f"{name}Plugin"):
+        known = sorted(n.removesuffix("Plugin") for n in dir(plugins) if n.endswith("Plugin")
+                       and n != "Plugin")
+        raise argparse.ArgumentTypeError(f"unknown Nipype plugin {text!r}; one of "
+                                         f"{', '.join(known)}")
+    return name
 
 
 def _some(names: list[str], most: int = 8) -> str:
@@ -94,20 +141,18 @@ def closing_line(report: Any, report_failed: bool) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Lock the work dir and the output folder, then run the pipeline (:func:`run_locked`)."""
+    from ..core.operations.compare import WORK_DIR_MARKER
     from ..core.tempfiles import install_sigterm_cleanup
-    from ..workflows.dataset import WORK_DIR_MARKER
     from ..workflows.plugins import GRAPH_PLUGINS
     from ..workflows.runlock import RunLockedError, run_lock
     from ..workflows.runner import default_work_dir
-    from .ops import _Usage
-
     extra = plugin_args(args.plugin_args)
     if args.no_wait and args.plugin not in GRAPH_PLUGINS:
-        raise _Usage(f"--no-wait applies to graph plugins ({', '.join(GRAPH_PLUGINS)}), whose "
+        raise UsageError(f"--no-wait applies to graph plugins ({', '.join(GRAPH_PLUGINS)}), whose "
                      f"jobs run on their own; {args.plugin} runs the pipeline from this "
                      f"process")
     if args.pipeline == "bundles" and (args.positions_dtype or args.compression != "stored"):
-        raise _Usage("--positions-dtype and --compression apply to --pipeline convert; "
+        raise UsageError("--positions-dtype and --compression apply to --pipeline convert; "
                      "the bundles pipeline writes stored TRX in the inputs' dtypes")
     out_dir = Path(args.output_dir).absolute()
     echo = _echo(args.quiet)
@@ -130,12 +175,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                       waiting=waiting, option="--wait-for-lock [SECONDS]"):
             return run_locked(args, out_dir, work_dir, extra, echo)
     except RunLockedError as exc:
-        raise _Usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         made = os.path.abspath(exc.filename) if isinstance(exc.filename, str) else ""
         if args.work_dir or not made or not str(work_dir).startswith(made):
             raise
-        raise _Usage(f"cannot create the work dir {work_dir} beside the output folder "
+        raise UsageError(f"cannot create the work dir {work_dir} beside the output folder "
                      f"({exc.strerror or exc}): give one with --work-dir") from None
 
 

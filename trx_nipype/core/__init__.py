@@ -8,11 +8,12 @@
 (2, 5, [3])
 """
 
-from .concatenate import concatenate
-from .convert import convert, load_any
+from . import growable  # noqa: F401 (defines the class TrxFile.empty makes)
+from .concatenating import concatenate
+from .converting import convert, load_any
 from .errors import SpaceMismatchError, TrxFormatError
 from .loader import ValidationReport, load, validate
-from .save import save
+from .saving import save
 from .tempfiles import get_temp_root, set_temp_root
 from .trxfile import TrxFile
 from .writer import TrxWriteError

@@ -60,8 +60,6 @@ class LazyArrays(Mapping):
 
     def reader(self, name: str) -> Any:
         """How operations read ``name``: ``pread`` s of its file, or the array in memory."""
-        from .reading import ArrayReader
-
         make = self._readers.get(name)
         return make() if make is not None else ArrayReader(self[name])
 
@@ -122,6 +120,45 @@ class GatheredArrays(Mapping):
         return "{" + inner + "}"
 
 
+class ArrayReader:
+    """A reader over an array already in memory (or a private map).
+
+    The interface of :class:`~trx_nipype.core.reading.MemberReader` (which
+    reads a file's member with ``pread`` s), so that writers read every source
+    the same way.
+    """
+
+    file: Any = None  # no file: nothing to copy whole, nothing to check
+    crc: int | None = None
+
+    def __init__(self, arr: Any) -> None:
+        self.arr = arr
+        self.dtype = np.dtype(arr.dtype)
+        self.nrows = int(arr.shape[0]) if len(arr.shape) else 0
+        self.tail = tuple(int(s) for s in arr.shape[1:])
+        self.row_bytes = self.dtype.itemsize * int(np.prod(self.tail, dtype=np.int64))
+        self.nbytes = self.nrows * self.row_bytes
+
+    def rows(self, start: int, stop: int, out: np.ndarray | None = None, *,
+             view: bool = False) -> np.ndarray:
+        """Rows ``start:stop`` (a view)."""
+        return np.asarray(self.arr[start:stop])
+
+    def gather(self, index: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows at ``index``."""
+        return np.asarray(take_rows(self.arr, np.asarray(index, dtype=np.int64)))
+
+    def take(self, rows: slice | np.ndarray, out: np.ndarray | None = None, *,
+             view: bool = False) -> np.ndarray:
+        """Rows of a slice (a view) or at indices."""
+        if isinstance(rows, slice):
+            return self.rows(rows.start, rows.stop, out)
+        return self.gather(rows, out)
+
+    def release(self) -> None:
+        """Nothing to drop."""
+
+
 def take_rows(arr: Any, index: slice | np.ndarray) -> Any:
     """``arr[index]`` along the first axis: a view for a slice, a gather for indices.
 
@@ -173,6 +210,19 @@ def gather_rows(arr: np.ndarray, index: np.ndarray, out: np.ndarray | None = Non
     else:
         out[...] = arr[idx]
     return out
+
+
+def identical_arrays(a: Any, b: Any) -> bool:
+    """Same dtype, same shape, same values (NaN equal to NaN in float and complex arrays).
+
+    >>> identical_arrays(np.array([1.0, np.nan]), np.array([1.0, np.nan]))
+    True
+    >>> identical_arrays(np.array([1], np.int8), np.array([1], np.int16))
+    False
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and bool(
+        np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
 def row_width(tail: tuple[int, ...]) -> int:

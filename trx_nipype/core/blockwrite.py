@@ -31,8 +31,8 @@ import numpy as np
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
 from .formats import Block, is_gzip
 from .header import dump_header
-from .reference import Space
-from .save import check_offsets_dtype, is_zip_path, offsets_chunks, small_members
+from .saving import check_offsets_dtype, is_zip_path, offsets_chunks, small_members
+from .space import Space
 from .trxfile import group_dtype
 from .writer import SizeMismatch, TrxWriter
 

@@ -1,4 +1,12 @@
-"""Tractograms built in memory: from arrays, nibabel and dipy objects, and back."""
+"""Tractograms built in memory: sources from arrays, nibabel and dipy objects, and back.
+
+The ``source_from_*`` functions check arrays (as :func:`~trx_nipype.core.load`
+checks a file) and wrap them as a :class:`~trx_nipype.core.source.Source`;
+:class:`~trx_nipype.core.trxfile.TrxFile`'s constructors (``from_arrays``,
+``from_tractogram``, ``from_sft``) and ``to_sft`` / ``to_tractogram`` are
+these functions. They take a ``TrxFile`` as any object with its attributes:
+this module sits below :mod:`.trxfile`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ from .arrays import LazyArrays
 from .dtypes import dtype_name
 from .errors import TrxFormatError
 from .header import check_header
-from .trxfile import Source, TrxFile
+from .source import Source
 
 _WHERE = "<arrays>"
 
@@ -115,38 +123,40 @@ def _per_group(value: Any) -> np.ndarray:
     return arr.reshape(-1) if arr.ndim == 2 and arr.shape[0] == 1 else arr
 
 
-def _space_of(tractogram: Any) -> tuple[np.ndarray | None, Any]:
-    """(affine, dimensions) from a nibabel TractogramFile header, when it has one."""
+def tractogram_space(tractogram: Any) -> tuple[np.ndarray | None, Any]:
+    """(affine, dimensions) from a nibabel TractogramFile header, when it has one.
+
+    A plain ``Tractogram`` (RAS+ mm, no space of its own) gives ``(None, None)``.
+    """
     hdr = getattr(tractogram, "header", None)
     if isinstance(hdr, Mapping) and "voxel_to_rasmm" in hdr and "dimensions" in hdr:
         return np.asarray(hdr["voxel_to_rasmm"]), np.asarray(hdr["dimensions"])
     return None, None
 
 
-def from_tractogram(tractogram: Any, *, affine: Any = None,
-                    dimensions: Sequence[int] | None = None) -> TrxFile:
-    """A TrxFile from a nibabel Tractogram (RAS+ mm) or TractogramFile (TRK/TCK)."""
-    file_affine, file_dims = _space_of(tractogram)
+def source_from_tractogram(tractogram: Any, *, affine: Any = None,
+                           dimensions: Sequence[int] | None = None) -> Source:
+    """A source from a nibabel Tractogram (RAS+ mm) or TractogramFile (TRK/TCK)."""
+    file_affine, file_dims = tractogram_space(tractogram)
     tgm = getattr(tractogram, "tractogram", tractogram)
     if hasattr(tgm, "to_world"):  # to_world() moves the caller's data in place: use a copy
         tgm = tgm.copy().to_world() if not np.allclose(tgm.affine_to_rasmm, np.eye(4)) else tgm
     seq = tgm.streamlines
     lengths = np.asarray(seq._lengths, dtype=np.int64)
-    offsets = np.asarray(seq._offsets, dtype=np.int64)
+    # get_data() is already a packed copy, streamline after streamline (nibabel copies
+    # the sequence): no second copy for sequences whose rows are not in order
     data = seq.get_data() if len(seq) else np.zeros((0, 3), np.float32)
-    if len(lengths) and not np.array_equal(offsets, np.concatenate([[0], np.cumsum(lengths)[:-1]])):
-        data = np.concatenate(list(seq)) if len(seq) else data
     dps = {k: np.asarray(v) for k, v in tgm.data_per_streamline.items()}
     dpv = {k: np.asarray(v.get_data()) for k, v in tgm.data_per_point.items()}
-    return TrxFile.from_arrays(
+    return source_from_arrays(
         data, lengths=lengths,
         affine=affine if affine is not None else file_affine,
         dimensions=dimensions if dimensions is not None else file_dims,
         dps=dps, dpv=dpv)
 
 
-def from_sft(sft: Any) -> TrxFile:
-    """A TrxFile from a dipy StatefulTractogram, in RASMM / center (on a copy)."""
+def source_from_sft(sft: Any) -> Source:
+    """A source from a dipy StatefulTractogram, in RASMM / center (on a copy)."""
     from dipy.io.stateful_tractogram import Origin, Space, StatefulTractogram
 
     sft = StatefulTractogram.from_sft(sft.streamlines, sft,
@@ -156,7 +166,7 @@ def from_sft(sft: Any) -> TrxFile:
     sft.to_origin(Origin.NIFTI)
     affine, dims, _, _ = sft.space_attributes
     seq = sft.streamlines
-    return TrxFile.from_arrays(
+    return source_from_arrays(
         seq.get_data() if len(seq) else np.zeros((0, 3), np.float32),
         lengths=np.asarray(seq._lengths, dtype=np.int64),
         affine=affine, dimensions=dims,
@@ -167,10 +177,11 @@ def from_sft(sft: Any) -> TrxFile:
 def reference_header(affine: np.ndarray, dimensions: Sequence[int]) -> Any:
     """A NIfTI header carrying a space (affine, dimensions, voxel sizes) for dipy."""
     import nibabel as nib
+    from nibabel.affines import voxel_sizes
 
     hdr = nib.Nifti1Header()
     hdr.set_data_shape([int(d) for d in dimensions])
-    hdr.set_zooms(tuple(float(z) for z in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(0))))
+    hdr.set_zooms(tuple(float(z) for z in voxel_sizes(np.asarray(affine))))
     hdr.set_sform(affine, code=1)
     hdr.set_qform(affine, code=1)
     return hdr
@@ -181,7 +192,7 @@ def _as_2d(arr: np.ndarray) -> np.ndarray:
     return arr.reshape(len(arr), -1)
 
 
-def to_tractogram(trx: TrxFile) -> Any:
+def to_tractogram(trx: Any) -> Any:
     """A nibabel Tractogram in RAS+ mm (dps/dpv as 2-D arrays, as nibabel wants)."""
     from nibabel.streamlines import Tractogram
 
@@ -191,7 +202,7 @@ def to_tractogram(trx: TrxFile) -> Any:
                       affine_to_rasmm=np.eye(4))
 
 
-def _per_point(trx: TrxFile, arr: np.ndarray) -> Any:
+def _per_point(trx: Any, arr: np.ndarray) -> Any:
     from nibabel.streamlines import ArraySequence
 
     seq = ArraySequence()
@@ -201,7 +212,7 @@ def _per_point(trx: TrxFile, arr: np.ndarray) -> Any:
     return seq
 
 
-def to_sft(trx: TrxFile) -> Any:
+def to_sft(trx: Any) -> Any:
     """A dipy StatefulTractogram in RASMM; each group becomes a 0/1 uint8 dps entry."""
     from dipy.io.stateful_tractogram import Origin, Space, StatefulTractogram
 

@@ -16,7 +16,7 @@ before it, when it is a positive integer, the number of columns.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -90,6 +90,21 @@ def dtype_name(dtype: np.dtype | type | str) -> str:
     if name not in DTYPES:
         raise TypeError(f"dtype {dt} has no TRX equivalent (use one of {', '.join(DTYPES)})")
     return name
+
+
+def check_dtype(dtype: Any, allowed: tuple[str, ...], what: str) -> np.dtype:
+    """``dtype`` as the little-endian dtype of its TRX name, if that name is ``allowed``.
+
+    >>> check_dtype(">f4", POSITION_DTYPES, "positions")
+    dtype('float32')
+    >>> check_dtype("int8", OFFSET_DTYPES, "offsets")
+    Traceback (most recent call last):
+    ValueError: offsets dtype must be one of uint32, uint64, got int8
+    """
+    name = dtype_name(dtype)
+    if name not in allowed:
+        raise ValueError(f"{what} dtype must be one of {', '.join(allowed)}, got {name}")
+    return DTYPES[name]
 
 
 def format_member_name(name: str, array_shape: tuple[int, ...], dtype: np.dtype) -> str:

@@ -126,14 +126,44 @@ class OutputExistsError(ParameterMessage, FileExistsError):
         return (type(self), (self.template,))
 
 
-class ParameterWarning(ParameterMessage, UserWarning):
-    """A warning whose message names a parameter (e.g. the one that changes the outcome)."""
+# ------------------------------------------------------------------------ warnings
+# One category per kind of trouble, as nibabel's HeaderWarning / DataWarning, all under
+# TrxWarning (a UserWarning): ``warnings.simplefilter("ignore", DataLossWarning)`` silences
+# what a format cannot hold and keeps the others.
+class TrxWarning(ParameterMessage, UserWarning):
+    """A warning of trx-nipype: the base of its categories (filtering it silences them all).
+
+    Its message may name parameters (:func:`param`), e.g. the one that changes the
+    outcome: ``str()`` gives the Python spelling, front ends render their own.
+    """
 
     def __init__(self, template: str) -> None:
         super().__init__(self._set_template(template))
 
     def __reduce__(self):
         return (type(self), (self.template,))
+
+
+class HeaderWarning(TrxWarning):
+    """A file's header lacks or contradicts something, and a default or the data is used
+    instead (a TCK without ``datatype`` or ``file``, or whose count differs from its
+    streamlines; a TRK without ``vox_to_ras`` or ``voxel_order``)."""
+
+
+class DataLossWarning(TrxWarning):
+    """Something of the input is not in the output: what the target format cannot hold
+    (data per vertex, streamline or group, groups, header fields, names beyond a TRK's
+    ten, empty streamlines), values that float32 changes, or a TRK's groups sidecar that
+    does not apply to it (its groups are not read)."""
+
+
+class NamingWarning(TrxWarning):
+    """A name is changed to fit where it goes: a TRK field of 20 bytes, a TRX data name,
+    a file name longer than a filesystem holds."""
+
+
+class SpaceWarning(TrxWarning):
+    """Streamlines lie outside the bounding box of their reference grid."""
 
 
 class SpaceMismatchError(TrxFormatError):

@@ -4,7 +4,7 @@ A :class:`GrowableTrxFile` keeps its positions, offsets, dps and dpv in
 writable memory maps of a given *capacity*, in files of a private temporary
 folder (under :func:`~trx_nipype.core.tempfiles.get_temp_root`, removed on
 ``close()`` and at exit). The used part is exposed as an ordinary
-:class:`~trx_nipype.core.trxfile.Source` of read-only slices, so everything
+:class:`~trx_nipype.core.source.Source` of read-only slices, so everything
 that reads a :class:`TrxFile` (views, :func:`~trx_nipype.core.save`,
 :func:`~trx_nipype.core.concatenate`) works unchanged: there is no second
 writer.
@@ -16,7 +16,7 @@ rows into new, smaller files (chunk by chunk) and unlinks the old ones, so no
 earlier map ever points past the end of a file.
 
 Read-only tractograms (loaded files, views, in-memory ones) are not written:
-their :meth:`TrxFile.resize` returns a view (see :func:`resize_view`).
+their :meth:`TrxFile.resize` returns a view.
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import LazyArrays, row_width
-from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name
+from .arrays import LazyArrays, identical_arrays, row_width
+from .build import tractogram_space
+from .dtypes import OFFSET_DTYPES, POSITION_DTYPES, check_dtype, dtype_name
 from .errors import IN_MEMORY, SpaceMismatchError
-from .reference import space_mismatch
+from .source import Source
+from .space import space_mismatch
 from .tempfiles import make_temp_dir, remove_temp_dir
-from .trxfile import CHUNK_VERTICES, Source, TrxFile, group_dtype
+from .trxfile import CHUNK_VERTICES, TrxFile, group_dtype
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +49,6 @@ _COPY_ROWS = 1 << 20
 
 
 # ------------------------------------------------------------------ helpers
-def _check_dtype(dtype: Any, allowed: tuple[str, ...], what: str) -> np.dtype:
-    name = dtype_name(dtype)
-    if name not in allowed:
-        raise ValueError(f"{what} dtype must be one of {', '.join(allowed)}, got {name}")
-    return DTYPES[name]
-
-
 class _Column:
     """One array of ``capacity`` rows of shape ``tail``, in a writable file map."""
 
@@ -265,7 +260,7 @@ def _specs(table: Mapping[str, np.ndarray]) -> dict[str, tuple[np.dtype, tuple[i
 
 
 # ------------------------------------------------------------------- class
-class GrowableTrxFile(TrxFile):
+class GrowableTrxFile(TrxFile, writable=True):
     """A writable, file-backed TRX with spare capacity; made by :meth:`TrxFile.empty`.
 
     It is a :class:`TrxFile` like any other (select, save, concatenate...);
@@ -304,8 +299,8 @@ class GrowableTrxFile(TrxFile):
             pos_dt = positions_dtype
         if offsets_dtype is not None:
             off_dt = offsets_dtype
-        pos_dt = _check_dtype(pos_dt, POSITION_DTYPES, "positions")
-        off_dt = _check_dtype(off_dt, OFFSET_DTYPES, "offsets")
+        pos_dt = check_dtype(pos_dt, POSITION_DTYPES, "positions")
+        off_dt = check_dtype(off_dt, OFFSET_DTYPES, "offsets")
         fixed = like is not None
         store = _Store(header, pos_dt, off_dt, cap_s, cap_v, dps, dpv, template_fixed=fixed)
         store.space_fixed = fixed or affine is not None or dimensions is not None
@@ -409,20 +404,17 @@ class GrowableTrxFile(TrxFile):
         from nibabel.streamlines.tractogram_file import TractogramFile
 
         if isinstance(other, (Tractogram, TractogramFile)):
-            from .build import _space_of, from_tractogram
-
-            affine, _ = _space_of(other)
+            affine, _ = tractogram_space(other)
             if affine is None:  # a plain Tractogram: RAS+ mm, no space of its own
-                return from_tractogram(other, affine=self.affine, dimensions=self.dimensions)
-            return from_tractogram(other)
+                return TrxFile.from_tractogram(other, affine=self.affine,
+                                               dimensions=self.dimensions)
+            return TrxFile.from_tractogram(other)
         try:
             from dipy.io.stateful_tractogram import StatefulTractogram
         except ImportError:  # pragma: no cover - dipy is a dependency
             StatefulTractogram = ()  # noqa: N806
         if isinstance(other, StatefulTractogram):
-            from .build import from_sft
-
-            return from_sft(other)
+            return TrxFile.from_sft(other)
         raise TypeError(f"cannot append a {type(other).__name__}: expected a TrxFile, a "
                         "nibabel Tractogram or a dipy StatefulTractogram")
 
@@ -457,7 +449,7 @@ class GrowableTrxFile(TrxFile):
             have = self._store.dpg.get(group, {})
             for key in table:
                 value = np.array(table[key])
-                if key in have and not _same_value(have[key], value):
+                if key in have and not identical_arrays(have[key], value):
                     raise ValueError(f"cannot append {_name(trx)}: dpg {group}/{key} is "
                                      f"{value.tolist()} there and {have[key].tolist()} here")
                 out.setdefault(group, {})[key] = value
@@ -547,50 +539,5 @@ class GrowableTrxFile(TrxFile):
         return self
 
 
-def _same_value(a: np.ndarray, b: np.ndarray) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and bool(
-        np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-
-
 def _name(trx: TrxFile) -> str:
     return os.path.basename(trx.path) if trx.path else "the tractogram"
-
-
-# --------------------------------------------------------------- read-only
-def resize_view(trx: TrxFile, nb_streamlines: int | None = None,
-                nb_vertices: int | None = None, *, keep_empty_groups: bool = False
-                ) -> TrxFile:
-    """:meth:`TrxFile.resize` for a read-only tractogram: a view, nothing copied.
-
-    ``nb_streamlines=None`` drops the trailing zero-length streamlines (the
-    unused capacity of files preallocated by other tools); an int keeps the
-    first ``nb_streamlines``. dps, dpv, groups (re-indexed, those left empty
-    dropped unless ``keep_empty_groups``) and dpg follow, as for
-    :meth:`TrxFile.select`. ``nb_vertices``, when given, must lie between the
-    kept vertex count and the file's: a view has no spare capacity to set.
-
-    Raises
-    ------
-    ValueError
-        If asked to grow (more streamlines or vertices than the file has) or to
-        cut streamlines (``nb_vertices`` below the kept vertex count).
-    """
-    n = len(trx)
-    if nb_streamlines is None:
-        nonzero = np.flatnonzero(trx.lengths)
-        keep = int(nonzero[-1]) + 1 if nonzero.size else 0
-    else:
-        keep = int(nb_streamlines)
-        if keep < 0 or keep > n:
-            raise ValueError(f"nb_streamlines={keep}: a read-only tractogram of {n} "
-                             "streamlines can only be truncated; to grow, copy it with "
-                             "TrxFile.empty(..., like=trx).append(trx)")
-    used_v = int(np.asarray(trx.lengths[:keep], dtype=np.int64).sum())
-    if nb_vertices is not None and not used_v <= int(nb_vertices) <= trx.nb_vertices:
-        raise ValueError(f"nb_vertices={nb_vertices}: must be between the {used_v} vertices "
-                         f"of the kept streamlines and the {trx.nb_vertices} of the file "
-                         "(streamlines are never cut; a read-only file cannot grow)")
-    if keep < n:
-        log.info("resize: keeping the first %d of %d streamlines", keep, n)
-    return trx.select(np.arange(keep, dtype=np.int64), keep_empty_groups=keep_empty_groups)

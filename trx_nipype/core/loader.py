@@ -29,7 +29,8 @@ from .errors import TrxFormatError
 from .header import MAX_BYTES as HEADER_MAX_BYTES
 from .header import MEMBER as HEADER
 from .header import parse_header
-from .trxfile import Source, TrxFile
+from .source import Source
+from .trxfile import TrxFile
 
 log = logging.getLogger(__name__)
 

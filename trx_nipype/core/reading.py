@@ -37,7 +37,6 @@ import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -395,38 +394,3 @@ class MemberReader:
         if self._held:
             self.file.let_go()
         self._held = None
-
-
-class ArrayReader:
-    """The same interface over an array already in memory (or a private map)."""
-
-    file: OpenFile | None = None
-    crc: int | None = None
-
-    def __init__(self, arr: Any) -> None:
-        self.arr = arr
-        self.dtype = np.dtype(arr.dtype)
-        self.nrows, self.tail = _rows_of(arr.shape)
-        self.row_bytes = self.dtype.itemsize * int(np.prod(self.tail, dtype=np.int64))
-        self.nbytes = self.nrows * self.row_bytes
-
-    def rows(self, start: int, stop: int, out: np.ndarray | None = None, *,
-             view: bool = False) -> np.ndarray:
-        """Rows ``start:stop`` (a view)."""
-        return np.asarray(self.arr[start:stop])
-
-    def gather(self, index: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows at ``index``."""
-        from .arrays import take_rows
-
-        return np.asarray(take_rows(self.arr, np.asarray(index, dtype=np.int64)))
-
-    def take(self, rows: slice | np.ndarray, out: np.ndarray | None = None, *,
-             view: bool = False) -> np.ndarray:
-        """Rows of a slice (a view) or at indices."""
-        if isinstance(rows, slice):
-            return self.rows(rows.start, rows.stop, out)
-        return self.gather(rows, out)
-
-    def release(self) -> None:
-        """Nothing to drop."""

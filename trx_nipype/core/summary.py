@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from .formats import detect_format
+from .formats import carries_space
 from .loader import inspect, load
 from .metrics import lengths_mm
-from .reference import NO_SPACE
-from .save import is_zip_path
+from .saving import is_zip_path
+from .space import NO_SPACE
 from .trxfile import TrxFile
 
 
@@ -92,11 +92,11 @@ def summarize(path: str | os.PathLike, reference: Any = None, *,
         info.update(container=report.container, compression=report.compression or None,
                     warnings=report.warnings)
     else:
-        from .convert import load_any
+        from .converting import load_any
 
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such file or directory")
-        spaceless = reference is None and detect_format(path) not in ("trx", "trk")
+        spaceless = reference is None and not carries_space(path)
         # counting needs no space: a TCK given no reference is read in a placeholder one
         with load_any(path, reference=NO_SPACE if spaceless else reference) as trx:
             info = describe(trx, length_mm=length_mm)

@@ -141,13 +141,17 @@ def sibling_temp_path(dest: str | os.PathLike) -> Path:
     return dest.with_name(f".{name}{tail}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host has that id (another user's counts; an id out of
+    range does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # another user's process
         return True
+    except OverflowError:
+        return False
     return True
 
 
@@ -156,7 +160,7 @@ def _dead_owner(tail: str) -> bool:
     parts = tail.rsplit("-", 2)
     if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
         return False
-    return not _pid_alive(int(parts[1]))
+    return not pid_alive(int(parts[1]))
 
 
 def _remove(entry: Path) -> None:

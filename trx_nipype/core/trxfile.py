@@ -9,71 +9,29 @@ streams only the selected rows, chunk by chunk.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from nibabel.streamlines import ArraySequence
 
-from .arrays import (
-    GatheredArrays,
-    LazyArrays,
-    frozen_copy,
-    ranges_index,
-    split_by_budget,
-    take_rows,
+from .arrays import GatheredArrays, ranges_index, split_by_budget, take_rows
+from .build import (
+    source_from_arrays,
+    source_from_sft,
+    source_from_tractogram,
+    to_sft,
+    to_tractogram,
 )
+from .source import Source
+
+log = logging.getLogger(__name__)
 
 #: vertices per chunk when streaming (x 3 x 4 bytes = 24 MB of float32 positions)
 CHUNK_VERTICES = 2_000_000
-
-
-@dataclass
-class Source:
-    """What a loader (or a constructor) provides: the full, unselected data."""
-
-    header: dict[str, Any]
-    positions: LazyArrays  # one key, "positions"
-    offsets: np.ndarray  # N + 1 entries
-    dps: LazyArrays
-    dpv: LazyArrays
-    groups: dict[str, np.ndarray]
-    dpg: dict[str, LazyArrays]
-    path: str | None = None
-    container: Any = None
-    #: the file's offsets member held N entries (the usual is N + 1)
-    short_offsets: bool = False
-    _lengths: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        """Vertices per streamline (int64), from the offsets; computed once."""
-        if self._lengths is None:
-            # shared by every view of this source: nobody may change it
-            # the offsets are non-decreasing (checked at load): their differences fit int64
-            # as they are, without an int64 copy of the offsets first (80 MB at 10M)
-            diff = np.diff(np.asarray(self.offsets))
-            self._lengths = frozen_copy(diff.view(np.int64) if diff.dtype == np.uint64
-                                        else diff.astype(np.int64))
-        return self._lengths
-
-    @property
-    def offsets_dtype(self) -> np.dtype:
-        """The dtype of the stored offsets."""
-        return np.dtype(self.offsets.dtype)
-
-    def check_unchanged(self) -> None:
-        """Raise ``SourceChangedError`` if a file this source read has changed since."""
-        check = getattr(self.container, "check_unchanged", None)
-        if check is not None:  # a loaded file's container (not a growable's own store)
-            check()
-
-    @property
-    def positions_dtype(self) -> np.dtype:
-        """The dtype of the stored positions."""
-        return self.positions.spec("positions")[0]
 
 
 @dataclass(frozen=True)
@@ -108,6 +66,16 @@ class TrxFile:
     dpg : dict of str to dict of str to ndarray
         Data per group.
     """
+
+    #: the class :meth:`empty` makes: the writable, growable subclass, which names itself
+    #: when it is defined (``class GrowableTrxFile(TrxFile, writable=True)``, in
+    #: :mod:`.growable`, a module above this one that ``trx_nipype.core`` always imports)
+    _writable: ClassVar[type[TrxFile] | None] = None
+
+    def __init_subclass__(cls, *, writable: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if writable:
+            TrxFile._writable = cls
 
     def __init__(self, source: Source, selection: np.ndarray | None = None,
                  groups: dict[str, np.ndarray] | None = None,
@@ -452,12 +420,10 @@ class TrxFile:
         trx_nipype.core.growable.GrowableTrxFile
             A TrxFile with ``append``, in-place ``resize`` and ``capacity``.
         """
-        from .growable import GrowableTrxFile
-
-        return GrowableTrxFile.create(capacity_streamlines, capacity_vertices, like,
-                                      affine=affine, dimensions=dimensions,
-                                      positions_dtype=positions_dtype,
-                                      offsets_dtype=offsets_dtype)
+        return TrxFile._writable.create(capacity_streamlines, capacity_vertices, like,
+                                        affine=affine, dimensions=dimensions,
+                                        positions_dtype=positions_dtype,
+                                        offsets_dtype=offsets_dtype)
 
     def append(self, other: Any, **options: Any) -> TrxFile:
         """Only a tractogram made by :meth:`empty` can be appended to (this one is read-only)."""
@@ -483,12 +449,28 @@ class TrxFile:
         Raises
         ------
         ValueError
-            If asked to grow, or ``nb_vertices`` would cut the kept streamlines.
+            If asked to grow (more streamlines or vertices than the file has), or
+            ``nb_vertices`` would cut the kept streamlines (it must lie between the
+            kept vertex count and the file's: a view has no spare capacity to set).
         """
-        from .growable import resize_view
-
-        return resize_view(self, nb_streamlines, nb_vertices,
-                           keep_empty_groups=keep_empty_groups)
+        n = len(self)
+        if nb_streamlines is None:
+            nonzero = np.flatnonzero(self.lengths)
+            keep = int(nonzero[-1]) + 1 if nonzero.size else 0
+        else:
+            keep = int(nb_streamlines)
+            if keep < 0 or keep > n:
+                raise ValueError(f"nb_streamlines={keep}: a read-only tractogram of {n} "
+                                 "streamlines can only be truncated; to grow, copy it with "
+                                 "TrxFile.empty(..., like=trx).append(trx)")
+        used_v = int(np.asarray(self.lengths[:keep], dtype=np.int64).sum())
+        if nb_vertices is not None and not used_v <= int(nb_vertices) <= self.nb_vertices:
+            raise ValueError(f"nb_vertices={nb_vertices}: must be between the {used_v} vertices "
+                             f"of the kept streamlines and the {self.nb_vertices} of the file "
+                             "(streamlines are never cut; a read-only file cannot grow)")
+        if keep < n:
+            log.info("resize: keeping the first %d of %d streamlines", keep, n)
+        return self.select(np.arange(keep, dtype=np.int64), keep_empty_groups=keep_empty_groups)
 
     def sample(self, nb_streamlines: int, seed: int = 0, *,
                keep_empty_groups: bool = False) -> TrxFile:
@@ -531,8 +513,6 @@ class TrxFile:
         tractogram cannot change them, and the caller should not either while
         it is in use.
         """
-        from .build import source_from_arrays
-
         return cls(source_from_arrays(positions, offsets, lengths=lengths, affine=affine,
                                       dimensions=dimensions, dps=dps, dpv=dpv, groups=groups,
                                       dpg=dpg, header=header))
@@ -541,27 +521,19 @@ class TrxFile:
     def from_tractogram(cls, tractogram: Any, *, affine: np.ndarray | None = None,
                         dimensions: Sequence[int] | None = None) -> TrxFile:
         """From a nibabel ``Tractogram`` (RAS+ mm) or ``TractogramFile``."""
-        from .build import from_tractogram
-
-        return from_tractogram(tractogram, affine=affine, dimensions=dimensions)
+        return TrxFile(source_from_tractogram(tractogram, affine=affine, dimensions=dimensions))
 
     @classmethod
     def from_sft(cls, sft: Any) -> TrxFile:
         """From a dipy ``StatefulTractogram`` (moved to RASMM/center on a copy)."""
-        from .build import from_sft
-
-        return from_sft(sft)
+        return TrxFile(source_from_sft(sft))
 
     def to_sft(self) -> Any:
         """A dipy ``StatefulTractogram`` in RASMM; groups become 0/1 ``dps`` entries."""
-        from .build import to_sft
-
         return to_sft(self)
 
     def to_tractogram(self) -> Any:
         """A nibabel ``Tractogram`` (RAS+ mm) over this tractogram's arrays."""
-        from .build import to_tractogram
-
         return to_tractogram(self)
 
     # --------------------------------------------------------------- lifetime

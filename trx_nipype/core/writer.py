@@ -553,6 +553,14 @@ class TrxWriter:
             self.abort()
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (False when either is missing or unreadable)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def check_replaceable(dest: Path, *, as_directory: bool = False) -> None:
     """The one rule for what an output may replace: a tractogram, an empty folder or nothing.
 

@@ -11,8 +11,9 @@
   :class:`TractProfile`, :class:`ResampleStreamlines`: tractography analysis,
   equal to dipy's functions, streamed over the maps.
 - :class:`TractogramReportlet`: a figure (projections or lengths) for a report.
-- :class:`DerivativesSink`, :class:`DerivativesListSink`: results exported to a
-  BIDS derivatives tree, atomically, each with a JSON sidecar (:mod:`.bids`).
+- :class:`DerivativesSink`, :class:`DerivativesListSink`, :class:`AnalysisSink`:
+  results exported to a BIDS derivatives tree, atomically, each with a JSON
+  sidecar (:mod:`.bids`).
 
 Each interface calls the function of :mod:`trx_nipype.core.operations` that the
 ``trx-nipype`` command of the same operation calls. A TRK written with groups
@@ -34,7 +35,7 @@ from .analysis import (
     SampleScalarMap,
     TractProfile,
 )
-from .bids import DerivativesListSink, DerivativesSink
+from .bids import AnalysisSink, DerivativesListSink, DerivativesSink
 from .bundles import AssembleBundles, ConvertTractograms
 from .info import TrxInfo
 from .io import ConvertTractogram, LoadTrx
@@ -44,6 +45,7 @@ from .reports import TractogramReportlet
 register_groups_sidecar()  # a TRK output's .groups.json is kept and copied with it
 
 __all__ = [
+    "AnalysisSink",
     "AssembleBundles",
     "ConcatenateTrx",
     "ConvertTractogram",

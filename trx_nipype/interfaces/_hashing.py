@@ -263,9 +263,9 @@ def companions(path: str) -> list[Path]:
     from the TRK, so it is part of the TRK's fingerprint (``"missing"`` when absent).
     """
     if path.lower().endswith((".trk", ".trk.gz")):
-        from trx_nipype.core.formats.trk import sidecar_path
+        from trx_nipype.core.formats.trk_groups import groups_sidecar_path
 
-        return [sidecar_path(path)]
+        return [groups_sidecar_path(path)]
     return []
 
 

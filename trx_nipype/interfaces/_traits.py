@@ -34,7 +34,7 @@ from nipype import config
 from nipype.interfaces.base import BaseInterfaceInputSpec, InputMultiObject, Undefined, isdefined
 from nipype.interfaces.base.traits_extension import BasePath
 
-from trx_nipype.core.formats.trk import SIDECAR_SUFFIX
+from trx_nipype.core.formats.trk_groups import SIDECAR_SUFFIX
 from trx_nipype.core.naming import fit_file_name, tractogram_stem
 from trx_nipype.core.operations.outputs import check_apart, remove_tractogram
 from trx_nipype.core.writer import check_replaceable

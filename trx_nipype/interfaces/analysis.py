@@ -75,7 +75,7 @@ class FilterStreamlines(SimpleInterface):
             max_length=optional(self.inputs.max_length),
             include=optional(self.inputs.include) or (),
             exclude=optional(self.inputs.exclude) or (), roi_mode=self.inputs.roi_mode,
-            dps_ranges=optional(self.inputs.dps_ranges) or ())
+            dps_ranges=optional(self.inputs.dps_ranges) or (), overwrite=True)
         self._results.update(out_file=os.fspath(res.out_file), nb_streamlines=res.nb_streamlines,
                              nb_removed=res.nb_input - res.nb_streamlines)
         return runtime
@@ -118,7 +118,8 @@ class DensityMap(SimpleInterface):
     def _run_interface(self, runtime: Any) -> Any:
         dest = output_path(self.inputs.in_file, "_density", ".nii.gz", self.inputs.out_filename)
         res = density_map(self.inputs.in_file, dest, reference=optional(self.inputs.reference),
-                          groups=optional(self.inputs.group_names), binary=self.inputs.binary)
+                          groups=optional(self.inputs.group_names), binary=self.inputs.binary,
+                          overwrite=True)
         self._results.update(out_file=os.fspath(res.out_file), nb_streamlines=res.nb_streamlines,
                              nb_voxels=res.nb_voxels)
         return runtime
@@ -164,7 +165,7 @@ class SampleScalarMap(SimpleInterface):
         dest = output_path(self.inputs.in_file, f"_{self.inputs.name}", ".trx",
                            self.inputs.out_filename)
         res = sample_scalar_map(self.inputs.in_file, self.inputs.image, dest,
-                                name=self.inputs.name)
+                                name=self.inputs.name, overwrite=True)
         self._results.update(out_file=os.fspath(res.out_file), dpv_key=res.dpv_key,
                              dps_key=res.dps_key)
         return runtime
@@ -212,7 +213,7 @@ class TractProfile(SimpleInterface):
         res = tract_profile(self.inputs.in_file, self.inputs.image, dest,
                             nb_points=self.inputs.nb_points,
                             groups=optional(self.inputs.group_names),
-                            metric=optional(self.inputs.metric))
+                            metric=optional(self.inputs.metric), overwrite=True)
         self._results.update(out_file=os.fspath(res.out_file), tracts=res.tracts)
         return runtime
 
@@ -257,6 +258,6 @@ class ResampleStreamlines(SimpleInterface):
             raise ValueError("ResampleStreamlines: set nb_points or step")
         dest = output_path(self.inputs.in_file, "_resampled", ".trx", self.inputs.out_filename)
         res = resample_streamlines(self.inputs.in_file, dest, nb_points=nb_points, step=step,
-                                   drop_dpv=self.inputs.drop_dpv)
+                                   drop_dpv=self.inputs.drop_dpv, overwrite=True)
         self._results.update(out_file=os.fspath(res.out_file), nb_vertices=res.nb_vertices)
         return runtime

@@ -5,7 +5,9 @@
 place, so a reader never sees a partial file) and writes
 ``<rel_path without extension>.json`` next to it (:func:`sidecar_path`),
 saying how the file was made; :class:`DerivativesListSink` does the same for a
-list of results in one node. Both call :func:`export_derivative`::
+list of results in one node, and :class:`AnalysisSink` for any result of the
+analysis nodes (a tractogram, a NIfTI image or a table) whose sources lie in
+no dataset (named by their file name). All call :func:`export_derivative`::
 
     {
       "Pipeline": "bundles",
@@ -45,11 +47,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec, traits
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    Directory,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
 
 from .. import __version__
-from ..core.formats import SUFFIXES, compound_suffix, write_json
-from ..core.operations.compare import carries_space
+from ..core.formats import SUFFIXES, carries_space, compound_suffix, write_json
 from ._hashing import companions, file_digest
 from ._traits import TrxInputSpec, TrxPath, TrxPathList
 
@@ -79,16 +87,29 @@ def strip_tractogram_extension(name: str) -> str:
     return name[: -len(ext)] if ext else name
 
 
+#: extensions of the other results a sink exports (images, tables), replaced by ``.json``
+#: in their sidecar's name as tractograms' are
+RESULT_EXTENSIONS = (".nii.gz", ".nii", ".csv", ".tsv")
+
+
 def sidecar_path(path: str | os.PathLike) -> Path:
     """The JSON sidecar of an output: ``x.trx`` -> ``x.json``, ``AF.L`` -> ``AF.L.json``.
 
     A known tractogram extension (:data:`TRACTOGRAM_EXTENSIONS`, ``.trk.gz``
-    included) is replaced by ``.json``; any other name (a TRX folder without
+    included) or result extension (:data:`RESULT_EXTENSIONS`: ``x.nii.gz`` ->
+    ``x.json``) is replaced by ``.json``; any other name (a TRX folder without
     an extension, a name with dots) gets ``.json`` appended, so that ``AF.L``
     and ``AF.R`` do not share ``AF.json``.
+
+    >>> sidecar_path("d/x.trk.gz").as_posix(), sidecar_path("d/x.nii.gz").as_posix()
+    ('d/x.json', 'd/x.json')
     """
     path = Path(path)
-    return path.with_name(strip_tractogram_extension(path.name) + ".json")
+    name = path.name
+    for ext in RESULT_EXTENSIONS:
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return path.with_name(name[:-len(ext)] + ".json")
+    return path.with_name(strip_tractogram_extension(name) + ".json")
 
 
 def software_versions() -> dict[str, str]:
@@ -133,7 +154,7 @@ def tractogram_counts(path: str | os.PathLike, reference: str | None = None
     ValueError
         If ``path`` is in a format without a space and no ``reference`` is given.
     """
-    from ..core.convert import load_any
+    from ..core import load_any
     from ..core.formats import detect_format
 
     fmt = detect_format(path)
@@ -147,6 +168,23 @@ def tractogram_counts(path: str | os.PathLike, reference: str | None = None
         return {"NB_STREAMLINES": len(trx), "NB_VERTICES": trx.nb_vertices,
                 "Groups": {g: int(len(idx)) for g, idx in sorted(trx.groups.items())},
                 "DPS": sorted(trx.dps), "DPV": sorted(trx.dpv)}
+
+
+def result_counts(path: str | os.PathLike, reference: str | None = None) -> dict[str, Any]:
+    """Counts for a sidecar: a tractogram's (:func:`tractogram_counts`), an image's shape
+    and nonzero voxels, a table's rows."""
+    name = os.fspath(path).lower()
+    if name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+        import numpy as np
+
+        img = nib.load(os.fspath(path))
+        data = np.asanyarray(img.dataobj)
+        return {"Shape": [int(s) for s in img.shape], "NonzeroVoxels": int(np.count_nonzero(data))}
+    if name.endswith((".csv", ".tsv")):
+        with open(path, encoding="utf-8") as fh:
+            return {"Rows": max(sum(1 for _ in fh) - 1, 0)}
+    return tractogram_counts(path, reference=reference)
 
 
 def _inside(path: str, root: str) -> str | None:
@@ -232,8 +270,8 @@ def destination(out_dir: str | os.PathLike, rel_path: str) -> Path:
 def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, rel_path: str,
                       *, sources: Sequence[str] = (), metadata: Mapping[str, Any] | None = None,
                       reference: str | None = None,
-                      dataset_links: Mapping[str, str | os.PathLike] | None = None
-                      ) -> tuple[Path, Path]:
+                      dataset_links: Mapping[str, str | os.PathLike] | None = None,
+                      sources_by_name: bool = False) -> tuple[Path, Path]:
     """Copy ``in_file`` to ``out_dir/rel_path`` atomically and write its sidecar.
 
     The copy (and its companions: a TRK's ``.groups.json``) is staged in a
@@ -244,7 +282,8 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
     Parameters
     ----------
     in_file : str or os.PathLike
-        The result (a file or a TRX directory).
+        The result: a tractogram (a file or a TRX directory), a NIfTI image
+        (``.nii[.gz]``) or a table (``.csv``, ``.tsv``).
     out_dir : str or os.PathLike
         Root of the derivatives tree.
     rel_path : str
@@ -260,6 +299,9 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
     dataset_links : mapping, optional
         Dataset name -> folder: sources inside a linked folder are named
         ``bids:<name>:<path>`` (see :func:`source_uri`).
+    sources_by_name : bool
+        Name each source by its file name instead (``{"name": ..., "sha256":
+        ...}``): for sources that lie in no dataset (files of a package, say).
 
     Returns
     -------
@@ -277,13 +319,17 @@ def export_derivative(in_file: str | os.PathLike, out_dir: str | os.PathLike, re
     all_sources = list(sources) + ([reference] if reference and reference not in sources
                                    else [])
     payload: dict[str, Any] = dict(metadata or {})
-    payload["Sources"] = [dict(path=source_uri(s, out_dir, dataset_links),
-                               **({"sha256": sha256_path(s)} if Path(s).exists() else {}))
-                          for s in all_sources]
+    if sources_by_name:
+        payload["Sources"] = [{"name": Path(s).name, "sha256": sha256_path(s)}
+                              for s in all_sources]
+    else:
+        payload["Sources"] = [dict(path=source_uri(s, out_dir, dataset_links),
+                                   **({"sha256": sha256_path(s)} if Path(s).exists() else {}))
+                              for s in all_sources]
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         staged = _stage(Path(in_file), tmp / dest.name)
-        payload["Counts"] = tractogram_counts(staged, reference=reference)
+        payload["Counts"] = result_counts(staged, reference=reference)
         payload["sha256"] = sha256_path(staged)
         payload["Software"] = software_versions()
         side = sidecar_path(dest)
@@ -383,4 +429,33 @@ class DerivativesListSink(SimpleInterface):
                    for f, r, s, ref in zip(files, rel, sources, refs, strict=True)]
         self._results["out_files"] = [str(d) for d, _ in written]
         self._results["out_jsons"] = [str(j) for _, j in written]
+        return runtime
+
+
+class _AnalysisSinkInputSpec(BaseInterfaceInputSpec):
+    in_file = traits.Either(File(exists=True), traits.Directory(exists=True), mandatory=True,
+                            desc="result to export: a tractogram, a NIfTI image or a table")
+    out_dir = traits.Str(mandatory=True, desc="root of the derivatives tree (absolute)")
+    rel_path = traits.Str(mandatory=True, desc="destination, relative to out_dir")
+    sources = traits.List(File(exists=True), desc="files the result was made from (recorded "
+                                                  "by name and SHA-256)")
+    metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecar")
+
+
+class AnalysisSink(SimpleInterface):
+    """Export a tractogram, image or table to the derivatives tree, with a JSON sidecar.
+
+    As :class:`DerivativesSink` exports a tractogram; the sources are named by
+    their file name (they lie in no dataset: a DWI shipped inside a package).
+    """
+
+    input_spec = _AnalysisSinkInputSpec
+    output_spec = _DerivativesSinkOutputSpec
+
+    def _run_interface(self, runtime: Any) -> Any:
+        dest, side = export_derivative(self.inputs.in_file, self.inputs.out_dir,
+                                       self.inputs.rel_path, sources=self.inputs.sources,
+                                       metadata=self.inputs.metadata, sources_by_name=True)
+        self._results["out_file"] = str(dest)
+        self._results["out_json"] = str(side)
         return runtime

@@ -17,12 +17,12 @@ from typing import Any
 
 from nipype.interfaces.base import File, OutputMultiObject, SimpleInterface, TraitedSpec, traits
 
+from trx_nipype.core.formats import OUTPUT_CHOICES
 from trx_nipype.core.operations.assemble import assemble_bundles
 from trx_nipype.core.operations.convert_files import convert_files
 
 from ._hashing import companions
 from ._traits import TrxInputSpec, TrxPath, TrxPathList, optional, output_path, written_trx
-from .io import FORMATS
 
 log = logging.getLogger("nipype.interface")
 
@@ -94,7 +94,7 @@ class AssembleBundles(SimpleInterface):
 class _ConvertManyInputSpec(TrxInputSpec):
     in_files = TrxPathList(mandatory=True, desc="tractograms to convert (TRX zip or directory, "
                            "TRK, TCK, ...); each output is named after its input")
-    out_format = traits.Enum(*FORMATS, mandatory=True,
+    out_format = traits.Enum(*OUTPUT_CHOICES, mandatory=True,
                              desc="output format ('trx_dir': TRX directories)")
     reference = File(exists=True, trx_hash=True,
                      desc="reference image (NIfTI) or TRK for formats without a space "
@@ -139,7 +139,7 @@ class ConvertTractograms(SimpleInterface):
 
     def _run_interface(self, runtime: Any) -> Any:
         files = list(self.inputs.in_files)
-        ext, fmt = FORMATS[self.inputs.out_format]
+        ext, fmt = OUTPUT_CHOICES[self.inputs.out_format]
         for f in files:  # never an input; a previous run's output is replaced
             output_path(f, "", ext, inputs=files)
         options: dict[str, Any] = dict(compression=self.inputs.compression,

@@ -17,7 +17,6 @@ from .info import node_fields
 log = logging.getLogger("nipype.interface")
 
 #: ``out_format`` -> (extension of the output, format name of the core); ``""``: a directory
-FORMATS = OUTPUT_CHOICES  # out_format choice -> (extension, format)
 
 
 class _LoadTrxInputSpec(TrxInputSpec):
@@ -83,7 +82,7 @@ class LoadTrx(SimpleInterface):
 class _ConvertInputSpec(TrxInputSpec):
     in_file = TrxPath(exists=True, mandatory=True,
                       desc="tractogram to convert (TRX zip or directory, TRK, TCK, ...)")
-    out_format = traits.Enum(*FORMATS, mandatory=True, xor=["out_format", "out_filename"],
+    out_format = traits.Enum(*OUTPUT_CHOICES, mandatory=True, xor=["out_format", "out_filename"],
                              desc="output format; the output is named after the input "
                                   "('trx_dir': a TRX directory)")
     out_filename = traits.Str(mandatory=True, xor=["out_format", "out_filename"],
@@ -131,7 +130,7 @@ class ConvertTractogram(SimpleInterface):
 
     def _run_interface(self, runtime: Any) -> Any:
         in_file = self.inputs.in_file
-        ext, fmt = FORMATS.get(optional(self.inputs.out_format), ("", None))
+        ext, fmt = OUTPUT_CHOICES.get(optional(self.inputs.out_format), ("", None))
         dest = output_path(in_file, "", ext, self.inputs.out_filename)
         files = convert_file(in_file, dest, reference=optional(self.inputs.reference),
                              out_format=fmt, overwrite=True,

@@ -24,6 +24,7 @@ from nipype.interfaces.base import (
 )
 
 from trx_nipype.core.dtypes import OFFSET_DTYPES, POSITION_DTYPES
+from trx_nipype.core.formats import OUTPUT_CHOICES
 from trx_nipype.core.naming import concatenation_name, safe_name, tractogram_stem
 from trx_nipype.core.operations import (
     Written,
@@ -41,7 +42,6 @@ from ._traits import (
     optional,
     output_path,
 )
-from .io import FORMATS
 
 log = logging.getLogger("nipype.interface")
 
@@ -254,7 +254,7 @@ class ResizeTrx(SimpleInterface):
 class _SplitGroupsInputSpec(TrxInputSpec):
     in_file = TrxPath(exists=True, mandatory=True,
                       desc="tractogram with groups (TRX, or TRK with its .groups.json)")
-    out_format = traits.Enum(*FORMATS, usedefault=True,
+    out_format = traits.Enum(*OUTPUT_CHOICES, usedefault=True,
                              desc="format of the per-group files ('trx_dir': TRX directories)")
     reference = File(exists=True, trx_hash=True,
                      desc="reference image (NIfTI) or TRK for an input without a space, when "

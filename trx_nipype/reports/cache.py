@@ -146,9 +146,12 @@ def store_entry(key: str, entry: dict[str, Any]) -> None:
             os.unlink(tmp)
 
 
-def file_sha256(path: str | os.PathLike) -> str | None:
-    """SHA-256 of a (small) file's bytes, None if it cannot be read."""
+def readable_sha256(path: str | os.PathLike) -> str | None:
+    """SHA-256 of a file's bytes (:func:`~trx_nipype.core.operations.compare.file_sha256`),
+    None if it cannot be read."""
+    from ..core.operations.compare import file_sha256
+
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None

@@ -436,7 +436,7 @@ def tractogram_figure(in_file: str | os.PathLike, out_file: str | os.PathLike, *
     ValueError
         If ``figure`` or the extension of ``out_file`` is not one of the above.
     """
-    from ..core.convert import load_any
+    from ..core import load_any
 
     if figure not in FIGURE_KINDS:
         raise ValueError(f"figure must be one of {', '.join(FIGURE_KINDS)}, got {figure!r}")

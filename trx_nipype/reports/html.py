@@ -4,7 +4,7 @@ Pages are plain HTML with their style inline: no script, no font or file
 from the network, no date. Figures are linked by relative paths (a run's
 report, next to its ``figures/`` folder) or embedded as ``data:`` URIs (a
 single tractogram's page, one file). A page carries a ``generator`` mark:
-:func:`check_replaceable` lets a report replace only an earlier report.
+:func:`check_page_replaceable` lets a report replace only an earlier report.
 
 >>> cell("a < b")
 '<td>a &lt; b</td>'
@@ -137,7 +137,7 @@ def is_report_page(path: str | os.PathLike) -> bool:
     return f'<meta name="generator" content="{GENERATOR}'.encode() in head
 
 
-def check_replaceable(path: str | os.PathLike) -> None:
+def check_page_replaceable(path: str | os.PathLike) -> None:
     """Refuse (``FileExistsError``) to replace anything but an earlier report page."""
     path = Path(path)
     if path.is_dir() or (path.exists() and not is_report_page(path)):
@@ -147,5 +147,5 @@ def check_replaceable(path: str | os.PathLike) -> None:
 
 def write_page(path: str | os.PathLike, text: str) -> Path:
     """Write a page atomically (an identical page is left as it is); return its path."""
-    check_replaceable(path)
+    check_page_replaceable(path)
     return write_bytes_atomic(path, text.encode("utf-8"))

@@ -30,10 +30,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..interfaces.bids import strip_tractogram_extension
-from ..workflows.dataset import bundle_name, is_tractogram
+from ..workflows.dataset import SESSION_FOLDER, SUBJECT_FOLDER, bundle_name, is_tractogram
 
-_SUB = re.compile(r"^sub-[A-Za-z0-9]+$")
-_SES = re.compile(r"^ses-[A-Za-z0-9]+$")
 _LABEL = re.compile(r"(?:^|_)(?:tract|bundle)-(.+?)(?=_(?:desc|space|ses|run|acq|rec|res|den)-"
                     r"|$)")
 #: an absolute POSIX path inside a message (not the ``//`` of a URL)
@@ -82,10 +80,10 @@ def output_label(filename: str) -> str:
 def subject_of(rel: str) -> str | None:
     """``sub-01`` or ``sub-01_ses-02`` from a path's folders, None outside a subject folder."""
     parts = PurePosixPath(rel).parts[:-1]
-    subject = next((p for p in parts if _SUB.match(p)), None)
+    subject = next((p for p in parts if SUBJECT_FOLDER.match(p)), None)
     if subject is None:
         return None
-    session = next((p for p in parts if _SES.match(p)), None)
+    session = next((p for p in parts if SESSION_FOLDER.match(p)), None)
     return f"{subject}_{session}" if session else subject
 
 
@@ -121,7 +119,7 @@ def display_path(path: str, out_dir: str | os.PathLike) -> str:
         if rel != "." and not rel.startswith(".."):
             return PurePosixPath(*Path(rel).parts).as_posix()
     parts = PurePosixPath(path).parts[1:]
-    subs = [k for k, p in enumerate(parts) if _SUB.match(p)]
+    subs = [k for k, p in enumerate(parts) if SUBJECT_FOLDER.match(p)]
     tail = parts[subs[-1]:] if subs and subs[-1] < len(parts) - 1 else parts[-1:]
     return "…/" + "/".join(tail)
 

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from ..core.naming import unique_safe_names
-from .cache import content_key, file_sha256, load_entry, state_key, store_entry
+from .cache import content_key, load_entry, readable_sha256, state_key, store_entry
 from .figures import lengths_figure, population_figure, projections_figure
 from .html import (
     cell,
-    check_replaceable,
+    check_page_replaceable,
     esc,
     figure,
     is_report_page,
@@ -113,7 +113,7 @@ class RunReportFiles:
 
 def _reference_for(output: RunOutput, out_dir: Path) -> str | None:
     """A reference image among an output's sources, for formats without a space."""
-    from ..core.operations.compare import carries_space
+    from ..core.formats import carries_space
     from ..workflows.derivatives import resolve_source
 
     if carries_space(output.path):
@@ -147,7 +147,7 @@ def _from_cache(output: RunOutput, key: str, out_dir: Path) -> _OutputView | Non
     try:
         figures = [(str(link), str(caption), str(alt)) for link, caption, alt, _ in
                    entry["figures"]]
-        intact = all(file_sha256(out_dir / link) == digest
+        intact = all(readable_sha256(out_dir / link) == digest
                      for link, _, _, digest in entry["figures"])
         view = _OutputView(output, [CategoryStats(*c) for c in entry["categories"]],
                            [(str(k), str(v)) for k, v in entry["facts"]], figures)
@@ -160,7 +160,7 @@ def _view_output(output: RunOutput, out_dir: Path, stem: str, *, max_streamlines
                  seed: int, colours: dict[str, str] | None, lengths: bool) -> _OutputView:
     """Measure and draw one output (or take what was drawn for it unchanged); errors become
     the view's message."""
-    from ..core.convert import load_any
+    from ..core import load_any
 
     key = state_key(output.path, rel=output.rel, stem=stem, max_streamlines=max_streamlines,
                     seed=seed, colours=colours, lengths=lengths)
@@ -186,7 +186,7 @@ def _view_output(output: RunOutput, out_dir: Path, stem: str, *, max_streamlines
                       "Streamline lengths (mm), one outline per group.", "lengths"))
     digests = []
     for link, draw, caption, what in drawn:
-        digests.append(file_sha256(save_figure(draw(measures), out_dir / link)))
+        digests.append(readable_sha256(save_figure(draw(measures), out_dir / link)))
         view.figures.append((link, caption, f"{what} of {output.rel}"))
     store_entry(key, {"categories": [list(astuple(c)) for c in view.categories],
                       "facts": view.facts,
@@ -452,7 +452,7 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
         raise ValueError(f"{out}: no output of trx-nipype here (no tractogram with a JSON "
                          "sidecar naming its Pipeline)")
     page_path = out / REPORT_NAME
-    check_replaceable(page_path)  # before any work
+    check_page_replaceable(page_path)  # before any work
     check_qc_replaceable(out / QC_NAME)
     before = _linked_figures(page_path)
     stems = _figure_stems(outputs)
@@ -507,10 +507,10 @@ def _draw_heatmap(rows: Sequence[QcRow], path: Path) -> None:
     """Draw the subjects x bundles figure, unless the same rows drew the file there."""
     key = content_key(heatmap=[astuple(r) for r in rows], name=path.name)
     entry = load_entry(key)
-    if entry is not None and entry.get("sha256") == file_sha256(path):
+    if entry is not None and entry.get("sha256") == readable_sha256(path):
         return
     save_figure(_heatmap(rows), path)
-    store_entry(key, {"sha256": file_sha256(path)})
+    store_entry(key, {"sha256": readable_sha256(path)})
 
 
 def _heatmap(rows: Sequence[QcRow]) -> Any:

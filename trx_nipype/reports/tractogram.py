@@ -17,7 +17,7 @@ from typing import Any
 from .figures import lengths_figure, projections_figure
 from .html import (
     cell,
-    check_replaceable,
+    check_page_replaceable,
     data_uri,
     esc,
     figure,
@@ -119,10 +119,10 @@ def tractogram_report(in_file: str | os.PathLike, out_page: str | os.PathLike, *
     FileExistsError
         If ``out_page`` exists and is not a report page.
     """
-    from ..core.convert import load_any
+    from ..core import load_any
     from ..core.formats import detect_format
 
-    check_replaceable(out_page)  # before any work
+    check_page_replaceable(out_page)  # before any work
     name = Path(os.fspath(in_file).rstrip("/\\")).name
     with load_any(in_file, reference=reference) as trx:
         measures = measure_tractogram(trx, max_streamlines=max_streamlines, seed=seed)

@@ -79,7 +79,7 @@ def assert_tractograms_equal(a: str | os.PathLike | TrxFile, b: str | os.PathLik
       positions: largest deviation 1.73 mm at streamline 0, point 0 (of 3) > atol 0 mm; ...
     """
     if isinstance(a, TrxFile) or isinstance(b, TrxFile):
-        from ..core.operations.compare import open_tractogram
+        from ..core.operations.compare import open_for_comparison
 
         opened = []
         try:
@@ -88,7 +88,7 @@ def assert_tractograms_equal(a: str | os.PathLike | TrxFile, b: str | os.PathLik
                 if isinstance(side, TrxFile):
                     sides.append(side)
                 else:
-                    trx, _ = open_tractogram(side, reference)
+                    trx, _ = open_for_comparison(side, reference)
                     opened.append(trx)
                     sides.append(trx)
             result = compare_trx(sides[0], sides[1], atol=atol, data_atol=data_atol,

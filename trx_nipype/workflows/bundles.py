@@ -16,7 +16,8 @@ from nipype.pipeline import engine as pe
 from ..interfaces import AssembleBundles, ConcatenateTrx
 
 
-def _undefined_if_none(value):  # noqa: ANN001, ANN202 (a Nipype connection function)
+def undefined_if_none(value):  # noqa: ANN001, ANN201 (a Nipype connection function)
+    """A connection function: None (no reference given) as an unset input."""
     from nipype.interfaces.base import Undefined
 
     return Undefined if value is None else value
@@ -89,7 +90,7 @@ def init_subject_bundles_wf(*, drop_mismatched_data: bool = True,
                                        delete_dpv=drop_mismatched_data), name="assemble")
     wf.connect([
         (inputnode, assemble, [("in_files", "in_files"), ("bundle_names", "bundle_names"),
-                               (("reference", _undefined_if_none), "reference"),
+                               (("reference", undefined_if_none), "reference"),
                                ("out_filename", "out_filename")]),
         (assemble, outputnode, [("out_file", "out_file"), ("nb_streamlines", "nb_streamlines"),
                                 ("group_names", "group_names")]),

@@ -6,7 +6,7 @@ from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
 from ..interfaces import ConvertTractograms
-from .bundles import _undefined_if_none
+from .bundles import undefined_if_none
 
 
 def init_convert_bundles_wf(*, out_format: str = "trx", positions_dtype: str | None = None,
@@ -66,7 +66,7 @@ def init_convert_bundles_wf(*, out_format: str = "trx", positions_dtype: str | N
         convert.inputs.positions_dtype = positions_dtype
     wf.connect([
         (inputnode, convert, [("in_files", "in_files"),
-                              (("reference", _undefined_if_none), "reference")]),
+                              (("reference", undefined_if_none), "reference")]),
         (convert, outputnode, [("out_files", "out_files")]),
     ])
     return wf

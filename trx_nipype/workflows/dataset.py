@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.formats import SPACED_FORMATS
 from ..core.operations.compare import WORK_DIR_MARKER  # left by run_workflow in its work dir
 from ..interfaces.bids import (  # the names of tractograms and of their sidecars
     TRACTOGRAM_EXTENSIONS,
@@ -59,8 +60,9 @@ REFERENCE_EXTENSIONS = (".nii.gz", ".nii")
 #: the default ``--pattern``s, relative to the dataset root
 DEFAULT_PATTERNS = ("sub-*/dwi/*", "sub-*/ses-*/dwi/*")
 
-_SUB = re.compile(r"^sub-[A-Za-z0-9]+$")
-_SES = re.compile(r"^ses-[A-Za-z0-9]+$")
+#: the names of subject and session folders (BIDS labels: letters and digits)
+SUBJECT_FOLDER = re.compile(r"^sub-[A-Za-z0-9]+$")
+SESSION_FOLDER = re.compile(r"^ses-[A-Za-z0-9]+$")
 #: BIDS entities that are not part of a bundle's name (``hemi`` is added as a suffix)
 ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "mod", "echo", "space",
             "res", "den", "desc", "track", "hemi", "label", "model", "param", "alg")
@@ -222,8 +224,8 @@ def bundle_name(filename: str) -> str:
 def _labels(rel: Path) -> tuple[str, str]:
     """(subject, session) of a path relative to the root."""
     parts = rel.parts[:-1]
-    subject = next((p for p in parts if _SUB.match(p)), parts[0] if parts else "")
-    session = next((p for p in parts if _SES.match(p)), "")
+    subject = next((p for p in parts if SUBJECT_FOLDER.match(p)), parts[0] if parts else "")
+    session = next((p for p in parts if SESSION_FOLDER.match(p)), "")
     return subject, session
 
 
@@ -399,7 +401,7 @@ def _pattern_matches(root: Path, pattern: str, label: str, subject: str, session
 
 
 def _needs_reference(path: Path) -> bool:
-    return (_extension(path) or "").lstrip(".").split(".")[0] not in ("trx", "trk") \
+    return (_extension(path) or "").lstrip(".").split(".")[0] not in SPACED_FORMATS \
         and not path.is_dir()
 
 

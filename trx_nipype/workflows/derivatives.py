@@ -21,8 +21,8 @@ from typing import Any
 
 from .. import __version__
 from ..core.formats import write_json
+from ..core.operations.compare import WORK_DIR_MARKER
 from ..interfaces.bids import sidecar_path
-from .dataset import WORK_DIR_MARKER
 
 
 def resolve_source(name: str, out_dir: str | os.PathLike) -> Path | None:

@@ -35,7 +35,7 @@ from typing import Any
 from nipype.interfaces.utility import Merge
 from nipype.pipeline import engine as pe
 
-from ..core.operations.compare import carries_space
+from ..core.formats import OUTPUT_CHOICES, carries_space
 from ..interfaces.bids import DerivativesListSink, DerivativesSink, strip_tractogram_extension
 from .bundles import init_population_bundles_wf, init_subject_bundles_wf
 from .conversion import init_convert_bundles_wf
@@ -48,10 +48,6 @@ PIPELINES = ("bundles", "convert")
 #: the ``Description`` of a population file's sidecar
 POPULATION_DESCRIPTION = ("One bundle of every subject in one TRX: one group per subject "
                           "(ConcatenateTrx with groups, and nb_streamlines when balanced).")
-
-_FORMAT_EXT = {"trx": ".trx", "trx_dir": "", "trk": ".trk", "tck": ".tck", "vtk": ".vtk",
-               "vtp": ".vtp", "fib": ".fib", "dpy": ".dpy"}
-
 
 def subject_bundles_path(subject: Subject) -> str:
     """``sub-01/[ses-02/]dwi/sub-01[_ses-02][_space-X]_desc-bundles_tractogram.trx``.
@@ -76,7 +72,7 @@ def converted_path(dataset: Dataset, in_file: str, out_format: str) -> str:
     """The input's path relative to the dataset root, with the extension of ``out_format``."""
     rel = Path(os.path.relpath(in_file, dataset.root))
     name = strip_tractogram_extension(rel.name)  # x.trk.gz -> x
-    return (rel.parent / (name + _FORMAT_EXT[out_format])).as_posix()
+    return (rel.parent / (name + OUTPUT_CHOICES[out_format][0])).as_posix()
 
 
 def pipeline_outputs(dataset: Dataset, pipeline: str = "bundles", *, population: bool = True,
@@ -328,8 +324,8 @@ def init_convert_pipeline_wf(dataset: Dataset, output_dir: str | os.PathLike, *,
     -------
     nipype.pipeline.engine.Workflow
     """
-    if out_format not in _FORMAT_EXT:
-        raise ValueError(f"unknown out_format {out_format!r}; one of {', '.join(_FORMAT_EXT)}")
+    if out_format not in OUTPUT_CHOICES:
+        raise ValueError(f"unknown out_format {out_format!r}; one of {', '.join(OUTPUT_CHOICES)}")
     output_dir = Path(output_dir).absolute()
     subjects = _subject_workflows(dataset)
     wf = _pipeline_workflow(name)

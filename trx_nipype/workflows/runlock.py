@@ -50,6 +50,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ..core.tempfiles import pid_alive
+
 log = logging.getLogger(__name__)
 
 #: the lock file's name, in each locked folder (hidden: not an output)
@@ -103,7 +105,7 @@ class Holder:
         boot = _boot_id()
         if boot and self.boot_id and boot != self.boot_id:
             return True  # the machine has rebooted since
-        if not _pid_alive(self.pid):
+        if not pid_alive(self.pid):
             return True
         start = _pid_start(self.pid)
         return bool(start and self.pid_start and start != self.pid_start)  # id reused
@@ -124,18 +126,6 @@ def _pid_start(pid: int) -> str:
         return ""
     fields = stat.rpartition(")")[2].split()  # after "pid (comm)"; comm may hold spaces
     return fields[19] if len(fields) > 19 else ""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    except OverflowError:
-        return False
-    return True
 
 
 def _me(purpose: str) -> Holder:
@@ -162,7 +152,7 @@ def _sweep(lock: Path, me: Holder) -> None:
     this host, killed between writing one and linking it."""
     for tmp in lock.parent.glob(f"{lock.name}.{me.host}.*.*"):
         pid = tmp.name[len(lock.name) + len(me.host) + 2:].split(".", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 

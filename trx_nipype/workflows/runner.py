@@ -525,7 +525,7 @@ def _run(wf: Any, work_dir: Path, tree: Any, *, plugin: str,
          echo: Callable[[str], None] | None, verbose: bool, wait: bool, poll: float
          ) -> RunReport:
     """:func:`run_workflow` once its folders are locked."""
-    from .dataset import WORK_DIR_MARKER
+    from ..core.operations.compare import WORK_DIR_MARKER
     from .plugins import GRAPH_PLUGINS, ensure_logname
     from .workdir import environment_stripped, forget_missing_outputs, strip_environment
 

@@ -1,28 +1,17 @@
 """Tractometry: filter a tractogram, sample a scalar map along it, profile its tracts, map it.
 
 :func:`init_tractometry_wf` chains the analysis nodes of
-:mod:`trx_nipype.interfaces.analysis`; :class:`AnalysisSink` exports any result
-(tractogram, NIfTI image, table) into a derivatives tree with a JSON sidecar
-whose sources are named without the machine's paths. The ready pipeline
-``workflows/tractography_pipeline.py`` tracks a DWI with dipy and runs both.
+:mod:`trx_nipype.interfaces.analysis`; :class:`~trx_nipype.interfaces.AnalysisSink`
+exports any result (tractogram, NIfTI image, table) into a derivatives tree
+with a JSON sidecar whose sources are named without the machine's paths. The
+ready pipeline ``workflows/tractography_pipeline.py`` tracks a DWI with dipy and
+runs both.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-from nipype.interfaces.base import (
-    BaseInterfaceInputSpec,
-    File,
-    SimpleInterface,
-    TraitedSpec,
-    traits,
-)
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
@@ -111,96 +100,3 @@ def init_tractometry_wf(*, min_length: float | None = None, max_length: float | 
         (density, outputnode, [("out_file", "density")]),
     ])
     return wf
-
-
-def describe_output(path: str | os.PathLike) -> dict[str, Any]:
-    """Counts for a sidecar: streamlines of a tractogram, shape of an image, rows of a table."""
-    from ..core.formats import detect_format
-    from ..interfaces.bids import tractogram_counts
-
-    name = os.fspath(path).lower()
-    if name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
-        import numpy as np
-
-        img = nib.load(os.fspath(path))
-        data = np.asanyarray(img.dataobj)
-        return {"Shape": [int(s) for s in img.shape], "NonzeroVoxels": int(np.count_nonzero(data))}
-    if name.endswith((".csv", ".tsv")):
-        with open(path, encoding="utf-8") as fh:
-            return {"Rows": max(sum(1 for _ in fh) - 1, 0)}
-    detect_format(path)  # a tractogram, or a ValueError naming the file
-    return tractogram_counts(path)
-
-
-def analysis_sidecar(path: str | os.PathLike) -> Path:
-    """``x.nii.gz``, ``x.csv`` -> ``x.json``; tractograms as
-    :func:`~trx_nipype.interfaces.bids.sidecar_path`."""
-    from ..interfaces.bids import sidecar_path
-
-    path = Path(path)
-    for ext in (".nii.gz", ".nii", ".csv", ".tsv"):
-        if path.name.lower().endswith(ext):
-            return path.with_name(path.name[:-len(ext)] + ".json")
-    return sidecar_path(path)
-
-
-def export_file(in_file: str | os.PathLike, out_dir: str | os.PathLike, rel_path: str, *,
-                sources: Sequence[str] = (), metadata: dict[str, Any] | None = None
-                ) -> tuple[Path, Path]:
-    """Copy a result to ``out_dir/rel_path`` atomically, with a JSON sidecar beside it.
-
-    The sidecar holds ``metadata``, the sources by file name and SHA-256 (no
-    folder of the machine), counts (:func:`describe_output`), the file's
-    SHA-256 and the software versions: the same inputs give the same bytes
-    wherever the job runs.
-    """
-    from ..core.formats import atomic_path
-    from ..interfaces.bids import destination, sha256_path, software_versions
-
-    dest = destination(out_dir, rel_path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    payload = dict(metadata or {})
-    payload["Sources"] = [{"name": Path(s).name, "sha256": sha256_path(s)} for s in sources]
-    payload["Counts"] = describe_output(in_file)
-    payload["sha256"] = sha256_path(in_file)
-    payload["Software"] = software_versions()
-    side = analysis_sidecar(dest)
-    if Path(in_file).is_dir():
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(in_file, dest)
-    else:
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(in_file, tmp)
-    with atomic_path(side) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return dest, side
-
-
-class _AnalysisSinkInputSpec(BaseInterfaceInputSpec):
-    in_file = traits.Either(File(exists=True), traits.Directory(exists=True), mandatory=True,
-                            desc="result to export: a tractogram, a NIfTI image or a table")
-    out_dir = traits.Str(mandatory=True, desc="root of the derivatives tree (absolute)")
-    rel_path = traits.Str(mandatory=True, desc="destination, relative to out_dir")
-    sources = traits.List(File(exists=True), desc="files the result was made from (recorded "
-                                                  "by name and SHA-256)")
-    metadata = traits.Dict(desc="pipeline name, description and parameters for the sidecar")
-
-
-class _AnalysisSinkOutputSpec(TraitedSpec):
-    out_file = traits.Str(desc="the exported file")
-    out_json = File(desc="its JSON sidecar")
-
-
-class AnalysisSink(SimpleInterface):
-    """Export a tractogram, image or table to the derivatives tree, with a JSON sidecar."""
-
-    input_spec = _AnalysisSinkInputSpec
-    output_spec = _AnalysisSinkOutputSpec
-
-    def _run_interface(self, runtime: Any) -> Any:
-        dest, side = export_file(self.inputs.in_file, self.inputs.out_dir, self.inputs.rel_path,
-                                 sources=self.inputs.sources, metadata=self.inputs.metadata)
-        self._results.update(out_file=str(dest), out_json=str(side))
-        return runtime

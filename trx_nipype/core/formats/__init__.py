@@ -38,7 +38,10 @@ SUFFIXES: dict[str, str] = {
     ".vtk": "vtk", ".vtp": "vtk", ".fib": "vtk",
     ".dpy": "dpy",
 }
+#: the formats read and written
 FORMATS = ("trx", "trk", "tck", "vtk", "dpy")
+#: the formats whose files hold a space (affine, grid) and groups
+SPACED_FORMATS = ("trx", "trk")
 #: the output choices users name (nodes, CLI): choice -> (file extension, format)
 OUTPUT_CHOICES: dict[str, tuple[str, str]] = {
     "trx": (".trx", "trx"), "trx_dir": ("", "trx"), "trk": (".trk", "trk"),
@@ -128,6 +131,11 @@ def detect_format(path: str | os.PathLike, *, for_output: bool = False) -> str:
     what = "output" if for_output else "input"
     raise ValueError(f"{path}: cannot tell the {what} format from its name; expected one of "
                      f"{known}{', or no suffix (a TRX directory)' if for_output else ''}")
+
+
+def carries_space(path: str | os.PathLike) -> bool:
+    """Whether a tractogram file holds its own space (TRX, TRK)."""
+    return detect_format(path) in SPACED_FORMATS
 
 
 def is_gzip(path: str | os.PathLike) -> bool:
@@ -349,15 +357,20 @@ def atomic_output(dest: str | os.PathLike) -> Iterator[IO[bytes]]:
             raw.unlink(missing_ok=True)
 
 
-def write_json(data: Any, path: str | os.PathLike) -> None:
+def write_json(data: Any, path: str | os.PathLike, *, indent: int = 2, end: str = "\n",
+               allow_nan: bool = True) -> None:
     """Write ``data`` as sorted, indented JSON atomically (:func:`atomic_output`).
 
-    The one JSON writer of the package (sidecars, summaries, dataset
-    descriptions): the same data gives the same bytes, and the file gets the
-    umask's permissions. A file that already holds exactly that text is left as
-    it is (a rerun changes nothing, not even a timestamp).
+    The one JSON writer of the package's outputs (sidecars, summaries, dataset
+    descriptions, TRK groups, manifests): the same data gives the same bytes,
+    and the file gets the umask's permissions. A file that already holds
+    exactly that text is left as it is (a rerun changes nothing, not even a
+    timestamp). ``indent`` and ``end`` (what follows the JSON) keep each kind
+    of file as it has always been written; ``allow_nan=False`` refuses NaN and
+    infinities (``ValueError``), which strict JSON readers cannot read.
     """
-    text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    text = (json.dumps(data, indent=indent, sort_keys=True, allow_nan=allow_nan)
+            + end).encode("utf-8")
     try:
         if Path(path).read_bytes() == text:
             return

@@ -33,7 +33,7 @@ from typing import IO
 
 import numpy as np
 
-from ..errors import TrxFormatError
+from ..errors import DataLossWarning, HeaderWarning, TrxFormatError
 from . import FIRST_READ, Block, ReadBuffer, atomic_output, open_input, without_empty
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def read_tck_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Tck
     dt_name = flat.get("datatype")
     if dt_name is None:
         warnings.warn(f"{path}: no 'datatype' in the TCK header; assuming Float32LE",
-                      stacklevel=3)
+                      category=HeaderWarning, stacklevel=3)
         dt_name = "Float32LE"
     if dt_name not in DATATYPES:
         raise TrxFormatError(path, "header", f"datatype: expected one of "
@@ -110,7 +110,7 @@ def read_tck_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Tck
     file_field = flat.get("file")
     if file_field is None:
         warnings.warn(f"{path}: no 'file' in the TCK header; data assumed to follow 'END'",
-                      stacklevel=3)
+                      category=HeaderWarning, stacklevel=3)
         offset = read
     else:
         parts = file_field.split()
@@ -212,7 +212,8 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
                 yield Block(lengths.astype(np.int64), points)
     if info.count is not None and info.count != total:
         warnings.warn(f"{path}: the header's count ({info.count}) differs from the "
-                      f"{total} streamlines the file holds; using the data", stacklevel=2)
+                      f"{total} streamlines the file holds; using the data",
+                      category=HeaderWarning, stacklevel=2)
 
 
 def _streamline_end(rb: ReadBuffer, dtype: np.dtype) -> int | None:
@@ -336,6 +337,6 @@ def write_tck(dest: str | os.PathLike, blocks: Iterable[Block], *,
         fh.write(final)
     if empty:
         warnings.warn(f"{dest_s}: TCK cannot hold empty streamlines; {empty} left out",
-                      stacklevel=2)
+                      category=DataLossWarning, stacklevel=2)
     log.info("wrote %s: %d streamlines", dest_s, total)
     return Path(dest)

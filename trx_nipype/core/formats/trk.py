@@ -1,7 +1,7 @@
 """TrackVis ``.trk`` (and ``.trk.gz``), read and written in vectorised chunks.
 
-The layout, spelled out once (version 2; all fields in one byte order, given
-away by ``hdr_size`` reading 1000)::
+The layout (version 2, nibabel's ``header_2_dtype``; all fields in one byte
+order, given away by ``hdr_size`` reading 1000)::
 
     offset size  field
          0    6  id_string            b"TRACK\\0"
@@ -18,7 +18,7 @@ away by ``hdr_size`` reading 1000)::
        952    4  pad2
        956   24  image_orientation_patient float32[6]
        980    2  pad1
-       982    6  invert_x/y/z, swap_xy/yz/zx  uint8 each
+       982    6  invert_x/y/z, swap_xy/yz/zx  one byte each
        988    4  n_count              int32      streamlines (0: unknown, read to EOF)
        992    4  version              int32      2 (1: no vox_to_ras)
        996    4  hdr_size             int32      1000
@@ -39,23 +39,12 @@ with pointer doubling (``log2(streamlines)`` vectorised jumps). Only true
 record starts are on that chain, so data words that happen to look like counts
 do not matter.
 
-Groups are written as one per-streamline property (:data:`GROUP_PROPERTY`,
-the index of the streamline's group) plus a JSON sidecar
-``<file>.groups.json`` mapping index to group name; streamlines in several
-groups get an index of their own, mapped to the list of those groups
-(``"overlaps"``), so that overlapping groups survive the round trip.
-Streamlines in no group get -1. The TRK and its sidecar are two files, renamed
-into place one after the other, so they are tied together: the sidecar carries
-a digest of its own content (``trk_token``) that the writer also puts at the
-start of the header's ``reserved`` field. A sidecar whose token the TRK does
-not carry (a write killed between the two renames, a TRK rewritten by another
-tool) is ignored with a warning instead of mislabelling the streamlines.
+Groups travel as one per-streamline property and a JSON sidecar, this
+project's convention: see :mod:`.trk_groups`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import warnings
@@ -65,10 +54,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from nibabel.streamlines.trk import MAX_NB_NAMED_SCALARS_PER_POINT, header_2_dtype
 
-from ..errors import TrxFormatError
+from ..errors import DataLossWarning, HeaderWarning, NamingWarning, TrxFormatError
 from ..header import axcodes, usable_affine
-from ..reference import Space, apply_affine
+from ..space import Space, transform_points
 from . import (
     FIRST_READ,
     Block,
@@ -78,39 +68,38 @@ from . import (
     open_input,
     without_empty,
 )
+from .trk_groups import (
+    GROUP_PROPERTY,
+    TOKEN_TAG,
+    GroupCoder,
+    groups_sidecar_for,
+    groups_sidecar_path,
+    write_groups_sidecar,
+)
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"TRACK"
 HEADER_SIZE = 1000
-MAX_NAMES = 10
+MAX_NAMES = MAX_NB_NAMED_SCALARS_PER_POINT  # 10, as many properties
 NAME_LEN = 20
-GROUP_PROPERTY = "trx_group"
-SIDECAR_SUFFIX = ".groups.json"
 #: bytes read per chunk (whole records are carried over to the next chunk)
 CHUNK_BYTES = 16 * 1024 * 1024
 
-HEADER_DTYPE = np.dtype([
-    ("id_string", "S6"),
-    ("dim", "<i2", 3),
-    ("voxel_size", "<f4", 3),
-    ("origin", "<f4", 3),
-    ("n_scalars", "<i2"),
-    ("scalar_name", "S20", MAX_NAMES),
-    ("n_properties", "<i2"),
-    ("property_name", "S20", MAX_NAMES),
-    ("vox_to_ras", "<f4", (4, 4)),
-    ("reserved", "S444"),
-    ("voxel_order", "S4"),
-    ("pad2", "S4"),
-    ("image_orientation_patient", "<f4", 6),
-    ("pad1", "S2"),
-    ("invert_x", "u1"), ("invert_y", "u1"), ("invert_z", "u1"),
-    ("swap_xy", "u1"), ("swap_yz", "u1"), ("swap_zx", "u1"),
-    ("n_count", "<i4"),
-    ("version", "<i4"),
-    ("hdr_size", "<i4"),
-])
+#: nibabel's names of the header's fields -> TrackVis's (the format's documentation's)
+_TRACKVIS_NAMES = {"magic_number": "id_string", "dimensions": "dim", "voxel_sizes": "voxel_size",
+                   "nb_scalars_per_point": "n_scalars",
+                   "nb_properties_per_streamline": "n_properties",
+                   "voxel_to_rasmm": "vox_to_ras", "nb_streamlines": "n_count"}
+#: the version-2 header record: nibabel's layout (``nibabel.streamlines.trk.header_2_dtype``:
+#: the same offsets and types), little-endian (nibabel's is the machine's order, and a
+#: big-endian file is read through ``newbyteorder``), its fields under TrackVis's names,
+#: which the layout above and this module's messages use (nibabel's are its own)
+HEADER_DTYPE = np.dtype({
+    "names": [_TRACKVIS_NAMES.get(name, name) for name in header_2_dtype.names],
+    "formats": [header_2_dtype.fields[name][0] for name in header_2_dtype.names],
+    "offsets": [header_2_dtype.fields[name][1] for name in header_2_dtype.names],
+    "itemsize": header_2_dtype.itemsize}).newbyteorder("<")
 assert HEADER_DTYPE.itemsize == HEADER_SIZE
 N_COUNT_OFFSET = HEADER_DTYPE.fields["n_count"][1]
 RESERVED_OFFSET = HEADER_DTYPE.fields["reserved"][1]
@@ -118,8 +107,6 @@ RESERVED_OFFSET = HEADER_DTYPE.fields["reserved"][1]
 F32_MAX = float(np.finfo(np.float32).max)
 #: how far around its grid (in mm, a kilometre) a header's space must keep points finite
 MARGIN_MM = 1e6
-#: the start of ``reserved`` in a TRK whose groups sidecar has the token that follows
-TOKEN_TAG = b"trx-nipype groups:"
 
 
 # ------------------------------------------------------------------- header
@@ -186,7 +173,7 @@ def _storable_name(name: str, count: int, taken: dict[str, slice], path: str, wh
         safe = f"{base}~{i}"
     if safe != name:
         warnings.warn(f"{path}: {what} {name!r} cannot be a TRX data name (or is taken); "
-                      f"read as {safe!r}", stacklevel=4)
+                      f"read as {safe!r}", category=NamingWarning, stacklevel=4)
     return safe
 
 
@@ -239,7 +226,7 @@ def _grid_overflows(to_rasmm: np.ndarray, dims: np.ndarray, sizes: np.ndarray) -
     corners = np.array([[x, y, z] for x in (lo, hi[0]) for y in (lo, hi[1])
                         for z in (lo, hi[2])])
     with np.errstate(all="ignore"):
-        ras = apply_affine(to_rasmm, corners)
+        ras = transform_points(to_rasmm, corners)
     return not bool(np.all(np.abs(ras) <= F32_MAX))
 
 
@@ -280,7 +267,7 @@ def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Trk
     affine = np.asarray(rec["vox_to_ras"], dtype=np.float64)
     if version == 1 or affine[3, 3] == 0:
         warnings.warn(f"{path}: the TRK header records no vox_to_ras; assuming the identity",
-                      stacklevel=3)
+                      category=HeaderWarning, stacklevel=3)
         affine = np.eye(4)
     if not usable_affine(affine):
         raise TrxFormatError(path, "header", f"vox_to_ras: expected a finite, invertible "
@@ -288,7 +275,7 @@ def read_trk_header(path: str | os.PathLike, fh: IO[bytes] | None = None) -> Trk
     order_code = bytes(rec["voxel_order"]).rstrip(b"\x00").decode("latin1").upper()
     if not order_code:
         warnings.warn(f"{path}: the TRK header has no voxel_order; assuming 'LPS' "
-                      "(TrackVis's default)", stacklevel=3)
+                      "(TrackVis's default)", category=HeaderWarning, stacklevel=3)
         order_code = "LPS"
     dims = np.asarray(rec["dim"], dtype=np.int64)
     sizes = np.asarray(rec["voxel_size"], dtype=np.float64)
@@ -486,7 +473,7 @@ def _block(info: TrkInfo, floats: np.ndarray, words: np.ndarray, starts: np.ndar
     del keep
     try:
         with np.errstate(over="raise"):  # a finite point pushed past float32 by the header
-            pos = apply_affine(info.to_rasmm, data[:, :3], np.float32)
+            pos = transform_points(info.to_rasmm, data[:, :3], np.float32)
     except FloatingPointError:
         raise _overflow(info, data[:, :3], counts, first) from None
     dpv = {k: _column(data[:, 3:], s) for k, s in info.scalars.items()}
@@ -504,7 +491,7 @@ def _overflow(info: TrkInfo, voxmm: np.ndarray, counts: np.ndarray, first: int
               ) -> TrxFormatError:
     """The error for finite points that the header's space sends past float32."""
     with np.errstate(all="ignore"):
-        ras = apply_affine(info.to_rasmm, voxmm, np.float32)
+        ras = transform_points(info.to_rasmm, voxmm, np.float32)
     bad = np.flatnonzero(~np.isfinite(ras).all(axis=1) & np.isfinite(voxmm).all(axis=1))
     vertex = int(bad[0]) if len(bad) else 0
     streamline = first + int(np.searchsorted(np.cumsum(counts), vertex, side="right"))
@@ -522,123 +509,6 @@ def _column(table: np.ndarray, cols: slice) -> np.ndarray:
     return sub.astype(np.float32)
 
 
-# ------------------------------------------------------------------- groups
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """``<file>.groups.json`` beside a TRK file."""
-    return Path(os.fspath(path) + SIDECAR_SUFFIX)
-
-
-def read_groups_sidecar(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The group sidecar of a TRK file as ``{"property", "names", "members"}``, or None.
-
-    ``members`` maps each group name to the index values of its streamlines.
-    """
-    side = sidecar_path(path)
-    if not side.is_file():
-        return None
-    try:
-        doc = json.loads(side.read_text(encoding="utf-8"))
-        prop = str(doc.get("property", GROUP_PROPERTY))
-        single = {int(k): str(v) for k, v in doc.get("groups", {}).items()}
-        overlaps = {int(k): [str(x) for x in v] for k, v in doc.get("overlaps", {}).items()}
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise TrxFormatError(side, None, f"expected a groups sidecar (JSON with 'groups': "
-                             f"{{index: name}}), found unreadable content ({exc})") from None
-    members: dict[str, list[int]] = {name: [] for _, name in sorted(single.items())}
-    for code, name in single.items():
-        members[name].append(code)
-    for code, names in overlaps.items():
-        for name in names:
-            members.setdefault(name, []).append(code)
-    token = doc.get("trk_token")
-    return {"property": prop, "members": members,
-            "token": None if token is None else str(token)}
-
-
-def groups_sidecar_for(info: TrkInfo) -> dict[str, Any] | None:
-    """The groups sidecar beside a TRK, if it applies to this very file; else None.
-
-    It applies when the TRK carries the sidecar's ``trk_token`` (sidecars
-    without a token, written by hand, are trusted) and holds the sidecar's
-    property as one value per streamline. A sidecar that does not apply is
-    ignored with a warning. The result adds ``"column"``: the property's
-    index among the streamline's properties.
-    """
-    sidecar = read_groups_sidecar(info.path)
-    if sidecar is None:
-        return None
-    name = sidecar_path(info.path).name
-    if sidecar["token"] is not None:
-        reserved = bytes(info.record["reserved"])
-        if not reserved.startswith(TOKEN_TAG + sidecar["token"].encode("ascii", "replace")):
-            warnings.warn(f"{info.path}: {name} was written for another version of this "
-                          "file (its trk_token is not in the TRK header); groups not read",
-                          stacklevel=3)
-            return None
-    sl = info.properties.get(sidecar["property"])
-    if sl is None or sl.stop - sl.start != 1:
-        warnings.warn(f"{info.path}: {name} names the property {sidecar['property']!r}, which "
-                      "the file does not hold as one value per streamline; groups not read",
-                      stacklevel=3)
-        return None
-    return {**sidecar, "column": sl.start}
-
-
-class GroupCoder:
-    """Per-streamline group indices for TRK: one index per group, more for overlaps."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.names = sorted(names)
-        self.codes: dict[tuple[str, ...], int] = {(n,): i for i, n in enumerate(self.names)}
-
-    def encode(self, n: int, groups: dict[str, np.ndarray]) -> np.ndarray:
-        """Index per streamline of a block (-1: in no group)."""
-        member = np.zeros((n, len(self.names)), dtype=bool)
-        for j, name in enumerate(self.names):
-            idx = groups.get(name)
-            if idx is not None and len(idx):
-                member[np.asarray(idx, dtype=np.int64), j] = True
-        out = np.full(n, -1, dtype=np.float32)
-        if n == 0 or not self.names:
-            return out
-        # each row of memberships as one integer, the first group the most significant
-        # bit: sorting these integers orders the rows as np.unique(member, axis=0) did
-        # (so codes are given out in the same order), without sorting rows of booleans
-        if len(self.names) <= 62:
-            weights = np.left_shift(1, np.arange(len(self.names) - 1, -1, -1, dtype=np.int64))
-            keys = member @ weights
-            rows_keys, inverse = np.unique(keys, return_inverse=True)
-            rows = (rows_keys[:, None] & weights) != 0
-        else:
-            rows, inverse = np.unique(member, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        for r, row in enumerate(rows):  # one pass per distinct combination
-            combo = tuple(self.names[j] for j in np.flatnonzero(row))
-            if combo:
-                code = self.codes.setdefault(combo, len(self.codes))
-                out[inverse == r] = code
-        return out
-
-    def sidecar(self) -> dict[str, Any]:
-        """The sidecar document, with its ``trk_token`` (a digest of the rest)."""
-        single = {str(c): k[0] for k, c in self.codes.items() if len(k) == 1}
-        multi = {str(c): list(k) for k, c in self.codes.items() if len(k) > 1}
-        doc: dict[str, Any] = {"property": GROUP_PROPERTY, "no_group": -1, "groups": single}
-        if multi:
-            doc["overlaps"] = multi
-        content = json.dumps(doc, sort_keys=True).encode("utf-8")
-        doc["trk_token"] = hashlib.sha256(content).hexdigest()[:32]
-        return doc
-
-
-def write_groups_sidecar(path: str | os.PathLike, doc: dict[str, Any]) -> Path:
-    """Write ``<file>.groups.json`` atomically."""
-    side = sidecar_path(path)
-    with atomic_output(side) as fh:
-        fh.write(json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
-    return side
-
-
 # ------------------------------------------------------------------ writing
 def fit_names(keys: Sequence[str], ncols: dict[str, int], what: str, dest: str,
               reserved: int = 0) -> dict[str, bytes]:
@@ -650,7 +520,7 @@ def fit_names(keys: Sequence[str], ncols: dict[str, int], what: str, dest: str,
     room = MAX_NAMES - reserved
     if len(keys) > room:
         warnings.warn(f"{dest}: TRK holds at most {room} {what} names; dropped "
-                      f"{format_names(keys[room:])}", stacklevel=4)
+                      f"{format_names(keys[room:])}", category=DataLossWarning, stacklevel=4)
         keys = keys[:room]
     out: dict[str, bytes] = {}
     used: set[str] = set()
@@ -668,7 +538,8 @@ def fit_names(keys: Sequence[str], ncols: dict[str, int], what: str, dest: str,
             short = name[:fit - len(str(i)) - 1] + f"~{i}".encode()
         if short != name:
             warnings.warn(f"{dest}: {what} name {key!r} does not fit TRK's {NAME_LEN}-byte "
-                          f"field; written as {short.decode('latin1')!r}", stacklevel=4)
+                          f"field; written as {short.decode('latin1')!r}",
+                          category=NamingWarning, stacklevel=4)
         used.add(short.decode("latin1"))
         out[key] = short + suffix.encode("latin1")
     return out
@@ -712,7 +583,7 @@ def plan_layout(dpv: dict[str, int], dps: dict[str, int], group_names: Sequence[
     reserve = 1 if group_names else 0
     if GROUP_PROPERTY in dps and group_names:
         warnings.warn(f"{dest}: data per streamline {GROUP_PROPERTY!r} clashes with the "
-                      "group index property; dropped", stacklevel=3)
+                      "group index property; dropped", category=DataLossWarning, stacklevel=3)
         dps = {k: v for k, v in dps.items() if k != GROUP_PROPERTY}
     snames = fit_names(sorted(dpv), dpv, "data_per_point (scalar)", dest)
     pnames = fit_names(sorted(dps), dps, "data_per_streamline (property)", dest, reserve)
@@ -777,14 +648,15 @@ def write_trk(dest: str | os.PathLike, space: Space, blocks: Iterable[Block], *,
             fh.write(TOKEN_TAG + doc["trk_token"].encode("ascii"))
     if empty:
         warnings.warn(f"{dest_s}: nibabel and dipy skip empty streamlines in TRK files; "
-                      f"{empty} left out", stacklevel=2)
+                      f"{empty} left out", category=DataLossWarning, stacklevel=2)
     if lossy:
         warnings.warn(f"{dest_s}: TRK stores data as float32; values of "
-                      f"{format_names(sorted(lossy))} changed in the conversion", stacklevel=2)
+                      f"{format_names(sorted(lossy))} changed in the conversion",
+                      category=DataLossWarning, stacklevel=2)
     if doc is not None:
         write_groups_sidecar(dest, doc)
-    elif sidecar_path(dest).exists():
-        os.unlink(sidecar_path(dest))  # a stale sidecar would mislabel this file
+    elif groups_sidecar_path(dest).exists():
+        os.unlink(groups_sidecar_path(dest))  # a stale sidecar would mislabel this file
     log.info("wrote %s: %d streamlines", dest_s, total)
     return Path(dest)
 
@@ -825,7 +697,7 @@ def _records(block: Block, layout: TrkLayout, from_rasmm: np.ndarray,
     if not n:
         return memoryview(out).cast("B")
     table = np.empty((int(lengths.sum()), rec), dtype="<f4")
-    apply_affine(from_rasmm, block.positions, out=table)
+    transform_points(from_rasmm, block.positions, out=table)
     col = 3
     for k, width in layout.dpv.items():
         _as_f4(block.dpv[k], k, lossy, table[:, col:col + width])

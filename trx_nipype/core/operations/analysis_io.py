@@ -1,15 +1,15 @@
 """What the analysis operations share: inputs, images in a tractogram's space, voxels, outputs.
 
-- :func:`open_tractogram`: any readable tractogram (TRX mapped; TRK... read).
+- :func:`read_tractogram`: any readable tractogram (TRX mapped; TRK... read).
 - :class:`Grid`: voxel indices of RAS+ mm points exactly as dipy computes them
   (``dipy.tracking.utils._mapping_to_voxel`` / ``_to_voxel_coordinates``:
   ``floor`` of the voxel coordinate + 0.5, negatives refused).
 - :func:`load_volume`: a NIfTI image that must lie on a given grid, with an
   error that says how it differs.
-- :func:`write_tractogram`, :func:`write_nifti`, :func:`write_table`: atomic
-  writers (a temporary sibling renamed into place); tractograms go through
-  the one TRX writer (:func:`trx_nipype.core.save.write_members`), other
-  formats are converted from a private temporary TRX.
+- :func:`write_nifti`, :func:`write_table`: atomic writers (a temporary
+  sibling renamed into place); tractograms are written by
+  :func:`~trx_nipype.core.operations.outputs.write_streams`, with the
+  operations' outputs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import csv
 import gzip
 import io
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,20 +26,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import TrxFormatError
-from ..formats import atomic_output, atomic_path, detect_format
-from ..reference import space_mismatch
-from ..save import MemberStream, write_members
-from ..tempfiles import make_temp_dir, remove_temp_dir
+from ..formats import atomic_output, atomic_path
+from ..space import space_mismatch
 from ..trxfile import TrxFile
 
 #: vertices per chunk in the analysis operations: float64 voxel coordinates of a
 #: chunk are 24 MB, and each operation holds a few such arrays at a time
-CHUNK_VERTICES = 1_000_000
+ANALYSIS_CHUNK_VERTICES = 1_000_000
 #: largest difference (mm) between two affines that still counts as the same space
 SPACE_ATOL = 1e-3
 
 
-def open_tractogram(path: str | os.PathLike) -> TrxFile:
+def read_tractogram(path: str | os.PathLike) -> TrxFile:
     """Open a tractogram of any readable format (a TRX is mapped, read-only).
 
     Raises
@@ -49,7 +47,7 @@ def open_tractogram(path: str | os.PathLike) -> TrxFile:
     trx_nipype.core.TrxFormatError
         If it is not a valid tractogram.
     """
-    from ..convert import load_any
+    from ..converting import load_any
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"{os.fspath(path)}: no such file or directory")
@@ -247,26 +245,15 @@ def check_groups(trx: TrxFile, groups: Sequence[str] | None, path: str | os.Path
     return names
 
 
-def write_tractogram(header: Mapping[str, Any], members: list[MemberStream],
-                     dest: str | os.PathLike) -> Path:
-    """Write a header and member streams to ``dest``, in the format its extension names.
-
-    ``.trx``/``.zip`` give a TRX zip and no extension a TRX directory, written
-    by the one TRX writer; other formats (``.trk``, ``.tck``, ``.vtk``...) are
-    converted from a private temporary TRX (removed at once), keeping what the
-    format can hold. Atomic either way.
-    """
-    fmt = detect_format(dest, for_output=True)
-    if fmt == "trx":
-        return write_members(dest, header, members)
-    from ..convert import convert
-
-    tmp = make_temp_dir("analysis")
+def is_nifti(path: str | os.PathLike) -> bool:
+    """Whether a file is a NIfTI-1 image (plain or gzipped), by its header."""
     try:
-        staged = write_members(tmp / "staged.trx", header, members)
-        return convert(staged, dest, out_format=fmt)
-    finally:
-        remove_temp_dir(tmp)
+        opener = gzip.open if os.fspath(path).lower().endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            head = fh.read(348)
+    except (OSError, EOFError):
+        return False
+    return len(head) == 348 and head[344:348] in (b"n+1\0", b"ni1\0")
 
 
 def write_nifti(data: np.ndarray, affine: np.ndarray, dest: str | os.PathLike) -> Path:

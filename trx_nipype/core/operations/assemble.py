@@ -33,14 +33,16 @@ from typing import Any
 
 import numpy as np
 
-from ..concatenate import ConcatInput, concatenation_members
-from ..convert import load_any
-from ..errors import TrxFormatError
+from ..concatenating import ConcatInput, concatenation_members
+from ..converting import load_any
+from ..errors import SpaceWarning, TrxFormatError
 from ..formats import Block, compound_suffix, detect_format
 from ..loader import load
-from ..reference import Space, space_from_reference
-from ..save import write_members
+from ..reference import space_from_reference
+from ..saving import write_members
+from ..space import Space
 from ..trxfile import TrxFile
+from ..writer import same_file
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,8 @@ def _open_streamed(path: str, fmt: str, ref_space: Space | None, drop_group: str
                    chunk_bytes: int | None) -> _Streamed:
     kw = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
     if fmt == "trk":
-        from ..formats.trk import groups_sidecar_for, iter_trk_blocks, read_trk_header
+        from ..formats.trk import iter_trk_blocks, read_trk_header
+        from ..formats.trk_groups import groups_sidecar_for
 
         info = read_trk_header(path)
         sidecar = groups_sidecar_for(info)  # read (and warned about) once
@@ -259,7 +262,7 @@ def assemble_bundles(in_files: Sequence[str | os.PathLike], out_path: str | os.P
     for f in files:
         if not os.path.exists(f):
             raise FileNotFoundError(f"{f}: no such file or directory")
-        if os.path.exists(out_path) and os.path.samefile(f, out_path):
+        if same_file(f, out_path):
             raise ValueError(f"{out_path}: cannot write over the input {f}")
     ref_space = space_from_reference(reference) if reference is not None else None
     budget = _Budget(int(memory_budget))
@@ -276,7 +279,8 @@ def assemble_bundles(in_files: Sequence[str | os.PathLike], out_path: str | os.P
                     total = sum(len(x) for x in src.lengths)
                     warnings.warn(f"{path}: {src.outside} of {total} streamlines fall outside "
                                   f"the bounding box of the reference grid "
-                                  f"{src.space.dimensions.tolist()}; kept", stacklevel=2)
+                                  f"{src.space.dimensions.tolist()}; kept",
+                                  category=SpaceWarning, stacklevel=2)
                 trx = src.stand_in()
                 inputs.append(ConcatInput(trx, label, name, rows=src.rows))
             else:

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ..formats import SUFFIXES, compound_suffix, detect_format
+from ..formats import SUFFIXES, carries_space, compound_suffix
 from ..trxfile import TrxFile
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,6 @@ PROVENANCE_KEYS = ("Software",)
 DIGEST_KEYS = ("sha256",)
 #: the header keys compared as counts and space (the others are compared as JSON)
 _HEADER_KEYS = ("VOXEL_TO_RASMM", "DIMENSIONS", "NB_STREAMLINES", "NB_VERTICES")
-#: tractogram formats that carry their own space
-_SPACED = ("trx", "trk")
 #: at most this many examples in a message
 _EXAMPLES = 5
 
@@ -507,12 +505,7 @@ def compare_trx(a: TrxFile, b: TrxFile, *, atol: float = 0.0, data_atol: float |
     return Comparison(labels[0], labels[1], float(atol), data_tol, job.differences, job.notes)
 
 
-def carries_space(path: str | os.PathLike) -> bool:
-    """Whether a tractogram file holds its own space (TRX, TRK)."""
-    return detect_format(path) in _SPACED
-
-
-def open_tractogram(path: str | os.PathLike, reference: Any = None) -> tuple[TrxFile, bool]:
+def open_for_comparison(path: str | os.PathLike, reference: Any = None) -> tuple[TrxFile, bool]:
     """Open any readable tractogram for comparison; return it and whether it has a space.
 
     A TRX or TRK is read in its own space (``reference`` unused). A format
@@ -520,7 +513,7 @@ def open_tractogram(path: str | os.PathLike, reference: Any = None) -> tuple[Trx
     without one, in a placeholder space: its positions (RAS+ mm) are the
     same either way, and the second value is then False.
     """
-    from ..convert import load_any
+    from ..converting import load_any
 
     if carries_space(path):
         return load_any(path), True
@@ -544,9 +537,9 @@ def compare_tractograms(a: str | os.PathLike, b: str | os.PathLike, *, atol: flo
     FileNotFoundError, TrxFormatError, ValueError
         If a file is missing or cannot be read.
     """
-    ta, space_a = open_tractogram(a, reference)
+    ta, space_a = open_for_comparison(a, reference)
     try:
-        tb, space_b = open_tractogram(b, reference)
+        tb, space_b = open_for_comparison(b, reference)
     except BaseException:
         ta.close()
         raise

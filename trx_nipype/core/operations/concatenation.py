@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from ..concatenate import concatenate
+from ..concatenating import concatenate
 from ..errors import UsageError, param
 from ..loader import load
 from ..tempfiles import make_temp_dir, remove_temp_dir

@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..convert import convert
-from ..formats.trk import sidecar_path
+from ..converting import convert
+from ..formats.trk_groups import groups_sidecar_path
 from ..reference import require_same_space, space_from_reference
-from ..save import is_zip_path
+from ..saving import is_zip_path
 from .inputs import check_inputs
 from .outputs import plan_output
 
@@ -61,7 +61,7 @@ def convert_file(in_path: str | os.PathLike, out_path: str | os.PathLike, *,
                   compression=compression or "stored", positions_dtype=positions_dtype,
                   offsets_dtype=offsets_dtype, bbox_check=bbox_check,
                   keep_outside=keep_outside)
-    side = sidecar_path(out)
+    side = groups_sidecar_path(out)
     return [Path(out)] + ([side] if output.format == "trk" and side.is_file() else [])
 
 

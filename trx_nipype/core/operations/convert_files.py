@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..convert import convert
+from ..converting import convert
 from ..formats import compound_suffix
 
 log = logging.getLogger(__name__)
@@ -35,13 +35,13 @@ def output_name(in_file: str | os.PathLike, ext: str) -> str:
 
 def _remove(path: Path) -> None:
     """Remove an output this call wrote (a file or TRX folder, and a TRK's groups sidecar)."""
-    from ..formats.trk import sidecar_path
+    from ..formats.trk_groups import groups_sidecar_path
 
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-        sidecar_path(path).unlink(missing_ok=True)
+        groups_sidecar_path(path).unlink(missing_ok=True)
 
 
 def convert_files(in_files: Sequence[str | os.PathLike], out_dir: str | os.PathLike,

@@ -32,13 +32,16 @@ from ..metrics import streamline_ids
 from ..reference import space_from_reference
 from ..trxfile import TrxFile
 from .analysis_io import (
-    CHUNK_VERTICES,
+    ANALYSIS_CHUNK_VERTICES,
     Grid,
     check_groups,
     grid_of,
-    open_tractogram,
+    is_nifti,
+    read_tractogram,
     write_nifti,
 )
+from .inputs import check_inputs
+from .outputs import check_result_output
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class DensityResult:
 
 
 def count_streamlines(trx: TrxFile, grid: Grid, *, where: str = "the tractogram",
-                      chunk_vertices: int = CHUNK_VERTICES) -> np.ndarray:
+                      chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> np.ndarray:
     """Streamlines per voxel of ``grid`` (int64 counts, C order, shape ``grid.dimensions``).
 
     Equal to ``dipy.tracking.utils.density_map(trx.streamlines, grid.affine,
@@ -110,7 +113,8 @@ def _outside_count(trx: TrxFile, grid: Grid, chunk_vertices: int) -> int:
 
 def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
                 reference: Any = None, groups: Sequence[str] | None = None,
-                binary: bool = False, chunk_vertices: int = CHUNK_VERTICES) -> DensityResult:
+                binary: bool = False, overwrite: bool = False,
+                chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> DensityResult:
     """Write the streamline count of every voxel as a NIfTI image.
 
     Parameters
@@ -127,6 +131,8 @@ def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
         Count only the streamlines of these groups (their union).
     binary : bool
         Write 1 where at least one streamline passes, else 0 (uint8).
+    overwrite : bool
+        Replace an existing output (only ever a NIfTI image).
     chunk_vertices : int
         Vertices read per chunk.
 
@@ -142,10 +148,14 @@ def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
         Streamlines outside the grid.
     """
     name = os.fspath(in_file)
+    ref_path = reference if isinstance(reference, (str, os.PathLike)) else None
+    check_inputs(in_file, ref_path)
+    check_result_output(out_file, "NIfTI image", recognise=is_nifti,
+                        inputs=[in_file, ref_path], overwrite=overwrite)
     if not os.fspath(out_file).lower().endswith((".nii", ".nii.gz")):
         raise ValueError(f"{os.fspath(out_file)}: a density map is a NIfTI image; name it "
                          ".nii or .nii.gz")
-    with open_tractogram(in_file) as trx:
+    with read_tractogram(in_file) as trx:
         picked = check_groups(trx, groups, in_file)
         view = trx.select_groups(picked) if picked else trx
         if reference is not None:

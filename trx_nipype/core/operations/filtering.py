@@ -26,16 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics import lengths_mm, streamline_ids
-from ..save import trx_members
+from ..saving import trx_members
 from ..trxfile import TrxFile
 from .analysis_io import (
-    CHUNK_VERTICES,
+    ANALYSIS_CHUNK_VERTICES,
     Grid,
     grid_of,
     load_volume,
-    open_tractogram,
-    write_tractogram,
+    read_tractogram,
 )
+from .inputs import check_inputs
+from .outputs import check_result_output, write_streams
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _in_range(values: np.ndarray, low: float | None, high: float | None) -> np.n
 
 
 def roi_hits(trx: TrxFile, masks: Sequence[np.ndarray], grid: Grid, *, mode: str = "any",
-             chunk_vertices: int = CHUNK_VERTICES) -> np.ndarray:
+             chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> np.ndarray:
     """Which streamlines reach each mask: ``(len(masks), len(trx))`` booleans.
 
     ``any``: some vertex lies in a nonzero voxel (``dipy.tracking.utils.target``);
@@ -132,8 +133,8 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
                        min_length: float | None = None, max_length: float | None = None,
                        include: Sequence[str | os.PathLike] = (),
                        exclude: Sequence[str | os.PathLike] = (), roi_mode: str = "any",
-                       dps_ranges: Sequence[DpsRange | str] = (),
-                       chunk_vertices: int = CHUNK_VERTICES) -> FilterResult:
+                       dps_ranges: Sequence[DpsRange | str] = (), overwrite: bool = False,
+                       chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> FilterResult:
     """Keep the streamlines that pass every criterion; write them to ``out_file``.
 
     Parameters
@@ -154,6 +155,9 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
         ``endpoints``: the first or last vertex in the mask.
     dps_ranges : sequence of DpsRange or "KEY:MIN:MAX"
         Bounds (inclusive) on data per streamline (one column).
+    overwrite : bool
+        Replace an existing output (only ever a tractogram; see
+        :func:`~trx_nipype.core.operations.outputs.check_result_output`).
     chunk_vertices : int
         Vertices read per chunk.
 
@@ -172,7 +176,9 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
     if min_length is not None and max_length is not None and min_length > max_length:
         raise ValueError(f"the minimum length ({min_length:g} mm) is above the maximum "
                          f"({max_length:g} mm)")
-    with open_tractogram(in_file) as trx:
+    check_inputs(in_file, *include, *exclude)
+    check_result_output(out_file, inputs=[in_file, *include, *exclude], overwrite=overwrite)
+    with read_tractogram(in_file) as trx:
         name = os.fspath(in_file)
         keep = np.ones(len(trx), dtype=bool)
         removed: dict[str, int] = {}
@@ -205,7 +211,7 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
                 apply(f"exclude {Path(path).name}", ~hits[len(include) + j])
         view = trx.select(np.flatnonzero(keep), keep_empty_groups=True)
         header, members = trx_members(view, dest=out_file)
-        out = write_tractogram(header, members, out_file)
+        out = write_streams(header, members, out_file)
         result = FilterResult(out, len(trx), len(view), removed)
     log.info("filter: %s -> %s: kept %d of %d streamlines", name, out, result.nb_streamlines,
              result.nb_input)

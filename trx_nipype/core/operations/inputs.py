@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..convert import convert
+from ..converting import convert
 from ..errors import ParameterError, param
 from ..formats import detect_format
 from ..loader import load
 from ..naming import tractogram_stem
-from ..reference import NO_SPACE, Space, space_from_reference, space_mismatch
+from ..reference import space_from_reference
+from ..space import NO_SPACE, Space, space_mismatch
 from ..tempfiles import make_temp_dir, remove_temp_dir
 from ..trxfile import TrxFile
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ..formats import atomic_output
+from ..formats import write_json
 from ..trxfile import TrxFile
 from .compare import (
     COMPARE_CHUNK_VERTICES,
@@ -52,7 +52,7 @@ from .compare import (
     file_kind,
     file_sha256,
     json_differences,
-    open_tractogram,
+    open_for_comparison,
     outputs_of,
     pair_files,
     read_json,
@@ -228,7 +228,7 @@ def file_entry(path: Path, *, reference: Any = None, decimals: int = DEFAULT_DEC
     kind = file_kind(path)
     if kind == "tractogram":
         try:
-            trx, _ = open_tractogram(path, reference)
+            trx, _ = open_for_comparison(path, reference)
         except ImportError:  # .vtk without fury: bytes only
             kind = "file"
         else:
@@ -300,10 +300,8 @@ def write_manifest(path: str | os.PathLike, out: str | os.PathLike, *, force: bo
         raise FileExistsError(f"{out}: already exists; not replaced"
                               + ("" if out.is_file() else " (not a file)"))
     manifest = make_manifest(path, exclude=(out,), **options)
-    text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as fh:
-        fh.write(text.encode("utf-8"))
+    write_json(manifest, out, indent=1, allow_nan=False)
     return out
 
 

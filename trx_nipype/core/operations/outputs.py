@@ -1,7 +1,8 @@
 """Where an operation writes, checked before any work, and how its result reaches disk.
 
 Every operation of this package plans its output with :func:`plan_output` before
-it reads anything, and writes with :func:`write_tractogram`:
+it reads anything, and writes with :func:`write_tractogram` (a tractogram or a
+view) or :func:`write_streams` (a header and member streams):
 
 - the output's name picks its format, as in ``convert``: ``.trx``/``.zip`` a
   TRX zip, ``.trk[.gz]``, ``.tck[.gz]``, ``.vtk``/``.vtp``/``.fib``, ``.dpy``,
@@ -14,6 +15,11 @@ it reads anything, and writes with :func:`write_tractogram`:
   writer's :func:`~trx_nipype.core.writer.check_replaceable`: never a folder
   of other files, a file that is not a tractogram or a symbolic link), and
   only when ``overwrite`` is true (the CLI's ``--force``).
+
+The analysis operations (filter, density, sample, profile, resample), whose
+outputs may also be NIfTI images and tables, check theirs with
+:func:`check_result_output`: the same rules, each kind of file recognised as
+what it is (a tractogram as above, an image or a table by its content).
 
 Errors name the parameter to change (:func:`~trx_nipype.core.errors.param`), so
 the CLI can name its option instead.
@@ -29,19 +35,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..convert import convert
+from ..converting import convert
 from ..errors import OutputExistsError, UsageError, param
-from ..formats import SUFFIXES, compound_suffix, detect_format
-from ..formats.trk import SIDECAR_SUFFIX, sidecar_path
+from ..formats import SPACED_FORMATS, SUFFIXES, compound_suffix, detect_format
+from ..formats.trk_groups import SIDECAR_SUFFIX, groups_sidecar_path
 from ..naming import NAME_MAX
-from ..save import is_zip_path, save
+from ..saving import MemberStream, is_zip_path, save, write_members
+from ..tempfiles import make_temp_dir, remove_temp_dir
 from ..trxfile import TrxFile
 from ..writer import check_replaceable
 
 log = logging.getLogger(__name__)
 
-#: formats whose files hold a space (affine, grid) and groups
-SPACED_FORMATS = ("trx", "trk")
 
 
 @dataclass(frozen=True)
@@ -205,8 +210,7 @@ def plan_output(out_path: str | os.PathLike, *, inputs: Iterable[str | os.PathLi
         raise UsageError(f"{path.name[:40]}...: the output's name has "
                          f"{len(path.name.encode('utf-8'))} bytes; a {fmt.upper()} file name "
                          f"holds at most {limit}: choose a shorter name")
-    if not path.parent.is_dir():
-        raise UsageError(f"{path.parent}: the output's folder does not exist; create it first")
+    _check_folder(path)
     check_apart(path, inputs)
     if groups_from is not None and fmt not in SPACED_FORMATS:
         name, value = groups_from
@@ -219,6 +223,74 @@ def plan_output(out_path: str | os.PathLike, *, inputs: Iterable[str | os.PathLi
                                  f"{fmt.upper()} file has its own encoding")
     check_overwrite(path, overwrite)
     return Output(path, fmt)
+
+
+def _check_folder(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise UsageError(f"{path.parent}: the output's folder does not exist; create it first")
+
+
+def _is_replaceable_tractogram(path: Path) -> bool:
+    """A tractogram (file or TRX folder) or an empty folder: what :func:`check_replaceable`
+    lets an output replace."""
+    try:
+        check_replaceable(path)
+    except FileExistsError:
+        return False
+    return True
+
+
+def check_result_output(out_path: str | os.PathLike, kind: str = "tractogram", *,
+                        recognise: Callable[[Path], bool] | None = None,
+                        inputs: Iterable[str | os.PathLike | None] = (),
+                        overwrite: bool = False) -> Path:
+    """Check the output of an analysis operation before any work (see the module docstring).
+
+    Parameters
+    ----------
+    out_path : str or os.PathLike
+        The output.
+    kind : str
+        What it is, for messages: ``"tractogram"`` (its name then picks its
+        format, as for :func:`plan_output`), ``"NIfTI image"``, ``"profile table"``.
+    recognise : callable, optional
+        Whether an existing file is of that kind (required for kinds other
+        than tractograms, which are recognised as :func:`plan_output` does).
+    inputs : iterable of paths
+        Every input of the operation; None entries skipped.
+    overwrite : bool
+        Replace an existing output of that kind.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    UsageError
+        Unknown tractogram suffix, missing folder, an output among the inputs.
+    FileExistsError
+        A link, an existing file of another kind (never replaced), or (unless
+        ``overwrite``) any existing output.
+    """
+    path = Path(out_path)
+    if kind == "tractogram":
+        output_format(path)
+        recognise = _is_replaceable_tractogram
+    elif recognise is None:
+        raise TypeError(f"check_result_output: a {kind} needs recognise=")
+    _check_folder(path)
+    check_apart(path, inputs)
+    if path.is_symlink():
+        check_replaceable(path)  # never written through or over
+    if not os.path.lexists(path):
+        return path
+    if not recognise(path):
+        raise FileExistsError(f"{path}: exists and is not a {kind}; it is never replaced: "
+                              "choose another output")
+    if not overwrite:
+        raise OutputExistsError(f"{path}: exists; add {param('overwrite', True)} to replace it")
+    return path
 
 
 def remove_tractogram(path: str | os.PathLike,
@@ -241,7 +313,7 @@ def remove_tractogram(path: str | os.PathLike,
     elif path.exists():
         path.unlink()
     if compound_suffix(path) in (".trk", ".trk.gz"):
-        sidecar_path(path).unlink(missing_ok=True)
+        groups_sidecar_path(path).unlink(missing_ok=True)
 
 
 def check_member_names(trx: TrxFile, dest: Path) -> None:
@@ -284,10 +356,30 @@ def write_tractogram(trx: TrxFile, output: Output, *, compression: str | None = 
     return written(trx, output)
 
 
+def write_streams(header: Mapping[str, Any], members: list[MemberStream],
+                  dest: str | os.PathLike) -> Path:
+    """Write a header and member streams to ``dest``, in the format its extension names.
+
+    ``.trx``/``.zip`` give a TRX zip and no extension a TRX directory, written
+    by the one TRX writer; other formats (``.trk``, ``.tck``, ``.vtk``...) are
+    converted from a private temporary TRX (removed at once), keeping what the
+    format can hold. Atomic either way.
+    """
+    fmt = detect_format(dest, for_output=True)
+    if fmt == "trx":
+        return write_members(dest, header, members)
+    tmp = make_temp_dir("analysis")
+    try:
+        staged = write_members(tmp / "staged.trx", header, members)
+        return convert(staged, dest, out_format=fmt)
+    finally:
+        remove_temp_dir(tmp)
+
+
 def written(trx: TrxFile, output: Output) -> Written:
     """The :class:`Written` record of ``trx`` written as ``output``."""
     sidecar = None
-    if output.format == "trk" and sidecar_path(output.path).is_file():
-        sidecar = sidecar_path(output.path)
+    if output.format == "trk" and groups_sidecar_path(output.path).is_file():
+        sidecar = groups_sidecar_path(output.path)
     groups = {g: len(i) for g, i in trx.groups.items()} if output.needs_space else {}
     return Written(output.path, output.format, len(trx), trx.nb_vertices, groups, sidecar)

@@ -38,8 +38,10 @@ from ..metrics import (
     segment_lengths,
     streamline_ids,
 )
-from ..save import MemberStream, offsets_chunks, trx_members
-from .analysis_io import CHUNK_VERTICES, open_tractogram, write_tractogram
+from ..saving import MemberStream, offsets_chunks, trx_members
+from .analysis_io import ANALYSIS_CHUNK_VERTICES, read_tractogram
+from .inputs import check_inputs
+from .outputs import check_result_output, write_streams
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +135,8 @@ def _interp(values: np.ndarray, k: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
                          nb_points: int | None = None, step: float | None = None,
-                         drop_dpv: bool = False,
-                         chunk_vertices: int = CHUNK_VERTICES) -> ResampleResult:
+                         drop_dpv: bool = False, overwrite: bool = False,
+                         chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> ResampleResult:
     """Resample every streamline to ``nb_points`` points, or to points ``step`` mm apart.
 
     Parameters
@@ -152,6 +154,9 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
         Leave the data per vertex out instead of interpolating it. Float data
         per vertex is interpolated linearly between the two nearest vertices;
         integer data cannot be, and is refused unless dropped.
+    overwrite : bool
+        Replace an existing output (only ever a tractogram; see
+        :func:`~trx_nipype.core.operations.outputs.check_result_output`).
     chunk_vertices : int
         Vertices (read or written) per chunk.
 
@@ -169,8 +174,10 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
         raise ValueError("give exactly one of the number of points and the step")
     if nb_points is not None and int(nb_points) < 2:
         raise ValueError(f"a resampled streamline needs at least 2 points, got {nb_points}")
+    check_inputs(in_file)
+    check_result_output(out_file, inputs=[in_file], overwrite=overwrite)
     src_name = os.fspath(in_file)
-    with open_tractogram(in_file) as trx:
+    with read_tractogram(in_file) as trx:
         lens = np.asarray(trx.lengths, dtype=np.int64)
         if nb_points is not None:
             new_lens = np.full(len(trx), int(nb_points), dtype=np.int64)
@@ -249,7 +256,7 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
                 f"dpv/{format_member_name(key, (v_out, *shape[1:]), dtype)}",
                 v_out * width * dtype.itemsize,
                 stream(key, dtype)))
-        out = write_tractogram(header, new + kept, out_file)
+        out = write_streams(header, new + kept, out_file)
     log.info("resample: %s -> %s: %d streamlines, %d vertices", src_name, out, len(new_lens),
              v_out)
     return ResampleResult(out, len(new_lens), v_out, dpv_keys)

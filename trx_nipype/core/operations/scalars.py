@@ -25,18 +25,19 @@ import numpy as np
 
 from ..dtypes import check_key
 from ..metrics import as_sequence, packed_data, streamline_ids
-from ..save import MemberStream, trx_members
+from ..saving import MemberStream, trx_members
 from ..trxfile import TrxFile
 from .analysis_io import (
-    CHUNK_VERTICES,
+    ANALYSIS_CHUNK_VERTICES,
     Grid,
     check_groups,
     grid_of,
     load_volume,
-    open_tractogram,
+    read_tractogram,
     write_table,
-    write_tractogram,
 )
+from .inputs import check_inputs
+from .outputs import check_result_output, write_streams
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,8 @@ class SampleResult:
 
 
 def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
-                      out_file: str | os.PathLike, *, name: str,
-                      chunk_vertices: int = CHUNK_VERTICES) -> SampleResult:
+                      out_file: str | os.PathLike, *, name: str, overwrite: bool = False,
+                      chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> SampleResult:
     """Store an image's values along the streamlines: dpv ``name`` and dps ``name_mean``.
 
     Parameters
@@ -96,6 +97,9 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
         The key of the new data (float32): dpv ``name`` (the value at every
         vertex) and dps ``name_mean`` (its mean per streamline; NaN for a
         streamline without vertices).
+    overwrite : bool
+        Replace an existing output (only ever a tractogram; see
+        :func:`~trx_nipype.core.operations.outputs.check_result_output`).
     chunk_vertices : int
         Vertices read per chunk.
 
@@ -111,9 +115,11 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
         If the image is not on the tractogram's grid (saying how it differs).
     """
     check_key(name)
+    check_inputs(in_file, image)
+    check_result_output(out_file, inputs=[in_file, image], overwrite=overwrite)
     mean_key = f"{name}_mean"
     src_name = os.fspath(in_file)
-    with open_tractogram(in_file) as trx:
+    with read_tractogram(in_file) as trx:
         taken = [f"dpv {name!r}"] if name in trx.dpv else []
         taken += [f"dps {mean_key!r}"] if mean_key in trx.dps else []
         if taken:
@@ -142,7 +148,7 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
         members.append(MemberStream(f"dpv/{name}.float32", v * 4, values))
         members.append(MemberStream(f"dps/{mean_key}.float32", n * 4,
                                     lambda: iter([means.astype(np.float32)])))
-        out = write_tractogram(header, members, out_file)
+        out = write_streams(header, members, out_file)
     log.info("sample: %s x %s -> %s (dpv %s, dps %s)", src_name, image, out, name, mean_key)
     return SampleResult(out, name, mean_key, n, v)
 
@@ -179,7 +185,7 @@ def _distance(short: np.ndarray, standard: np.ndarray) -> np.ndarray:
 
 
 def bundle_profile(trx: TrxFile, data: np.ndarray, grid: Grid, *, nb_points: int = 100,
-                   chunk_vertices: int = CHUNK_VERTICES) -> np.ndarray:
+                   chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> np.ndarray:
     """The mean profile of ``trx``'s streamlines (float64, ``(nb_points,)``).
 
     Equal to ``afq_profile(data, bundle, grid.affine, n_points=nb_points,
@@ -226,7 +232,8 @@ def bundle_profile(trx: TrxFile, data: np.ndarray, grid: Grid, *, nb_points: int
 def tract_profile(in_file: str | os.PathLike, image: str | os.PathLike,
                   out_file: str | os.PathLike, *, nb_points: int = 100,
                   groups: Sequence[str] | None = None, metric: str | None = None,
-                  chunk_vertices: int = CHUNK_VERTICES) -> ProfileResult:
+                  overwrite: bool = False, chunk_vertices: int = ANALYSIS_CHUNK_VERTICES
+                  ) -> ProfileResult:
     """Write one ``nb_points``-point profile of ``image`` per group as a tidy table.
 
     Parameters
@@ -244,6 +251,8 @@ def tract_profile(in_file: str | os.PathLike, image: str | os.PathLike,
         groups is profiled as one tract, ``all``).
     metric : str, optional
         The ``metric`` column (default: the image's name without extension).
+    overwrite : bool
+        Replace an existing output (only ever a profile table).
     chunk_vertices : int
         Vertices read per chunk.
 
@@ -260,11 +269,14 @@ def tract_profile(in_file: str | os.PathLike, image: str | os.PathLike,
     if int(nb_points) < 2:
         raise ValueError(f"a profile needs at least 2 points, got {nb_points}")
     nb_points = int(nb_points)
+    check_inputs(in_file, image)
+    check_result_output(out_file, "profile table", recognise=is_profile_table,
+                        inputs=[in_file, image], overwrite=overwrite)
     if not os.fspath(out_file).lower().endswith((".csv", ".tsv")):
         raise ValueError(f"{os.fspath(out_file)}: a profile is a table; name it .csv or .tsv")
     metric = metric or _image_stem(image)
     src_name = os.fspath(in_file)
-    with open_tractogram(in_file) as trx:
+    with read_tractogram(in_file) as trx:
         picked = check_groups(trx, groups, in_file) or sorted(trx.groups)
         grid = grid_of(trx)
         data = load_volume(image, grid, what="image", tractogram=src_name, dtype=np.float64)
@@ -284,6 +296,16 @@ def tract_profile(in_file: str | os.PathLike, image: str | os.PathLike,
     log.info("profile: %s x %s -> %s (%d tracts x %d points)", src_name, image, out,
              len(tracts), nb_points)
     return ProfileResult(out, tracts, nb_points, sizes)
+
+
+def is_profile_table(path: str | os.PathLike) -> bool:
+    """Whether a file is a profile table (its first line names :data:`PROFILE_COLUMNS`)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.replace("\t", ",").split(",") == list(PROFILE_COLUMNS)
 
 
 def _image_stem(path: str | os.PathLike) -> str:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError, param
-from ..formats import OUTPUT_CHOICES
+from ..errors import NamingWarning, UsageError, param
+from ..formats import OUTPUT_CHOICES, SPACED_FORMATS
 from ..naming import (
     MADE_NAME_MAX,
     NAME_MAX,
@@ -106,7 +106,7 @@ def split_groups(in_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise UsageError(f"{folder}: exists and is not a folder; the output of split_groups "
                          "is a folder")
     stem = tractogram_stem(in_path) if stem is None else stem
-    with open_tractogram(in_path, reference, needs_space=fmt in ("trx", "trk")) as trx:
+    with open_tractogram(in_path, reference, needs_space=fmt in SPACED_FORMATS) as trx:
         names = sorted(trx.groups)
         if not names:
             raise ValueError(f"{os.fspath(in_path)}: no groups to split")
@@ -120,7 +120,8 @@ def split_groups(in_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                     f"{group[:40]!r}... ({len(group)} characters)"
                 warnings.warn(f"{in_path}: group {shown} is written as {name}: a file name "
                               f"holds at most {NAME_MAX} bytes (names made here at most "
-                              f"{MADE_NAME_MAX}, for a TRK's .groups.json)", stacklevel=2)
+                              f"{MADE_NAME_MAX}, for a TRK's .groups.json)",
+                              category=NamingWarning, stacklevel=2)
             outputs.append(Output(folder / name, fmt))
             check_apart(outputs[-1].path, [in_path, reference])
             check_overwrite(outputs[-1].path, overwrite)

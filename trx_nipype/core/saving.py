@@ -23,13 +23,14 @@ from .dtypes import (
     DTYPES,
     OFFSET_DTYPES,
     POSITION_DTYPES,
+    check_dtype,
     check_key,
     dtype_name,
     format_member_name,
 )
 from .header import dump_header
 from .trxfile import TrxFile
-from .writer import TrxWriter
+from .writer import TrxWriter, same_file
 
 
 @dataclass
@@ -50,15 +51,6 @@ class MemberStream:
 def is_zip_path(path: str | os.PathLike) -> bool:
     """``.trx`` and ``.zip`` paths are zips; anything else is a directory."""
     return Path(path).suffix.lower() in (".trx", ".zip")
-
-
-def _target(dtype: Any, default: np.dtype, allowed: tuple[str, ...], what: str) -> np.dtype:
-    if dtype is None:
-        return default
-    name = dtype_name(dtype)
-    if name not in allowed:
-        raise ValueError(f"{what} dtype must be one of {', '.join(allowed)}, got {name}")
-    return DTYPES[name]
 
 
 def offsets_chunks(lengths_chunks: Iterator[np.ndarray], dtype: np.dtype) -> Iterator[np.ndarray]:
@@ -126,12 +118,14 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
     """
     src = trx.source_arrays()
     n, v = len(trx), trx.nb_vertices
-    pos_dt = _target(positions_dtype, src.positions_dtype, POSITION_DTYPES, "positions")
+    pos_dt = src.positions_dtype if positions_dtype is None else \
+        check_dtype(positions_dtype, POSITION_DTYPES, "positions")
     off_default = src.offsets_dtype if src.offsets_dtype.name in OFFSET_DTYPES else \
         DTYPES["uint64"]
     if offsets_dtype is None and v > np.iinfo(off_default).max:
         off_default = DTYPES["uint64"]
-    off_dt = _target(offsets_dtype, off_default, OFFSET_DTYPES, "offsets")
+    off_dt = off_default if offsets_dtype is None else \
+        check_dtype(offsets_dtype, OFFSET_DTYPES, "offsets")
     check_offsets_dtype(off_dt, v, dest)
 
     def stream(name: str, nbytes: int, table: Any, key: str, dtype: np.dtype,
@@ -268,12 +262,6 @@ def save(trx: TrxFile, path: str | os.PathLike, compression: str = "stored",
 
 def refuse_saving_over_input(trx: TrxFile, path: str | os.PathLike) -> None:
     """Raise ``ValueError`` if ``path`` is the file ``trx`` is read from."""
-    if trx.path is not None and _same_file(trx.path, path):
+    if trx.path is not None and same_file(trx.path, path):
         raise ValueError(f"{path}: cannot save a tractogram over the file it is read from")
 
-
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False

@@ -1,7 +1,7 @@
 """Concatenating tractograms: one streaming pass straight into the destination.
 
 :func:`concatenate` builds the output's member streams (the same
-:class:`~trx_nipype.core.save.MemberStream` objects that
+:class:`~trx_nipype.core.saving.MemberStream` objects that
 :func:`~trx_nipype.core.save` uses) whose chunk generators chain the inputs'
 chunks one after the other: positions and per-vertex data are copied (or, for
 views, gathered) one chunk at a time, offsets are a running sum of the
@@ -21,16 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import row_width
-from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
+from .arrays import identical_arrays, row_width
+from .dtypes import (
+    DTYPES,
+    OFFSET_DTYPES,
+    POSITION_DTYPES,
+    check_dtype,
+    dtype_name,
+    format_member_name,
+)
 from .errors import IN_MEMORY, ParameterError, SpaceMismatchError, param
-from .growable import _same_value
 from .loader import load
-from .reference import space_mismatch
-from .save import (
+from .saving import (
     MemberStream,
-    _same_file,
-    _target,
     check_offsets_dtype,
     length_blocks,
     offsets_chunks,
@@ -38,7 +41,9 @@ from .save import (
     small_members,
     write_members,
 )
+from .space import space_mismatch
 from .trxfile import CHUNK_VERTICES, TrxFile, group_dtype
+from .writer import same_file
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +151,7 @@ def _merged_dpg(inputs: list[ConcatInput], groups: Iterable[str], delete: bool
                 values.setdefault(key, []).append((inp.label, np.asarray(arr)))
         for key, found in sorted(values.items()):
             first = found[0][1]
-            if all(_same_value(first, arr) for _, arr in found[1:]):
+            if all(identical_arrays(first, arr) for _, arr in found[1:]):
                 out.setdefault(group, {})[key] = first
             else:
                 shown = ", ".join(f"{arr.tolist()} ({arr.dtype}) in {label}"
@@ -358,11 +363,11 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
             if isinstance(item, TrxFile):
                 trx = item
             else:
-                if _same_file(item, out_path):
+                if same_file(item, out_path):
                     raise ValueError(f"{out_path}: cannot write over input {i}")
                 trx = load(item)
                 opened.append(trx)
-            if trx.path is not None and _same_file(trx.path, out_path):
+            if trx.path is not None and same_file(trx.path, out_path):
                 raise ValueError(f"{out_path}: cannot write over input {i}")
             where = os.path.basename(os.fspath(trx.path)) if trx.path else "in memory"
             prepared.append(ConcatInput(trx, f"input {i} ({where})", _input_name(item, trx, i)))
@@ -426,7 +431,7 @@ def concatenation_members(inputs: list[ConcatInput], *, group_by_input: bool = F
 
     What :func:`concatenate` writes, for callers whose inputs are not all TRX
     files (see :class:`ConcatInput`): hand the result to
-    :func:`~trx_nipype.core.save.write_members`. The keyword arguments are
+    :func:`~trx_nipype.core.saving.write_members`. The keyword arguments are
     :func:`concatenate`'s; ``dest`` names the output in messages.
     """
     _check_spaces(inputs, atol)
@@ -437,12 +442,13 @@ def concatenation_members(inputs: list[ConcatInput], *, group_by_input: bool = F
     active = [i for i, c in enumerate(counts) if c] or list(range(len(inputs)))
 
     pos_default = np.result_type(*(inputs[i].trx.positions_dtype for i in active))
-    pos_dt = _target(positions_dtype, DTYPES[dtype_name(pos_default)], POSITION_DTYPES,
-                     "positions")
+    pos_dt = DTYPES[dtype_name(pos_default)] if positions_dtype is None else \
+        check_dtype(positions_dtype, POSITION_DTYPES, "positions")
     off_default = np.result_type(*(inp.trx.offsets_dtype for inp in inputs))
     if dtype_name(off_default) not in OFFSET_DTYPES or v > np.iinfo(np.uint32).max:
         off_default = np.dtype("<u8")
-    off_dt = _target(offsets_dtype, DTYPES[dtype_name(off_default)], OFFSET_DTYPES, "offsets")
+    off_dt = DTYPES[dtype_name(off_default)] if offsets_dtype is None else \
+        check_dtype(offsets_dtype, OFFSET_DTYPES, "offsets")
     check_offsets_dtype(off_dt, v, dest)
 
     members = [

@@ -18,10 +18,11 @@ The output format comes from ``out_format`` or the output name: ``.trx`` /
 ``.zip`` -> TRX zip, ``.trk[.gz]``, ``.tck[.gz]``, ``.vtk``/``.vtp``/``.fib``,
 ``.dpy``; an existing directory or a name without any suffix -> TRX directory.
 
-What a target cannot hold is reported with :func:`warnings.warn` naming each
-field: data per vertex/streamline in TCK/VTK/DPY, data per group anywhere but
-TRX, TRK names longer than 20 bytes (shortened), more than 10 TRK fields,
-values that float32 (TRK's only type) changes, extra TRX header keys.
+What a target cannot hold is reported with :func:`warnings.warn` (a
+:class:`~trx_nipype.core.errors.DataLossWarning`) naming each field: data per
+vertex/streamline in TCK/VTK/DPY, data per group anywhere but TRX, TRK names
+longer than 20 bytes (shortened: a NamingWarning), more than 10 TRK fields, values that float32
+(TRK's only type) changes, extra TRX header keys.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ import numpy as np
 
 from .arrays import row_width
 from .blockwrite import BlockSource, predicted_counts, write_blocks
-from .errors import ParameterError, ParameterWarning, SpaceMismatchError, param
-from .formats import Block, detect_format, format_names
+from .errors import DataLossWarning, ParameterError, SpaceMismatchError, SpaceWarning, param
+from .formats import FORMATS, SPACED_FORMATS, Block, detect_format, format_names
 from .loader import load
-from .reference import Space, require_same_space, space_from_reference
-from .save import is_zip_path, refuse_saving_over_input, save, trx_members, write_members
+from .reference import require_same_space, space_from_reference
+from .saving import is_zip_path, refuse_saving_over_input, save, trx_members, write_members
+from .space import Space
 from .tempfiles import make_temp_dir, remove_temp_dir
 from .trxfile import TrxFile, group_dtype
 from .writer import SizeMismatch, TrxWriteError, check_replaceable
@@ -52,7 +54,6 @@ log = logging.getLogger(__name__)
 
 #: vertices per block when reading a TRX input
 BLOCK_VERTICES = 1_000_000
-_SPACED = ("trx", "trk")
 
 
 @dataclass
@@ -111,7 +112,8 @@ def _open_input(path: str | os.PathLike | TrxFile, reference: Any, *, need_space
     if fmt == "trx":
         inp = _trx_input(load(path_s), path_s, owned=True)
     elif fmt == "trk":
-        from .formats.trk import groups_sidecar_for, iter_trk_blocks, read_trk_header
+        from .formats.trk import iter_trk_blocks, read_trk_header
+        from .formats.trk_groups import groups_sidecar_for
 
         info = read_trk_header(path_s)
         sidecar = groups_sidecar_for(info)  # read (and warned about) once, handed on
@@ -219,11 +221,11 @@ class _BBox:
         if not self.outside:
             return
         fate = f"kept ({param('keep_outside', False)} drops them)" if self.keep else "dropped"
-        msg = ParameterWarning(f"{self.where}: {self.outside} of {self.total} streamlines fall "
-                               "outside the bounding box of the reference grid "
-                               f"{self.space.dimensions.tolist()}; {fate}")
+        msg = SpaceWarning(f"{self.where}: {self.outside} of {self.total} streamlines fall "
+                           "outside the bounding box of the reference grid "
+                           f"{self.space.dimensions.tolist()}; {fate}")
         log.info("%s", msg)
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, category=SpaceWarning, stacklevel=3)
 
 
 # -------------------------------------------------------------- accumulation
@@ -300,7 +302,7 @@ class _Spool:
 def _warn_lost(dest: str, what: str, names: list[str], target: str) -> None:
     if names:
         warnings.warn(f"{dest}: {target} cannot hold {what}; dropped {format_names(names)}",
-                      stacklevel=4)
+                      category=DataLossWarning, stacklevel=4)
 
 
 def _report_unrepresentable(inp: _Input, dest: str, out_fmt: str) -> None:
@@ -377,14 +379,17 @@ def convert(in_path: str | os.PathLike | TrxFile, out_path: str | os.PathLike,
 
     Warns
     -----
-    UserWarning
-        For each field the target cannot hold, and for streamlines outside
-        the bounding box.
+    DataLossWarning
+        For each field the target cannot hold.
+    SpaceWarning
+        For streamlines outside the bounding box.
+    HeaderWarning, NamingWarning
+        For a header that lacks something, a name changed to fit (TRK).
     """
     in_s = in_path.path or "in memory" if isinstance(in_path, TrxFile) else os.fspath(in_path)
     out_s = os.fspath(out_path)
     out_fmt = out_format or detect_format(out_s, for_output=True)
-    if out_fmt not in ("trx", "trk", "tck", "vtk", "dpy"):
+    if out_fmt not in FORMATS:
         raise ValueError(f"out_format must be trx, trk, tck, vtk or dpy; got {out_fmt!r}")
     if out_fmt in ("vtk", "dpy"):
         from .formats.dipy_formats import require
@@ -392,7 +397,7 @@ def convert(in_path: str | os.PathLike | TrxFile, out_path: str | os.PathLike,
         require(out_fmt, out_s)
     _check_destination(Path(out_s), out_fmt)
     inp = _open_input(in_path if isinstance(in_path, TrxFile) else in_s, reference,
-                      need_space=out_fmt in _SPACED, chunk_bytes=chunk_bytes)
+                      need_space=out_fmt in SPACED_FORMATS, chunk_bytes=chunk_bytes)
     try:
         grid = inp.space if bbox_check else None
         if grid is not None and np.all(np.asarray(grid.dimensions) <= 1):
@@ -539,5 +544,3 @@ def load_any(path: str | os.PathLike, reference: Any = None) -> TrxFile:
         spool.append(block)
     return spool.finish(inp.space)
 
-
-convert.load_any = load_any  # ``trx_nipype.core.convert.load_any`` when ``convert`` is the function

@@ -1,0 +1,122 @@
+"""What every ``trx-nipype`` command shares: exit codes, option types, option names.
+
+The command modules (:mod:`.ops`, :mod:`.analysis`, :mod:`.run`, :mod:`.report`,
+:mod:`.compare`) each add their parsers and handlers; :mod:`.main` puts them
+together and turns errors into one line and an exit code. They all import
+this module, and it imports none of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from collections.abc import Callable
+
+from ..core.dtypes import OFFSET_DTYPES, POSITION_DTYPES
+from ..core.errors import python_spelling
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
+
+#: operation parameter -> the option that sets it, for every command and per command;
+#: ``name=value`` keys spell one value (``keep_outside=False`` is ``--drop-outside``)
+OPTIONS: dict[str, dict[str, str]] = {
+    "*": {"overwrite": "-f/--force", "reference": "--reference", "out_path": "-o/--output",
+          "compression": "--compression", "positions_dtype": "--positions-dtype",
+          "offsets_dtype": "--offsets-dtype"},
+    "concatenate": {"in_paths": "FILE", "group_by_input": "--group-by-input",
+                    "group_names": "--group-names", "delete_dps": "--delete-dps",
+                    "delete_dpv": "--delete-dpv", "delete_groups": "--delete-groups",
+                    "delete_dpg": "--delete-dpg", "groups": "--select-group",
+                    "nb_streamlines": "--nb-streamlines", "seed": "--seed"},
+    "select-group": {"groups": "GROUP", "keep_groups": "--keep-groups"},
+    "resize": {"nb_streamlines": "-n/--nb-streamlines", "random": "--random",
+               "seed": "--seed"},
+    "split-groups": {"out_format": "--format"},
+    "convert": {"keep_outside=False": "--drop-outside", "keep_outside": "--drop-outside",
+                "bbox_check=False": "--no-bbox-check", "bbox_check": "--no-bbox-check"},
+}
+
+#: the help of a tractogram output option
+OUTPUT_HELP = ("output; its extension picks the format: .trx (zip), .trk, .tck, .vtk, ... "
+               "(no extension: a TRX folder)")
+
+
+def spelling(command: str) -> Callable[[str, str | None], str]:
+    """How ``command`` names an operation's parameter: ``reference=`` -> ``--reference``.
+
+    >>> spell = spelling("resize")
+    >>> spell("nb_streamlines", "99"), spell("overwrite", "True"), spell("random", "True")
+    ('-n/--nb-streamlines 99', '-f/--force', '--random')
+    >>> spelling("convert")("keep_outside", "False"), spelling("info")("reference", None)
+    ('--drop-outside', '--reference')
+    """
+    table = {**OPTIONS["*"], **OPTIONS.get(command, {})}
+
+    def spell(name: str, value: str | None) -> str:
+        if value is not None and f"{name}={value}" in table:
+            return table[f"{name}={value}"]
+        option = table.get(name)
+        if option is None:
+            return python_spelling(name, value)
+        if value is None or value == "True":
+            return option
+        try:
+            shown = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            shown = value
+        return f"{option} {shown}"
+
+    return spell
+
+
+# ------------------------------------------------------------------ option types
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def streamlines_per_subject(text: str | None) -> int | str | None:
+    """``--streamlines-per-subject``: a positive int, ``min`` or nothing."""
+    if text is None or text == "min":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'min', "
+                                         f"got {text!r}") from None
+
+
+# ------------------------------------------------------------------ shared options
+def add_encoding(p: argparse.ArgumentParser, offsets: bool = True) -> None:
+    """``--positions-dtype``, ``--offsets-dtype`` and ``--compression`` (TRX outputs)."""
+    p.add_argument("--positions-dtype", choices=POSITION_DTYPES,
+                   help="dtype of the output positions (TRX output; default: the input's)")
+    if offsets:
+        p.add_argument("--offsets-dtype", choices=OFFSET_DTYPES,
+                       help="dtype of the output offsets (TRX output; default: the input's)")
+    p.add_argument("--compression", choices=("stored", "deflate"),
+                   help="zip compression of a .trx output (default: stored, memory-mappable)")
+
+
+def add_force(p: argparse.ArgumentParser, what: str = "the output") -> None:
+    """``-f/--force``: replace an existing output (a tractogram only)."""
+    p.add_argument("-f", "--force", action="store_true",
+                   help=f"replace {what} if it exists (only ever a tractogram; never a "
+                        "folder of other files or a file of another kind)")
