@@ -22,7 +22,10 @@ from trx_nipype.reports.measures import (
     grid_box,
     measure_tractogram,
 )
-from trx_nipype.reports.render import SVG_HASHSALT, group_colours
+from trx_nipype.reports.render import group_colours
+
+#: the SVG id salt the report set in matplotlib while it drew with matplotlib
+SVG_HASHSALT = "trx-nipype"
 
 
 def _bundle(tmp_path: Path, n: int = 400) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .measures import DEFAULT_MAX_STREAMLINES, TractogramMeasures, measure_tractogram
-from .raster import line_ink, paint, to_uint8
+from .raster import draw_lines, to_uint8
 from .render import Canvas, figure_format, rgb, save_figure, text_width
 
 #: the figures :func:`tractogram_figure` makes
@@ -102,25 +102,26 @@ def _panel(measures: TractogramMeasures, h: int, v: int, lo: np.ndarray, hi: np.
     """One projection as ``(height, width, 3)`` uint8 RGB: box, then each category's lines."""
     left, top, scale, width = _panel_frame(lo, hi, h, v)
     height = _PANEL_HEIGHT
-    image = np.ones((height, width, 3))
+    image = np.ones((3, height, width), dtype=np.float32)  # RGB planes
     if measures.box is not None:
         b0, b1 = measures.box
         c0, c1 = (int(np.clip(np.rint((x - left) / scale), 0, width)) for x in (b0[h], b1[h]))
         r0, r1 = (int(np.clip(np.rint((top - y) / scale), 0, height)) for y in (b1[v], b0[v]))
         if c1 > c0 and r1 > r0:
-            image[r0:r1, c0:c1] = np.asarray(rgb(_BOX_FACE)) / 255
-            edge = np.asarray(rgb(_BOX_EDGE)) / 255
-            image[[r0, r1 - 1], c0:c1] = edge
-            image[r0:r1, [c0, c1 - 1]] = edge
-    for cat in measures.categories:
-        if not cat.drawn:
-            continue
-        pos = cat.positions
+            face, edge = (np.asarray(rgb(c), np.float32)[:, None, None] / 255
+                          for c in (_BOX_FACE, _BOX_EDGE))
+            image[:, r0:r1, c0:c1] = face
+            image[:, [r0, r1 - 1], c0:c1] = edge
+            image[:, r0:r1, [c0, c1 - 1]] = edge
+    drawn = [c for c in measures.categories if c.drawn]
+    if drawn:
+        pos = np.concatenate([c.positions for c in drawn])
         xy = np.empty((len(pos), 2))
         xy[:, 0] = (pos[:, h] - left) / scale
         xy[:, 1] = (top - pos[:, v]) / scale
-        ink, corner = line_ink(xy, cat.sample_lengths, (height, width))
-        paint(image, ink, corner, tuple(np.asarray(rgb(cat.colour)) / 255), strength)
+        owners = np.repeat(np.arange(len(drawn)), [len(c.sample_lengths) for c in drawn])
+        draw_lines(image, xy, np.concatenate([c.sample_lengths for c in drawn]), owners,
+                   [np.asarray(rgb(c.colour)) / 255 for c in drawn], strength)
     return to_uint8(image)
 
 

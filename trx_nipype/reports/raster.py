@@ -1,14 +1,15 @@
 """Streamlines drawn into pixels with numpy: thin, see-through, antialiased lines.
 
-:func:`line_ink` turns polylines (pixel coordinates) into *ink* on a grid:
-every segment is sampled at most one pixel apart, and each sample's length
-of line is shared among its four nearest pixel centres (bilinear weights),
-so a pixel holds about the length of line that passes through it (an
-antialiased line about one pixel wide) and crossings add up. All
-streamlines of a colour are drawn in a handful of array operations, with no
-Python loop over streamlines.
+:func:`line_ink` turns polylines (pixel coordinates) into *ink*, one layer
+per colour: each segment is sampled once per pixel column (or row) it
+crosses, along its longer axis, and each sample's length of line is shared
+between the two pixel centres nearest to it across (Xiaolin Wu's
+antialiased lines). A pixel thus holds about the length of line through it
+(a line about one pixel wide) and crossings add up. All the polylines of
+all the colours are drawn in a handful of array operations, with no Python
+loop over streamlines.
 
-:func:`paint` lays a colour over an image through that ink, as many
+:func:`paint` lays each layer's colour over an image, in order, as many
 see-through lines would: a pixel crossed by ``n`` lines of opacity ``a``
 keeps ``(1 - a) ** n`` of what was under it (``exp(-k ink)``, computed with
 multiplications only, so that the bytes are the same on every machine).
@@ -16,41 +17,127 @@ multiplications only, so that the bytes are the same on every machine).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 #: ``(1 - x / 2**_HALVINGS) ** (2**_HALVINGS)`` stands for ``exp(-x)``
 _HALVINGS = 6
+#: samples made at once (arrays of 128 kB: they stay in the processor's cache)
+_CHUNK = 1 << 14
+#: ink cells :func:`draw_lines` holds at once at most (a layer per colour, 8 bytes each)
+MAX_INK_CELLS = 1 << 21
 
 
-def _axis_samples(a0: np.ndarray, b0: np.ndarray, da: np.ndarray, db: np.ndarray,
-                  seg_len: np.ndarray, size_a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Samples of segments that run mostly along axis ``a``: one per pixel centre of ``a``
-    that a segment crosses; returns (pixel along ``a``, position along ``b``, weight)."""
+def _draw(ink: np.ndarray, a0: np.ndarray, b0: np.ndarray, da: np.ndarray, db: np.ndarray,
+          weight: np.ndarray, base: np.ndarray, size_a: int, size_b: int, along: int,
+          across: int) -> None:
+    """Add the ink of segments that run mostly along axis ``a`` (``|da| >= |db|``, ``da != 0``).
+
+    A segment is sampled at each pixel centre ``k + 0.5`` of axis ``a`` it
+    spans (within ``[0, size_a)``), where it lies at ``u`` across; the sample
+    goes to the cells ``floor(u - 0.5)`` and the next one across, in the
+    proportion of their distances. Cells are flat indices of ``ink``, padded
+    layers (one more cell each side: ink off the grid lands there, and is
+    dropped), ``along`` and ``across`` their strides, ``base`` each segment's
+    layer offset; ``weight`` is each segment's length of line per pixel
+    along ``a``. The samples are made :data:`_CHUNK` at a time (arrays that
+    stay in the processor's cache).
+    """
     lo = np.minimum(a0, a0 + da)
-    first = np.ceil(lo - 0.5)  # the first pixel centre (k + 0.5) at or after the start
-    count = (np.ceil(lo + np.abs(da) - 0.5) - first).astype(np.int64)
+    first = np.maximum(np.ceil(lo - 0.5), 0.0)  # the first pixel centre at or after the start
+    last = np.minimum(np.ceil(lo + np.abs(da) - 0.5), float(size_a))  # past the last one
+    count = np.maximum(last - first, 0.0).astype(np.int64)
+    ends = np.cumsum(count)
+    offsets = ends - count  # each segment's first sample
     slope = db / da
-    at_first = b0 + (first + 0.5 - a0) * slope  # position along b at that centre
-    weight = seg_len / np.abs(da)  # length of line per pixel step along a
-    keep = count > 0
-    first, count, slope, at_first, weight = (x[keep] for x in (first, count, slope, at_first,
-                                                                 weight))
-    starts = np.cumsum(count) - count
-    step = np.arange(int(count.sum())) - np.repeat(starts, count)
-    pixel = np.repeat(first.astype(np.int64), count) + step
-    position = np.repeat(at_first, count) + step * np.repeat(slope, count)
-    pixel = np.clip(pixel, -1, size_a)
-    return pixel, position, np.repeat(weight, count)
+    # sample i of segment s is at pixel k = first + i - offsets[s] along, and at
+    # b0 + (k + 0.5 - a0) slope across, + 0.5 in the padded grid (whose cell j + 1 is
+    # the pixel j, centre j + 0.5): intercept + i slope; its cell is
+    # floor(that) across + i along + cells
+    intercept = b0 + (first - offsets + 0.5 - a0) * slope + 0.5
+    cells = base + (first + 1 - offsets) * along
+    # a chunk's arithmetic in float32 from its own first sample (exact cell numbers below
+    # 2**24; positions within a thousandth of a pixel)
+    real = np.float32 if len(ink) < 1 << 24 else np.float64
+    top = np.nextafter(real(size_b + 1), real(0))  # the last padded cell across, + 1
+    cuts = np.searchsorted(ends, np.arange(_CHUNK, int(ends[-1]) if len(ends) else 0, _CHUNK))
+    for s0, s1 in zip([0, *cuts.tolist()], [*cuts.tolist(), len(count)], strict=True):
+        if s1 <= s0:
+            continue
+        n, o0 = count[s0:s1], float(offsets[s0])
+        index = np.arange(int(ends[s1 - 1]) - int(o0), dtype=real)
+        if not len(index):
+            continue
+        u = index * np.repeat(slope[s0:s1].astype(real), n)
+        u += np.repeat((intercept[s0:s1] + o0 * slope[s0:s1]).astype(real), n)
+        np.clip(u, real(0), top, out=u)
+        cell = np.floor(u)
+        u -= cell  # the fraction toward the next cell across
+        cell *= real(across)
+        if along != 1:
+            index *= real(along)
+        cell += index
+        cell += np.repeat((cells[s0:s1] + o0 * along).astype(real), n)
+        near = np.repeat(weight[s0:s1].astype(real), n)
+        u *= near  # the part that goes across
+        near -= u
+        at = cell.astype(np.intp)
+        np.add.at(ink, at, near.astype(ink.dtype, copy=False))
+        at += across
+        np.add.at(ink, at, u.astype(ink.dtype, copy=False))
 
 
-def line_ink(xy: np.ndarray, lengths: np.ndarray, shape: tuple[int, int]
-             ) -> tuple[np.ndarray, tuple[int, int]]:
-    """Ink of polylines on a ``shape = (height, width)`` pixel grid, over their bounding box.
+def _check_polylines(xy: np.ndarray, lengths: np.ndarray, owners: np.ndarray | None,
+                     layers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    owners = np.zeros(len(lengths), np.int64) if owners is None else \
+        np.asarray(owners, dtype=np.int64)
+    if len(owners) != len(lengths) or int(lengths.sum()) != len(xy):
+        raise ValueError("one owner per polyline, and lengths summing to the vertices")
+    if len(owners) and (owners.min() < 0 or owners.max() >= layers):
+        raise ValueError(f"owners must lie in [0, {layers})")
+    return xy, lengths, owners
 
-    Each segment is sampled once per pixel row or column it crosses (along
-    its longer axis, at pixel centres), and each sample's length of line is
-    shared between the two nearest pixel centres across it (Wu's
-    antialiased lines): a pixel holds about the length of line through it.
+
+def _padded_ink(xy: np.ndarray, lengths: np.ndarray, owners: np.ndarray, layers: int,
+                shape: tuple[int, int]) -> np.ndarray:
+    """:func:`line_ink` on layers with one more cell each side, flat; the border zeroed."""
+    height, width = shape
+    pw = width + 2
+    layer = (height + 2) * pw
+    ink = np.zeros(layers * layer, dtype=np.float32)
+    if len(xy) >= 2:
+        x, y = xy[:, 0].copy(), xy[:, 1].copy()
+        dx, dy = np.diff(x), np.diff(y)
+        inside = np.ones(len(dx), dtype=bool)  # segments within one polyline
+        ends = np.cumsum(lengths)[:-1] - 1  # each polyline's last vertex, but the last one's
+        inside[ends[(ends >= 0) & (ends < len(inside))]] = False
+        seg_len = np.hypot(dx, dy)
+        inside &= seg_len > 0
+        base = np.repeat(owners * layer, lengths)[:-1]
+        along_x = np.abs(dx) >= np.abs(dy)
+        # x-major segments step along columns and share across rows; y-major ones the reverse
+        for mask, a0, b0, da, db, size_a, size_b, along, across in (
+                (inside & along_x, x, y, dx, dy, width, height, 1, pw),
+                (inside & ~along_x, y, x, dy, dx, height, width, pw, 1)):
+            some = np.flatnonzero(mask)
+            if not len(some):
+                continue
+            step = da.take(some)
+            _draw(ink, a0.take(some), b0.take(some), step, db.take(some),
+                  seg_len.take(some) / np.abs(step), base.take(some), size_a, size_b, along,
+                  across)
+    grid = ink.reshape(layers, height + 2, pw)
+    grid[:, [0, -1]] = 0.0  # ink off the grid
+    grid[:, :, [0, -1]] = 0.0
+    return ink
+
+
+def line_ink(xy: np.ndarray, lengths: np.ndarray, shape: tuple[int, int],
+             owners: np.ndarray | None = None, layers: int = 1) -> np.ndarray:
+    """Ink of polylines on a ``shape = (height, width)`` pixel grid: one layer per owner.
 
     Parameters
     ----------
@@ -61,105 +148,130 @@ def line_ink(xy: np.ndarray, lengths: np.ndarray, shape: tuple[int, int]
         Vertices of each polyline (they sum to ``V``).
     shape : tuple of int
         The grid's height and width.
+    owners : numpy.ndarray, optional
+        The layer of each polyline (default: all in layer 0).
+    layers : int
+        How many layers (more than the largest owner).
 
     Returns
     -------
-    ink : numpy.ndarray
-        float64 ink of the pixels of the lines' bounding box (ink off the
-        grid is dropped).
-    corner : tuple of int
-        The grid row and column of ``ink[0, 0]``.
+    numpy.ndarray
+        ``(layers, height, width)`` float64: the length of line (pixels)
+        through each pixel; ink off the grid is dropped.
 
-    >>> ink, corner = line_ink(np.array([[0.0, 1.5], [4.0, 1.5]]), np.array([2]), (3, 4))
-    >>> corner, ink.round(2).tolist()
-    ((0, 0), [[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    >>> line_ink(np.array([[0.0, 1.5], [4.0, 1.5]]), np.array([2]), (3, 4)).round(2).tolist()
+    [[[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]]
     """
+    xy, lengths, owners = _check_polylines(xy, lengths, owners, layers)
     height, width = shape
-    xy = np.asarray(xy, dtype=np.float64)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    empty = np.zeros((0, 0)), (0, 0)
-    if len(xy) < 2:
-        return empty
-    starts, steps = xy[:-1], np.diff(xy, axis=0)
-    inside = np.ones(len(steps), dtype=bool)  # segments within a polyline
-    ends = np.cumsum(lengths)[:-1] - 1  # each polyline's last vertex, but the last one's
-    inside[ends[(ends >= 0) & (ends < len(inside))]] = False
-    seg_len = np.hypot(steps[:, 0], steps[:, 1])
-    inside &= seg_len > 0
-    starts, steps, seg_len = starts[inside], steps[inside], seg_len[inside]
-    if not len(starts):
-        return empty
-    # the bounding box (a pixel more each side, within the grid)
-    r0 = int(np.clip(np.floor(xy[:, 1].min()) - 1, 0, height))
-    r1 = int(np.clip(np.ceil(xy[:, 1].max()) + 2, 0, height))
-    c0 = int(np.clip(np.floor(xy[:, 0].min()) - 1, 0, width))
-    c1 = int(np.clip(np.ceil(xy[:, 0].max()) + 2, 0, width))
-    if r1 <= r0 or c1 <= c0:
-        return empty
-    h, w = r1 - r0, c1 - c0
-    along_x = np.abs(steps[:, 0]) >= np.abs(steps[:, 1])
-    # a grid with one more pixel each side (index + 1): ink just off the box lands there
-    stride = w + 2
-    index, weight = [], []
-    for mask, a, b, size_a, size_b, across in ((along_x, 0, 1, w, h, stride),
-                                               (~along_x, 1, 0, h, w, 1)):
-        if not mask.any():
+    ink = _padded_ink(xy, lengths, owners, layers, shape)
+    return ink.reshape(layers, height + 2, width + 2)[:, 1:-1, 1:-1].copy()
+
+
+def _lay(planes: np.ndarray, hit: np.ndarray, values: np.ndarray, bounds: np.ndarray,
+         colours: Sequence[Sequence[float]], strength: float) -> None:
+    """Paint layer ``k``'s ink ``values[bounds[k]:bounds[k + 1]]`` at pixels ``hit[...]``."""
+    keep = np.minimum(values * np.float32(strength / 2 ** _HALVINGS), np.float32(1.0))
+    np.subtract(np.float32(1.0), keep, out=keep)
+    for _ in range(_HALVINGS):  # (1 - k ink / 64) ** 64: about exp(-k ink)
+        keep *= keep
+    for k, colour in enumerate(colours):
+        i0, i1 = int(bounds[k]), int(bounds[k + 1])
+        if i1 <= i0:
             continue
-        corner_a, corner_b = (c0, r0) if a == 0 else (r0, c0)
-        pixel, pos, wt = _axis_samples(starts[mask, a] - corner_a, starts[mask, b] - corner_b,
-                                       steps[mask, a], steps[mask, b], seg_len[mask], size_a)
-        pos = np.clip(pos + 0.5, 0.0, size_b + 0.999999)  # centres at k + 0.5, shifted by one
-        below = np.floor(pos)
-        frac = pos - below
-        cell = below.astype(np.int64) * across + (pixel + 1) * (stride // across)
-        far = wt * frac
-        index += [cell, cell + across]
-        weight += [wt - far, far]
-    flat = np.bincount(np.concatenate(index), np.concatenate(weight),
-                       minlength=(h + 2) * stride)
-    return flat.reshape(h + 2, stride)[1:-1, 1:-1], (r0, c0)
+        at, kept = hit[i0:i1], keep[i0:i1]
+        for plane, value in zip(planes, np.asarray(colour, dtype=planes.dtype), strict=True):
+            covered = plane[at]  # value + (what was there - value) * kept
+            covered -= value
+            covered *= kept
+            covered += value
+            plane[at] = covered
 
 
-def paint(image: np.ndarray, ink: np.ndarray, corner: tuple[int, int],
-          colour: tuple[float, float, float], strength: float) -> None:
-    """Lay ``colour`` over ``image`` through ``ink`` (in place).
+def _planes(image: np.ndarray) -> np.ndarray:
+    if image.ndim != 3 or image.shape[0] != 3 or not image.flags.c_contiguous:
+        raise ValueError("the image must be a C-contiguous (3, height, width) array (it is "
+                         "painted in place)")
+    return image.reshape(3, -1)
+
+
+def paint(image: np.ndarray, ink: np.ndarray, colours: Sequence[Sequence[float]],
+          strength: float) -> None:
+    """Lay each layer's colour over ``image`` through its ink, the first layer first (in place).
 
     Parameters
     ----------
     image : numpy.ndarray
-        ``(height, width, 3)`` float64 RGB in ``[0, 1]``.
-    ink, corner
-        From :func:`line_ink`: the ink of a block of pixels and its top left
-        pixel in ``image``.
-    colour : tuple of float
-        RGB in ``[0, 1]``.
+        ``(3, height, width)`` RGB planes in ``[0, 1]`` (float32), C-contiguous.
+    ink : numpy.ndarray
+        ``(layers, height, width)``, from :func:`line_ink`.
+    colours : sequence of RGB
+        One ``(r, g, b)`` in ``[0, 1]`` per layer.
     strength : float
         ``k``: a pixel keeps ``exp(-k ink)`` of what was under it (for lines
         of opacity ``a`` about one pixel wide, ``k`` is ``-log(1 - a)``).
 
-    >>> im = np.ones((1, 2, 3))
-    >>> paint(im, np.array([[0.0, 1.0]]), (0, 0), (0.0, 0.0, 0.0), 1.0)
-    >>> im[0, :, 0].round(3).tolist()  # about exp(-1) = 0.368
+    >>> im = np.ones((3, 1, 2), np.float32)
+    >>> paint(im, np.array([[[0.0, 1.0]]]), [(0.0, 0.0, 0.0)], 1.0)
+    >>> [round(float(x), 3) for x in im[0, 0]]  # about exp(-1) = 0.368
     [1.0, 0.365]
     """
-    r0, c0 = corner
-    block = image[r0:r0 + ink.shape[0], c0:c0 + ink.shape[1]]
-    flat = ink.reshape(-1)
+    planes = _planes(image)
+    if ink.shape[1:] != image.shape[1:] or len(colours) != len(ink):
+        raise ValueError("paint: one colour per ink layer, layers of the image's size")
+    flat = np.ascontiguousarray(ink, dtype=np.float32).reshape(-1)
     hit = np.flatnonzero(flat)
-    if not len(hit):
-        return
-    keep = 1.0 - np.minimum(flat[hit] * (strength / 2 ** _HALVINGS), 1.0)
-    for _ in range(_HALVINGS):
-        keep *= keep
-    pixels = block.reshape(-1, 3) if block.flags.c_contiguous else None
-    if pixels is None:  # a block inside a wider image: work on a copy, put it back
-        pixels = block.reshape(-1, 3).copy()
-        pixels[hit] = pixels[hit] * keep[:, None] + np.asarray(colour) * (1.0 - keep)[:, None]
-        block[...] = pixels.reshape(block.shape)
-        return
-    pixels[hit] = pixels[hit] * keep[:, None] + np.asarray(colour) * (1.0 - keep)[:, None]
+    size = planes.shape[1]
+    bounds = np.searchsorted(hit, np.arange(len(ink) + 1) * size)
+    _lay(planes, hit % size, flat[hit], bounds, colours, strength)
+
+
+def draw_lines(image: np.ndarray, xy: np.ndarray, lengths: np.ndarray, owners: np.ndarray,
+               colours: Sequence[Sequence[float]], strength: float) -> None:
+    """Draw polylines over ``image``, each in its owner's colour, owner after owner (in place).
+
+    :func:`line_ink` then :func:`paint`, a few owners at a time: memory
+    stays bounded (:data:`MAX_INK_CELLS`) whatever the number of colours.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(3, height, width)`` RGB planes in ``[0, 1]`` (float32), C-contiguous.
+    xy, lengths
+        As for :func:`line_ink`.
+    owners : numpy.ndarray
+        Each polyline's colour: an index into ``colours``, in increasing order.
+    colours : sequence of RGB
+        ``(r, g, b)`` in ``[0, 1]``, drawn first to last.
+    strength : float
+        As for :func:`paint`.
+    """
+    planes = _planes(image)
+    xy, lengths, owners = _check_polylines(xy, lengths, owners, len(colours))
+    if np.any(np.diff(owners) < 0):
+        raise ValueError("draw_lines: owners must be in increasing order")
+    height, width = image.shape[1:]
+    pw = width + 2
+    layer = (height + 2) * pw
+    per_batch = max(1, MAX_INK_CELLS // layer)
+    vertex_ends = np.concatenate([[0], np.cumsum(lengths)])
+    for first in range(0, len(colours), per_batch):
+        last = min(first + per_batch, len(colours))
+        p0, p1 = np.searchsorted(owners, [first, last])
+        if p1 <= p0:
+            continue
+        ink = _padded_ink(xy[vertex_ends[p0]:vertex_ends[p1]], lengths[p0:p1],
+                          owners[p0:p1] - first, last - first, (height, width))
+        hit = np.flatnonzero(ink)
+        bounds = np.searchsorted(hit, np.arange(last - first + 1) * layer)
+        cell = hit % layer
+        rows, cols = np.divmod(cell, pw)
+        _lay(planes, (rows - 1) * width + cols - 1, ink[hit], bounds, colours[first:last],
+             strength)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """``[0, 1]`` floats to 0-255 bytes (rounded)."""
-    return np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """A ``(3, height, width)`` image of ``[0, 1]`` floats as ``(height, width, 3)`` bytes."""
+    out = np.clip(image, 0.0, 1.0)
+    out *= 255.0
+    return np.rint(out).astype(np.uint8).transpose(1, 2, 0).copy()
