@@ -281,10 +281,10 @@ def lengths_figure(measures: TractogramMeasures, *, title: str | None = None,
     pad = (hi - lo) * 0.03
     x_lo, x_hi = lo - pad, hi + pad
 
-    def px(value: float) -> float:
+    def px(value: Any) -> Any:  # a number or an array
         return left + (value - x_lo) / (x_hi - x_lo) * plot_w
 
-    def py(value: float) -> float:
+    def py(value: Any) -> Any:
         return bottom - value / ymax * plot_h
 
     for tick in nice_ticks(0, ymax, 5, integer=True):
@@ -298,11 +298,12 @@ def lengths_figure(measures: TractogramMeasures, *, title: str | None = None,
             fig.text(px(tick), bottom + 16, _tick_label(tick), size=10, colour=_SOFT,
                      anchor="middle")
         stairs = []
+        xs = px(edges)
+        x_steps = np.concatenate([xs[:1], np.repeat(xs, 2)[1:-1], xs[-1:]])
         for cat, hist in zip(cats, counts, strict=True):
-            points = [(px(edges[0]), py(0))]
-            for k, n in enumerate(hist):
-                points += [(px(edges[k]), py(n)), (px(edges[k + 1]), py(n))]
-            points.append((px(edges[-1]), py(0)))
+            # along the bottom edge to the first bin, over each bin, down its last edge
+            y_steps = np.concatenate([[py(0)], np.repeat(py(hist), 2), [py(0)]])
+            points = np.column_stack([x_steps, y_steps])
             stairs.append((cat.colour, points))
             fig.polyline(points, fill=cat.colour, opacity=0.12)
         for colour, points in stairs:  # outlines over every fill

@@ -169,8 +169,9 @@ def line_ink(xy: np.ndarray, lengths: np.ndarray, shape: tuple[int, int],
 
 
 def _lay(planes: np.ndarray, hit: np.ndarray, values: np.ndarray, bounds: np.ndarray,
-         colours: Sequence[Sequence[float]], strength: float) -> None:
-    """Paint layer ``k``'s ink ``values[bounds[k]:bounds[k + 1]]`` at pixels ``hit[...]``."""
+         stride: int, colours: Sequence[Sequence[float]], strength: float) -> None:
+    """Paint layer ``k``'s ink ``values[bounds[k]:bounds[k + 1]]`` at its cells
+    ``hit[...]``, the pixels ``hit[...] - k stride`` of ``planes``."""
     keep = np.minimum(values * np.float32(strength / 2 ** _HALVINGS), np.float32(1.0))
     np.subtract(np.float32(1.0), keep, out=keep)
     for _ in range(_HALVINGS):  # (1 - k ink / 64) ** 64: about exp(-k ink)
@@ -179,7 +180,7 @@ def _lay(planes: np.ndarray, hit: np.ndarray, values: np.ndarray, bounds: np.nda
         i0, i1 = int(bounds[k]), int(bounds[k + 1])
         if i1 <= i0:
             continue
-        at, kept = hit[i0:i1], keep[i0:i1]
+        at, kept = hit[i0:i1] - k * stride, keep[i0:i1]
         for plane, value in zip(planes, np.asarray(colour, dtype=planes.dtype), strict=True):
             covered = plane[at]  # value + (what was there - value) * kept
             covered -= value
@@ -220,10 +221,10 @@ def paint(image: np.ndarray, ink: np.ndarray, colours: Sequence[Sequence[float]]
     if ink.shape[1:] != image.shape[1:] or len(colours) != len(ink):
         raise ValueError("paint: one colour per ink layer, layers of the image's size")
     flat = np.ascontiguousarray(ink, dtype=np.float32).reshape(-1)
-    hit = np.flatnonzero(flat)
+    hit = np.flatnonzero(flat != 0)
     size = planes.shape[1]
     bounds = np.searchsorted(hit, np.arange(len(ink) + 1) * size)
-    _lay(planes, hit % size, flat[hit], bounds, colours, strength)
+    _lay(planes, hit, flat[hit], bounds, size, colours, strength)
 
 
 def draw_lines(image: np.ndarray, xy: np.ndarray, lengths: np.ndarray, owners: np.ndarray,
@@ -246,13 +247,16 @@ def draw_lines(image: np.ndarray, xy: np.ndarray, lengths: np.ndarray, owners: n
     strength : float
         As for :func:`paint`.
     """
-    planes = _planes(image)
+    _planes(image)
     xy, lengths, owners = _check_polylines(xy, lengths, owners, len(colours))
     if np.any(np.diff(owners) < 0):
         raise ValueError("draw_lines: owners must be in increasing order")
     height, width = image.shape[1:]
-    pw = width + 2
-    layer = (height + 2) * pw
+    layer = (height + 2) * (width + 2)
+    # painted with a border, as the ink: a cell of a layer is a pixel of the image
+    padded = np.zeros((3, height + 2, width + 2), dtype=image.dtype)
+    padded[:, 1:-1, 1:-1] = image
+    planes = padded.reshape(3, -1)
     per_batch = max(1, MAX_INK_CELLS // layer)
     vertex_ends = np.concatenate([[0], np.cumsum(lengths)])
     for first in range(0, len(colours), per_batch):
@@ -262,12 +266,10 @@ def draw_lines(image: np.ndarray, xy: np.ndarray, lengths: np.ndarray, owners: n
             continue
         ink = _padded_ink(xy[vertex_ends[p0]:vertex_ends[p1]], lengths[p0:p1],
                           owners[p0:p1] - first, last - first, (height, width))
-        hit = np.flatnonzero(ink)
+        hit = np.flatnonzero(ink != 0)
         bounds = np.searchsorted(hit, np.arange(last - first + 1) * layer)
-        cell = hit % layer
-        rows, cols = np.divmod(cell, pw)
-        _lay(planes, (rows - 1) * width + cols - 1, ink[hit], bounds, colours[first:last],
-             strength)
+        _lay(planes, hit, ink[hit], bounds, layer, colours[first:last], strength)
+    image[...] = padded[:, 1:-1, 1:-1]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -46,8 +46,9 @@ _TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 _TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728",
           "#ff9896", "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2",
           "#bcbd22", "#dbdb8d", "#17becf", "#9edae5")
-#: PNG compression: zlib level 6 (Pillow's default), fixed here so the bytes do not follow it
-_PNG_LEVEL = 6
+#: PNG compression: zlib level 3, fixed here so the bytes do not follow Pillow's default (6:
+#: a third slower for files 6% smaller)
+_PNG_LEVEL = 3
 
 
 @functools.cache
@@ -90,6 +91,12 @@ def _num(value: float) -> str:
     return f"{round(float(value), 2) + 0.0:g}"
 
 
+def _coords(points: np.ndarray) -> str:
+    """``x,y x,y ...`` of ``(n, 2)`` points, each number as :func:`_num` writes it."""
+    values = (np.round(points, 2) + 0.0).tolist()
+    return " ".join(f"{x:g},{y:g}" for x, y in values)
+
+
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") \
         .replace('"', "&quot;")
@@ -121,8 +128,8 @@ class Canvas:
     def polyline(self, points: Sequence[tuple[float, float]], *, stroke: str | None = None,
                  width: float = 1.0, fill: str | None = None, opacity: float = 1.0) -> None:
         """Straight segments through ``points``; ``fill``: the closed polygon's inside."""
-        self._ops.append(("poly", [(float(x), float(y)) for x, y in points], stroke, width,
-                          fill, opacity))
+        self._ops.append(("poly", np.asarray(points, dtype=np.float64).reshape(-1, 2), stroke,
+                          width, fill, opacity))
 
     def text(self, x: float, y: float, text: str, *, size: int = 11,
              colour: str = "#222222", anchor: str = "start", bold: bool = False,
@@ -173,9 +180,9 @@ class Canvas:
         return out
 
     @staticmethod
-    def _svg_poly(points: list[tuple[float, float]], stroke: str | None, width: float,
+    def _svg_poly(points: np.ndarray, stroke: str | None, width: float,
                   fill: str | None, opacity: float) -> str:
-        coords = " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
+        coords = _coords(points)
         out = ""
         if fill:
             out += (f'<polygon points="{coords}" fill="{fill}" '
@@ -233,9 +240,9 @@ class Canvas:
             draw.rectangle(box, outline=rgb(stroke), width=max(1, round(stroke_width)))
 
     @staticmethod
-    def _png_poly(draw: Any, points: list[tuple[float, float]], stroke: str | None,
+    def _png_poly(draw: Any, points: np.ndarray, stroke: str | None,
                   width: float, fill: str | None, opacity: float) -> None:
-        xy = [(round(x), round(y)) for x, y in points]
+        xy = [(x, y) for x, y in np.rint(points).astype(int).tolist()]
         if fill and len(xy) >= 3:
             draw.polygon(xy, fill=(*rgb(fill), round(255 * opacity)))
         if stroke and len(xy) >= 2:
