@@ -25,6 +25,9 @@ import numpy as np
 _HALVINGS = 6
 #: samples made at once (arrays of 128 kB: they stay in the processor's cache)
 _CHUNK = 1 << 14
+#: cells of a layer's border (one before the grid, two after): a sample off the grid gives
+#: all its ink to a border cell, and its neighbour across is a border cell too
+_BORDER = 3
 #: ink cells :func:`draw_lines` holds at once at most (a layer per colour, 8 bytes each)
 MAX_INK_CELLS = 1 << 21
 
@@ -37,9 +40,9 @@ def _draw(ink: np.ndarray, a0: np.ndarray, b0: np.ndarray, da: np.ndarray, db: n
     A segment is sampled at each pixel centre ``k + 0.5`` of axis ``a`` it
     spans (within ``[0, size_a)``), where it lies at ``u`` across; the sample
     goes to the cells ``floor(u - 0.5)`` and the next one across, in the
-    proportion of their distances. Cells are flat indices of ``ink``, padded
-    layers (one more cell each side: ink off the grid lands there, and is
-    dropped), ``along`` and ``across`` their strides, ``base`` each segment's
+    proportion of their distances. Cells are flat indices of ``ink``, layers
+    with a border (ink off the grid lands there, and is dropped; the cell
+    ``j + 1`` is the pixel ``j``), ``along`` and ``across`` their strides, ``base`` each segment's
     layer offset; ``weight`` is each segment's length of line per pixel
     along ``a``. The samples are made :data:`_CHUNK` at a time (arrays that
     stay in the processor's cache).
@@ -51,34 +54,35 @@ def _draw(ink: np.ndarray, a0: np.ndarray, b0: np.ndarray, da: np.ndarray, db: n
     ends = np.cumsum(count)
     offsets = ends - count  # each segment's first sample
     slope = db / da
-    # sample i of segment s is at pixel k = first + i - offsets[s] along, and at
-    # b0 + (k + 0.5 - a0) slope across, + 0.5 in the padded grid (whose cell j + 1 is
-    # the pixel j, centre j + 0.5): intercept + i slope; its cell is
-    # floor(that) across + i along + cells
-    intercept = b0 + (first - offsets + 0.5 - a0) * slope + 0.5
-    cells = base + (first + 1 - offsets) * along
-    # a chunk's arithmetic in float32 from its own first sample (exact cell numbers below
-    # 2**24; positions within a thousandth of a pixel)
+    # sample i of a segment is at pixel k = first + i along, and at b0 + (k + 0.5 - a0)
+    # slope across, + 0.5 in cells (the cell j + 1 is the pixel j, of centre j + 0.5):
+    # at_first + i slope; its cell: floor(that) across + (k + 1) along + base
+    at_first = b0 + (first + 0.5 - a0) * slope + 0.5
+    cells = base + (first + 1) * along
+    # a chunk's arithmetic in float32 (exact cell numbers below 2**24; positions within a
+    # thousandth of a pixel), from each segment's first sample: a segment's ink is the
+    # same whatever else is drawn with it
     real = np.float32 if len(ink) < 1 << 24 else np.float64
-    top = np.nextafter(real(size_b + 1), real(0))  # the last padded cell across, + 1
+    top = real(size_b + 1)  # the first cell after the grid: there, all ink is in the border
     cuts = np.searchsorted(ends, np.arange(_CHUNK, int(ends[-1]) if len(ends) else 0, _CHUNK))
     for s0, s1 in zip([0, *cuts.tolist()], [*cuts.tolist(), len(count)], strict=True):
         if s1 <= s0:
             continue
-        n, o0 = count[s0:s1], float(offsets[s0])
-        index = np.arange(int(ends[s1 - 1]) - int(o0), dtype=real)
-        if not len(index):
+        n, o0 = count[s0:s1], int(offsets[s0])
+        step = np.arange(int(ends[s1 - 1]) - o0, dtype=real)
+        if not len(step):
             continue
-        u = index * np.repeat(slope[s0:s1].astype(real), n)
-        u += np.repeat((intercept[s0:s1] + o0 * slope[s0:s1]).astype(real), n)
+        step -= np.repeat((offsets[s0:s1] - o0).astype(real), n)  # 0, 1, ... in a segment
+        u = step * np.repeat(slope[s0:s1].astype(real), n)
+        u += np.repeat(at_first[s0:s1].astype(real), n)
         np.clip(u, real(0), top, out=u)
         cell = np.floor(u)
         u -= cell  # the fraction toward the next cell across
         cell *= real(across)
         if along != 1:
-            index *= real(along)
-        cell += index
-        cell += np.repeat((cells[s0:s1] + o0 * along).astype(real), n)
+            step *= real(along)
+        cell += step
+        cell += np.repeat(cells[s0:s1].astype(real), n)
         near = np.repeat(weight[s0:s1].astype(real), n)
         u *= near  # the part that goes across
         near -= u
@@ -103,10 +107,10 @@ def _check_polylines(xy: np.ndarray, lengths: np.ndarray, owners: np.ndarray | N
 
 def _padded_ink(xy: np.ndarray, lengths: np.ndarray, owners: np.ndarray, layers: int,
                 shape: tuple[int, int]) -> np.ndarray:
-    """:func:`line_ink` on layers with one more cell each side, flat; the border zeroed."""
+    """:func:`line_ink` on layers with a border (:data:`_BORDER`), flat; the border zeroed."""
     height, width = shape
-    pw = width + 2
-    layer = (height + 2) * pw
+    pw = width + _BORDER
+    layer = (height + _BORDER) * pw
     ink = np.zeros(layers * layer, dtype=np.float32)
     if len(xy) >= 2:
         x, y = xy[:, 0].copy(), xy[:, 1].copy()
@@ -129,9 +133,9 @@ def _padded_ink(xy: np.ndarray, lengths: np.ndarray, owners: np.ndarray, layers:
             _draw(ink, a0.take(some), b0.take(some), step, db.take(some),
                   seg_len.take(some) / np.abs(step), base.take(some), size_a, size_b, along,
                   across)
-    grid = ink.reshape(layers, height + 2, pw)
-    grid[:, [0, -1]] = 0.0  # ink off the grid
-    grid[:, :, [0, -1]] = 0.0
+    grid = ink.reshape(layers, height + _BORDER, pw)
+    grid[:, [0, -2, -1]] = 0.0  # ink off the grid
+    grid[:, :, [0, -2, -1]] = 0.0
     return ink
 
 
@@ -165,7 +169,7 @@ def line_ink(xy: np.ndarray, lengths: np.ndarray, shape: tuple[int, int],
     xy, lengths, owners = _check_polylines(xy, lengths, owners, layers)
     height, width = shape
     ink = _padded_ink(xy, lengths, owners, layers, shape)
-    return ink.reshape(layers, height + 2, width + 2)[:, 1:-1, 1:-1].copy()
+    return ink.reshape(layers, height + _BORDER, width + _BORDER)[:, 1:-2, 1:-2].copy()
 
 
 def _lay(planes: np.ndarray, hit: np.ndarray, values: np.ndarray, bounds: np.ndarray,
@@ -252,10 +256,10 @@ def draw_lines(image: np.ndarray, xy: np.ndarray, lengths: np.ndarray, owners: n
     if np.any(np.diff(owners) < 0):
         raise ValueError("draw_lines: owners must be in increasing order")
     height, width = image.shape[1:]
-    layer = (height + 2) * (width + 2)
+    layer = (height + _BORDER) * (width + _BORDER)
     # painted with a border, as the ink: a cell of a layer is a pixel of the image
-    padded = np.zeros((3, height + 2, width + 2), dtype=image.dtype)
-    padded[:, 1:-1, 1:-1] = image
+    padded = np.zeros((3, height + _BORDER, width + _BORDER), dtype=image.dtype)
+    padded[:, 1:-2, 1:-2] = image
     planes = padded.reshape(3, -1)
     per_batch = max(1, MAX_INK_CELLS // layer)
     vertex_ends = np.concatenate([[0], np.cumsum(lengths)])
@@ -269,7 +273,7 @@ def draw_lines(image: np.ndarray, xy: np.ndarray, lengths: np.ndarray, owners: n
         hit = np.flatnonzero(ink != 0)
         bounds = np.searchsorted(hit, np.arange(last - first + 1) * layer)
         _lay(planes, hit, ink[hit], bounds, layer, colours[first:last], strength)
-    image[...] = padded[:, 1:-1, 1:-1]
+    image[...] = padded[:, 1:-2, 1:-2]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
