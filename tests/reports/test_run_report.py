@@ -424,6 +424,30 @@ def test_a_drawing_error_in_the_pool_is_raised(main_run: Path, tmp_path: Path,
     assert len(list(marks.glob("*_sub-04_desc-bundles_projections.png"))) == 1
 
 
+def test_with_other_threads_running_the_pool_starts_fresh_interpreters(
+        main_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # forking while another thread may hold a lock can hang the child: a fresh interpreter
+    import threading
+
+    from trx_nipype.reports import run_report
+
+    monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert run_report._pool_context().get_start_method() in ("forkserver", "spawn")
+        out = _fresh_copy(main_run, tmp_path / "out")
+        write_run_report(out, [], processes=2)
+    finally:
+        stop.set()
+        other.join()
+    assert _report_bytes(out) == _report_bytes(main_run)
+    # the workers kept their drawings where this process looks: a rerun draws nothing
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 8 + 1
+    assert run_report._pool_context().get_start_method() == "fork"
+
+
 def _report_in_a_daemon(out: str) -> None:
     write_run_report(out, [], processes=2)
 

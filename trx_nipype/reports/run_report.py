@@ -174,6 +174,7 @@ class _Drawing:
     seed: int
     colours: dict[str, str] | None
     lengths: bool
+    cache_dir: str = ""  # where the drawing is kept (the parent's, whatever the start method)
 
 
 def _draw_output(job: _Drawing) -> _OutputView:
@@ -231,22 +232,26 @@ def drawing_processes(jobs: int, processes: int | None = None) -> int:
 
 
 def _pool_context() -> Any:
-    """Fork where it is the platform's way and nothing else runs in this process (quick, and
-    nothing imported again); elsewhere the platform's default."""
+    """How the drawing processes start: forked where that is the platform's way and nothing
+    else runs in this process (quick: nothing imported again); else a fresh interpreter
+    (forking a process whose other threads may hold locks can hang the child)."""
     import multiprocessing
     import threading
 
-    if multiprocessing.get_start_method(allow_none=True) in (None, "fork") \
-            and "fork" in multiprocessing.get_all_start_methods() \
-            and threading.active_count() == 1 and sys.platform.startswith("linux"):
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and "fork" in methods \
+            and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
-    return multiprocessing.get_context()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def _draw_in_worker(job: _Drawing) -> _OutputView | Exception:
     """:func:`_draw_output` in a pool's process: its error is returned, for the caller to
     raise (and tell apart from the pool's own failures)."""
+    from ..interfaces import set_digest_cache_dir
+
     try:
+        set_digest_cache_dir(job.cache_dir or None)  # a forkserver's may be older
         return _draw_output(job)
     except Exception as exc:
         return exc
@@ -560,6 +565,9 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
     subjects = sorted({o.subject for o in outputs if o.subject})
     subject_colours = group_colours(subjects)
     say = echo or (lambda line: None)
+    from ..interfaces import digest_cache_dir
+
+    cache_dir = str(digest_cache_dir())
     jobs: dict[str, _Drawing] = {}
     views: dict[str, _OutputView] = {}
     for o in outputs:  # what the cache holds is not drawn again
@@ -571,7 +579,7 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
             views[o.rel] = cached
         else:
             jobs[o.rel] = _Drawing(o, out, stems[o.rel], key, max_streamlines, seed, colours,
-                                   o.subject is not None)
+                                   o.subject is not None, cache_dir)
     drawn = _drawn_views(list(jobs.values()), drawing_processes(len(jobs), processes))
     for k, o in enumerate(outputs, 1):
         say(f"  report [{k}/{len(outputs)}] {o.rel}")
