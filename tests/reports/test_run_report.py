@@ -12,6 +12,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -302,6 +304,17 @@ def test_no_report_yet_when_a_graph_plugin_took_the_jobs(tmp_path: Path) -> None
     assert run.failures == [] and not (tmp_path / "report.html").exists()
 
 
+def _forking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawing processes forked from this one, whatever threads earlier tests left running:
+    they see this test's monkeypatches."""
+    import multiprocessing
+
+    from trx_nipype.reports import run_report
+
+    monkeypatch.setattr(run_report, "_pool_context",
+                        lambda: multiprocessing.get_context("fork"))
+
+
 def _report_bytes(root: Path) -> dict[str, bytes]:
     return {k: v for k, v in tree_bytes(root).items()
             if k in ("report.html", "qc.tsv") or k.startswith("figures/")}
@@ -330,7 +343,7 @@ def test_any_number_of_drawing_processes_gives_the_same_bytes(
         return real(job)
 
     monkeypatch.setattr(run_report, "_draw_output", recording)
-    assert run_report._pool_context().get_start_method() == "fork"  # Linux: nothing imported
+    _forking(monkeypatch)
     expected = _report_bytes(main_run)
     for n in (1, 2, 3):
         monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / f"cache-{n}"))  # draw all
@@ -415,6 +428,7 @@ def test_a_drawing_error_in_the_pool_is_raised(main_run: Path, tmp_path: Path,
 
     monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(run_report, "save_figure", failing)
+    _forking(monkeypatch)
     out = _fresh_copy(main_run, tmp_path / "out")
     with pytest.raises(PermissionError, match="sub-04_desc-bundles_projections.png"):
         write_run_report(out, [], processes=2)
@@ -445,7 +459,12 @@ def test_with_other_threads_running_the_pool_starts_fresh_interpreters(
     assert _report_bytes(out) == _report_bytes(main_run)
     # the workers kept their drawings where this process looks: a rerun draws nothing
     assert len(list((tmp_path / "cache").rglob("*.json"))) == 8 + 1
-    assert run_report._pool_context().get_start_method() == "fork"
+    # a process with no other thread (trx-nipype run, when it draws its report) forks
+    code = ("from trx_nipype.reports.run_report import _pool_context; "
+            "print(_pool_context().get_start_method())")
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120).stdout.split()
+    assert said == ["fork"]
 
 
 def _report_in_a_daemon(out: str) -> None:

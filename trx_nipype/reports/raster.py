@@ -13,6 +13,10 @@ loop over streamlines.
 see-through lines would: a pixel crossed by ``n`` lines of opacity ``a``
 keeps ``(1 - a) ** n`` of what was under it (``exp(-k ink)``, computed with
 multiplications only, so that the bytes are the same on every machine).
+
+:func:`draw_lines` does both, a few colours at a time (memory bounded by
+:data:`MAX_INK_CELLS` whatever the number of colours); a segment's pixels do
+not depend on what else is drawn with it.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ import numpy as np
 
 #: ``(1 - x / 2**_HALVINGS) ** (2**_HALVINGS)`` stands for ``exp(-x)``
 _HALVINGS = 6
-#: samples made at once (arrays of 128 kB: they stay in the processor's cache)
+#: samples made at once (arrays of 64 or 128 kB: they stay in the processor's cache)
 _CHUNK = 1 << 14
 #: cells of a layer's border (one before the grid, two after): a sample off the grid gives
 #: all its ink to a border cell, and its neighbour across is a border cell too
 _BORDER = 3
-#: ink cells :func:`draw_lines` holds at once at most (a layer per colour, 8 bytes each)
+#: ink cells :func:`draw_lines` holds at once at most (a layer per colour, 4 bytes each)
 MAX_INK_CELLS = 1 << 21
 
 

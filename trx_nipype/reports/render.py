@@ -69,7 +69,12 @@ def font(size: int, bold: bool = False) -> Any:
     from PIL import ImageFont
 
     path = _font_file(bold)
-    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
+    if path:
+        return ImageFont.truetype(path, size)
+    try:  # no matplotlib data: Pillow's own font (sized from Pillow 10.1 on)
+        return ImageFont.load_default(size)
+    except TypeError:
+        return ImageFont.load_default()
 
 
 def text_width(text: str, size: int, bold: bool = False) -> float:
