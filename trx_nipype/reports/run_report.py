@@ -174,7 +174,6 @@ class _Drawing:
     seed: int
     colours: dict[str, str] | None
     lengths: bool
-    cache_dir: str = ""  # where the drawing is kept (the parent's, whatever the start method)
 
 
 def _draw_output(job: _Drawing) -> _OutputView:
@@ -232,26 +231,26 @@ def drawing_processes(jobs: int, processes: int | None = None) -> int:
 
 
 def _pool_context() -> Any:
-    """How the drawing processes start: forked where that is the platform's way and nothing
-    else runs in this process (quick: nothing imported again); else a fresh interpreter
-    (forking a process whose other threads may hold locks can hang the child)."""
+    """The processes' start method: fork, where it is safe; else None (this process draws).
+
+    Forking is the platform's way on Linux, and quick (nothing imported again),
+    but a process whose other threads may hold a lock can hang the child. A
+    fresh interpreter (spawn, forkserver) would run the main script of an
+    unguarded user program again: the report does not start one.
+    """
     import multiprocessing
     import threading
 
-    methods = multiprocessing.get_all_start_methods()
-    if sys.platform.startswith("linux") and "fork" in methods \
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods() \
             and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return None
 
 
 def _draw_in_worker(job: _Drawing) -> _OutputView | Exception:
     """:func:`_draw_output` in a pool's process: its error is returned, for the caller to
     raise (and tell apart from the pool's own failures)."""
-    from ..interfaces import set_digest_cache_dir
-
     try:
-        set_digest_cache_dir(job.cache_dir or None)  # a forkserver's may be older
         return _draw_output(job)
     except Exception as exc:
         return exc
@@ -261,19 +260,20 @@ def _drawn_views(jobs: Sequence[_Drawing], processes: int) -> Iterator[_OutputVi
     """The views of ``jobs``, in order: drawn by ``processes`` processes, or in this one.
 
     Each output is drawn alone, whatever the process: the bytes are the same. A
-    pool that cannot start (no process may be created here, a daemonic
-    process, no semaphores) or that breaks (a worker killed) leaves the
-    outputs not yet drawn to this process.
+    pool that may not be forked (:func:`_pool_context`; a daemonic process),
+    cannot start (no semaphores, no process may be created) or breaks (a
+    worker killed) leaves the outputs not yet drawn to this process.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     done = 0
-    if processes > 1 and not multiprocessing.current_process().daemon:
+    context = _pool_context() if processes > 1 else None
+    if context is not None and not multiprocessing.current_process().daemon:
         error: Exception | None = None
         try:
-            with ProcessPoolExecutor(processes, mp_context=_pool_context()) as pool:
+            with ProcessPoolExecutor(processes, mp_context=context) as pool:
                 for result in pool.map(_draw_in_worker, jobs):
                     if isinstance(result, Exception):
                         error = result
@@ -565,9 +565,6 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
     subjects = sorted({o.subject for o in outputs if o.subject})
     subject_colours = group_colours(subjects)
     say = echo or (lambda line: None)
-    from ..interfaces import digest_cache_dir
-
-    cache_dir = str(digest_cache_dir())
     jobs: dict[str, _Drawing] = {}
     views: dict[str, _OutputView] = {}
     for o in outputs:  # what the cache holds is not drawn again
@@ -579,7 +576,7 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
             views[o.rel] = cached
         else:
             jobs[o.rel] = _Drawing(o, out, stems[o.rel], key, max_streamlines, seed, colours,
-                                   o.subject is not None, cache_dir)
+                                   o.subject is not None)
     drawn = _drawn_views(list(jobs.values()), drawing_processes(len(jobs), processes))
     for k, o in enumerate(outputs, 1):
         say(f"  report [{k}/{len(outputs)}] {o.rel}")
