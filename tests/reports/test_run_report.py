@@ -373,6 +373,7 @@ def test_without_a_pool_the_report_is_drawn_here(main_run: Path, tmp_path: Path,
 
     expected = _report_bytes(main_run)
     monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))
+    _forking(monkeypatch)  # a pool is tried, whatever threads earlier tests left
 
     class NoProcesses:  # no semaphores here (some containers), or no process may be forked
         def __init__(self, *args, **kwargs) -> None:
