@@ -21,9 +21,22 @@ by ``generate.write_dataset`` (TRX only, no TRK/TCK) and saved as a stored
 zip; an existing ``generate.py`` data set of the same scale and seed is
 reused.
 
+With ``--batch SUBJECTS BUNDLES``, also the report of a run's output folder
+(``trx-nipype report OUT_DIR``: a page, ``qc.tsv`` and two figures per subject
+and one per bundle) of ``batch.py``'s data set, the run made once with
+``--no-report`` and kept beside the data: every figure drawn (an empty report
+cache, each repetition), in one process (``--nprocs 1``) and with the default
+(a process per CPU), then a rerun with nothing changed (the cache: nothing
+drawn). ``--before SRC`` runs our commands (the file's and the folder's) with
+an earlier trx-nipype source tree too (``git archive <commit> | tar -x -C
+SRC``, on ``PYTHONPATH``), interleaved with ours: before/after ratios in one
+run. Peak anonymous memory
+is the main process's (the drawing processes hold one output each).
+
 Usage::
 
     python benchmarks/bench_report.py --scale 1.0 [--reps 3] [--data-dir DIR] [--no-other]
+    python benchmarks/bench_report.py --batch 100 10 [--before SRC] [--no-file]
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,29 +136,138 @@ def check_page(page: Path, other: dict) -> list[str]:
     return problems
 
 
-def _run(side: str, data: Path, out_dir: Path) -> dict[str, float]:
+def _run(side: str, data: Path, out_dir: Path, before: Path | None = None
+         ) -> dict[str, float]:
+    env = {**os.environ, "NIPYPE_NO_ET": "1", "MPLBACKEND": "Agg"}
     if side == "ours":
         exe = shutil.which("trx-nipype") or ""
         cmd = [exe, "report", str(data), "-o", str(out_dir / "page.html")] if exe else \
             [sys.executable, "-m", "trx_nipype.cli.main", "report", str(data), "-o",
              str(out_dir / "page.html")]
+    elif side == "before":  # an earlier source tree, the same command (-P: not the
+        # current folder's trx_nipype first on the path, which -m would put there)
+        cmd = [sys.executable, "-P", "-m", "trx_nipype.cli.main", "report", str(data), "-o",
+               str(out_dir / "before.html")]
+        env["PYTHONPATH"] = str(before)
     else:
         cmd = [sys.executable, "-c", _OTHER, str(data), str(out_dir / "other.png")]
-    env = {**os.environ, "NIPYPE_NO_ET": "1", "MPLBACKEND": "Agg"}
-    t0 = time.monotonic()
-    before = os.times()
-    proc, sampler = run_child(cmd, env=env, timeout=900)
-    after = os.times()
-    wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{side} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    peak = max((v for _, v in sampler.samples), default=0)
-    cpu = (after.children_user - before.children_user) + \
-        (after.children_system - before.children_system)
+    proc, result = _timed(cmd, env, 900, side)
     if side == "other":
         (out_dir / "other.json").write_text(proc.stdout.strip().splitlines()[-1],
                                             encoding="utf-8")
-    return {"wall": wall, "cpu": cpu, "peak_anon_mb": peak / MB}
+    return result
+
+
+def _timed(cmd: list[str], env: dict[str, str], timeout: float, what: str
+           ) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
+    """Run ``cmd``: wall and CPU seconds (its children's included), peak anonymous MB."""
+    t0 = time.monotonic()
+    before = os.times()
+    proc, sampler = run_child(cmd, env=env, timeout=timeout)
+    after = os.times()
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    cpu = (after.children_user - before.children_user) + \
+        (after.children_system - before.children_system)
+    peak = max((v for _, v in sampler.samples), default=0)
+    return proc, {"wall": wall, "cpu": cpu, "peak_anon_mb": peak / MB}
+
+
+def batch_output(subjects: int, bundles: int, data_dir: Path | None) -> Path:
+    """A ``trx-nipype run --no-report`` output folder of ``batch.py``'s data set (reused)."""
+    import batch
+
+    root = Path(data_dir or HERE / "data") / f"batch-{subjects}x{bundles}"
+    dataset = batch.make_dataset(root / "dataset", subjects, bundles)
+    out = root / "out"
+    stamp = out / "dataset_description.json"
+    if not stamp.is_file() or stamp.stat().st_mtime < (dataset / "manifest.json").stat().st_mtime:
+        exe = str(Path(sys.executable).with_name("trx-nipype"))
+        print(f"running {subjects} x {bundles} into {out}", file=sys.stderr)
+        subprocess.run([exe, "run", str(dataset), "--output-dir", str(out), "--no-report",
+                        "-q"], check=True, env={**os.environ, "NIPYPE_NO_ET": "1"})
+    return out
+
+
+def _run_batch(side: str, out: Path, cache: Path, before: Path | None) -> dict[str, float]:
+    """``trx-nipype report OUT`` (``side``: ``one``, ``auto``, ``cached`` or ``before``)."""
+    # -P: the package of PYTHONPATH (``before``) or the installed one, never the current
+    # folder's, which -m would put first on the path
+    cmd = [sys.executable, "-P", "-m", "trx_nipype.cli.main", "report", str(out), "-q"]
+    env = {**os.environ, "NIPYPE_NO_ET": "1", "TRX_NIPYPE_CACHE_DIR": str(cache)}
+    if side == "one":
+        cmd += ["--nprocs", "1"]
+    if side == "before":
+        env["PYTHONPATH"] = str(before)
+    return _timed(cmd, env, 1800, f"batch report {side}")[1]
+
+
+def measure_batch(out: Path, reps: int, before: Path | None
+                  ) -> tuple[dict[str, list[dict[str, float]]], list[str]]:
+    """Interleaved runs of each side; problems if the sides' pages or figures differ."""
+    sides = ["one", "auto", "cached"] + (["before"] if before else [])
+    runs: dict[str, list[dict[str, float]]] = {s: [] for s in sides}
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-report-batch-") as tmp:
+        warm = Path(tmp) / "warm"  # the cached side's: filled once, then every rerun uses it
+        _run_batch("auto", out, warm, before)
+        for rep in range(reps):
+            order = sides[rep % len(sides):] + sides[:rep % len(sides)]
+            for side in order:
+                cache = warm if side == "cached" else Path(tmp) / f"{side}-{rep}"
+                result = _run_batch(side, out, cache, before)
+                runs[side].append(result)
+                print(f"  rep {rep + 1} batch {side:6s} {result['wall']:6.2f} s wall, "
+                      f"{result['cpu']:6.2f} s cpu, {result['peak_anon_mb']:6.0f} MB anon",
+                      file=sys.stderr)
+                if side in ("one", "auto", "cached"):
+                    digest = _report_digest(out)
+                    if runs.get("_digest") is None:
+                        runs["_digest"] = digest  # type: ignore[assignment]
+                    elif runs["_digest"] != digest:
+                        problems.append(f"{side}: other bytes than the first run")
+    runs.pop("_digest", None)
+    return runs, problems
+
+
+def _report_digest(out: Path) -> str:
+    """SHA-256 of the page, qc.tsv and every figure (names and bytes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in [out / "report.html", out / "qc.tsv", *sorted((out / "figures").iterdir())]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def batch_lines(subjects: int, bundles: int, runs: dict[str, list[dict[str, float]]],
+                problems: list[str], figures: int) -> list[str]:
+    """The batch report's table (markdown lines)."""
+    stats = {s: {k: Stats([r[k] for r in rows]) for k in ("wall", "cpu", "peak_anon_mb")}
+             for s, rows in runs.items()}
+    names = {"one": "every figure drawn, one process (`--nprocs 1`)",
+             "auto": "every figure drawn, default (a process per CPU)",
+             "cached": "rerun, nothing changed (cache: nothing drawn)",
+             "before": "every figure drawn, before (`--before`)"}
+    lines = ["", f"## `trx-nipype report OUT_DIR`: {subjects} subjects x {bundles} bundles "
+                 f"({figures} figures), {len(runs['one'])} runs each", "",
+             "| side | wall s (median ±) | cpu s (user+sys) | peak anon MB (main process) |",
+             "|---|---:|---:|---:|"]
+    for side, st in stats.items():
+        lines.append(f"| {names[side]} | {st['wall'].median:.2f} ±{st['wall'].spread:.0%} | "
+                     f"{st['cpu'].median:.2f} | {max(st['peak_anon_mb'].values):.0f} |")
+    if "before" in stats:
+        b = stats["before"]
+        lines += ["", "Ratio before / after: "
+                  + ", ".join(f"{names[s].split(',')[1].strip()} wall "
+                              f"{b['wall'].median / stats[s]['wall'].median:.1f}x, cpu "
+                              f"{b['cpu'].median / stats[s]['cpu'].median:.1f}x"
+                              for s in ("one", "auto")) + "."]
+    lines += ["", "Same bytes (page, qc.tsv, figures) on every run of ours: "
+              + ("; ".join(problems) if problems else "ok")]
+    return lines
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,19 +280,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-other", action="store_true", help="only trx-nipype")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="where report.json and report.md go")
+    parser.add_argument("--batch", type=int, nargs=2, metavar=("SUBJECTS", "BUNDLES"),
+                        help="also the report of a batch run's output folder")
+    parser.add_argument("--before", type=Path, metavar="SRC",
+                        help="an earlier trx-nipype source tree, run beside ours")
+    parser.add_argument("--no-file", action="store_true",
+                        help="only the batch report (with --batch)")
     args = parser.parse_args(argv)
+    if args.no_file:
+        if not args.batch:
+            parser.error("--no-file needs --batch")
+        return _batch_only(args)
 
     data = data_set(args.scale, args.data_dir, args.seed)
-    sides = ["ours"] if args.no_other else ["ours", "other"]
+    sides = (["ours"] if args.no_other else ["ours", "other"]) + \
+        (["before"] if args.before else [])
     runs: dict[str, list[dict[str, float]]] = {s: [] for s in sides}
     with open(data, "rb") as fh:  # warm page cache, for both sides alike
         while fh.read(64 * MB):
             pass
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         for rep in range(args.reps):
-            order = sides if rep % 2 == 0 else sides[::-1]
+            order = sides[rep % len(sides):] + sides[:rep % len(sides)]
             for side in order:
-                result = _run(side, data, Path(tmp))
+                result = _run(side, data, Path(tmp), args.before)
                 runs[side].append(result)
                 print(f"  rep {rep + 1} {side:5s} {result['wall']:6.2f} s wall, "
                       f"{result['cpu']:6.2f} s cpu, {result['peak_anon_mb']:6.0f} MB anon",
@@ -201,23 +335,59 @@ def main(argv: list[str] | None = None) -> int:
         wall = ours["wall"].median / other["wall"].median
         anon = max(ours["peak_anon_mb"].values) / max(other["peak_anon_mb"].values)
         lines += ["", f"Ratio ours / other: wall {wall:.2f}x, peak anon {anon:.2f}x."]
+    if "before" in summary:
+        b = summary["before"]
+        lines[5:5] = [f"| trx-nipype report, before (`--before`) | {b['wall'].median:.2f} "
+                      f"±{b['wall'].spread:.0%} | {b['cpu'].median:.2f} | "
+                      f"{max(b['peak_anon_mb'].values):.0f} | |"]
+        lines += ["", f"Ratio before / ours: wall {b['wall'].median / ours['wall'].median:.2f}x"
+                      f", cpu {b['cpu'].median / ours['cpu'].median:.2f}x, peak anon "
+                      f"{max(b['peak_anon_mb'].values) / max(ours['peak_anon_mb'].values):.2f}x."]
     lines += ["", f"Page: {page_mb:.2f} MB, self-contained. End to end, in a fresh process "
                   "(interpreter start and imports included), warm page cache. Check against "
                   "the other side (streamlines, each group's count and mean length by dipy): "
                   + ("; ".join(problems) if problems else "ok" if not args.no_other
                      else "not run")]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "report.md").write_text(text, encoding="utf-8")
     payload = {"machine": machine_info(), "scale": args.scale, "seed": args.seed,
                "data_bytes": data.stat().st_size, "page_bytes": int(page_mb * MB),
                "runs": runs, "targets": {"seconds": TARGET_SECONDS, "anon_mb": TARGET_ANON_MB},
                "ok": {"time": ok_time, "memory": ok_mem, "check": not problems},
                "problems": problems}
+    if args.batch:
+        batch, batch_problems = _batch(args)
+        lines += batch.pop("lines")
+        payload["batch"] = batch
+        payload["ok"]["batch_check"] = not batch_problems
+        problems = problems + batch_problems
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "report.md").write_text(text, encoding="utf-8")
     (args.results / "report.json").write_text(json.dumps(payload, indent=1) + "\n",
                                               encoding="utf-8")
     return 0 if ok_time and ok_mem and not problems else 1
+
+
+def _batch(args: argparse.Namespace) -> tuple[dict, list[str]]:
+    subjects, bundles = args.batch
+    out = batch_output(subjects, bundles, args.data_dir)
+    runs, problems = measure_batch(out, args.reps, args.before)
+    figures = len(list((out / "figures").iterdir()))
+    return {"subjects": subjects, "bundles": bundles, "figures": figures, "runs": runs,
+            "lines": batch_lines(subjects, bundles, runs, problems, figures)}, problems
+
+
+def _batch_only(args: argparse.Namespace) -> int:
+    """``--batch S B --no-file``: the batch report alone, into ``report-batch.md/json``."""
+    batch, problems = _batch(args)
+    text = "\n".join(batch.pop("lines")).lstrip("\n") + "\n"
+    print(text)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "report-batch.md").write_text(text, encoding="utf-8")
+    (args.results / "report-batch.json").write_text(
+        json.dumps({"machine": machine_info(), **batch, "problems": problems}, indent=1) + "\n",
+        encoding="utf-8")
+    return 0 if not problems else 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ from trx_nipype.reports.measures import (
     grid_box,
     measure_tractogram,
 )
-from trx_nipype.reports.render import SVG_HASHSALT, group_colours
+from trx_nipype.reports.render import group_colours
+
+#: the SVG id salt the report set in matplotlib while it drew with matplotlib
+SVG_HASHSALT = "trx-nipype"
 
 
 def _bundle(tmp_path: Path, n: int = 400) -> str:
@@ -58,6 +61,24 @@ def test_measures_count_groups_ungrouped_and_sample(tmp_path: Path) -> None:
         other = measure_tractogram(trx, max_streamlines=90, seed=5)
     np.testing.assert_array_equal(again.categories[0].positions, m.categories[0].positions)
     assert not np.array_equal(other.categories[0].positions, m.categories[0].positions)
+
+
+def test_the_drawn_sample_is_each_groups_seeded_sample(tmp_path: Path) -> None:
+    # a population file: many groups (each group's sample is read without building views)
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(2, 6, size=600)
+    positions = rng.normal(size=(int(lengths.sum()), 3)).astype(np.float32)
+    groups = {f"sub-{k:02d}": np.arange(k * 30, k * 30 + 30, dtype=np.uint32)
+              for k in range(19)}
+    trx = TrxFile.from_arrays(positions, lengths=lengths, groups=groups)
+    m = measure_tractogram(trx, max_streamlines=400, seed=7)  # 20 categories: 20 each
+    assert [c.name for c in m.categories] == [*sorted(groups), NO_GROUP]
+    for cat in m.categories:
+        members = groups.get(cat.name, np.arange(570, 600))
+        view = trx.select(members).sample(20, seed=7)
+        assert cat.drawn == 20 and cat.count == 30
+        np.testing.assert_array_equal(cat.sample_lengths, view.lengths)
+        np.testing.assert_array_equal(cat.positions, view.positions)
 
 
 def test_a_file_without_groups_is_one_category(tmp_path: Path) -> None:

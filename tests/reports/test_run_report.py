@@ -12,6 +12,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -300,3 +302,194 @@ def test_no_report_yet_when_a_graph_plugin_took_the_jobs(tmp_path: Path) -> None
     assert said == [f"report: not yet (jobs handed to SLURMGraph); when they have finished: "
                     f"trx-nipype report {os.path.relpath(tmp_path)}"]
     assert run.failures == [] and not (tmp_path / "report.html").exists()
+
+
+def _forking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawing processes forked from this one, whatever threads earlier tests left running:
+    they see this test's monkeypatches."""
+    import multiprocessing
+
+    from trx_nipype.reports import run_report
+
+    monkeypatch.setattr(run_report, "_pool_context",
+                        lambda: multiprocessing.get_context("fork"))
+
+
+def _report_bytes(root: Path) -> dict[str, bytes]:
+    return {k: v for k, v in tree_bytes(root).items()
+            if k in ("report.html", "qc.tsv") or k.startswith("figures/")}
+
+
+def _fresh_copy(main_run: Path, dest: Path) -> Path:
+    """The main job's outputs without their report (drawn anew)."""
+    out = Path(shutil.copytree(main_run, dest, ignore=shutil.ignore_patterns("work")))
+    shutil.rmtree(out / "figures")
+    for name in ("report.html", "qc.tsv"):
+        (out / name).unlink()
+    return out
+
+
+def test_any_number_of_drawing_processes_gives_the_same_bytes(
+        main_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trx_nipype.reports import run_report
+
+    drawn_by: dict[str, set[int]] = {}
+    real = run_report._draw_output
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def recording(job):  # noqa: ANN001, ANN202  (runs in the pool's processes too: fork)
+        (marks / f"{os.getpid()}_{job.stem}").touch()
+        return real(job)
+
+    monkeypatch.setattr(run_report, "_draw_output", recording)
+    _forking(monkeypatch)
+    expected = _report_bytes(main_run)
+    for n in (1, 2, 3):
+        monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / f"cache-{n}"))  # draw all
+        out = _fresh_copy(main_run, tmp_path / f"out-{n}")
+        files = write_run_report(out, [], processes=n)
+        assert _report_bytes(out) == expected and len(files.figures) == 14
+        drawn_by[str(n)] = {int(p.name.split("_")[0]) for p in marks.iterdir()}
+        assert len(list(marks.iterdir())) == 8  # each output drawn once
+        for mark in marks.iterdir():
+            mark.unlink()
+    assert drawn_by["1"] == {os.getpid()}
+    for n in (2, 3):  # drawn by the pool's processes, not this one
+        assert os.getpid() not in drawn_by[str(n)] and 1 <= len(drawn_by[str(n)]) <= n
+    # the default: one process below POOL_MIN_OUTPUTS outputs, else one per CPU (at most 4)
+    assert run_report.drawing_processes(run_report.POOL_MIN_OUTPUTS - 1) == 1
+    assert 1 <= run_report.drawing_processes(1000) <= min(os.cpu_count() or 1,
+                                                          run_report.MAX_PROCESSES)
+    with pytest.raises(ValueError, match="processes must be at least 1"):
+        run_report.drawing_processes(8, 0)
+
+
+def test_without_a_pool_the_report_is_drawn_here(main_run: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import concurrent.futures
+    from concurrent.futures.process import BrokenProcessPool
+
+    expected = _report_bytes(main_run)
+    monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))
+    _forking(monkeypatch)  # a pool is tried, whatever threads earlier tests left
+
+    class NoProcesses:  # no semaphores here (some containers), or no process may be forked
+        def __init__(self, *args, **kwargs) -> None:
+            raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoProcesses)
+    with caplog.at_level("INFO", logger="trx_nipype.reports"):
+        out = _fresh_copy(main_run, tmp_path / "none")
+        write_run_report(out, [], processes=2)
+    assert _report_bytes(out) == expected
+    assert "drawing in this process (OSError" in caplog.text
+
+    class Breaking:  # a worker killed (out of memory) while it wrote the third output's figure
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __enter__(self) -> Breaking:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def map(self, fn, jobs):  # noqa: ANN001, ANN202
+            jobs = list(jobs)
+            yield fn(jobs[0])
+            yield fn(jobs[1])
+            (jobs[2].out_dir / "figures").mkdir(exist_ok=True)
+            (jobs[2].out_dir / "figures" / f".{jobs[2].stem}_projections.png.k1ll3d").write_bytes(
+                b"half a figure")
+            raise BrokenProcessPool("A process in the process pool was terminated abruptly")
+
+    monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache-2"))
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Breaking)
+    out = _fresh_copy(main_run, tmp_path / "broken")
+    write_run_report(out, [], processes=2)
+    assert _report_bytes(out) == expected
+    assert not [p for p in (out / "figures").iterdir() if p.name.startswith(".")]
+
+
+def test_a_drawing_error_in_the_pool_is_raised(main_run: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from trx_nipype.reports import run_report
+
+    real = run_report.save_figure
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def failing(fig, path):  # noqa: ANN001, ANN202  (in the pool's processes: fork)
+        (marks / f"{os.getpid()}_{Path(path).name}").touch()
+        if "sub-04" in Path(path).name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(fig, path)
+
+    monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(run_report, "save_figure", failing)
+    _forking(monkeypatch)
+    out = _fresh_copy(main_run, tmp_path / "out")
+    with pytest.raises(PermissionError, match="sub-04_desc-bundles_projections.png"):
+        write_run_report(out, [], processes=2)
+    assert not (out / "report.html").exists()
+    # raised as in one process, not taken for the pool's failure and drawn again here
+    assert not list(marks.glob(f"{os.getpid()}_*"))
+    assert len(list(marks.glob("*_sub-04_desc-bundles_projections.png"))) == 1
+
+
+def test_with_other_threads_running_this_process_draws(
+        main_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # forking while another thread may hold a lock can hang the child, and a fresh
+    # interpreter would run an unguarded user script again: no pool then
+    import threading
+
+    from trx_nipype.reports import run_report
+
+    monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))
+    drawn_by: set[int] = set()
+    real = run_report._draw_output
+
+    def recording(job):  # noqa: ANN001, ANN202
+        drawn_by.add(os.getpid())
+        return real(job)
+
+    monkeypatch.setattr(run_report, "_draw_output", recording)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert run_report._pool_context() is None
+        out = _fresh_copy(main_run, tmp_path / "out")
+        write_run_report(out, [], processes=2)
+    finally:
+        stop.set()
+        other.join()
+    assert drawn_by == {os.getpid()}
+    assert _report_bytes(out) == _report_bytes(main_run)
+    # a process with no other thread (trx-nipype run, when it draws its report) forks
+    code = ("from trx_nipype.reports.run_report import _pool_context; "
+            "print(_pool_context().get_start_method())")
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120).stdout.split()
+    assert said == ["fork"]
+
+
+def _report_in_a_daemon(out: str) -> None:
+    write_run_report(out, [], processes=2)
+
+
+def test_a_daemonic_process_draws_its_report_itself(main_run: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # a MultiProc worker (daemonic) may not start processes: the report is drawn in it
+    import multiprocessing
+
+    monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))
+    out = _fresh_copy(main_run, tmp_path / "out")
+    worker = multiprocessing.get_context("fork").Process(target=_report_in_a_daemon,
+                                                          args=(str(out),), daemon=True)
+    worker.start()
+    worker.join(300)
+    assert worker.exitcode == 0
+    assert _report_bytes(out) == _report_bytes(main_run)

@@ -46,6 +46,10 @@ def add_parser(sub: Any) -> None:
                    metavar="N", help="streamlines drawn per figure at most: a seeded random "
                                      f"sample beyond (default: {DEFAULT_MAX_STREAMLINES})")
     p.add_argument("--seed", type=int, default=0, help="seed of the drawn sample (default 0)")
+    p.add_argument("--nprocs", type=positive_int, metavar="N",
+                   help="processes drawing an output folder's figures (default: one per "
+                        "available CPU, a few at most, when there are many outputs; the same "
+                        "bytes whatever the number)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=cmd_report)
 
@@ -69,7 +73,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         from ..reports.run_report import write_run_report
 
         files = write_run_report(path, None, max_streamlines=args.max_streamlines,
-                                 seed=args.seed, echo=None if args.quiet else print)
+                                 seed=args.seed, echo=None if args.quiet else print,
+                                 processes=args.nprocs)
         _say_written(files, print)
         return 0
     from ..core.formats import SUFFIXES, compound_suffix
@@ -95,7 +100,7 @@ def _say_written(files: Any, say: Callable[[str], None]) -> None:
 
 
 def report_after_run(out_dir: str | os.PathLike, run: Any,
-                     say: Callable[[str], None]) -> str | None:
+                     say: Callable[[str], None], *, processes: int | None = None) -> str | None:
     """The end of ``trx-nipype run``: ``OUT/report.html`` with the run's failed nodes.
 
     Parameters
@@ -106,6 +111,9 @@ def report_after_run(out_dir: str | os.PathLike, run: Any,
         What the run did: its ``failures`` go on the page.
     say : callable
         Prints a progress line (or does nothing: ``--quiet``).
+    processes : int, optional
+        At most this many processes draw the figures (the run's ``--nprocs``);
+        default: :func:`~trx_nipype.reports.run_report.drawing_processes`.
 
     Returns
     -------
@@ -127,7 +135,7 @@ def report_after_run(out_dir: str | os.PathLike, run: Any,
             f"trx-nipype report {os.path.relpath(out_dir)}")
         return None
     try:
-        files = write_run_report(out_dir, run.failures, echo=None)
+        files = write_run_report(out_dir, run.failures, echo=None, processes=processes)
     except Exception as exc:  # the run's outputs stand; say why there is no report
         return " ".join(str(exc).split()) or type(exc).__name__
     _say_written(files, say)

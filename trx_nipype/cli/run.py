@@ -81,7 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "PBSGraph, SLURM, ...")
     p.add_argument("--plugin-args", metavar="JSON",
                    help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=4G"}\'')
-    p.add_argument("--nprocs", type=positive_int, help="processes for MultiProc")
+    p.add_argument("--nprocs", type=positive_int,
+                   help="processes for MultiProc (and at most for drawing the report)")
     p.add_argument("--wait-for-lock", nargs="?", type=seconds, default=0.0, const=None,
                    metavar="SECONDS",
                    help="when another run holds the output or work folder, wait for it to end "
@@ -239,7 +240,7 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
     if not args.no_report and report.waited:  # report.html, qc.tsv, figures/ + failures
         from .report import report_after_run
 
-        report_error = report_after_run(out_dir, report, say)
+        report_error = report_after_run(out_dir, report, say, processes=args.nprocs)
     failed = report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
                            warnings_hint=" (--verbose shows them)", summary=False)
     if report_error is not None:

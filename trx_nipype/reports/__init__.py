@@ -11,8 +11,9 @@
   :class:`~trx_nipype.interfaces.TractogramReportlet` interface calls).
 - :mod:`~trx_nipype.reports.qc`: the outlier rule and ``qc.tsv``;
   :mod:`~trx_nipype.reports.measures`: counts, lengths and the drawn sample,
-  read chunk by chunk; :mod:`~trx_nipype.reports.render`: headless matplotlib,
-  the same bytes every time.
+  read chunk by chunk; :mod:`~trx_nipype.reports.raster`: streamlines drawn
+  into pixels with numpy; :mod:`~trx_nipype.reports.render`: the figures'
+  canvas (SVG text, or PNG drawn by Pillow), the same bytes every time.
 """
 
 from typing import Any

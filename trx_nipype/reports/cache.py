@@ -6,7 +6,7 @@ changed cost a read of every tractogram. An entry records, for one output
 in one state, the page's numbers for it and the SHA-256 of each figure it
 drew; it is used only while the output is unchanged and every figure file is
 still there with those bytes, and only by the same code (this package's
-sources and matplotlib's version are part of the key).
+sources and the versions of Pillow and matplotlib are part of the key).
 
 An output's state is the ``stat`` of its file (or of each member of a TRX
 directory): real path, device, inode, size, modification and change times.
@@ -82,14 +82,27 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def content_key(**values: Any) -> str:
-    """A key of JSON-serialisable ``values``, this tool's code and matplotlib's version."""
-    # the installed version, not ``import matplotlib``: a cached rerun would pay for it
-    from importlib.metadata import version
+@functools.cache
+def _drawing_versions() -> list[str]:
+    """The versions of what draws the figures: Pillow (text, PNG) and matplotlib (the font)."""
+    # the installed versions, not imports: a cached rerun would pay for them
+    from importlib.metadata import PackageNotFoundError, version
 
+    out = []
+    for name in ("pillow", "matplotlib"):
+        try:
+            out.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            out.append(f"{name} -")
+    return out
+
+
+def content_key(**values: Any) -> str:
+    """A key of JSON-serialisable ``values``, this tool's code and the drawing libraries'
+    versions."""
     from .. import __version__
 
-    text = json.dumps([CACHE_VERSION, __version__, _code_digest(), version("matplotlib"),
+    text = json.dumps([CACHE_VERSION, __version__, _code_digest(), _drawing_versions(),
                        values],
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -175,16 +175,44 @@ def _category_members(trx: TrxFile) -> list[tuple[str, np.ndarray | None]]:
     return out
 
 
-def _draw_sample(trx: TrxFile, members: np.ndarray | None, cap: int, seed: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and lengths of at most ``cap`` streamlines of a category (a seeded draw)."""
-    view = trx if members is None else trx.select(members)
-    if len(view) > cap:
-        view = view.sample(cap, seed=seed)
-    # bounded reads, not the map: a file cut short meanwhile is an error, not SIGBUS
+def _sample_indices(vertex_counts: np.ndarray, members: np.ndarray | None, cap: int,
+                    seed: int) -> np.ndarray:
+    """The streamlines of a category to draw: all of them, or a seeded draw of ``cap``.
+
+    The same draw as ``trx.select(members).sample(cap, seed=seed)`` (trailing
+    empty streamlines left out, ``numpy.random.default_rng(seed)``, file
+    order), without building views: a view re-indexes every group, which
+    costs groups x categories for a population file of many subjects.
+    """
+    idx = np.arange(len(vertex_counts), dtype=np.int64) if members is None else members
+    if len(idx) <= cap:
+        return idx
+    nonzero = np.flatnonzero(vertex_counts[idx])
+    used = idx[:int(nonzero[-1]) + 1] if nonzero.size else idx[:0]
+    if len(used) <= cap:
+        return used
+    rng = np.random.default_rng(seed)
+    return used[np.sort(rng.choice(len(used), size=cap, replace=False))]
+
+
+def _read_samples(trx: TrxFile, picked: list[np.ndarray]
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Positions (float32) and vertex counts of each category's picked streamlines, read
+    in one pass of bounded reads (not the map: a file cut short meanwhile is an error,
+    not SIGBUS)."""
+    every = np.concatenate(picked) if picked else np.zeros(0, np.int64)
+    view = trx.select(every)
     blocks = [pos for _, pos in view.iter_positions(dtype=np.float32)]
-    points = np.concatenate(blocks) if blocks else np.zeros((0, 3), np.float32)
-    return points.reshape(-1, 3), np.asarray(view.lengths, dtype=np.int64)
+    points = np.concatenate(blocks).reshape(-1, 3) if blocks else np.zeros((0, 3), np.float32)
+    lengths = np.asarray(view.lengths, dtype=np.int64)
+    out = []
+    first = vertex = 0
+    for idx in picked:
+        lens = lengths[first:first + len(idx)]
+        nv = int(lens.sum())
+        out.append((points[vertex:vertex + nv], lens))
+        first, vertex = first + len(idx), vertex + nv
+    return out
 
 
 def measure_tractogram(trx: TrxFile, *, max_streamlines: int = DEFAULT_MAX_STREAMLINES,
@@ -219,9 +247,10 @@ def measure_tractogram(trx: TrxFile, *, max_streamlines: int = DEFAULT_MAX_STREA
     palette.update({k: v for k, v in (colours or {}).items() if k in palette})
     palette[NO_GROUP] = NO_GROUP_COLOUR
     cap = max(MIN_PER_CATEGORY, max_streamlines // len(members))
+    counts = np.asarray(trx.lengths)
+    samples = _read_samples(trx, [_sample_indices(counts, idx, cap, seed) for _, idx in members])
     categories = []
-    for name, idx in members:
-        positions, sample_lengths = _draw_sample(trx, idx, cap, seed)
+    for (name, idx), (positions, sample_lengths) in zip(members, samples, strict=True):
         cat_lengths = lengths if idx is None else lengths[idx]
         categories.append(Category(name, len(cat_lengths), cat_lengths, palette[name],
                                    positions, sample_lengths))

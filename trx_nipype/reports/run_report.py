@@ -20,11 +20,13 @@ copied with its report. The same outputs give the same bytes.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,10 @@ log = logging.getLogger("trx_nipype.reports")
 #: the page, the QC table and the figures' folder, inside the output folder
 REPORT_NAME, QC_NAME, FIGURES_DIR = "report.html", "qc.tsv", "figures"
 _HEATMAP = "population_qc"
+#: outputs to draw from which the report draws them in several processes by default
+POOL_MIN_OUTPUTS = 16
+#: processes drawing at most by default (each holds one output's sample at a time)
+MAX_PROCESSES = 4
 _LINK = re.compile(rf'src="({FIGURES_DIR}/[^"/]+)"')
 
 
@@ -156,42 +162,135 @@ def _from_cache(output: RunOutput, key: str, out_dir: Path) -> _OutputView | Non
     return view if intact else None
 
 
-def _view_output(output: RunOutput, out_dir: Path, stem: str, *, max_streamlines: int,
-                 seed: int, colours: dict[str, str] | None, lengths: bool) -> _OutputView:
-    """Measure and draw one output (or take what was drawn for it unchanged); errors become
-    the view's message."""
+@dataclass(frozen=True)
+class _Drawing:
+    """One output to measure and draw: all a process needs (picklable)."""
+
+    output: RunOutput
+    out_dir: Path
+    stem: str
+    key: str
+    max_streamlines: int
+    seed: int
+    colours: dict[str, str] | None
+    lengths: bool
+
+
+def _draw_output(job: _Drawing) -> _OutputView:
+    """Measure and draw one output, and keep what was drawn (:mod:`.cache`); an unreadable
+    output gives a view with its error and the sidecar's counts."""
     from ..core import load_any
 
-    key = state_key(output.path, rel=output.rel, stem=stem, max_streamlines=max_streamlines,
-                    seed=seed, colours=colours, lengths=lengths)
-    cached = _from_cache(output, key, out_dir)
-    if cached is not None:
-        return cached
+    output, out_dir = job.output, job.out_dir
     view = _OutputView(output)
     try:
         with load_any(output.path, reference=_reference_for(output, out_dir)) as trx:
-            measures = measure_tractogram(trx, max_streamlines=max_streamlines, seed=seed,
-                                          colours=colours)
+            measures = measure_tractogram(trx, max_streamlines=job.max_streamlines,
+                                          seed=job.seed, colours=job.colours)
     except Exception as exc:  # one unreadable output must not hide the others
         view.error = scrub_paths(f"{type(exc).__name__}: {exc}", out_dir)
         view.categories = _sidecar_groups(output)
-        log.warning("report: %s", view.error)
         return view
     view.categories = [c.stats() for c in measures.categories]
     view.facts = space_summary(measures)
-    drawn = [(f"{FIGURES_DIR}/{stem}_projections.png", projections_figure,
-              projections_caption(measures, seed), "projections")]
-    if lengths:
-        drawn.append((f"{FIGURES_DIR}/{stem}_lengths.svg", lengths_figure,
+    drawn = [(f"{FIGURES_DIR}/{job.stem}_projections.png", projections_figure,
+              projections_caption(measures, job.seed), "projections")]
+    if job.lengths:
+        drawn.append((f"{FIGURES_DIR}/{job.stem}_lengths.svg", lengths_figure,
                       "Streamline lengths (mm), one outline per group.", "lengths"))
     digests = []
     for link, draw, caption, what in drawn:
         digests.append(readable_sha256(save_figure(draw(measures), out_dir / link)))
         view.figures.append((link, caption, f"{what} of {output.rel}"))
-    store_entry(key, {"categories": [list(astuple(c)) for c in view.categories],
-                      "facts": view.facts,
-                      "figures": [[*f, d] for f, d in zip(view.figures, digests, strict=True)]})
+    store_entry(job.key, {"categories": [list(astuple(c)) for c in view.categories],
+                          "facts": view.facts,
+                          "figures": [[*f, d] for f, d in zip(view.figures, digests,
+                                                                strict=True)]})
     return view
+
+
+def drawing_processes(jobs: int, processes: int | None = None) -> int:
+    """How many processes draw ``jobs`` outputs: ``processes`` (at most one per output), or
+    by default one per available CPU, at most :data:`MAX_PROCESSES`, when there are
+    :data:`POOL_MIN_OUTPUTS` outputs or more (fewer are drawn sooner in one process).
+
+    >>> drawing_processes(3), drawing_processes(3, 8), drawing_processes(100, 1)
+    (1, 3, 1)
+    """
+    if processes is not None:
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, got {processes}")
+        return max(1, min(processes, jobs))
+    if jobs < POOL_MIN_OUTPUTS:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_PROCESSES, jobs))
+
+
+def _pool_context() -> Any:
+    """The processes' start method: fork, where it is safe; else None (this process draws).
+
+    Forking is the platform's way on Linux, and quick (nothing imported again),
+    but a process whose other threads may hold a lock can hang the child. A
+    fresh interpreter (spawn, forkserver) would run the main script of an
+    unguarded user program again: the report does not start one.
+    """
+    import multiprocessing
+    import threading
+
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods() \
+            and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return None
+
+
+def _draw_in_worker(job: _Drawing) -> _OutputView | Exception:
+    """:func:`_draw_output` in a pool's process: its error is returned, for the caller to
+    raise (and tell apart from the pool's own failures)."""
+    try:
+        return _draw_output(job)
+    except Exception as exc:
+        return exc
+
+
+def _drawn_views(jobs: Sequence[_Drawing], processes: int) -> Iterator[_OutputView]:
+    """The views of ``jobs``, in order: drawn by ``processes`` processes, or in this one.
+
+    Each output is drawn alone, whatever the process: the bytes are the same. A
+    pool that may not be forked (:func:`_pool_context`; a daemonic process),
+    cannot start (no semaphores, no process may be created) or breaks (a
+    worker killed) leaves the outputs not yet drawn to this process.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    done = 0
+    context = _pool_context() if processes > 1 else None
+    if context is not None and not multiprocessing.current_process().daemon:
+        error: Exception | None = None
+        try:
+            with ProcessPoolExecutor(processes, mp_context=context) as pool:
+                for result in pool.map(_draw_in_worker, jobs):
+                    if isinstance(result, Exception):
+                        error = result
+                        pool.shutdown(cancel_futures=True)
+                        break
+                    done += 1
+                    yield result
+        except (BrokenProcessPool, OSError, NotImplementedError, ImportError) as exc:
+            log.info("report: drawing in this process (%s: %s)", type(exc).__name__, exc)
+            for job in jobs[done:]:  # a worker killed mid-write leaves a temporary file
+                for name in (f"{job.stem}_projections.png", f"{job.stem}_lengths.svg"):
+                    for tmp in (job.out_dir / FIGURES_DIR).glob(f".{glob.escape(name)}.*"):
+                        tmp.unlink(missing_ok=True)
+        if error is not None:
+            raise error
+    for job in jobs[done:]:
+        yield _draw_output(job)
 
 
 def _rows(view: _OutputView) -> list[QcRow]:
@@ -410,7 +509,8 @@ def _canonical(value: Any) -> str:
 # ------------------------------------------------------------------------ main
 def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None = None, *,
                      max_streamlines: int = DEFAULT_MAX_STREAMLINES, seed: int = 0,
-                     echo: Callable[[str], None] | None = None) -> RunReportFiles:
+                     echo: Callable[[str], None] | None = None,
+                     processes: int | None = None) -> RunReportFiles:
     """Write ``report.html``, ``qc.tsv`` and ``figures/`` into a run's output folder.
 
     Parameters
@@ -428,6 +528,12 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
         Seed of the samples.
     echo : callable, optional
         Called with one progress line per output.
+    processes : int, optional
+        Processes drawing the outputs' figures (1: this one). Default: one
+        per available CPU, at most :data:`MAX_PROCESSES`, when at least
+        :data:`POOL_MIN_OUTPUTS` outputs are to be drawn. The bytes are the
+        same whatever the number; where no process can be started, this one
+        draws them.
 
     Returns
     -------
@@ -459,12 +565,26 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
     subjects = sorted({o.subject for o in outputs if o.subject})
     subject_colours = group_colours(subjects)
     say = echo or (lambda line: None)
+    jobs: dict[str, _Drawing] = {}
     views: dict[str, _OutputView] = {}
+    for o in outputs:  # what the cache holds is not drawn again
+        colours = None if o.subject else subject_colours
+        key = state_key(o.path, rel=o.rel, stem=stems[o.rel], max_streamlines=max_streamlines,
+                        seed=seed, colours=colours, lengths=o.subject is not None)
+        cached = _from_cache(o, key, out)
+        if cached is not None:
+            views[o.rel] = cached
+        else:
+            jobs[o.rel] = _Drawing(o, out, stems[o.rel], key, max_streamlines, seed, colours,
+                                   o.subject is not None)
+    drawn = _drawn_views(list(jobs.values()), drawing_processes(len(jobs), processes))
     for k, o in enumerate(outputs, 1):
         say(f"  report [{k}/{len(outputs)}] {o.rel}")
-        views[o.rel] = _view_output(o, out, stems[o.rel], max_streamlines=max_streamlines,
-                                    seed=seed, colours=None if o.subject else subject_colours,
-                                    lengths=o.subject is not None)
+        if o.rel in jobs:
+            views[o.rel] = next(drawn)
+            if views[o.rel].error:
+                log.warning("report: %s", views[o.rel].error)
+    views = {o.rel: views[o.rel] for o in outputs}
     rows = score_rows([r for v in views.values() if v.output.subject for r in _rows(v)])
     qc_path = write_qc_tsv(out / QC_NAME, rows)
     heatmap = None
