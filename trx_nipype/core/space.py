@@ -192,12 +192,15 @@ def transform_points(affine: np.ndarray, points: np.ndarray, dtype: Any = np.flo
     return out
 
 
-def column_range(points: np.ndarray, group: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def column_range(points: np.ndarray, group: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Per-column minimum and maximum of a (V, 3) array, in one pass over its memory.
 
-    ``points.min(axis=0)`` over (V, 3) runs about 10x slower, and column by
-    column 3x slower, than reducing rows of ``group`` points (48 contiguous
-    values) and folding the result.
+    ``points.min(axis=0)`` over (V, 3) runs about 40x slower, and column by
+    column 10x slower, than reducing rows of ``group`` points (3,072
+    contiguous values: long inner loops, an accumulator that stays in the
+    first-level cache) and folding the result; 16 points a row ran 3-4x
+    slower than 1,024 (the bounding-box check of every conversion). Minima
+    and maxima are exact: the grouping does not change the result.
 
     >>> lo, hi = column_range(np.arange(60, dtype=np.float32).reshape(20, 3))
     >>> lo.tolist(), hi.tolist()

@@ -325,10 +325,8 @@ def _chain(words: np.ndarray, rec: int, nprops: int) -> tuple[np.ndarray, int]:
         return np.zeros(0, dtype=np.int64), 0
     # int32 indices while they fit (a chunk is far below 2**31 words): half the temporaries
     idx = np.int32 if m + 1 < np.iinfo(np.int32).max else np.int64
-    ok = words >= 0
-    ok &= words <= limit
-    cand = np.flatnonzero(ok).astype(idx)
-    del ok
+    # 0 <= word <= limit in one comparison: a negative count is a huge unsigned one
+    cand = np.flatnonzero(words.view(words.dtype.str.replace("i", "u")) <= limit).astype(idx)
     nxt = words[cand].astype(idx)  # <= limit, so count * rec + cand + 1 + nprops <= m
     nxt *= rec
     nxt += cand

@@ -1,0 +1,96 @@
+"""The fast paths of the format readers and writers give what the plain numpy ones gave.
+
+Each fast path (rows moved as opaque records, one comparison for the TRK record
+chain, grouped min/max reductions) is checked against a plain numpy computation
+or against nibabel, on the edge cases where a vectorised shortcut could slip:
+one-vertex and empty streamlines, rows with one non-finite coordinate, the tail
+of a reduction that does not fill a group, unaligned input arrays.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from trx_nipype.core.formats import Block
+from trx_nipype.core.formats.tck import iter_tck_blocks, write_tck
+from trx_nipype.core.space import column_range
+
+
+def _blocks_of(path: Path, **kw) -> Block:
+    blocks = list(iter_tck_blocks(path, **kw))
+    return Block(np.concatenate([b.lengths for b in blocks]),
+                 np.concatenate([b.positions for b in blocks]))
+
+
+@pytest.mark.parametrize("n", [1, 7, 1023, 1024, 1025, 5000])
+@pytest.mark.parametrize("special", [None, "nan_first", "nan_tail", "inf_tail", "ninf_mid"])
+def test_column_range_equals_numpy(n: int, special: str | None) -> None:
+    rng = np.random.default_rng(n)
+    pts = rng.normal(0, 50, (n, 3)).astype(np.float32)
+    if special == "nan_first":
+        pts[0, 1] = np.nan
+    elif special == "nan_tail":
+        pts[-1, 2] = np.nan
+    elif special == "inf_tail":
+        pts[-1, 0] = np.inf
+    elif special == "ninf_mid":
+        pts[n // 2, 1] = -np.inf
+    lo, hi = column_range(pts)
+    np.testing.assert_array_equal(lo, pts.min(axis=0).astype(np.float64))
+    np.testing.assert_array_equal(hi, pts.max(axis=0).astype(np.float64))
+
+
+def _random_streamlines(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 6, n)
+    lengths[::7] = 1  # one-vertex streamlines
+    return lengths, rng.normal(0, 30, (int(lengths.sum()), 3)).astype(np.float32)
+
+
+def test_tck_data_are_nibabels_bytes_from_an_unaligned_array(tmp_path: Path) -> None:
+    lengths, pts = _random_streamlines(1, 500)
+    raw = bytearray(1 + pts.nbytes)
+    raw[1:] = pts.tobytes()
+    unaligned = np.frombuffer(raw, "<f4", offset=1).reshape(-1, 3)
+    assert not unaligned.flags.aligned
+    ours = write_tck(tmp_path / "ours.tck", [Block(lengths[:200], unaligned[:lengths[:200].sum()]),
+                                             Block(lengths[200:],
+                                                   unaligned[lengths[:200].sum():])])
+    theirs = tmp_path / "nib.tck"
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    streamlines = [pts[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    nib.streamlines.save(nib.streamlines.Tractogram(streamlines, affine_to_rasmm=np.eye(4)),
+                         str(theirs))
+
+    def data(path: Path) -> bytes:
+        raw = path.read_bytes()
+        head = raw[:raw.index(b"END\n") + 4].decode()
+        offset = int(head.split("file: . ")[1].split()[0])
+        return raw[offset:]
+    assert data(ours) == data(theirs)
+    block = _blocks_of(ours)
+    np.testing.assert_array_equal(block.lengths, lengths)
+    np.testing.assert_array_equal(block.positions.view(np.uint32), pts.view(np.uint32))
+
+
+@pytest.mark.parametrize("chunk", [24, 36, 120, 1 << 20])
+def test_tck_rows_with_one_odd_coordinate_are_points(tmp_path: Path, chunk: int) -> None:
+    nan, inf = np.nan, np.inf
+    rows = np.array([[1, 2, 3], [inf, 1, 2], [nan, nan, nan],        # a point with x = Inf
+                     [nan, 3, 4], [5, 6, 7], [nan, nan, nan],        # a point with x = NaN
+                     [nan, nan, nan],                                # an empty streamline
+                     [8, inf, 9], [nan, nan, nan],                   # one vertex, y = Inf
+                     [inf, inf, inf]], dtype="<f4")
+    head = b"mrtrix tracks\ncount: 3\ndatatype: Float32LE\nfile: . 64\nEND\n"
+    path = tmp_path / "odd.tck"
+    path.write_bytes(head.ljust(64, b"\0") + rows.tobytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        block = _blocks_of(path, chunk_bytes=chunk)
+    np.testing.assert_array_equal(block.lengths, [2, 2, 1])
+    np.testing.assert_array_equal(block.positions, rows[[0, 1, 3, 4, 7]])
