@@ -63,6 +63,7 @@ from . import (
     FIRST_READ,
     Block,
     ReadBuffer,
+    Scratch,
     atomic_output,
     format_names,
     open_input,
@@ -629,13 +630,14 @@ def write_trk(dest: str | os.PathLike, space: Space, blocks: Iterable[Block], *,
     coder = GroupCoder(layout.group_names) if layout.group_names else None
     lossy: set[str] = set()
     total = empty = 0
+    scratch = Scratch()  # each block's records are written before the next is built
     with atomic_output(dest) as fh:
         fh.write(hdr.tobytes())
         for block in blocks:
             block, skipped = without_empty(block)
             empty += skipped
             extra = [coder.encode(len(block), block.groups)] if coder else []
-            fh.write(_records(block, layout, from_rasmm, extra, lossy))
+            fh.write(_records(block, layout, from_rasmm, extra, lossy, scratch))
             total += len(block)
         if total != nb_streamlines:
             fh.seek(N_COUNT_OFFSET)
@@ -675,13 +677,16 @@ def _as_f4(arr: np.ndarray, key: str, lossy: set[str], out: np.ndarray | None = 
 
 
 def _records(block: Block, layout: TrkLayout, from_rasmm: np.ndarray,
-             extra: list[np.ndarray], lossy: set[str]) -> memoryview:
+             extra: list[np.ndarray], lossy: set[str], scratch: Scratch | None = None
+             ) -> memoryview:
     """The bytes of a block's records: count, points with scalars, properties.
 
     The points and their scalars are built in one (V, rec) float32 table (the
     affine written straight into its first three columns), then scattered once
-    into the record buffer.
+    into the record buffer. With ``scratch``, the table, the record buffer and
+    the mask come from it (the bytes are valid until the next call).
     """
+    scratch = scratch if scratch is not None else Scratch()
     n = len(block)
     lengths = np.asarray(block.lengths, dtype=np.int64)
     rec = 3 + sum(layout.dpv.values())
@@ -691,16 +696,17 @@ def _records(block: Block, layout: TrkLayout, from_rasmm: np.ndarray,
     ends = np.cumsum(sizes)
     starts = ends - sizes
     del sizes
-    out = np.empty(int(ends[-1]) if n else 0, dtype="<f4")
+    out = scratch.array("records", (int(ends[-1]) if n else 0,), "<f4")
     if not n:
         return memoryview(out).cast("B")
-    table = np.empty((int(lengths.sum()), rec), dtype="<f4")
+    table = scratch.array("table", (int(lengths.sum()), rec), "<f4")
     transform_points(from_rasmm, block.positions, out=table)
     col = 3
     for k, width in layout.dpv.items():
         _as_f4(block.dpv[k], k, lossy, table[:, col:col + width])
         col += width
-    keep = np.ones(len(out), dtype=bool)
+    keep = scratch.array("keep", (len(out),), bool)
+    keep.fill(True)
     keep[starts] = False
     if nprops:
         pidx = (ends - nprops)[:, None] + np.arange(nprops)
