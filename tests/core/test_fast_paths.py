@@ -94,3 +94,47 @@ def test_tck_rows_with_one_odd_coordinate_are_points(tmp_path: Path, chunk: int)
         block = _blocks_of(path, chunk_bytes=chunk)
     np.testing.assert_array_equal(block.lengths, [2, 2, 1])
     np.testing.assert_array_equal(block.positions, rows[[0, 1, 3, 4, 7]])
+
+
+def _reference_transform(affine: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """The affine term by term in float64 (nonzero terms in column order, then the shift
+    when nonzero), rounded once to float32: what transform_points promises."""
+    x = pts.astype(np.float64)
+    out = np.empty(pts.shape, np.float32)
+    for i in range(3):
+        terms = [j for j in range(3) if affine[i, j] != 0] or [0]
+        acc = x[:, terms[0]] * affine[i, terms[0]]
+        for j in terms[1:]:
+            acc = acc + x[:, j] * affine[i, j]
+        if affine[i, 3] != 0:
+            acc = acc + affine[i, 3]
+        out[:, i] = acc
+    return out
+
+
+AFFINES = {
+    "unit_shift": [[1, 0, 0, -90.875], [0, 1, 0, -126.875], [0, 0, 1, 0], [0, 0, 0, 1]],
+    "scaled_flipped": [[0.8, 0, 0, -90.25], [0, -1.25, 0, 126.5], [0, 0, 1, -72.3],
+                       [0, 0, 0, 1]],
+    "permuted": [[0, 1, 0, 3.5], [1.0, 0, 0, 0], [0, 0, -1, 7.25], [0, 0, 0, 1]],
+    "oblique": [[0.9, 0.1, 0, 1.5], [-0.1, 0.9, 0.05, -2], [0, 0.2, 1.1, 0], [0, 0, 0, 1]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(AFFINES))
+@pytest.mark.parametrize("strided", [False, True])
+def test_transform_points_is_the_float64_sum_rounded_once(name: str, strided: bool) -> None:
+    from trx_nipype.core.space import transform_points
+
+    affine = np.array(AFFINES[name], dtype=np.float64)
+    rng = np.random.default_rng(3)
+    table = rng.normal(0, 80, (70_001, 4)).astype(np.float32)
+    table[::97, 0] = -0.0
+    table[5, 1], table[6, 2], table[7, 0] = np.nan, np.inf, -np.inf
+    pts = table[:, :3] if strided else np.ascontiguousarray(table[:, :3])
+    got = transform_points(affine, pts, np.float32, block=4096)
+    np.testing.assert_array_equal(got.view(np.uint32),
+                                  _reference_transform(affine, pts).view(np.uint32))
+    into = np.zeros((len(pts), 5), np.float32)
+    transform_points(affine, pts, out=into, block=4096)
+    np.testing.assert_array_equal(into[:, :3], got)

@@ -149,7 +149,8 @@ def transform_points(affine: np.ndarray, points: np.ndarray, dtype: Any = np.flo
     rounded once to ``dtype``), in runs of ``block`` rows through a small
     float64 scratch that stays in cache: a float32 result costs no (N, 3)
     float64 temporary. Zero terms of the affine (the usual axis-aligned case)
-    are skipped.
+    are skipped, and so is a product by exactly 1 (TRK's voxmm -> RAS+ mm when
+    the header's voxel sizes are the affine's): the same float64 sums.
 
     Parameters
     ----------
@@ -182,6 +183,11 @@ def transform_points(affine: np.ndarray, points: np.ndarray, dtype: Any = np.flo
         rows = pts[a:a + block]
         tmp, tmp2 = scratch[:len(rows)], extra[:len(rows)]
         for i in range(3):
+            if len(terms[i]) == 1 and rot[i, terms[i][0]] == 1.0 and shift[i] != 0.0:
+                # x * 1.0 is x: one pass (x + shift, in float64) instead of two
+                np.add(rows[:, terms[i][0]], shift[i], out=tmp)
+                out[a:a + block, i] = tmp
+                continue
             np.multiply(rows[:, terms[i][0]], rot[i, terms[i][0]], out=tmp)
             for j in terms[i][1:]:
                 np.multiply(rows[:, j], rot[i, j], out=tmp2)
