@@ -138,3 +138,41 @@ def test_transform_points_is_the_float64_sum_rounded_once(name: str, strided: bo
     into = np.zeros((len(pts), 5), np.float32)
     transform_points(affine, pts, out=into, block=4096)
     np.testing.assert_array_equal(into[:, :3], got)
+
+
+def test_a_folder_to_zip_conversion_copies_the_inspected_positions_in_the_kernel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bounding-box count reads the positions once (with their CRC); the kernel copies
+    them: same zip, same count of streamlines outside the grid."""
+    import os
+    import zipfile
+
+    from trx_nipype.core import TrxFile, convert, load, save
+    from trx_nipype.core.errors import SpaceWarning
+
+    lengths, pts = _random_streamlines(5, 3000)
+    pts = np.clip(np.abs(pts), 1, 90)
+    pts[:lengths[0]] += 500  # the first streamline leaves the 100 mm grid
+    trx = TrxFile.from_arrays(pts, lengths=lengths, affine=np.eye(4), dimensions=(100,) * 3,
+                              dpv={"fa": np.linspace(0, 1, len(pts), dtype=np.float32)})
+    folder = save(trx, tmp_path / "in")
+    copied: dict[int, int] = {}
+    real = os.copy_file_range
+
+    def counting(src: int, dst: int, count: int, *args: int) -> int:
+        n = real(src, dst, count, *args)
+        copied[src] = copied.get(src, 0) + n
+        return n
+    monkeypatch.setattr(os, "copy_file_range", counting)
+    with pytest.warns(SpaceWarning, match="1 of 3000 streamlines"):
+        out = convert(folder, tmp_path / "out.trx")
+    assert pts.nbytes in copied.values()  # the positions went through the kernel
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None  # every CRC right
+    with load(out) as back:
+        np.testing.assert_array_equal(back.positions, pts)
+        np.testing.assert_array_equal(back.lengths, lengths)
+        np.testing.assert_array_equal(back.dpv["fa"], trx.dpv["fa"])
+    monkeypatch.setattr(os, "copy_file_range", real)
+    save(trx, tmp_path / "direct.trx")
+    assert (tmp_path / "direct.trx").read_bytes() == out.read_bytes()

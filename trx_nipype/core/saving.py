@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from . import zipio
 from .arrays import row_width
 from .dtypes import (
     DTYPES,
@@ -130,13 +131,26 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
 
     def stream(name: str, nbytes: int, table: Any, key: str, dtype: np.dtype,
                per_vertex: bool, inspect: Callable | None = None) -> MemberStream:
-        same = not trx.is_view and table.spec(key)[0] == dtype and inspect is None
-        return MemberStream(name, nbytes,
-                            lambda: row_chunks(trx, table.reader(key), dtype,
-                                               per_vertex=per_vertex,
-                                               chunk_vertices=chunk_vertices,
-                                               inspect=inspect),
-                            (lambda: [table.reader(key)]) if same else None)
+        def chunks() -> Iterator[np.ndarray]:
+            return row_chunks(trx, table.reader(key), dtype, per_vertex=per_vertex,
+                              chunk_vertices=chunk_vertices, inspect=inspect)
+
+        def inspected() -> list[Any] | None:
+            # the member unchanged, but looked at: one read pass inspects it and gives its
+            # CRC, then the kernel copies it (far cheaper than writing it from here)
+            reader = table.reader(key)
+            if reader.file is None:
+                return None  # in memory: streamed (and inspected) by chunks()
+            crc = 0
+            for block in chunks():
+                crc = zipio.crc32(np.ascontiguousarray(block).reshape(-1).view(np.uint8), crc)
+            reader.crc = crc
+            return [reader]
+
+        same = not trx.is_view and table.spec(key)[0] == dtype
+        copy = None if not same else inspected if inspect is not None else \
+            (lambda: [table.reader(key)])
+        return MemberStream(name, nbytes, chunks, copy)
 
     members = [
         MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,
