@@ -176,3 +176,31 @@ def test_a_folder_to_zip_conversion_copies_the_inspected_positions_in_the_kernel
     monkeypatch.setattr(os, "copy_file_range", real)
     save(trx, tmp_path / "direct.trx")
     assert (tmp_path / "direct.trx").read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed", "repeats"])
+def test_a_saved_view_equals_the_same_data_saved_whole(tmp_path: Path, order: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Views gathered chunk by chunk (one vertex-index buffer reused across chunks of
+    different sizes, empty and one-vertex streamlines among them) give the bytes of the
+    same data saved from memory."""
+    from trx_nipype.core import TrxFile, load, save, trxfile
+
+    lengths, pts = _random_streamlines(7, 400)
+    lengths[::11] = 0
+    pts = np.random.default_rng(8).normal(0, 30, (int(lengths.sum()), 3)).astype(np.float32)
+    fa = np.arange(len(pts), dtype=np.float32)
+    src = save(TrxFile.from_arrays(pts, lengths=lengths, affine=np.eye(4), dimensions=(9,) * 3,
+                                   dpv={"fa": fa}), tmp_path / "src.trx")
+    rows = np.arange(3, 400, 3)
+    rows = {"sorted": rows, "reversed": rows[::-1],
+            "repeats": np.concatenate([rows[:20], rows[:20], [5, 5, 399]])}[order]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    picked = np.concatenate([np.arange(starts[r], starts[r] + lengths[r]) for r in rows])
+    expected = TrxFile.from_arrays(pts[picked], lengths=lengths[rows], affine=np.eye(4),
+                                   dimensions=(9,) * 3, dpv={"fa": fa[picked]})
+    save(expected, tmp_path / "expected.trx")
+    monkeypatch.setattr(trxfile, "CHUNK_VERTICES", 37)  # many chunks, of varying sizes
+    with load(src) as trx:
+        save(trx.select(rows), tmp_path / "view.trx")
+    assert (tmp_path / "view.trx").read_bytes() == (tmp_path / "expected.trx").read_bytes()
