@@ -27,6 +27,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -34,9 +35,11 @@ from typing import IO
 import numpy as np
 
 from ..errors import DataLossWarning, HeaderWarning, TrxFormatError
+from ..reading import in_background
 from ..space import column_range
 from . import (
     FIRST_READ,
+    IN_FLIGHT,
     Block,
     ReadBuffer,
     Scratch,
@@ -303,13 +306,13 @@ def _header_bytes(count: int, extra: dict[str, str]) -> bytes:
     return (body + f"file: . {offset}\nEND\n").encode("utf-8")
 
 
-def _delimited(block: Block, scratch: Scratch) -> np.ndarray:
+def _delimited(block: Block, scratch: Scratch, slot: int = 0) -> np.ndarray:
     """A block's points as TCK rows, each streamline followed by a NaN triplet (float32 LE),
-    in ``scratch``'s buffers (valid until the next call)."""
+    in ``scratch``'s buffer ``slot`` (valid until the next call with the same ``slot``)."""
     lengths = np.asarray(block.lengths, dtype=np.int64)
     n = len(lengths)
     ends = np.cumsum(lengths)
-    out = scratch.array("rows", (int(ends[-1]) + n, 3), "<f4")
+    out = scratch.array(f"rows{slot}", (int(ends[-1]) + n, 3), "<f4")
     delim = ends + np.arange(n)
     keep = scratch.array("keep", (len(out),), bool)
     keep.fill(True)
@@ -351,19 +354,26 @@ def write_tck(dest: str | os.PathLike, blocks: Iterable[Block], *,
     dest_s = os.fspath(dest)
     extra = dict(fields or {})
     total = empty = seen = 0
-    scratch = Scratch()  # each block's rows are written before the next is built
-    with atomic_output(dest) as fh:
-        head = _header_bytes(0, extra)
-        fh.write(head)
-        for block in blocks:
+    scratch = Scratch()
+
+    def rows() -> Iterator[np.ndarray]:
+        nonlocal total, empty, seen
+        for k, block in enumerate(blocks):
             _check_finite(block, seen, source if source is not None else dest_s)
             seen += len(block)
             block, skipped = without_empty(block)
             empty += skipped
-            if len(block) == 0:
-                continue
-            total += len(block)
-            fh.write(memoryview(_delimited(block, scratch)).cast("B"))
+            if len(block):
+                total += len(block)
+                yield _delimited(block, scratch, k % IN_FLIGHT)
+
+    with atomic_output(dest) as fh:
+        head = _header_bytes(0, extra)
+        fh.write(head)
+        # the rows are built in a thread (the blocks read, checked) while this one writes
+        with closing(in_background(rows(), depth=IN_FLIGHT - 2, name="trx-tck")) as built:
+            for out in built:
+                fh.write(memoryview(out).cast("B"))
         fh.write(np.full(3, np.inf, dtype="<f4").tobytes())
         final = _header_bytes(total, extra)
         if len(final) != len(head):  # count is fixed-width: same size unless > 10 digits
