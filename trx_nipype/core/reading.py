@@ -64,6 +64,10 @@ GAP_BYTES = 256 << 10
 
 
 T = TypeVar("T")
+#: items alive at once when a producer runs in a thread one item ahead
+#: (:func:`in_background` with ``depth=IN_FLIGHT - 2``): the one the caller holds, one
+#: queued, the one being made; buffers reused from item to item rotate this many
+IN_FLIGHT = 3
 
 
 def in_background(items: Iterator[T], depth: int = 1, name: str = "trx-read") -> Iterator[T]:

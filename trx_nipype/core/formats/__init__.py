@@ -48,10 +48,6 @@ OUTPUT_CHOICES: dict[str, tuple[str, str]] = {
     "tck": (".tck", "tck"), "vtk": (".vtk", "vtk"), "vtp": (".vtp", "vtk"),
     "fib": (".fib", "vtk"), "dpy": (".dpy", "dpy"),
 }
-#: blocks a writer has in flight when it builds them in a thread while it writes them
-#: (``reading.in_background`` with ``depth=IN_FLIGHT - 2``): the one written, one
-#: queued, the one being built; buffers reused from block to block rotate this many
-IN_FLIGHT = 3
 #: bytes of a reader's first read, doubled on each full read up to its chunk size:
 #: ``read(n)`` allocates ``n`` bytes at once, whatever the file's size
 FIRST_READ = 1 << 20

@@ -35,11 +35,10 @@ from typing import IO
 import numpy as np
 
 from ..errors import DataLossWarning, HeaderWarning, TrxFormatError
-from ..reading import in_background
+from ..reading import IN_FLIGHT, in_background
 from ..space import column_range
 from . import (
     FIRST_READ,
-    IN_FLIGHT,
     Block,
     ReadBuffer,
     Scratch,

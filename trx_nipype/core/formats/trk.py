@@ -59,11 +59,10 @@ from nibabel.streamlines.trk import MAX_NB_NAMED_SCALARS_PER_POINT, header_2_dty
 
 from ..errors import DataLossWarning, HeaderWarning, NamingWarning, TrxFormatError
 from ..header import axcodes, usable_affine
-from ..reading import in_background
+from ..reading import IN_FLIGHT, in_background
 from ..space import Space, transform_points
 from . import (
     FIRST_READ,
-    IN_FLIGHT,
     Block,
     ReadBuffer,
     Scratch,
