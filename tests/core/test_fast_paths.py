@@ -140,15 +140,20 @@ def test_transform_points_is_the_float64_sum_rounded_once(name: str, strided: bo
     np.testing.assert_array_equal(into[:, :3], got)
 
 
+@pytest.mark.parametrize("alongside", [True, False], ids=["in a thread", "one after the other"])
+@pytest.mark.parametrize("to_zip", [True, False], ids=["zip", "folder"])
 def test_a_folder_to_zip_conversion_copies_the_inspected_positions_in_the_kernel(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bounding-box count reads the positions once (with their CRC); the kernel copies
-    them: same zip, same count of streamlines outside the grid."""
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alongside: bool, to_zip: bool
+) -> None:
+    """The bounding-box count reads the positions once (with their CRC) while the kernel
+    copies them: same zip, same count of streamlines outside the grid."""
     import os
     import zipfile
 
-    from trx_nipype.core import TrxFile, convert, load, save
+    from trx_nipype.core import TrxFile, convert, load, save, writer
     from trx_nipype.core.errors import SpaceWarning
+
+    monkeypatch.setattr(writer, "ALONGSIDE_BYTES", 0 if alongside else 1 << 40)
 
     lengths, pts = _random_streamlines(5, 3000)
     pts = np.clip(np.abs(pts), 1, 90)
@@ -165,8 +170,12 @@ def test_a_folder_to_zip_conversion_copies_the_inspected_positions_in_the_kernel
         return n
     monkeypatch.setattr(os, "copy_file_range", counting)
     with pytest.warns(SpaceWarning, match="1 of 3000 streamlines"):
-        out = convert(folder, tmp_path / "out.trx")
+        out = convert(folder, tmp_path / ("out.trx" if to_zip else "out"))
     assert pts.nbytes in copied.values()  # the positions went through the kernel
+    if not to_zip:
+        with load(out) as back:
+            np.testing.assert_array_equal(back.positions, pts)
+        return
     with zipfile.ZipFile(out) as zf:
         assert zf.testzip() is None  # every CRC right
     with load(out) as back:
@@ -204,3 +213,18 @@ def test_a_saved_view_equals_the_same_data_saved_whole(tmp_path: Path, order: st
     with load(src) as trx:
         save(trx.select(rows), tmp_path / "view.trx")
     assert (tmp_path / "view.trx").read_bytes() == (tmp_path / "expected.trx").read_bytes()
+
+
+def test_a_read_alongside_a_kernel_copy_that_fails_raises_once_both_are_done() -> None:
+    from trx_nipype.core.writer import alongside
+
+    done = []
+
+    def read() -> int:
+        raise ValueError("the read side")
+
+    with pytest.raises(ValueError, match="the read side"):
+        alongside(read, lambda: done.append("copied"), 1 << 30)
+    assert done == ["copied"]
+    assert alongside(lambda: 7, lambda: None, 1 << 30) == 7
+    assert alongside(None, lambda: done.append("again"), 1 << 30) is None

@@ -145,15 +145,19 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
                               chunk_vertices=chunk_vertices, inspect=inspect)
 
         def inspected() -> list[Any] | None:
-            # the member unchanged, but looked at: one read pass inspects it and gives its
-            # CRC, then the kernel copies it (far cheaper than writing it from here)
+            # the member unchanged, but looked at: the writer has the kernel copy it while
+            # one read pass (``scan``) inspects it and gives its CRC
             reader = table.reader(key)
             if reader.file is None:
                 return None  # in memory: streamed (and inspected) by chunks()
-            crc = 0
-            for block in chunks():
-                crc = zipio.crc32(np.ascontiguousarray(block).reshape(-1).view(np.uint8), crc)
-            reader.crc = crc
+
+            def scan() -> int:
+                crc = 0
+                for block in chunks():
+                    crc = zipio.crc32(np.ascontiguousarray(block).reshape(-1).view(np.uint8),
+                                      crc)
+                return crc
+            reader.scan = scan
             return [reader]
 
         same = not trx.is_view and table.spec(key)[0] == dtype
