@@ -317,7 +317,10 @@ WHY = {
     "with the CRC the source zip records, so ours is at the copy limit",
     "select_save:ratio": "the scattered rows are gathered from a map of the input held under a "
     "read lease (page faults over the whole map: 10% of the streamlines touch nearly every "
-    "page) and written once; trx-python gathers into a temporary folder, then zips",
+    "page; prefaulting it with MADV_POPULATE_READ or MADV_WILLNEED did not help) and written "
+    "once; the vertex index of each chunk (a cumulative sum, 8 bytes per vertex gathered, built "
+    "once per member) is about a sixth of the CPU; trx-python gathers into a temporary folder, "
+    "then zips",
     "select_save:limit": "the copy limit counts the output only; a selection also gathers "
     "rows scattered over the whole map (page faults on a fresh map), which a sequential copy "
     "does not",
@@ -326,17 +329,25 @@ WHY = {
     "concat_save:ratio": "writing the 3.2 GB output into the page cache is the cost (x copy "
     "limit ~1.5): the inputs' members are copied by the kernel, their CRCs combined; the "
     "target would need writes 2x faster than a plain copy on this VM",
-    "convert_trk_trx:ratio": "parsing the TRK records (the record chain, the voxmm -> RAS "
-    "affine in float64) is the cost; the data are written once, straight into the output",
-    "convert_tck_trx:ratio": "as TRK->TRX: parsing (NaN-delimited rows) is the cost",
-    "convert_dir_trx:ratio": "reading the 1.6 GB folder and writing the zip (the bounding-box "
-    "count rides on the same pass; CRC through ISA-L): at about 2x the copy limit",
-    "convert:ratio": "CPU-bound in the TRK/TCK writers (records assembled per block after a "
-    "float64 affine, formats/trk.py and tck.py); the TRX side reads under the lease, copy-free",
+    "convert_trk_trx:ratio": "parsing the TRK records is the cost (about 2 s of CPU at 1M: "
+    "reading, the record chain, dropping the count and property words with a boolean mask, "
+    "which holds the GIL, the voxmm -> RAS shift); it runs in a thread while the main one "
+    "writes the data once, straight into the output",
+    "convert_tck_trx:ratio": "as TRK->TRX: parsing (NaN-delimited rows, picked as 12-byte "
+    "records) is the cost",
+    "convert_dir_trx:ratio": "the kernel copies the 1.6 GB (copy_file_range) while this "
+    "process reads the folder once, in a thread, for the CRCs a folder does not record and the "
+    "bounding-box count; what is left is the copy into the page cache and that read",
+    "convert:ratio": "CPU-bound in the TRK/TCK writers (records assembled per block: the "
+    "affine, the bounding-box count, a boolean scatter of the rows between count and property "
+    "words), built in a thread while the main one writes; the TRX side reads a map under the "
+    "lease, copy-free; on trx-python's file the positions are unaligned, which slows the "
+    "affine's strided passes",
     "convert:limit": "conversions parse records and transform every vertex: CPU work a copy "
     "does not do",
     "convert:memory": "bounded by the readers' 16 MB chunk, not by the file: one reused read "
-    "buffer, the chunk's parsed arrays and the record-chain temporaries",
+    "buffer, the chunk's parsed arrays and the record-chain temporaries, three blocks in "
+    "flight (one written, one queued, one being built)",
     "lazy_load:ratio": "milliseconds on both sides; ours reads the offsets (8 bytes per "
     "streamline) into memory and checks them (monotonic, bounds) and the group indices at "
     "load, which trx-python does not: a map of them could be cut short by another process",

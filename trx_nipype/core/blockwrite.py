@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import numpy as np
 from .dtypes import DTYPES, OFFSET_DTYPES, POSITION_DTYPES, dtype_name, format_member_name
 from .formats import Block, is_gzip
 from .header import dump_header
+from .reading import in_background
 from .saving import check_offsets_dtype, is_zip_path, offsets_chunks, small_members
 from .space import Space
 from .trxfile import group_dtype
@@ -189,16 +191,20 @@ def write_blocks(out: str | os.PathLike, sources: Sequence[BlockSource], space: 
         base = 0
         for src in sources:
             first = base
-            for block in src.blocks():
-                lens = np.asarray(block.lengths, dtype=np.int64)
-                lengths.append(lens)
-                slots[pos_name].write(np.asarray(block.positions).astype(pos_dt, copy=False))
-                for (folder, key), name in names.items():
-                    table = block.dps if folder == "dps" else block.dpv
-                    slots[name].write(np.asarray(table[key]).astype(_F4, copy=False))
-                for g in src.groups:
-                    members[g].append(np.asarray(block.groups.get(g, []), dtype=np.int64) + base)
-                base += len(lens)
+            # blocks are read and parsed in a thread while this one writes them
+            with closing(in_background(src.blocks(), name="trx-parse")) as blocks:
+                for block in blocks:
+                    lens = np.asarray(block.lengths, dtype=np.int64)
+                    lengths.append(lens)
+                    slots[pos_name].write(np.asarray(block.positions).astype(pos_dt,
+                                                                             copy=False))
+                    for (folder, key), name in names.items():
+                        table = block.dps if folder == "dps" else block.dpv
+                        slots[name].write(np.asarray(table[key]).astype(_F4, copy=False))
+                    for g in src.groups:
+                        members[g].append(np.asarray(block.groups.get(g, []), dtype=np.int64)
+                                          + base)
+                    base += len(lens)
             if base - first != src.nb_streamlines:
                 raise SizeMismatch(f"{src.label}: {base - first} streamlines, "
                                    f"{src.nb_streamlines} announced")

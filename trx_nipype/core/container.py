@@ -48,7 +48,7 @@ import numpy as np
 
 from . import zipio
 from .errors import TrxFormatError
-from .reading import MemberReader, OpenFile, Stamp, read_file
+from .reading import MemberReader, OpenFile, Stamp, in_background, read_file
 from .tempfiles import make_temp_dir, remove_temp_dir
 
 _LOCAL_HEADER = struct.Struct("<4s5HL2L2H")  # signature .. extra length (30 bytes)
@@ -500,7 +500,8 @@ class ZipContainer(Container):
         """
         info = self._infos[name]
         written, crc = 0, 0
-        pieces = _in_background(self._inflated(name)) if background else self._inflated(name)
+        pieces = (in_background(self._inflated(name), name="trx-inflate") if background
+                  else self._inflated(name))
         for out in pieces:
             written += len(out)
             if written > info.file_size:
@@ -598,55 +599,6 @@ class ZipContainer(Container):
         remove_temp_dir(self._extract_dir)
         self._extract_dir = None
         self._extracted.clear()
-
-
-def _in_background(pieces: Iterator[bytes], depth: int = 1) -> Iterator[bytes]:
-    """Run ``pieces`` in a thread, ``depth`` pieces ahead (inflating while the caller writes).
-
-    Stops the thread when the caller stops early (an error): the generator
-    is closed in its own thread.
-    """
-    import queue
-    import threading
-
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def run() -> None:
-        try:
-            for piece in pieces:
-                while not stop.is_set():
-                    try:
-                        q.put(piece, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    break
-            q.put(done)
-        except BaseException as exc:  # handed to the caller
-            q.put(exc)
-        finally:
-            pieces.close()
-
-    thread = threading.Thread(target=run, name="trx-inflate", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
 
 
 def _check_flags_and_method(path: str, name: str, flags: int, method: int, where: str) -> None:

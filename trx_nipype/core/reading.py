@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import mmap
 import os
+import queue
 import signal
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -58,6 +61,68 @@ _LEASE_SIGNAL = getattr(signal, "SIGURG", 0)
 WINDOW_BYTES = 16 << 20
 #: a gap between needed rows larger than this is skipped, not read
 GAP_BYTES = 256 << 10
+
+
+T = TypeVar("T")
+#: items alive at once when a producer runs in a thread one item ahead
+#: (:func:`in_background` with ``depth=IN_FLIGHT - 2``): the one the caller holds, one
+#: queued, the one being made; buffers reused from item to item rotate this many
+IN_FLIGHT = 3
+
+
+def in_background(items: Iterator[T], depth: int = 1, name: str = "trx-read") -> Iterator[T]:
+    """Run the iterator ``items`` in a thread, ``depth`` items ahead of the caller.
+
+    The producer (inflating, parsing records, building records to write) runs
+    on the other core while the caller consumes (checksums, writes): numpy,
+    zlib and the system calls release the GIL. Items arrive in order; an
+    exception of the producer is raised to the caller where its item would
+    have come. When the caller stops early (an error, ``close()``), the thread
+    is stopped and ``items`` closed in its own thread (its ``finally`` runs
+    there). At most ``depth + 2`` items exist at once (the caller's, ``depth``
+    queued, the one being made): a producer that fills reused buffers rotates
+    that many.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            q.put(done)
+        except BaseException as exc:  # handed to the caller
+            q.put(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
 
 
 class SourceChangedError(TrxFormatError):

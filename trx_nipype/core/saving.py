@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import row_width
+from . import zipio
+from .arrays import ranges_index, row_width
 from .dtypes import (
     DTYPES,
     OFFSET_DTYPES,
@@ -93,10 +94,19 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
     ``inspect(rows, lengths)``, when given, sees each chunk of whole
     streamlines as read (e.g. a bounding-box count riding on the same pass).
     """
-    buf = None
+    buf = index = None
+    starts_of = np.asarray(trx.source_arrays().offsets)[:-1]
     try:
-        for c in trx.iter_chunks(chunk_vertices, vertices=per_vertex):
-            block = reader.take(c.vertices if per_vertex else c.streamlines, out=buf, view=True)
+        # a view's vertex index is made here, in one buffer reused from chunk to chunk
+        for c in trx.iter_chunks(chunk_vertices, vertices=False):
+            rows = c.vertices if per_vertex else c.streamlines
+            if rows is None:  # scattered streamlines of a view: their vertices
+                total = int(c.lengths.sum())
+                if index is None or len(index) < total:
+                    index = np.empty(total + total // 8, dtype=np.int64)
+                rows = ranges_index(np.asarray(starts_of[c.streamlines], dtype=np.int64),
+                                    c.lengths, out=index)
+            block = reader.take(rows, out=buf, view=True)
             if block.flags.owndata and (buf is None or len(block) > len(buf)):
                 buf = block  # a buffer of ours (not a view of the file's map): reuse it
             if inspect is not None:
@@ -130,13 +140,30 @@ def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any
 
     def stream(name: str, nbytes: int, table: Any, key: str, dtype: np.dtype,
                per_vertex: bool, inspect: Callable | None = None) -> MemberStream:
-        same = not trx.is_view and table.spec(key)[0] == dtype and inspect is None
-        return MemberStream(name, nbytes,
-                            lambda: row_chunks(trx, table.reader(key), dtype,
-                                               per_vertex=per_vertex,
-                                               chunk_vertices=chunk_vertices,
-                                               inspect=inspect),
-                            (lambda: [table.reader(key)]) if same else None)
+        def chunks() -> Iterator[np.ndarray]:
+            return row_chunks(trx, table.reader(key), dtype, per_vertex=per_vertex,
+                              chunk_vertices=chunk_vertices, inspect=inspect)
+
+        def inspected() -> list[Any] | None:
+            # the member unchanged, but looked at: the writer has the kernel copy it while
+            # one read pass (``scan``) inspects it and gives its CRC
+            reader = table.reader(key)
+            if reader.file is None:
+                return None  # in memory: streamed (and inspected) by chunks()
+
+            def scan() -> int:
+                crc = 0
+                for block in chunks():
+                    crc = zipio.crc32(np.ascontiguousarray(block).reshape(-1).view(np.uint8),
+                                      crc)
+                return crc
+            reader.scan = scan
+            return [reader]
+
+        same = not trx.is_view and table.spec(key)[0] == dtype
+        copy = None if not same else inspected if inspect is not None else \
+            (lambda: [table.reader(key)])
+        return MemberStream(name, nbytes, chunks, copy)
 
     members = [
         MemberStream(f"offsets.{dtype_name(off_dt)}", (n + 1) * off_dt.itemsize,

@@ -88,6 +88,31 @@ class Block:
                      {g: new_index[i[keep[i]]] for g, i in self.groups.items()})
 
 
+class Scratch:
+    """Arrays a writer reuses from one block to the next.
+
+    Fresh memory costs this process a page fault per 4 KB the first time it is
+    touched (about 3 ms per 16 MB here, as much as filling it): a writer that
+    builds each block's bytes in new arrays pays that on every block. A writer
+    whose block is written before the next is built takes its arrays from here
+    instead: one buffer per name, grown (by an eighth more than asked) when a
+    block needs more, never shrunk.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """An uninitialised array of ``shape`` and ``dtype`` over the buffer ``name``
+        (valid until the next call for the same name)."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        buf = self._buffers.get(name)
+        if buf is None or len(buf) < nbytes:
+            buf = self._buffers[name] = np.empty(nbytes + nbytes // 8, dtype=np.uint8)
+        return buf[:nbytes].view(dtype).reshape(shape)
+
+
 def without_empty(block: Block) -> tuple[Block, int]:
     """``block`` minus its empty streamlines, and how many there were.
 

@@ -27,6 +27,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -34,13 +35,25 @@ from typing import IO
 import numpy as np
 
 from ..errors import DataLossWarning, HeaderWarning, TrxFormatError
-from . import FIRST_READ, Block, ReadBuffer, atomic_output, open_input, without_empty
+from ..reading import IN_FLIGHT, in_background
+from ..space import column_range
+from . import (
+    FIRST_READ,
+    Block,
+    ReadBuffer,
+    Scratch,
+    atomic_output,
+    open_input,
+    without_empty,
+)
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"mrtrix tracks"
 DATATYPES = {"Float32LE": "<f4", "Float32BE": ">f4", "Float64LE": "<f8", "Float64BE": ">f8"}
 CHUNK_BYTES = 16 * 1024 * 1024
+#: one float32 row (x, y, z) as an opaque record
+_ROW = np.dtype((np.void, 12))
 MAX_HEADER = 1 << 24
 
 
@@ -166,9 +179,12 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
             rows = np.frombuffer(buf, dtype=info.dtype, count=(filled - stray) //
                                  info.dtype.itemsize).reshape(-1, 3)
             xyz = rows if native else rows.astype(np.float32)
-            stop = _full_rows(xyz, np.isinf)
+            # rows whose x is NaN or infinite: the candidates for delimiters and the end
+            odd = np.flatnonzero(~np.isfinite(xyz[:, 0]))
+            stop = _full_rows(xyz, np.isinf, odd)
             if len(stop):
                 xyz = xyz[:stop[0]]
+                odd = odd[odd < stop[0]]
                 ended = True
             elif eof and stray:
                 raise TrxFormatError(path, "data", f"truncated: expected whole "
@@ -177,7 +193,7 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
             elif eof:
                 raise TrxFormatError(path, "data", "truncated: expected the end-of-data "
                                      "marker (Inf Inf Inf), found the end of the file")
-            delim = _full_rows(xyz, np.isnan)
+            delim = _full_rows(xyz, np.isnan, odd)
             if ended and len(xyz) and (not len(delim) or delim[-1] != len(xyz) - 1):
                 raise TrxFormatError(path, "data", "truncated: the last streamline has no "
                                      "NaN delimiter before the end-of-data marker")
@@ -198,12 +214,15 @@ def iter_tck_blocks(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES
             nonempty = lengths > 0
             lengths = lengths[nonempty]
             # the points: the body minus its delimiter rows, copied once out of the buffer
-            points = np.empty((int(lengths.sum()), 3), dtype=np.float32)
-            if len(points):
+            points = np.empty((0, 3), dtype=np.float32)
+            if len(lengths):
                 keep = np.ones(int(delim[-1]) + 1, dtype=bool)
                 keep[delim] = False
-                np.compress(keep, xyz[:len(keep)], axis=0, out=points)
-                del keep
+                # rows picked as opaque 12-byte records: 2-3x faster than
+                # np.compress(axis=0) over (n, 3) floats
+                body = np.ascontiguousarray(xyz[:len(keep)]).view(_ROW).reshape(-1)
+                points = body[keep].view(np.float32).reshape(-1, 3)
+                del keep, body
             used = (int(delim[-1]) + 1) * triplet
             del rows, xyz, buf
             rb.consume(used)
@@ -244,17 +263,24 @@ def _streamline_end(rb: ReadBuffer, dtype: np.dtype) -> int | None:
     return found if rb.look_ahead(visit) else None
 
 
-def _full_rows(xyz: np.ndarray, test: np.ufunc) -> np.ndarray:
-    """Rows where ``test`` holds for x, y and z (x checked first: one pass, not three)."""
-    rows = np.flatnonzero(test(xyz[:, 0]))
+def _full_rows(xyz: np.ndarray, test: np.ufunc, rows: np.ndarray | None = None) -> np.ndarray:
+    """Rows where ``test`` holds for x, y and z (x checked first: one pass, not three).
+
+    ``rows``: the candidates already known (rows whose x is not finite), in order.
+    """
+    if rows is None:
+        rows = np.flatnonzero(test(xyz[:, 0]))
     return rows[test(xyz[rows]).all(axis=1)] if len(rows) else rows
 
 
 def _check_finite(block: Block, first: int, source: str | os.PathLike) -> None:
     """Refuse a block with a NaN or infinite coordinate, naming the streamline."""
-    finite = np.isfinite(block.positions)
-    if finite.all():
+    if len(block.positions) == 0:
         return
+    lo, hi = column_range(np.asarray(block.positions))  # NaN and Inf show in these
+    if np.isfinite(lo).all() and np.isfinite(hi).all():
+        return
+    finite = np.isfinite(block.positions)
     vertex = int(np.flatnonzero(~finite.all(axis=1))[0])
     lengths = np.asarray(block.lengths, dtype=np.int64)
     streamline = int(np.searchsorted(np.cumsum(lengths), vertex, side="right"))
@@ -277,6 +303,25 @@ def _header_bytes(count: int, extra: dict[str, str]) -> bytes:
     while len(str(offset)) + len(body) + len("file: . \nEND\n") != offset:
         offset = len(str(offset)) + len(body) + len("file: . \nEND\n")
     return (body + f"file: . {offset}\nEND\n").encode("utf-8")
+
+
+def _delimited(block: Block, scratch: Scratch, slot: int = 0) -> np.ndarray:
+    """A block's points as TCK rows, each streamline followed by a NaN triplet (float32 LE),
+    in ``scratch``'s buffer ``slot`` (valid until the next call with the same ``slot``)."""
+    lengths = np.asarray(block.lengths, dtype=np.int64)
+    n = len(lengths)
+    ends = np.cumsum(lengths)
+    out = scratch.array(f"rows{slot}", (int(ends[-1]) + n, 3), "<f4")
+    delim = ends + np.arange(n)
+    keep = scratch.array("keep", (len(out),), bool)
+    keep.fill(True)
+    keep[delim] = False
+    out[delim] = np.nan
+    # rows placed as opaque 12-byte records (2-3x faster than a float (n, 3) scatter);
+    # a map of an unaligned member can be viewed so too
+    points = np.ascontiguousarray(block.positions, dtype="<f4")
+    out.view(_ROW).reshape(-1)[keep] = points.view(_ROW).reshape(-1)
+    return out
 
 
 def write_tck(dest: str | os.PathLike, blocks: Iterable[Block], *,
@@ -308,27 +353,26 @@ def write_tck(dest: str | os.PathLike, blocks: Iterable[Block], *,
     dest_s = os.fspath(dest)
     extra = dict(fields or {})
     total = empty = seen = 0
-    with atomic_output(dest) as fh:
-        head = _header_bytes(0, extra)
-        fh.write(head)
-        for block in blocks:
+    scratch = Scratch()
+
+    def rows() -> Iterator[np.ndarray]:
+        nonlocal total, empty, seen
+        for k, block in enumerate(blocks):
             _check_finite(block, seen, source if source is not None else dest_s)
             seen += len(block)
             block, skipped = without_empty(block)
             empty += skipped
-            lengths = np.asarray(block.lengths, dtype=np.int64)
-            n = len(lengths)
-            if n == 0:
-                continue
-            total += n
-            ends = np.cumsum(lengths)
-            out = np.empty((int(ends[-1]) + n, 3), dtype="<f4")
-            delim = ends + np.arange(n)
-            keep = np.ones(len(out), dtype=bool)
-            keep[delim] = False
-            out[delim] = np.nan
-            out[keep] = block.positions
-            fh.write(memoryview(out).cast("B"))
+            if len(block):
+                total += len(block)
+                yield _delimited(block, scratch, k % IN_FLIGHT)
+
+    with atomic_output(dest) as fh:
+        head = _header_bytes(0, extra)
+        fh.write(head)
+        # the rows are built in a thread (the blocks read, checked) while this one writes
+        with closing(in_background(rows(), depth=IN_FLIGHT - 2, name="trx-tck")) as built:
+            for out in built:
+                fh.write(memoryview(out).cast("B"))
         fh.write(np.full(3, np.inf, dtype="<f4").tobytes())
         final = _header_bytes(total, extra)
         if len(final) != len(head):  # count is fixed-width: same size unless > 10 digits

@@ -49,6 +49,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -58,11 +59,13 @@ from nibabel.streamlines.trk import MAX_NB_NAMED_SCALARS_PER_POINT, header_2_dty
 
 from ..errors import DataLossWarning, HeaderWarning, NamingWarning, TrxFormatError
 from ..header import axcodes, usable_affine
+from ..reading import IN_FLIGHT, in_background
 from ..space import Space, transform_points
 from . import (
     FIRST_READ,
     Block,
     ReadBuffer,
+    Scratch,
     atomic_output,
     format_names,
     open_input,
@@ -325,10 +328,8 @@ def _chain(words: np.ndarray, rec: int, nprops: int) -> tuple[np.ndarray, int]:
         return np.zeros(0, dtype=np.int64), 0
     # int32 indices while they fit (a chunk is far below 2**31 words): half the temporaries
     idx = np.int32 if m + 1 < np.iinfo(np.int32).max else np.int64
-    ok = words >= 0
-    ok &= words <= limit
-    cand = np.flatnonzero(ok).astype(idx)
-    del ok
+    # 0 <= word <= limit in one comparison: a negative count is a huge unsigned one
+    cand = np.flatnonzero(words.view(words.dtype.str.replace("i", "u")) <= limit).astype(idx)
     nxt = words[cand].astype(idx)  # <= limit, so count * rec + cand + 1 + nprops <= m
     nxt *= rec
     nxt += cand
@@ -631,14 +632,24 @@ def write_trk(dest: str | os.PathLike, space: Space, blocks: Iterable[Block], *,
     coder = GroupCoder(layout.group_names) if layout.group_names else None
     lossy: set[str] = set()
     total = empty = 0
-    with atomic_output(dest) as fh:
-        fh.write(hdr.tobytes())
-        for block in blocks:
+    scratch = Scratch()
+
+    def records() -> Iterator[memoryview]:
+        nonlocal total, empty
+        for k, block in enumerate(blocks):
             block, skipped = without_empty(block)
             empty += skipped
             extra = [coder.encode(len(block), block.groups)] if coder else []
-            fh.write(_records(block, layout, from_rasmm, extra, lossy))
             total += len(block)
+            yield _records(block, layout, from_rasmm, extra, lossy, scratch, k % IN_FLIGHT)
+
+    with atomic_output(dest) as fh:
+        fh.write(hdr.tobytes())
+        # the records are built in a thread (the blocks read, the affine applied) while
+        # this one writes them: numpy and the writes release the GIL
+        with closing(in_background(records(), depth=IN_FLIGHT - 2, name="trx-trk")) as built:
+            for chunk in built:
+                fh.write(chunk)
         if total != nb_streamlines:
             fh.seek(N_COUNT_OFFSET)
             fh.write(np.int32(total).astype("<i4").tobytes())
@@ -677,13 +688,17 @@ def _as_f4(arr: np.ndarray, key: str, lossy: set[str], out: np.ndarray | None = 
 
 
 def _records(block: Block, layout: TrkLayout, from_rasmm: np.ndarray,
-             extra: list[np.ndarray], lossy: set[str]) -> memoryview:
+             extra: list[np.ndarray], lossy: set[str], scratch: Scratch | None = None,
+             slot: int = 0) -> memoryview:
     """The bytes of a block's records: count, points with scalars, properties.
 
     The points and their scalars are built in one (V, rec) float32 table (the
     affine written straight into its first three columns), then scattered once
-    into the record buffer.
+    into the record buffer. With ``scratch``, the table, the mask and the
+    record buffer (one per ``slot``) come from it: the bytes stay valid until
+    the next call with the same ``slot``.
     """
+    scratch = scratch if scratch is not None else Scratch()
     n = len(block)
     lengths = np.asarray(block.lengths, dtype=np.int64)
     rec = 3 + sum(layout.dpv.values())
@@ -693,16 +708,17 @@ def _records(block: Block, layout: TrkLayout, from_rasmm: np.ndarray,
     ends = np.cumsum(sizes)
     starts = ends - sizes
     del sizes
-    out = np.empty(int(ends[-1]) if n else 0, dtype="<f4")
+    out = scratch.array(f"records{slot}", (int(ends[-1]) if n else 0,), "<f4")
     if not n:
         return memoryview(out).cast("B")
-    table = np.empty((int(lengths.sum()), rec), dtype="<f4")
+    table = scratch.array("table", (int(lengths.sum()), rec), "<f4")
     transform_points(from_rasmm, block.positions, out=table)
     col = 3
     for k, width in layout.dpv.items():
         _as_f4(block.dpv[k], k, lossy, table[:, col:col + width])
         col += width
-    keep = np.ones(len(out), dtype=bool)
+    keep = scratch.array("keep", (len(out),), bool)
+    keep.fill(True)
     keep[starts] = False
     if nprops:
         pidx = (ends - nprops)[:, None] + np.arange(nprops)
