@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import trx_nipype.core.formats.tck  # noqa: F401  (the writers' first import, compiled by
+import trx_nipype.core.formats.trk  # noqa: F401  pytest's rewriter, must not be traced)
 import trx_nipype.core.trxfile as trxfile
 from trx_nipype.core import TrxFile, concatenate, load, reading, save, zipio
 from trx_nipype.core import concatenating as concatenate_module
