@@ -22,9 +22,13 @@ repetition), medians of ``--reps``:
   subject's concatenated with one group per bundle, then per bundle every
   subject's group taken (``get_group``) and concatenated with one group per
   subject (``floor_job``);
-- ``trx-nipype run DS --plugin Linear`` and ``--plugin MultiProc --nprocs 2``
-  into a fresh output folder, and the MultiProc command again over the same
-  folder (a cached rerun: nothing to do).
+- ``trx-nipype run DS --no-report --plugin Linear`` and ``--plugin MultiProc
+  --nprocs 2`` into a fresh output folder, and the MultiProc command again over
+  the same folder (a cached rerun: nothing to do): the floor's work, through
+  Nipype, which is what the targets compare;
+- the same two commands as users type them, without ``--no-report``: the run
+  then also draws its QC report (``report.html``, a figure per output), work
+  the floor does not do, shown beside with its ratio to the floor.
 
 Checks: Linear and MultiProc outputs are byte-identical (and so are the
 floor's .trx files, made by the same core operations), the cached rerun runs
@@ -178,6 +182,8 @@ def _command(side: str, dataset: Path, out: Path) -> list[str]:
         return [sys.executable, str(Path(__file__).resolve()), child, str(dataset), str(out)]
     exe = str(Path(sys.executable).with_name("trx-nipype"))
     cmd = [exe, "run", str(dataset), "--output-dir", str(out), "-q"]
+    if not side.endswith("_report"):
+        cmd.append("--no-report")
     return cmd + (["--plugin", "MultiProc", "--nprocs", "2"] if side.startswith("multiproc")
                   else ["--plugin", "Linear"])
 
@@ -218,8 +224,9 @@ def run_side(side: str, dataset: Path, out: Path) -> dict[str, Any]:
     return row
 
 
-ORDERS = (("floor", "linear", "multiproc"), ("linear", "multiproc", "floor"),
-          ("multiproc", "floor", "linear"))
+SIDES = ("floor", "linear", "multiproc", "linear_report", "multiproc_report")
+#: the order rotates every repetition
+ORDERS = tuple(SIDES[i:] + SIDES[:i] for i in range(len(SIDES)))
 
 
 def measure(dataset: Path, workdir: Path, reps: int, nipype: bool = False
@@ -243,6 +250,8 @@ def measure(dataset: Path, workdir: Path, reps: int, nipype: bool = False
             got = {side: _digests(out) for side, out in outs.items()}
             checks = {"outputs": len(got["linear"]),
                       "linear_equals_multiproc": got["linear"] == got["multiproc"],
+                      "report_runs_equal": got["linear_report"] == got["multiproc_report"]
+                      == got["linear"],
                       "floor_equals_linear": got["floor"] == got["linear"]}
             if nipype:
                 checks["nipype_equals_linear"] = got["nipype"] == got["linear"]
@@ -255,7 +264,8 @@ def summarize(rows: list[dict[str, Any]], checks: dict[str, Any], subjects: int,
               bundles: int) -> dict[str, Any]:
     """Medians per side, ratios to the floor, PASS/MISS per target."""
     sides: dict[str, dict[str, Any]] = {}
-    names = ["floor", "linear", "multiproc", "multiproc_cached"]
+    names = ["floor", "linear", "multiproc", "multiproc_cached", "linear_report",
+             "multiproc_report"]
     names += [n for n in ("nipype", "nipype_cached") if any(r["side"] == n for r in rows)]
     for side in names:
         mine = [r for r in rows if r["side"] == side and r["code"] == 0]
@@ -298,9 +308,11 @@ def markdown(summary: dict[str, Any], machine: str, reps: int) -> str:
              "| run | wall s (median, min-max) | CPU s | x floor | node results | nodes run |",
              "|---|---:|---:|---:|---:|---:|"]
     labels = {"floor": "in-process floor (core API, one process)",
-              "linear": "`trx-nipype run --plugin Linear`",
-              "multiproc": "`trx-nipype run --plugin MultiProc --nprocs 2`",
+              "linear": "`trx-nipype run --no-report --plugin Linear`",
+              "multiproc": "`trx-nipype run --no-report --plugin MultiProc --nprocs 2`",
               "multiproc_cached": "same MultiProc command again (cached)",
+              "linear_report": "Linear with the QC report (the command without `--no-report`)",
+              "multiproc_report": "MultiProc with the QC report",
               "nipype": "the same workflow, `wf.run(plugin=\"MultiProc\")` (Nipype's defaults)",
               "nipype_cached": "same `wf.run` again (cached)"}
     for side, label in labels.items():
@@ -323,7 +335,8 @@ def markdown(summary: dict[str, Any], machine: str, reps: int) -> str:
         lines.append(f"- {'PASS' if t['pass'] else 'MISS'}: {t['target']} ({shown})")
     checks = summary["checks"]
     lines.append(f"- outputs checked: {checks.get('outputs')} .trx files; floor's bytes equal "
-                 f"Linear's: {checks.get('floor_equals_linear')}")
+                 f"Linear's: {checks.get('floor_equals_linear')}; the runs with the report "
+                 f"wrote the same .trx files: {checks.get('report_runs_equal')}")
     return "\n".join(lines) + "\n"
 
 
