@@ -38,6 +38,8 @@ SUFFIXES: dict[str, str] = {
     ".vtk": "vtk", ".vtp": "vtk", ".fib": "vtk",
     ".dpy": "dpy",
 }
+#: the suffixes, longest first (``.trk.gz`` before ``.trk``)
+_SUFFIXES_LONGEST_FIRST = tuple(sorted(SUFFIXES, key=len, reverse=True))
 #: the formats read and written
 FORMATS = ("trx", "trk", "tck", "vtk", "dpy")
 #: the formats whose files hold a space (affine, grid) and groups
@@ -124,12 +126,19 @@ def without_empty(block: Block) -> tuple[Block, int]:
 
 
 def compound_suffix(path: str | os.PathLike) -> str:
-    """``.trk.gz`` for ``a.b.trk.gz``, ``.tck`` for ``x.tck``, ``''`` for ``out``."""
-    name = Path(path).name.lower()
-    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+    """``.trk.gz`` for ``a.b.trk.gz``, ``.tck`` for ``x.tck``, ``''`` for ``out``.
+
+    >>> compound_suffix("d/A.B.TRK.GZ"), compound_suffix("d/x.trx/"), compound_suffix(".trk")
+    ('.trk.gz', '.trx', '')
+    >>> compound_suffix("a.b.json"), compound_suffix("x."), compound_suffix(".hidden")
+    ('.json', '', '')
+    """
+    name = os.path.basename(os.fspath(path).rstrip(os.sep)).lower()  # Path(path).name
+    for suffix in _SUFFIXES_LONGEST_FIRST:
         if name.endswith(suffix) and len(name) > len(suffix):
             return suffix
-    return Path(name).suffix
+    ext = os.path.splitext(name)[1]
+    return "" if ext == "." else ext  # as pathlib's suffix
 
 
 def detect_format(path: str | os.PathLike, *, for_output: bool = False) -> str:
