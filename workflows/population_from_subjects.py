@@ -30,11 +30,8 @@ from trx_nipype.workflows import (  # noqa: E402
     init_population_bundles_wf,
     run_workflow,
 )
-from trx_nipype.workflows.pipelines import (  # noqa: E402
-    POPULATION_DESCRIPTION,
-    population_bundle_path,
-    sink_node,
-)
+from trx_nipype.workflows.derivatives import population_bundle_path  # noqa: E402
+from trx_nipype.workflows.pipelines import POPULATION_DESCRIPTION, sink_node  # noqa: E402
 
 
 def build(subject_files: Sequence[str], subjects: Sequence[str], bundles: Sequence[str],

@@ -93,7 +93,7 @@ def test_bundle_names(name: str, bundle: str) -> None:
     ("x.trx", ".trx", "x.json"), ("AF.L", None, "AF.L.json"), (".trx", None, ".trx.json"),
     ("x.zip", None, "x.zip.json"), ("x.gz", None, "x.gz.json")])
 def test_one_extension_rule(name: str, ext: str | None, side: str) -> None:
-    from trx_nipype.interfaces.bids import sidecar_path, tractogram_extension
+    from trx_nipype.core.naming import sidecar_path, tractogram_extension
 
     assert tractogram_extension(name) == ext
     assert sidecar_path(f"d/{name}").as_posix() == f"d/{side}"
@@ -118,7 +118,7 @@ def test_bids_names_and_the_space_they_share(tmp_path: Path) -> None:
     # three images, but every file carries its space: none needed, none taken
     assert ds.subject("sub-01").reference is None
     assert ds.subject("sub-01").space == "MNI" and ds.space == "MNI"
-    from trx_nipype.workflows.pipelines import pipeline_outputs
+    from trx_nipype.workflows.derivatives import pipeline_outputs
 
     assert pipeline_outputs(ds) == [
         "sub-01/dwi/sub-01_space-MNI_desc-bundles_tractogram.trx",

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from trx_nipype.core import concatenate, convert, load
-from trx_nipype.interfaces.bids import export_derivative, sidecar_path
+from trx_nipype.core.naming import sidecar_path
+from trx_nipype.interfaces.bids import export_derivative
 from trx_nipype.workflows import (
     DatasetError,
     find_dataset,
@@ -20,7 +21,7 @@ from trx_nipype.workflows import (
     init_convert_pipeline_wf,
     run_workflow,
 )
-from trx_nipype.workflows.pipelines import converted_path
+from trx_nipype.workflows.derivatives import converted_path
 
 
 def touch(root: Path, *names: str) -> None:

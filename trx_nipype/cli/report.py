@@ -75,7 +75,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         files = write_run_report(path, None, max_streamlines=args.max_streamlines,
                                  seed=args.seed, echo=None if args.quiet else print,
                                  processes=args.nprocs)
-        _say_written(files, print)
+        print(written_line(written_summary(files)))
         return 0
     from ..core.formats import SUFFIXES, compound_suffix
     from ..reports.tractogram import tractogram_report
@@ -91,16 +91,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_written(files: Any, say: Callable[[str], None]) -> None:
-    outliers = files.outliers
-    flagged = ", ".join(f"{r.subject} {r.bundle}" for r in outliers)
-    say(f"report: {os.path.relpath(files.page)} ({len(files.figures)} figures); "
-        f"{os.path.relpath(files.qc_tsv)}: {len(files.rows)} rows, {len(outliers)} outlier(s)"
-        + (f": {flagged}" if flagged else ""))
+def written_summary(files: Any) -> dict[str, Any]:
+    """What a written report holds, for :func:`written_line` (JSON: a run record keeps it)."""
+    return {"page": os.fspath(files.page), "figures": len(files.figures),
+            "qc_tsv": os.fspath(files.qc_tsv), "rows": len(files.rows),
+            "outliers": [f"{r.subject} {r.bundle}" for r in files.outliers]}
+
+
+def written_line(summary: dict[str, Any]) -> str:
+    """``report: OUT/report.html (14 figures); OUT/qc.tsv: 15 rows, 0 outlier(s)``."""
+    outliers = summary["outliers"]
+    return (f"report: {os.path.relpath(summary['page'])} ({summary['figures']} figures); "
+            f"{os.path.relpath(summary['qc_tsv'])}: {summary['rows']} rows, "
+            f"{len(outliers)} outlier(s)" + (f": {', '.join(outliers)}" if outliers else ""))
 
 
 def report_after_run(out_dir: str | os.PathLike, run: Any,
-                     say: Callable[[str], None], *, processes: int | None = None) -> str | None:
+                     say: Callable[[str], None], *, processes: int | None = None,
+                     written: list[dict[str, Any]] | None = None) -> str | None:
     """The end of ``trx-nipype run``: ``OUT/report.html`` with the run's failed nodes.
 
     Parameters
@@ -114,6 +122,8 @@ def report_after_run(out_dir: str | os.PathLike, run: Any,
     processes : int, optional
         At most this many processes draw the figures (the run's ``--nprocs``);
         default: :func:`~trx_nipype.reports.run_report.drawing_processes`.
+    written : list, optional
+        Gets the :func:`written_summary` of the report once it is written.
 
     Returns
     -------
@@ -138,5 +148,8 @@ def report_after_run(out_dir: str | os.PathLike, run: Any,
         files = write_run_report(out_dir, run.failures, echo=None, processes=processes)
     except Exception as exc:  # the run's outputs stand; say why there is no report
         return " ".join(str(exc).split()) or type(exc).__name__
-    _say_written(files, say)
+    summary = written_summary(files)
+    say(written_line(summary))
+    if written is not None:
+        written.append(summary)
     return None

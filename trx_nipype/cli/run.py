@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core.errors import UsageError
 from ..core.formats import OUTPUT_CHOICES
+from ..workflows.runrecord import record_path
 from .options import add_encoding, positive_int, seconds, streamlines_per_subject
 
 #: where the demo dataset is extracted, inside the work dir
@@ -106,9 +107,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _plugin_name(text: str) -> str:
     """A Nipype execution plugin's name (``MultiProc``, ``SLURMGraph``...), checked."""
-    from nipype.pipeline import plugins
+    from ..workflows.runner import NIPYPE_PLUGINS
 
     name = text.removesuffix("Plugin")
+    if name in NIPYPE_PLUGINS:  # (importing Nipype takes half a second)
+        return name
+    from nipype.pipeline import plugins
+
     if not hasattr(plugins, f"{name}Plugin"):
         known = sorted(n.removesuffix("Plugin") for n in dir(plugins) if n.endswith("Plugin")
                        and n != "Plugin")
@@ -144,9 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Lock the work dir and the output folder, then run the pipeline (:func:`run_locked`)."""
     from ..core.operations.compare import WORK_DIR_MARKER
     from ..core.tempfiles import install_sigterm_cleanup
-    from ..workflows.plugins import GRAPH_PLUGINS
     from ..workflows.runlock import RunLockedError, run_lock
-    from ..workflows.runner import default_work_dir
+    from ..workflows.runner import GRAPH_PLUGINS, default_work_dir
     extra = plugin_args(args.plugin_args)
     if args.no_wait and args.plugin not in GRAPH_PLUGINS:
         raise UsageError(f"--no-wait applies to graph plugins ({', '.join(GRAPH_PLUGINS)}), whose "
@@ -185,16 +189,34 @@ def cmd_run(args: argparse.Namespace) -> int:
                      f"({exc.strerror or exc}): give one with --work-dir") from None
 
 
+def run_key(args: argparse.Namespace, dataset: Any, out_dir: Path) -> dict[str, Any]:
+    """What a run is asked to do: its parameters and its dataset (a run record's key)."""
+    return {
+        "output_dir": str(out_dir), "root": os.path.abspath(dataset.root),
+        "pipeline": args.pipeline, "population": not args.no_population,
+        "streamlines_per_subject": args.streamlines_per_subject, "seed": args.seed,
+        "out_format": args.out_format, "positions_dtype": args.positions_dtype,
+        "compression": args.compression, "hash_method": args.hash_method,
+        "report": not args.no_report, "uri": dataset.uri,
+        "subjects": [[s.label, list(s.parts), list(s.bundles), list(s.files), s.reference,
+                      s.space] for s in dataset.subjects],
+    }
+
+
+def dataset_inputs(dataset: Any) -> list[str]:
+    """Every file a run over ``dataset`` reads: bundle files and reference images."""
+    files = [f for s in dataset.subjects for f in s.files]
+    return files + sorted({s.reference for s in dataset.subjects if s.reference})
+
+
 def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: dict[str, Any],
                echo: Any) -> int:
-    """Find the dataset, build the pipeline, run it, say what was written (folders locked)."""
-    from ..interfaces.bids import sidecar_path
-    from ..workflows import find_dataset, run_workflow
-    from ..workflows.pipelines import (
-        init_bundles_pipeline_wf,
-        init_convert_pipeline_wf,
-        pipeline_outputs,
-    )
+    """Find the dataset; unless nothing changed since the last run, build and run the
+    pipeline; say what was written (folders locked)."""
+    from ..core.naming import sidecar_path
+    from ..workflows.dataset import find_dataset
+    from ..workflows.derivatives import pipeline_outputs
+    from ..workflows.runrecord import matching_record
 
     say = echo or (lambda line: None)
     if args.input_dir is None:
@@ -211,18 +233,10 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
         from ..data import DEMO_DATASET_URI
 
         dataset.uri = DEMO_DATASET_URI
-    if args.pipeline == "bundles":
-        wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
-                                      nb_streamlines=args.streamlines_per_subject,
-                                      seed=args.seed)
-    else:
-        wf = init_convert_pipeline_wf(dataset, out_dir, out_format=args.out_format,
-                                      positions_dtype=args.positions_dtype,
-                                      compression=args.compression)
-    if args.hash_method:  # else the workflow's (Nipype's configuration; timestamp by default)
-        wf.config["execution"]["hash_method"] = args.hash_method
     outputs = pipeline_outputs(dataset, args.pipeline, population=not args.no_population,
                                out_format=args.out_format)
+    key, inputs = run_key(args, dataset, out_dir), dataset_inputs(dataset)
+    record = matching_record(work_dir, key, inputs, out_dir)
     nfiles = sum(len(s.files) for s in dataset.subjects)
     say(f"trx-nipype run: pipeline '{args.pipeline}', {len(dataset.subjects)} subjects "
         f"({_some(dataset.labels)}), {nfiles} files, {len(dataset.bundles)} bundles "
@@ -230,17 +244,11 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
     say(f"  input     {root}{origin}")
     say(f"  output    {out_dir}")
     say(f"  work dir  {work_dir} (Nipype's cache: reused by the next run)")
-    say(f"  plugin    {args.plugin}" + (f" {json.dumps(extra)}" if extra else "")
-        + (f", {args.nprocs} processes" if args.nprocs else "")
-        + f"; hash method {wf.config['execution'].get('hash_method', 'timestamp')}")
-    report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
-                          nprocs=args.nprocs, echo=echo, verbose=args.verbose,
-                          wait=not args.no_wait)
-    report_error = None
-    if not args.no_report and report.waited:  # report.html, qc.tsv, figures/ + failures
-        from .report import report_after_run
-
-        report_error = report_after_run(out_dir, report, say, processes=args.nprocs)
+    if record is not None:
+        report, report_error = _unchanged_run(args, record, work_dir, extra, echo)
+    else:
+        report, report_error = _pipeline_run(args, dataset, out_dir, work_dir, extra, echo,
+                                             key, inputs, outputs)
     failed = report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
                            warnings_hint=" (--verbose shows them)", summary=False)
     if report_error is not None:
@@ -260,10 +268,85 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
             f"(without --no-wait): it reports what is done and what failed, and runs only "
             f"what is missing")
         return 0
-    say(f"done: {report.summary()}")
+    say(f"done: {report.summary()}" + ("; nothing changed since the last run (its record: "
+                                       f"{os.path.relpath(record_path(work_dir))}), so "
+                                       "Nipype was not started" if record is not None else ""))
     for rel in outputs:
-        sidecar = json.loads(sidecar_path(out_dir / rel).read_text(encoding="utf-8"))
-        counts = sidecar.get("Counts", {})
+        counts = _sidecar_counts(sidecar_path(out_dir / rel))
         say(f"  {os.path.relpath(out_dir / rel)}  ({counts.get('NB_STREAMLINES', '?')} "
             f"streamlines; groups: {', '.join(counts.get('Groups', {})) or '-'})")
     return 0
+
+
+def _sidecar_counts(sidecar: Path) -> dict[str, Any]:
+    """The ``Counts`` of an output's sidecar; a warning and none when it cannot be read."""
+    try:
+        counts = json.loads(sidecar.read_text(encoding="utf-8")).get("Counts", {})
+        if isinstance(counts, dict):
+            return counts
+        problem = "its Counts are not an object"
+    except (OSError, ValueError, AttributeError) as exc:
+        problem = str(getattr(exc, "strerror", None) or exc)
+    print(f"trx-nipype: warning: {sidecar}: cannot read the sidecar ({problem}); it was "
+          f"not written by this run: delete it and run again to have it made", file=sys.stderr)
+    return {}
+
+
+def _plugin_line(args: argparse.Namespace, extra: dict[str, Any], hash_method: str) -> str:
+    return (f"  plugin    {args.plugin}" + (f" {json.dumps(extra)}" if extra else "")
+            + (f", {args.nprocs} processes" if args.nprocs else "")
+            + f"; hash method {hash_method}")
+
+
+def _unchanged_run(args: argparse.Namespace, record: Any, work_dir: Path,
+                   extra: dict[str, Any], echo: Any) -> tuple[Any, str | None]:
+    """A rerun that found nothing changed: the last run's nodes, all cached, and its report."""
+    from ..workflows.runner import cached_report
+    from .report import written_line
+
+    say = echo or (lambda line: None)
+    say(_plugin_line(args, extra, record.hash_method))
+    report = cached_report(work_dir, args.plugin, record.events, echo)
+    for summary in record.report:
+        say(written_line(summary))
+    report.warnings = list(record.warnings)
+    return report, None
+
+
+def _pipeline_run(args: argparse.Namespace, dataset: Any, out_dir: Path, work_dir: Path,
+                  extra: dict[str, Any], echo: Any, key: dict[str, Any], inputs: list[str],
+                  outputs: list[str]) -> tuple[Any, str | None]:
+    """Build the pipeline and run it through Nipype; record the run when it succeeded."""
+    from ..workflows.pipelines import init_bundles_pipeline_wf, init_convert_pipeline_wf
+    from ..workflows.runner import run_workflow, stale_message
+    from ..workflows.runrecord import begin_run, save_record
+
+    say = echo or (lambda line: None)
+    pending = begin_run(work_dir, key, inputs)  # the last record is gone from here on
+    if args.pipeline == "bundles":
+        wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
+                                      nb_streamlines=args.streamlines_per_subject,
+                                      seed=args.seed)
+    else:
+        wf = init_convert_pipeline_wf(dataset, out_dir, out_format=args.out_format,
+                                      positions_dtype=args.positions_dtype,
+                                      compression=args.compression)
+    if args.hash_method:  # else the workflow's (Nipype's configuration; timestamp by default)
+        wf.config["execution"]["hash_method"] = args.hash_method
+    pending.hash_method = wf.config["execution"].get("hash_method", "timestamp")
+    say(_plugin_line(args, extra, pending.hash_method))
+    report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
+                          nprocs=args.nprocs, echo=echo, verbose=args.verbose,
+                          wait=not args.no_wait)
+    report_error = None
+    if not args.no_report and report.waited:  # report.html, qc.tsv, figures/ + failures
+        from .report import report_after_run
+
+        report_error = report_after_run(out_dir, report, say, processes=args.nprocs,
+                                        written=pending.report)
+    if report.ok and report.waited and report_error is None:
+        stale = stale_message(str(out_dir), args.pipeline, outputs)
+        pending.warnings = [stale] if stale else []
+        pending.events = [[e.node, e.context] for e in report.events]
+        save_record(pending, work_dir, out_dir, work_dir / wf.name)
+    return report, report_error

@@ -108,3 +108,54 @@ def concatenation_name(names: Sequence[str], ext: str) -> str:
     if len(safe) > 1 and len(joined) > JOINED_MAX:
         joined = f"{safe[0]}+{len(safe) - 1}_more"
     return fit_file_name(f"{joined}_concat", ext)
+
+
+#: extensions of tractogram files, longest first (a ``.trx`` may also be a directory): the
+#: readers' suffixes (:data:`trx_nipype.core.formats.SUFFIXES`) but ``.zip``, which in a
+#: dataset folder is an archive, not a bundle
+TRACTOGRAM_EXTENSIONS = tuple(sorted((s for s in SUFFIXES if s != ".zip"), key=len,
+                                     reverse=True))
+
+
+def tractogram_extension(path: str | os.PathLike) -> str | None:
+    """The tractogram extension of a name, lower-case and longest first, or None.
+
+    One rule with the readers (:func:`trx_nipype.core.formats.compound_suffix`):
+    ``x.trk.gz`` -> ``.trk.gz``; a bare ``.trk`` has none.
+
+    >>> tractogram_extension("AF.L.TCK.gz"), tractogram_extension("AF.L")
+    ('.tck.gz', None)
+    """
+    ext = compound_suffix(path)
+    return ext if ext in TRACTOGRAM_EXTENSIONS else None
+
+
+def strip_tractogram_extension(name: str) -> str:
+    """``name`` without its tractogram extension (unchanged without one)."""
+    ext = tractogram_extension(name)
+    return name[: -len(ext)] if ext else name
+
+
+#: extensions of the other results a sink exports (images, tables), replaced by ``.json``
+#: in their sidecar's name as tractograms' are
+RESULT_EXTENSIONS = (".nii.gz", ".nii", ".csv", ".tsv")
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar of an output: ``x.trx`` -> ``x.json``, ``AF.L`` -> ``AF.L.json``.
+
+    A known tractogram extension (:data:`TRACTOGRAM_EXTENSIONS`, ``.trk.gz``
+    included) or result extension (:data:`RESULT_EXTENSIONS`: ``x.nii.gz`` ->
+    ``x.json``) is replaced by ``.json``; any other name (a TRX folder without
+    an extension, a name with dots) gets ``.json`` appended, so that ``AF.L``
+    and ``AF.R`` do not share ``AF.json``.
+
+    >>> sidecar_path("d/x.trk.gz").as_posix(), sidecar_path("d/x.nii.gz").as_posix()
+    ('d/x.json', 'd/x.json')
+    """
+    path = Path(path)
+    name = path.name
+    for ext in RESULT_EXTENSIONS:
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return path.with_name(name[:-len(ext)] + ".json")
+    return path.with_name(strip_tractogram_extension(name) + ".json")

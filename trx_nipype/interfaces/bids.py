@@ -3,7 +3,7 @@
 :class:`DerivativesSink` copies one result from a node's working directory to
 ``<out_dir>/<rel_path>`` (to a temporary sibling first, then renamed into
 place, so a reader never sees a partial file) and writes
-``<rel_path without extension>.json`` next to it (:func:`sidecar_path`),
+``<rel_path without extension>.json`` next to it (:func:`~trx_nipype.core.naming.sidecar_path`),
 saying how the file was made; :class:`DerivativesListSink` does the same for a
 list of results in one node, and :class:`AnalysisSink` for any result of the
 analysis nodes (a tractogram, a NIfTI image or a table) whose sources lie in
@@ -57,59 +57,10 @@ from nipype.interfaces.base import (
 )
 
 from .. import __version__
-from ..core.formats import SUFFIXES, carries_space, compound_suffix, write_json
+from ..core.formats import carries_space, write_json
+from ..core.naming import sidecar_path
 from ._hashing import companions, file_digest
 from ._traits import TrxInputSpec, TrxPath, TrxPathList
-
-#: extensions of tractogram files, longest first (a ``.trx`` may also be a directory): the
-#: readers' suffixes (:data:`trx_nipype.core.formats.SUFFIXES`) but ``.zip``, which in a
-#: dataset folder is an archive, not a bundle
-TRACTOGRAM_EXTENSIONS = tuple(sorted((s for s in SUFFIXES if s != ".zip"), key=len,
-                                     reverse=True))
-
-
-def tractogram_extension(path: str | os.PathLike) -> str | None:
-    """The tractogram extension of a name, lower-case and longest first, or None.
-
-    One rule with the readers (:func:`trx_nipype.core.formats.compound_suffix`):
-    ``x.trk.gz`` -> ``.trk.gz``; a bare ``.trk`` has none.
-
-    >>> tractogram_extension("AF.L.TCK.gz"), tractogram_extension("AF.L")
-    ('.tck.gz', None)
-    """
-    ext = compound_suffix(path)
-    return ext if ext in TRACTOGRAM_EXTENSIONS else None
-
-
-def strip_tractogram_extension(name: str) -> str:
-    """``name`` without its tractogram extension (unchanged without one)."""
-    ext = tractogram_extension(name)
-    return name[: -len(ext)] if ext else name
-
-
-#: extensions of the other results a sink exports (images, tables), replaced by ``.json``
-#: in their sidecar's name as tractograms' are
-RESULT_EXTENSIONS = (".nii.gz", ".nii", ".csv", ".tsv")
-
-
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """The JSON sidecar of an output: ``x.trx`` -> ``x.json``, ``AF.L`` -> ``AF.L.json``.
-
-    A known tractogram extension (:data:`TRACTOGRAM_EXTENSIONS`, ``.trk.gz``
-    included) or result extension (:data:`RESULT_EXTENSIONS`: ``x.nii.gz`` ->
-    ``x.json``) is replaced by ``.json``; any other name (a TRX folder without
-    an extension, a name with dots) gets ``.json`` appended, so that ``AF.L``
-    and ``AF.R`` do not share ``AF.json``.
-
-    >>> sidecar_path("d/x.trk.gz").as_posix(), sidecar_path("d/x.nii.gz").as_posix()
-    ('d/x.json', 'd/x.json')
-    """
-    path = Path(path)
-    name = path.name
-    for ext in RESULT_EXTENSIONS:
-        if name.lower().endswith(ext) and len(name) > len(ext):
-            return path.with_name(name[:-len(ext)] + ".json")
-    return path.with_name(strip_tractogram_extension(name) + ".json")
 
 
 def software_versions() -> dict[str, str]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..interfaces.bids import strip_tractogram_extension
+from ..core.naming import strip_tractogram_extension
 from ..workflows.dataset import SESSION_FOLDER, SUBJECT_FOLDER, bundle_name, is_tractogram
 
 _LABEL = re.compile(r"(?:^|_)(?:tract|bundle)-(.+?)(?=_(?:desc|space|ses|run|acq|rec|res|den)-"

@@ -48,12 +48,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.formats import SPACED_FORMATS
-from ..core.operations.compare import WORK_DIR_MARKER  # left by run_workflow in its work dir
-from ..interfaces.bids import (  # the names of tractograms and of their sidecars
+from ..core.naming import (  # the names of tractograms and of their sidecars
     TRACTOGRAM_EXTENSIONS,
     sidecar_path,
     tractogram_extension,
 )
+from ..core.operations.compare import WORK_DIR_MARKER  # left by run_workflow in its work dir
 
 #: extensions of reference images
 REFERENCE_EXTENSIONS = (".nii.gz", ".nii")

@@ -7,7 +7,10 @@ Here: :func:`write_dataset_description` writes the ``dataset_description.json``
 of the output folder (the run does, before its nodes: a pipeline builder
 touches no disk), with ``DatasetLinks`` saying where each linked dataset is
 (:func:`dataset_link`); :func:`resolve_source` finds the file a source names;
-:func:`pipeline_sidecars` and :func:`stale_outputs` read a tree's sidecars.
+:func:`pipeline_sidecars` and :func:`stale_outputs` read a tree's sidecars;
+:func:`pipeline_outputs` names the files a pipeline of
+:mod:`~trx_nipype.workflows.pipelines` writes (without Nipype: a rerun that
+finds nothing changed lists them without building the workflow).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..core.formats import write_json
+from ..core.formats import OUTPUT_CHOICES, write_json
+from ..core.naming import sidecar_path, strip_tractogram_extension
 from ..core.operations.compare import WORK_DIR_MARKER
-from ..interfaces.bids import sidecar_path
+from .dataset import Dataset, Subject
 
 
 def resolve_source(name: str, out_dir: str | os.PathLike) -> Path | None:
@@ -188,3 +192,40 @@ class OutputTree:
         """Write ``<output_dir>/dataset_description.json`` (unchanged when it says the same)."""
         return write_dataset_description(self.output_dir, self.pipeline, self.description,
                                          self.links)
+
+
+def subject_bundles_path(subject: Subject) -> str:
+    """``sub-01/[ses-02/]dwi/sub-01[_ses-02][_space-X]_desc-bundles_tractogram.trx``.
+
+    A ``desc-`` name (the file holds every bundle); ``space-`` when all the
+    subject's files share one.
+    """
+    space = f"_space-{subject.space}" if subject.space else ""
+    return "/".join((*subject.parts, "dwi",
+                     f"{subject.label}{space}_desc-bundles_tractogram.trx"))
+
+
+def population_bundle_path(bundle: str, space: str = "") -> str:
+    """``population/[space-X_]tract-<name>_tractogram.trx`` (BEP046's ``tract-`` entity).
+
+    Self-contained: a Nipype connection function (``space`` as its extra argument).
+    """
+    return f"population/{f'space-{space}_' if space else ''}tract-{bundle}_tractogram.trx"
+
+
+def converted_path(dataset: Dataset, in_file: str, out_format: str) -> str:
+    """The input's path relative to the dataset root, with the extension of ``out_format``."""
+    rel = Path(os.path.relpath(in_file, dataset.root))
+    name = strip_tractogram_extension(rel.name)  # x.trk.gz -> x
+    return (rel.parent / (name + OUTPUT_CHOICES[out_format][0])).as_posix()
+
+
+def pipeline_outputs(dataset: Dataset, pipeline: str = "bundles", *, population: bool = True,
+                     out_format: str = "trx") -> list[str]:
+    """The files a pipeline writes, relative to the output folder (sidecars aside)."""
+    if pipeline == "convert":
+        return [converted_path(dataset, f, out_format) for s in dataset.subjects
+                for f in s.files]
+    subjects = [subject_bundles_path(s) for s in dataset.subjects]
+    return subjects + ([population_bundle_path(b, dataset.space) for b in dataset.bundles]
+                       if population else [])

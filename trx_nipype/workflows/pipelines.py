@@ -36,11 +36,17 @@ from nipype.interfaces.utility import Merge
 from nipype.pipeline import engine as pe
 
 from ..core.formats import OUTPUT_CHOICES, carries_space
-from ..interfaces.bids import DerivativesListSink, DerivativesSink, strip_tractogram_extension
+from ..interfaces.bids import DerivativesListSink, DerivativesSink
 from .bundles import init_population_bundles_wf, init_subject_bundles_wf
 from .conversion import init_convert_bundles_wf
 from .dataset import Dataset, DatasetError, Subject
-from .derivatives import OutputTree
+from .derivatives import (
+    OutputTree,
+    converted_path,
+    pipeline_outputs,
+    population_bundle_path,
+    subject_bundles_path,
+)
 
 #: the pipelines of ``trx-nipype run --pipeline``
 PIPELINES = ("bundles", "convert")
@@ -48,43 +54,6 @@ PIPELINES = ("bundles", "convert")
 #: the ``Description`` of a population file's sidecar
 POPULATION_DESCRIPTION = ("One bundle of every subject in one TRX: one group per subject "
                           "(ConcatenateTrx with groups, and nb_streamlines when balanced).")
-
-def subject_bundles_path(subject: Subject) -> str:
-    """``sub-01/[ses-02/]dwi/sub-01[_ses-02][_space-X]_desc-bundles_tractogram.trx``.
-
-    A ``desc-`` name (the file holds every bundle); ``space-`` when all the
-    subject's files share one.
-    """
-    space = f"_space-{subject.space}" if subject.space else ""
-    return "/".join((*subject.parts, "dwi",
-                     f"{subject.label}{space}_desc-bundles_tractogram.trx"))
-
-
-def population_bundle_path(bundle: str, space: str = "") -> str:
-    """``population/[space-X_]tract-<name>_tractogram.trx`` (BEP046's ``tract-`` entity).
-
-    Self-contained: a Nipype connection function (``space`` as its extra argument).
-    """
-    return f"population/{f'space-{space}_' if space else ''}tract-{bundle}_tractogram.trx"
-
-
-def converted_path(dataset: Dataset, in_file: str, out_format: str) -> str:
-    """The input's path relative to the dataset root, with the extension of ``out_format``."""
-    rel = Path(os.path.relpath(in_file, dataset.root))
-    name = strip_tractogram_extension(rel.name)  # x.trk.gz -> x
-    return (rel.parent / (name + OUTPUT_CHOICES[out_format][0])).as_posix()
-
-
-def pipeline_outputs(dataset: Dataset, pipeline: str = "bundles", *, population: bool = True,
-                     out_format: str = "trx") -> list[str]:
-    """The files a pipeline writes, relative to the output folder (sidecars aside)."""
-    if pipeline == "convert":
-        return [converted_path(dataset, f, out_format) for s in dataset.subjects
-                for f in s.files]
-    subjects = [subject_bundles_path(s) for s in dataset.subjects]
-    return subjects + ([population_bundle_path(b, dataset.space) for b in dataset.bundles]
-                       if population else [])
-
 
 def node_name(label: str, taken: set[str]) -> str:
     """A Nipype workflow name for ``label`` (``[\\w-]+``), unique among ``taken``."""

@@ -42,8 +42,6 @@ from ..core.tempfiles import make_temp_dir, remove_temp_dir
 
 log = logging.getLogger(__name__)
 
-#: plugins that submit every job at once and return (their jobs are followed in the queue)
-GRAPH_PLUGINS = ("SLURMGraph", "SGEGraph", "PBSGraph", "CondorDAGMan")
 #: job states of ``squeue`` that mean "not finished"
 _LIVE_STATES = "PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED,REQUEUED,RESIZING"
 

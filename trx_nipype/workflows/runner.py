@@ -32,13 +32,20 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 #: plugins that run in this process
 LOCAL_PLUGINS = ("Linear", "MultiProc", "LegacyMultiProc")
+#: plugins that submit every job at once and return (their jobs are followed in the queue)
+GRAPH_PLUGINS = ("SLURMGraph", "SGEGraph", "PBSGraph", "CondorDAGMan")
+#: the execution plugins of Nipype 1.x (``nipype.pipeline.plugins.<name>Plugin``), known
+#: without importing Nipype; another name is looked up there
+NIPYPE_PLUGINS = ("Condor", "CondorDAGMan", "Debug", "IPython", "LSF", "LegacyMultiProc",
+                  "Linear", "MultiProc", "OAR", "PBS", "PBSGraph", "SGE", "SGEGraph", "SLURM",
+                  "SLURMGraph", "SomaFlow")
 
 _PARAM = re.compile(r"^_([A-Za-z0-9]+)_(.+)$")
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)): (.+)$")
@@ -275,11 +282,34 @@ class _Progress:
             strip_environment(event.output_dir)
         self.events.append(event)
         if self.echo is not None:
-            timing = f"{event.seconds:6.2f} s" if event.status == "ran" and event.seconds \
-                else ""
-            shown = event.status.upper() if event.status == "failed" else event.status
-            self.echo(f"  [{len(self.events):3d}] {shown:7s} {event.context or '-':22s} "
-                      f"{event.node:16s} {timing}".rstrip())
+            self.echo(event_line(len(self.events), event))
+
+
+def event_line(number: int, event: NodeEvent) -> str:
+    """The progress line of a finished node: ``  [  3] ran     sub-01  assemble  0.52 s``."""
+    timing = f"{event.seconds:6.2f} s" if event.status == "ran" and event.seconds else ""
+    shown = event.status.upper() if event.status == "failed" else event.status
+    return (f"  [{number:3d}] {shown:7s} {event.context or '-':22s} "
+            f"{event.node:16s} {timing}").rstrip()
+
+
+def cached_report(work_dir: str | os.PathLike, plugin: str, nodes: Sequence[Sequence[str]],
+                  echo: Callable[[str], None] | None = None) -> RunReport:
+    """The report of a run that found every node cached without running Nipype.
+
+    ``nodes`` are ``(node, context)`` pairs, in the order of the run that made
+    them (:mod:`~trx_nipype.workflows.runrecord`); each is echoed as
+    ``cached``, as a cached rerun through Nipype does.
+    """
+    started = time.time()
+    report = RunReport(work_dir=str(work_dir), plugin=plugin)
+    for number, (node, context) in enumerate(nodes, start=1):
+        event = NodeEvent(node, context, "cached", 0.0, "")
+        report.events.append(event)
+        if echo is not None:
+            echo(event_line(number, event))
+    report.seconds = time.time() - started
+    return report
 
 
 def exception_message(traceback: str | list[str]) -> str:
@@ -526,7 +556,7 @@ def _run(wf: Any, work_dir: Path, tree: Any, *, plugin: str,
          ) -> RunReport:
     """:func:`run_workflow` once its folders are locked."""
     from ..core.operations.compare import WORK_DIR_MARKER
-    from .plugins import GRAPH_PLUGINS, ensure_logname
+    from .plugins import ensure_logname
     from .workdir import environment_stripped, forget_missing_outputs, strip_environment
 
     (work_dir / "crash").mkdir(parents=True, exist_ok=True)
