@@ -66,13 +66,14 @@ def test_batch_suite_at_a_tiny_scale(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert code == 0
     (report,) = json.loads((results / "batch.json").read_text(encoding="utf-8"))
     assert {r["side"] for r in report["rows"]} == {"floor", "linear", "multiproc",
-                                                   "multiproc_cached", "linear_report",
-                                                   "multiproc_report"}
+                                                   "multiproc_cached", "multiproc_cached_nipype",
+                                                   "linear_report", "multiproc_report"}
     assert all(r["code"] == 0 for r in report["rows"])
     assert report["checks"] == {"outputs": 4, "linear_equals_multiproc": True,
                                 "report_runs_equal": True, "floor_equals_linear": True}
     sides = report["sides"]
     assert sides["multiproc"]["node_results"] == 2 * 2 + 2 * 2 + 2
     assert sides["multiproc_cached"]["nodes_run"] == 0
+    assert sides["multiproc_cached_nipype"]["nodes_run"] == 0
     assert "| `trx-nipype run --no-report --plugin Linear` |" in (results / "batch.md").read_text(
         encoding="utf-8")
