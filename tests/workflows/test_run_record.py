@@ -278,3 +278,28 @@ def test_an_unreadable_sidecar_is_named_not_a_crash(demo_copy: Path, tmp_path: P
     captured = capsys.readouterr()
     assert f"{sidecar}: cannot read the sidecar" in captured.err
     assert "tract-AF_L_tractogram.trx  (? streamlines; groups: -)" in captured.out
+
+
+def test_a_trx_folder_rewritten_in_place_goes_through_nipype(demo_copy: Path, tmp_path: Path,
+                                                             trusting: None,
+                                                             nipype_runs: list[str]) -> None:
+    # a member rewritten in place changes no time of its folder: the folder's files count
+    from trx_nipype.core import convert
+
+    dwi = demo_copy / "sub-02" / "dwi"
+    convert(dwi / "AF_L.trk", dwi / "AF_L", out_format="trx")  # a TRX folder, no extension
+    (dwi / "AF_L.trk").unlink()
+    out = tmp_path / "out"
+    assert _run(demo_copy, out) == 0
+    first = digests(out)
+    assert _run(demo_copy, out) == 0 and len(nipype_runs) == 1
+    folder_state = (dwi / "AF_L").stat()
+    positions = next((dwi / "AF_L").glob("positions.3.*"))
+    data = bytearray(positions.read_bytes())
+    data[:12] = bytes(12)  # the first point moves to the origin: same size, same name
+    positions.write_bytes(bytes(data))
+    assert (dwi / "AF_L").stat().st_mtime_ns == folder_state.st_mtime_ns
+    assert _run(demo_copy, out) == 0
+    assert len(nipype_runs) == 2
+    assert digests(out)["sub-02/dwi/sub-02_desc-bundles_tractogram.trx"] != \
+        first["sub-02/dwi/sub-02_desc-bundles_tractogram.trx"]

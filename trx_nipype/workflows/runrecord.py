@@ -62,9 +62,12 @@ def file_state(path: str | os.PathLike) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def file_states(paths: Iterable[str | os.PathLike]) -> dict[str, list[int] | None]:
-    """:func:`file_state` of each path, by its absolute path."""
-    return {os.path.abspath(p): file_state(p) for p in paths}
+def file_states(paths: Iterable[str | os.PathLike]) -> dict[str, Any]:
+    """:func:`file_state` of each path, by its absolute path; a folder (a TRX directory)
+    by the states of the files in it (:func:`tree_state`): a member rewritten in place
+    changes no time of its folder."""
+    return {os.path.abspath(p): tree_state(p, skip=()) if os.path.isdir(p) else file_state(p)
+            for p in paths}
 
 
 def tree_state(folder: str | os.PathLike, skip: Iterable[str] = (LOCK_NAME, RECORD_NAME)
@@ -132,7 +135,7 @@ class RunRecord:
 
     key: dict[str, Any]
     code: dict[str, Any]
-    inputs: dict[str, list[int] | None]
+    inputs: dict[str, Any]
     taken_ns: int
     outputs: dict[str, list[int]] = field(default_factory=dict)
     work: dict[str, list[int]] = field(default_factory=dict)
@@ -147,8 +150,9 @@ class RunRecord:
     def racy(self) -> bool:
         """Whether an input changed within :data:`RACY_SECONDS` before :attr:`taken_ns`."""
         limit = self.taken_ns - int(RACY_SECONDS * 1e9)
-        return any(state is not None and max(state[1], state[2]) >= limit
-                   for state in self.inputs.values())
+        states = [s for value in self.inputs.values() if value is not None
+                  for s in (value.values() if isinstance(value, dict) else [value])]
+        return any(max(state[1], state[2]) >= limit for state in states)
 
 
 def record_path(work_dir: str | os.PathLike) -> Path:
