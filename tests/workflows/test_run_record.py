@@ -134,6 +134,8 @@ CHANGES: dict[str, Callable[[Path, Path], None]] = {
     "input edited, size and mtime kept": lambda d, o: _edit_keeping_size_and_mtime(
         d / "sub-03" / "dwi" / "AF_L.trk"),
     "bundle added": _add_bundle,
+    "groups sidecar added to an input TRK": lambda d, o: (
+        d / "sub-01" / "dwi" / "AF_L.trk.groups.json").write_text('{"groups": {}}'),
     "output deleted": lambda d, o: (o / "population" / "tract-AF_L_tractogram.trx").unlink(),
     "output edited": lambda d, o: _edit_keeping_size_and_mtime(
         o / "sub-01" / "dwi" / "sub-01_desc-bundles_tractogram.trx"),

@@ -204,9 +204,14 @@ def run_key(args: argparse.Namespace, dataset: Any, out_dir: Path) -> dict[str, 
 
 
 def dataset_inputs(dataset: Any) -> list[str]:
-    """Every file a run over ``dataset`` reads: bundle files and reference images."""
+    """Every file a run over ``dataset`` reads: bundle files, the groups sidecars the TRK
+    reader looks for beside them (present or not), and reference images."""
+    from ..core.formats.trk_groups import groups_sidecar_path
+
     files = [f for s in dataset.subjects for f in s.files]
-    return files + sorted({s.reference for s in dataset.subjects if s.reference})
+    sidecars = [os.fspath(groups_sidecar_path(f)) for f in files
+                if f.lower().endswith((".trk", ".trk.gz"))]
+    return files + sidecars + sorted({s.reference for s in dataset.subjects if s.reference})
 
 
 def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: dict[str, Any],
