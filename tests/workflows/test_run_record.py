@@ -115,6 +115,12 @@ def _touch_keeping_size(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _edit(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
 def _edit_keeping_size_and_mtime(path: Path) -> None:
     st = path.stat()
     data = bytearray(path.read_bytes())
@@ -144,6 +150,8 @@ CHANGES: dict[str, Callable[[Path, Path], None]] = {
     "stray file in the output": lambda d, o: (o / "notes.txt").write_text("mine"),
     "intermediate deleted": lambda d, o: next(
         Path(f"{o}-work").rglob("sub-02_desc-bundles_tractogram.trx")).unlink(),
+    "intermediate edited": lambda d, o: _edit(
+        next(Path(f"{o}-work").rglob("sub-02_desc-bundles_tractogram.trx"))),
     "record of another command": lambda d, o: (Path(f"{o}-work") / RECORD_NAME).write_text(
         json.dumps(dict(_record(o), key={"pipeline": "convert"})), encoding="utf-8"),
     "record unreadable": lambda d, o: (Path(f"{o}-work") / RECORD_NAME).write_text("{"),
@@ -155,15 +163,16 @@ def test_any_change_goes_through_nipype(change: str, demo_copy: Path, tmp_path: 
                                         trusting: None, nipype_runs: list[str]) -> None:
     out = tmp_path / "out"
     assert _run(demo_copy, out) == 0
-    pinned = digests(out)
     CHANGES[change](demo_copy, out)
     assert _run(demo_copy, out) == 0
     assert nipype_runs == ["trx_bundles_wf"] * 2, change
     assert _record(out)["trusted"]
-    if change in ("output deleted", "intermediate deleted", "sidecar deleted"):
-        assert digests(out) == pinned  # made again, the same bytes
+    fresh = tmp_path / "fresh"  # what a first run over the inputs as they are now writes
+    assert _run(demo_copy, fresh) == 0
+    assert digests(out) == digests(fresh), change  # no edit left in place, none handed on
     assert _run(demo_copy, out) == 0  # and now nothing changed: recorded again
-    assert len(nipype_runs) == 2, change
+    assert len(nipype_runs) == 3, change
+    assert digests(out) == digests(fresh)
 
 
 @pytest.mark.parametrize("option", [["--seed", "3", "--streamlines-per-subject", "20"],
@@ -275,7 +284,13 @@ def test_an_unreadable_sidecar_is_named_not_a_crash(demo_copy: Path, tmp_path: P
     out = tmp_path / "out"
     assert _run(demo_copy, out) == 0
     sidecar = out / "population" / "tract-AF_L_tractogram.json"
+    good = sidecar.read_text()
     sidecar.write_text('{"Counts": ')
+    assert _run(demo_copy, out) == 0  # the record sees the edit: the sidecar is made again
+    assert sidecar.read_text() == good
+    capsys.readouterr()
+    sidecar.write_text('{"Counts": ')  # and without a record (a work dir of an older version)
+    (Path(f"{out}-work") / RECORD_NAME).unlink()
     assert main(["run", str(demo_copy), "--output-dir", str(out), "--no-report"]) == 0
     captured = capsys.readouterr()
     assert f"{sidecar}: cannot read the sidecar" in captured.err
@@ -305,3 +320,46 @@ def test_a_trx_folder_rewritten_in_place_goes_through_nipype(demo_copy: Path, tm
     assert len(nipype_runs) == 2
     assert digests(out)["sub-02/dwi/sub-02_desc-bundles_tractogram.trx"] != \
         first["sub-02/dwi/sub-02_desc-bundles_tractogram.trx"]
+
+
+def test_a_nipype_configuration_file_goes_through_nipype(demo_copy: Path, tmp_path: Path,
+                                                         trusting: None,
+                                                         nipype_runs: list[str],
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    # it may set the hash method: a file Nipype reads, present or not
+    monkeypatch.setenv("NIPYPE_CONFIG_DIR", str(tmp_path / "nipype-config"))
+    out = tmp_path / "out"
+    assert _run(demo_copy, out) == 0
+    (tmp_path / "nipype-config").mkdir()
+    (tmp_path / "nipype-config" / "nipype.cfg").write_text("[execution]\nhash_method = content\n")
+    assert _run(demo_copy, out) == 0
+    assert len(nipype_runs) == 2
+
+
+def test_a_copied_work_dir_is_judged_by_its_own_files(demo_copy: Path, tmp_path: Path,
+                                                      trusting: None,
+                                                      nipype_runs: list[str]) -> None:
+    import shutil
+
+    out = tmp_path / "out"
+    assert _run(demo_copy, out) == 0
+    copy = tmp_path / "copy-work"
+    shutil.copytree(f"{out}-work", copy, symlinks=True)
+    shutil.rmtree(copy / "trx_bundles_wf")
+    assert _run(demo_copy, out, "--work-dir", str(copy)) == 0
+    assert len(nipype_runs) == 2  # not the fast path: the original's files are not its own
+
+
+def test_tree_state_skips_lock_files_and_files_that_vanish(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    from trx_nipype.workflows.runlock import LOCK_NAME
+
+    (tmp_path / "kept.trx").write_bytes(b"1")
+    (tmp_path / f"{LOCK_NAME}.node7.4242.abcd").write_text("")  # a waiting run's attempt
+    (tmp_path / "vanishing.trx").write_bytes(b"2")
+    listed = list(os.scandir(tmp_path))
+    (tmp_path / "vanishing.trx").unlink()  # gone between listing and looking
+    monkeypatch.setattr(runrecord.os, "scandir", lambda path: iter(listed))
+    assert sorted(runrecord.tree_state(tmp_path)) == ["kept.trx"]

@@ -211,7 +211,17 @@ def dataset_inputs(dataset: Any) -> list[str]:
     files = [f for s in dataset.subjects for f in s.files]
     sidecars = [os.fspath(groups_sidecar_path(f)) for f in files
                 if f.lower().endswith((".trk", ".trk.gz"))]
-    return files + sidecars + sorted({s.reference for s in dataset.subjects if s.reference})
+    return (files + sidecars + sorted({s.reference for s in dataset.subjects if s.reference})
+            + nipype_config_files())
+
+
+def nipype_config_files() -> list[str]:
+    """The configuration files Nipype reads, present or not (they may set its hash method).
+
+    ``$NIPYPE_CONFIG_DIR/nipype.cfg`` (default ``~/.nipype``) and ``./nipype.cfg``.
+    """
+    folder = os.path.expanduser(os.getenv("NIPYPE_CONFIG_DIR", default="~/.nipype"))
+    return [os.path.join(folder, "nipype.cfg"), os.path.abspath("nipype.cfg")]
 
 
 def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: dict[str, Any],
@@ -324,9 +334,12 @@ def _pipeline_run(args: argparse.Namespace, dataset: Any, out_dir: Path, work_di
     """Build the pipeline and run it through Nipype; record the run when it succeeded."""
     from ..workflows.pipelines import init_bundles_pipeline_wf, init_convert_pipeline_wf
     from ..workflows.runner import run_workflow, stale_message
-    from ..workflows.runrecord import begin_run, save_record
+    from ..workflows.runrecord import begin_run, changed_files, load_record, save_record
+    from ..workflows.workdir import forget_missing_outputs
 
     say = echo or (lambda line: None)
+    last = load_record(work_dir)
+    changed = changed_files(last, inputs, out_dir, work_dir) if last is not None else []
     pending = begin_run(work_dir, key, inputs)  # the last record is gone from here on
     if args.pipeline == "bundles":
         wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
@@ -340,6 +353,11 @@ def _pipeline_run(args: argparse.Namespace, dataset: Any, out_dir: Path, work_di
         wf.config["execution"]["hash_method"] = args.hash_method
     pending.hash_method = wf.config["execution"].get("hash_method", "timestamp")
     say(_plugin_line(args, extra, pending.hash_method))
+    if changed:  # edited where Nipype's cache does not look: their nodes run again
+        forgotten = forget_missing_outputs(work_dir / wf.name, changed=changed)
+        if forgotten:
+            say(f"  changed   {_some([os.path.relpath(p) for p in changed], 3)} since the last "
+                f"run (Nipype's cache does not see it): {len(forgotten)} node(s) run again")
     report = run_workflow(wf, work_dir, plugin=args.plugin, plugin_args=extra,
                           nprocs=args.nprocs, echo=echo, verbose=args.verbose,
                           wait=not args.no_wait)

@@ -51,7 +51,12 @@ _OWNERS = {
 def __getattr__(name: str) -> Any:
     """The public names, each from its module on first use (PEP 562)."""
     module = _OWNERS.get(name)
-    if module is None:
+    if module is None:  # a submodule (``trx_nipype.workflows.pipelines``)?
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value

@@ -47,10 +47,11 @@ from .runlock import LOCK_NAME
 #: the record's name, in the work dir
 RECORD_NAME = "trx-nipype-run.json"
 #: an input changed less than this before the run looked at it makes the record untrusted
-RACY_SECONDS = 1.0
-#: the libraries whose version is part of the code that made the outputs
-LIBRARIES = ("nipype", "numpy", "nibabel", "dipy")
-_FORMAT = 1
+#: (the digest cache's window: filesystems with 2 s timestamps, clocks a little apart)
+RACY_SECONDS = 2.0
+#: the libraries whose version is part of the code that made the outputs and the report
+LIBRARIES = ("nipype", "numpy", "nibabel", "dipy", "pillow", "matplotlib")
+_FORMAT = 2
 
 
 def file_state(path: str | os.PathLike) -> list[int] | None:
@@ -75,10 +76,12 @@ def tree_state(folder: str | os.PathLike, skip: Iterable[str] = (LOCK_NAME, RECO
     """The state of every file under ``folder``, by its path relative to it (posix).
 
     Directories count by their files (an empty one is not seen); symbolic links
-    by themselves (not followed); names in ``skip`` (the run lock, this record)
-    nowhere. A missing folder has no files.
+    by themselves (not followed); names that start with one in ``skip`` (the
+    run lock and the temporary files of runs waiting for it, this record)
+    nowhere; a file gone between listing and looking is not there. A missing
+    folder has no files.
     """
-    skip = set(skip)
+    skip = tuple(skip)
     found: dict[str, list[int]] = {}
     stack = [(os.fspath(folder), "")]
     while stack:
@@ -88,13 +91,16 @@ def tree_state(folder: str | os.PathLike, skip: Iterable[str] = (LOCK_NAME, RECO
         except (FileNotFoundError, NotADirectoryError):
             continue
         for entry in entries:
-            if entry.name in skip:
+            if skip and entry.name.startswith(skip):
                 continue
             name = f"{rel}{entry.name}"
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, name + "/"))
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, name + "/"))
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
                 continue
-            st = entry.stat(follow_symlinks=False)
             found[name] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
     return found
 
@@ -102,8 +108,8 @@ def tree_state(folder: str | os.PathLike, skip: Iterable[str] = (LOCK_NAME, RECO
 def code_state() -> dict[str, Any]:
     """The code that makes the outputs: Python, this package's sources, the libraries.
 
-    The sources count by their names, sizes and modification times (an
-    editable install edited counts as changed); the libraries by version.
+    The sources count by their names, sizes, modification and change times
+    (an editable install edited counts as changed); the libraries by version.
     """
     from importlib.metadata import PackageNotFoundError, version
 
@@ -112,7 +118,7 @@ def code_state() -> dict[str, Any]:
     for path in sorted(package.rglob("*.py")):
         st = path.stat()
         listing.update(f"{path.relative_to(package).as_posix()}\0{st.st_size}\0"
-                       f"{st.st_mtime_ns}\n".encode())
+                       f"{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
     libraries = {}
     for name in LIBRARIES:
         try:
@@ -129,7 +135,7 @@ class RunRecord:
     ``events`` are the run's nodes (name, context) for the lines of a rerun;
     ``report`` what its QC report held (for its line); ``warnings`` the run's
     closing warnings (files of earlier runs in the output folder);
-    ``hash_method`` Nipype's, as the run had it; ``workflow_dir`` the
+    ``hash_method`` Nipype's, as the run had it; ``workflow`` the name of the
     workflow's folder in the work dir.
     """
 
@@ -143,7 +149,7 @@ class RunRecord:
     report: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     hash_method: str = "timestamp"
-    workflow_dir: str = ""
+    workflow: str = ""
     trusted: bool = True
     format: int = _FORMAT
 
@@ -181,7 +187,7 @@ def save_record(record: RunRecord, work_dir: str | os.PathLike,
 
     Written to a temporary name, then renamed: a reader sees a whole record or none.
     """
-    record.workflow_dir = os.path.abspath(workflow_dir)
+    record.workflow = Path(workflow_dir).name
     record.outputs = tree_state(output_dir)
     record.work = tree_state(workflow_dir)
     path = record_path(work_dir)
@@ -221,8 +227,38 @@ def matching_record(work_dir: str | os.PathLike, key: Mapping[str, Any],
     if record.inputs != file_states(inputs):
         return None
     if record.outputs != tree_state(output_dir) or record.work != tree_state(
-            record.workflow_dir):
+            Path(work_dir, record.workflow)):
         return None
     if record.code != code_state():
         return None
     return record
+
+
+def changed_files(record: RunRecord, inputs: Iterable[str | os.PathLike],
+                  output_dir: str | os.PathLike, work_dir: str | os.PathLike) -> list[str]:
+    """The files of the last run that are still there but not as it left them.
+
+    Inputs whose state differs (a TRX folder as a whole when a file in it
+    does), and the files of the output folder and of the workflow's folder in
+    the work dir that the record holds and that now differ: absolute paths,
+    for :func:`~trx_nipype.workflows.workdir.forget_missing_outputs` to
+    rerun the nodes that read or wrote them. Nipype's own cache would not see
+    an export or an intermediate edited in place (it reruns a node when its
+    inputs change, not its outputs), nor, with its ``timestamp`` hash, an
+    input whose size and modification time were put back. Files gone are
+    not listed (the run sees them itself); files new to the record neither.
+    """
+    changed = []
+    for path, state in file_states(inputs).items():
+        old = record.inputs.get(path, state)
+        if old != state:
+            changed.append(path)
+    folders: list[tuple[str | os.PathLike, dict[str, list[int]]]] = [
+        (output_dir, record.outputs)]
+    if record.workflow:
+        folders.append((Path(work_dir, record.workflow), record.work))
+    for folder, old_states in folders:
+        now = tree_state(folder)
+        changed += [os.path.join(os.path.abspath(folder), rel) for rel, state in now.items()
+                    if rel in old_states and old_states[rel] != state]
+    return changed

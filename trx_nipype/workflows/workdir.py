@@ -26,9 +26,11 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
+
+from ..core.naming import sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +55,16 @@ def _paths(value: Any) -> Iterator[str]:
             yield from _paths(item)
 
 
-def stale_result(result_file: str | os.PathLike) -> str | None:
+def stale_result(result_file: str | os.PathLike, changed: Collection[str] = ()
+                 ) -> str | None:
     """Why a node's cached result cannot be used (None when it can).
 
     It names an output path that no longer exists; or it cannot be read at all
     -- an output declared as an existing file that is gone fails to unpickle,
     and so does a result of an interface that moved -- where Nipype would hand
-    its outputs on undefined.
+    its outputs on undefined; or one of its inputs or outputs (or an output's
+    JSON sidecar) is among ``changed``, files known to have changed since the
+    node ran in a way Nipype's cache does not see.
     """
     from nipype.interfaces.base import isdefined
     from nipype.pipeline.engine.utils import load_resultfile
@@ -74,24 +79,42 @@ def stale_result(result_file: str | os.PathLike) -> str | None:
         return f"its result cannot be read ({' '.join(str(exc).split())[:200]})"
     finally:
         quiet.setLevel(level)
-    gone = [path for value in outputs.values() if isdefined(value)
-            for path in _paths(value) if not os.path.lexists(path)]
-    return f"its output {', '.join(gone)} is gone" if gone else None
+    written = [path for value in outputs.values() if isdefined(value)
+               for path in _paths(value)]
+    gone = [path for path in written if not os.path.lexists(path)]
+    if gone:
+        return f"its output {', '.join(gone)} is gone"
+    if changed:
+        changed = set(changed)
+        inputs = getattr(result, "inputs", None) or {}
+        named = [*written, *(os.fspath(sidecar_path(path)) for path in written),
+                 *_paths(inputs if isinstance(inputs, dict) else {})]
+        edited = sorted({path for path in named if path in changed})
+        if edited:
+            return f"{', '.join(edited)} changed since it ran"
+    return None
 
 
-def forget_missing_outputs(folder: str | os.PathLike) -> list[tuple[Path, str]]:
+def forget_missing_outputs(folder: str | os.PathLike, changed: Collection[str] = ()
+                           ) -> list[tuple[Path, str]]:
     """Remove the cached results under ``folder`` whose output files are gone.
 
     Every ``result_<node>.pklz`` below ``folder`` (a workflow's folder in the
     work dir: its nodes, MapNode subnodes included) is read; one that names an
-    output path that no longer exists, or cannot be read (:func:`stale_result`),
-    is removed, so that Nipype runs the node again instead of handing a missing
-    file on. Costs one small read per node (0.2 ms each).
+    output path that no longer exists, or cannot be read, or names a file of
+    ``changed`` (:func:`stale_result`), is removed, so that Nipype runs the node
+    again instead of handing a missing or edited file on (and, as its files are
+    new, what depends on them). Costs one small read per node (0.2 ms each).
 
     Parameters
     ----------
     folder : str or os.PathLike
         The workflow's folder (``<work_dir>/<workflow name>``); missing is fine.
+    changed : collection of str
+        Absolute paths of files changed since the last run where Nipype does
+        not look (:func:`~trx_nipype.workflows.runrecord.changed_files`): an
+        export or an intermediate edited in place, an input whose size and
+        modification time were put back.
 
     Returns
     -------
@@ -99,13 +122,14 @@ def forget_missing_outputs(folder: str | os.PathLike) -> list[tuple[Path, str]]:
         Each node folder whose result was removed, and why.
     """
     forgotten = []
+    changed = frozenset(changed)
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith((".", "_report"))]
         for name in filenames:
             if not (name.startswith("result_") and name.endswith(".pklz")):
                 continue
             result = Path(dirpath, name)
-            why = stale_result(result)
+            why = stale_result(result, changed)
             if why is not None:
                 log.info("%s: %s: rerun", dirpath, why)
                 result.unlink(missing_ok=True)
