@@ -43,7 +43,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .arrays import gather_rows
+from .arrays import gather_rows, gather_runs, ranges_index
 from .errors import TrxFormatError
 
 try:  # Linux: read leases
@@ -348,6 +348,7 @@ class MemberReader:
         self.row_bytes = self.dtype.itemsize * int(np.prod(self.tail, dtype=np.int64))
         self.nbytes = self.nrows * self.row_bytes
         self._window: np.ndarray | None = None
+        self._index: np.ndarray | None = None  # gather_runs' vertex index, when it needs one
         self._held: bool | None = None  # the file's lease: None = not tried yet
 
     def _out(self, n: int, out: np.ndarray | None) -> np.ndarray:
@@ -446,6 +447,36 @@ class MemberReader:
             del src
         return arr
 
+    def gather_runs(self, starts: np.ndarray, lengths: np.ndarray,
+                    out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``s:s + n`` for each ``(s, n)``, concatenated: a selection's vertices.
+
+        Under the file's lease, copied from its map a run at a time
+        (:func:`~trx_nipype.core.arrays.gather_runs`: no vertex index); else
+        gathered through an index with bounded reads (:meth:`gather`).
+        """
+        starts = np.asarray(starts, dtype=np.int64)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        arr = self._out(int(lengths.sum()), out)
+        if not len(arr):
+            return arr
+        keep = lengths > 0
+        lo, hi = int(starts[keep].min()), int((starts + lengths)[keep].max())
+        if lo < 0 or hi > self.nrows:
+            raise IndexError(f"{self.file.label}: {self.member}: rows {lo}:{hi} out of "
+                             f"range for {self.nrows} rows")
+        total = len(arr)
+        if self._index is None or len(self._index) < total:  # reused from chunk to chunk
+            self._index = np.empty(total + total // 8, dtype=np.int64)
+        if not self._hold():
+            return self.gather(ranges_index(starts, lengths, out=self._index), arr)
+        src = self._mapped()
+        try:
+            gather_runs(src, starts, lengths, out=arr, checked=True, index=self._index)
+        finally:
+            del src
+        return arr
+
     def take(self, rows: slice | np.ndarray, out: np.ndarray | None = None, *,
              view: bool = False) -> np.ndarray:
         """:meth:`rows` for a slice (a run), :meth:`gather` for indices."""
@@ -455,7 +486,7 @@ class MemberReader:
 
     def release(self) -> None:
         """Drop the read window and the lease (the reader can still be used)."""
-        self._window = None
+        self._window = self._index = None
         if self._held:
             self.file.let_go()
         self._held = None
