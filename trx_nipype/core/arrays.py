@@ -317,7 +317,9 @@ def gather_runs(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
         ends = starts + lengths
         if int(starts.min()) < 0 or int(ends.max()) > n:
             raise IndexError(f"a run of rows out of range for {n} rows")
-    order = np.argsort(lengths, kind="stable")
+    # a stable sort of 16-bit keys is a radix sort: ~10x faster than one of int64
+    key = lengths.astype(np.uint16) if int(lengths.max()) <= 0xFFFF else lengths
+    order = np.argsort(key, kind="stable")
     by_length = lengths[order]
     cuts = np.flatnonzero(by_length[1:] != by_length[:-1]) + 1
     if not (arr.flags.c_contiguous and out.flags.c_contiguous) or \
@@ -329,18 +331,18 @@ def gather_runs(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     row_bytes = arr.itemsize * (arr.size // n)
     src = arr.reshape(-1).view(np.uint8)
     dst = out.reshape(-1).view(np.uint8)
-    out_starts = np.cumsum(lengths) - lengths
+    out_starts = (np.cumsum(lengths) - lengths)[order]
+    in_starts = starts[order]
     bounds = [0, *cuts.tolist(), len(order)]
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         length = int(by_length[a])
         if length == 0:
             continue
-        which = order[a:b]
         record = np.dtype((np.void, row_bytes * length))
         # one record of ``length`` rows starting at every row (records overlap)
         runs_in = np.ndarray((n - length + 1,), record, src, 0, (row_bytes,))
         runs_out = np.ndarray((total - length + 1,), record, dst, 0, (row_bytes,))
-        runs_out[out_starts[which]] = runs_in[starts[which]]
+        runs_out[out_starts[a:b]] = runs_in[in_starts[a:b]]
     return out
 
 
