@@ -98,6 +98,8 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
     buf = None
     starts_of = np.asarray(trx.source_arrays().offsets)[:-1]
     try:
+        if per_vertex and hasattr(reader, "prefetch"):
+            prefetch_dense(trx, reader, starts_of)
         for c in trx.iter_chunks(chunk_vertices, vertices=False):
             rows = c.vertices if per_vertex else c.streamlines
             if rows is None:  # scattered streamlines of a view: their vertices, run by run
@@ -111,6 +113,27 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
             yield block.astype(dtype, copy=False)
     finally:
         reader.release()
+
+
+#: a selection whose streamlines are at most this far apart on average (bytes of a
+#: per-vertex member) touches most of its pages: they are mapped ahead of the gather
+DENSE_BYTES = 64 << 10
+#: nor is it worth a thread below this many bytes of the member
+PREFETCH_MIN_BYTES = 8 << 20
+
+
+def prefetch_dense(trx: TrxFile, reader: Any, starts_of: np.ndarray) -> None:
+    """Have ``reader`` map ahead (``MemberReader.prefetch``) the span of a view's streamlines
+    in a per-vertex member, when they are dense enough in it to touch most of its pages."""
+    rows = trx.source_rows()
+    if rows is None or not len(rows):
+        return
+    starts = np.asarray(starts_of[rows], dtype=np.int64)
+    lo = int(starts.min())
+    hi = int((starts + trx.lengths).max())
+    span = (hi - lo) * reader.row_bytes
+    if span >= PREFETCH_MIN_BYTES and span <= len(rows) * DENSE_BYTES:
+        reader.prefetch(lo, hi)
 
 
 def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any = None,
