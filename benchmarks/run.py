@@ -307,28 +307,31 @@ def _check_mark(row: dict[str, Any]) -> str:
 WHY = {
     "save_deflate:ratio": "deflate (ISA-L, two threads, blocks of 2 MB) is the cost on our "
     "side, zlib on theirs",
-    "load_deflate:ratio": "inflate is the cost: one deflate stream cannot be inflated in "
-    "parallel (ISA-L, ~300 MB/s here, in a thread while the main one writes the member to the "
-    "private folder); ours inflates only the positions member it reads while trx-python "
-    "inflates every member, so the floor is about positions / all members x the ISA-L/zlib "
-    "speed ratio",
+    "load_deflate:ratio": "inflate is the cost, and nothing else is left: ISA-L inflates the "
+    "1.1 GB positions member of trx-python's file alone in 4.55 s (264 MB/s, one deflate "
+    "stream, one core) of the 4.8 s this operation takes (the main thread writes the member "
+    "to the private folder meanwhile); the target, 0.35 x 9.3 s = 3.3 s, is what libdeflate, "
+    "the fastest inflater measured here (365 MB/s at best), takes for that member alone, with "
+    "no streaming interface (the whole 1.2 GB output in one buffer)",
     "save_stored:ratio": "page-cache writes on this VM swing up to 5x between runs (see the "
     "copy side's spread in results.json); members are copied by the kernel (copy_file_range) "
     "with the CRC the source zip records, so ours is at the copy limit",
-    "select_save:ratio": "the scattered rows are gathered from a map of the input held under a "
-    "read lease (page faults over the whole map: 10% of the streamlines touch nearly every "
-    "page; prefaulting it with MADV_POPULATE_READ or MADV_WILLNEED did not help) and written "
-    "once; the vertex index of each chunk (a cumulative sum, 8 bytes per vertex gathered, built "
-    "once per member) is about a sixth of the CPU; trx-python gathers into a temporary folder, "
-    "then zips",
-    "select_save:limit": "the copy limit counts the output only; a selection also gathers "
-    "rows scattered over the whole map (page faults on a fresh map), which a sequential copy "
+    "select_save:ratio": "the scattered rows are copied from a map of the input held under a "
+    "read lease, each streamline's run of rows whole (runs grouped by length: no vertex "
+    "index), its pages mapped ahead by a thread (MADV_POPULATE_READ: 10% of the streamlines "
+    "touch nearly every page), and written once; what is left is that copy (memory-bound: "
+    "~3.6 GB/s per core on this VM), the page-cache write of the output and the unmapping; "
+    "trx-python gathers into a temporary folder, then zips",
+    "select_save:limit": "the copy limit counts the output only; a selection also copies "
+    "rows scattered over the whole 1.2 GB map (every page mapped), which a sequential copy "
     "does not",
     "group_save:limit": "as select_save: rows gathered from all over the map",
     "group_save:ratio": "as select_save (a 20% group)",
-    "concat_save:ratio": "writing the 3.2 GB output into the page cache is the cost (x copy "
-    "limit ~1.5): the inputs' members are copied by the kernel, their CRCs combined; the "
-    "target would need writes 2x faster than a plain copy on this VM",
+    "concat_save:ratio": "writing the 3.2 GB output into the page cache is the cost, at the "
+    "limit of a plain block copy of the output (x copy limit 0.9-1.1): the inputs' members "
+    "are copied by the kernel (copy_file_range), their CRCs combined; a user-space copy "
+    "through a cache-sized buffer and two copying threads measured no faster (1.2 GB: "
+    "0.37-0.42 s each way); the target would need writes faster than a plain copy",
     "convert_trk_trx:ratio": "parsing the TRK records is the cost (about 2 s of CPU at 1M: "
     "reading, the record chain, dropping the count and property words with a boolean mask, "
     "which holds the GIL, the voxmm -> RAS shift); it runs in a thread while the main one "

@@ -16,8 +16,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from trx_nipype.core.arrays import RUNS_PER_LENGTH, gather_runs, ranges_index
 from trx_nipype.core.formats import Block
 from trx_nipype.core.formats.tck import iter_tck_blocks, write_tck
+from trx_nipype.core.reading import MemberReader
 from trx_nipype.core.space import column_range
 
 
@@ -195,12 +197,14 @@ def test_a_folder_to_zip_conversion_copies_the_inspected_positions_in_the_kernel
 
 
 @pytest.mark.parametrize("order", ["sorted", "reversed", "repeats"])
-def test_a_saved_view_equals_the_same_data_saved_whole(tmp_path: Path, order: str,
+@pytest.mark.parametrize("path", ["small chunks", "runs by length", "prefetched"])
+def test_a_saved_view_equals_the_same_data_saved_whole(tmp_path: Path, order: str, path: str,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Views gathered chunk by chunk (one vertex-index buffer reused across chunks of
-    different sizes, empty and one-vertex streamlines among them) give the bytes of the
-    same data saved from memory."""
-    from trx_nipype.core import TrxFile, load, save, trxfile
+    """Views gathered chunk by chunk (small chunks: few runs of each length, through a
+    vertex index reused across chunks of different sizes; whole chunks: runs copied by
+    length; with the member's pages mapped ahead in a thread), empty and one-vertex
+    streamlines among them, give the bytes of the same data saved from memory."""
+    from trx_nipype.core import TrxFile, load, save, saving, trxfile
 
     lengths, pts = _random_streamlines(7, 400)
     lengths[::11] = 0
@@ -216,9 +220,18 @@ def test_a_saved_view_equals_the_same_data_saved_whole(tmp_path: Path, order: st
     expected = TrxFile.from_arrays(pts[picked], lengths=lengths[rows], affine=np.eye(4),
                                    dimensions=(9,) * 3, dpv={"fa": fa[picked]})
     save(expected, tmp_path / "expected.trx")
-    monkeypatch.setattr(trxfile, "CHUNK_VERTICES", 37)  # many chunks, of varying sizes
+    if path == "small chunks":
+        monkeypatch.setattr(trxfile, "CHUNK_VERTICES", 37)  # many chunks, of varying sizes
+    elif path == "prefetched":
+        monkeypatch.setattr(saving, "PREFETCH_MIN_BYTES", 0)
+        monkeypatch.setattr(saving, "DENSE_BYTES", 1 << 40)
+    started = []
+    real = MemberReader.prefetch
+    monkeypatch.setattr(MemberReader, "prefetch",
+                        lambda self, a, b: started.append(real(self, a, b)) or started[-1])
     with load(src) as trx:
         save(trx.select(rows), tmp_path / "view.trx")
+    assert any(started) == (path == "prefetched")
     assert (tmp_path / "view.trx").read_bytes() == (tmp_path / "expected.trx").read_bytes()
 
 
@@ -235,3 +248,27 @@ def test_a_read_alongside_a_kernel_copy_that_fails_raises_once_both_are_done() -
     assert done == ["copied"]
     assert alongside(lambda: 7, lambda: None, 1 << 30) == 7
     assert alongside(None, lambda: done.append("again"), 1 << 30) is None
+
+
+@pytest.mark.parametrize("unaligned", [False, True])
+@pytest.mark.parametrize("tail", [(), (3,), (2, 2)])
+@pytest.mark.parametrize("distinct", [3, 200])  # few lengths: by length; many: the index
+def test_gather_runs_equals_the_vertex_index_gather(unaligned: bool, tail: tuple[int, ...],
+                                                    distinct: int) -> None:
+    rng = np.random.default_rng(distinct + len(tail))
+    n = 3000
+    values = rng.normal(0, 1, (n, *tail)).astype("<f4")
+    if unaligned:  # a member of another writer's zip, mapped at an odd offset
+        raw = np.frombuffer(bytes(1) + values.tobytes(), np.uint8)[1:]
+        values = raw.view("<f4").reshape(values.shape)
+        assert not values.flags.aligned
+    k = 400
+    lengths = rng.integers(0, distinct, k)
+    lengths[::7] = 0
+    starts = rng.integers(0, n - lengths.max(), k)
+    by_length = (len(np.unique(lengths)) * RUNS_PER_LENGTH) <= k
+    assert by_length == (distinct == 3)
+    got = gather_runs(values, starts, lengths)
+    np.testing.assert_array_equal(got, values[ranges_index(starts, lengths)])
+    with pytest.raises(IndexError):
+        gather_runs(values, np.array([n - 1]), np.array([2]))

@@ -36,6 +36,7 @@ import mmap
 import os
 import queue
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .arrays import gather_rows
+from .arrays import gather_rows, gather_runs, ranges_index
 from .errors import TrxFormatError
 
 try:  # Linux: read leases
@@ -61,6 +62,10 @@ _LEASE_SIGNAL = getattr(signal, "SIGURG", 0)
 WINDOW_BYTES = 16 << 20
 #: a gap between needed rows larger than this is skipped, not read
 GAP_BYTES = 256 << 10
+#: ``madvise`` advice that maps a range of pages at once (Linux 5.14; not named by Python 3.11)
+MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22 if sys.platform == "linux" else None)
+#: bytes mapped per ``madvise`` call of :meth:`MemberReader.prefetch` (it stops between two)
+PREFETCH_STEP = 32 << 20
 
 
 T = TypeVar("T")
@@ -348,6 +353,8 @@ class MemberReader:
         self.row_bytes = self.dtype.itemsize * int(np.prod(self.tail, dtype=np.int64))
         self.nbytes = self.nrows * self.row_bytes
         self._window: np.ndarray | None = None
+        self._index: np.ndarray | None = None  # gather_runs' vertex index, when it needs one
+        self._prefetch: tuple[threading.Thread, threading.Event] | None = None
         self._held: bool | None = None  # the file's lease: None = not tried yet
 
     def _out(self, n: int, out: np.ndarray | None) -> np.ndarray:
@@ -446,6 +453,36 @@ class MemberReader:
             del src
         return arr
 
+    def gather_runs(self, starts: np.ndarray, lengths: np.ndarray,
+                    out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``s:s + n`` for each ``(s, n)``, concatenated: a selection's vertices.
+
+        Under the file's lease, copied from its map a run at a time
+        (:func:`~trx_nipype.core.arrays.gather_runs`: no vertex index); else
+        gathered through an index with bounded reads (:meth:`gather`).
+        """
+        starts = np.asarray(starts, dtype=np.int64)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        arr = self._out(int(lengths.sum()), out)
+        if not len(arr):
+            return arr
+        keep = lengths > 0
+        lo, hi = int(starts[keep].min()), int((starts + lengths)[keep].max())
+        if lo < 0 or hi > self.nrows:
+            raise IndexError(f"{self.file.label}: {self.member}: rows {lo}:{hi} out of "
+                             f"range for {self.nrows} rows")
+        total = len(arr)
+        if self._index is None or len(self._index) < total:  # reused from chunk to chunk
+            self._index = np.empty(total + total // 8, dtype=np.int64)
+        if not self._hold():
+            return self.gather(ranges_index(starts, lengths, out=self._index), arr)
+        src = self._mapped()
+        try:
+            gather_runs(src, starts, lengths, out=arr, checked=True, index=self._index)
+        finally:
+            del src
+        return arr
+
     def take(self, rows: slice | np.ndarray, out: np.ndarray | None = None, *,
              view: bool = False) -> np.ndarray:
         """:meth:`rows` for a slice (a run), :meth:`gather` for indices."""
@@ -453,9 +490,50 @@ class MemberReader:
             return self.rows(rows.start, rows.stop, out, view=view)
         return self.gather(rows, out)
 
+    def prefetch(self, start: int, stop: int) -> bool:
+        """Map rows ``start:stop`` of the file's map in a thread, ahead of gathers.
+
+        For a gather that will touch most pages of that range (a selection of
+        every few streamlines): the pages are mapped by the kernel a range at a
+        time (``MADV_POPULATE_READ``) on the other core while this one copies,
+        instead of one page fault at a time in the copy. Done in order, from
+        ``start``, so that it keeps ahead of a gather in file order. Only
+        under the file's lease (as every read of the map); a failure (an old
+        kernel, a file cut short: ``EFAULT``, never ``SIGBUS``) just stops it.
+        :meth:`release` stops and joins the thread. True if started.
+        """
+        if MADV_POPULATE_READ is None or self._prefetch is not None or stop <= start \
+                or not self._hold():
+            return False
+        self.file.check_held(self.member)
+        whole = self.file.mapped()
+        page = mmap.PAGESIZE
+        lo = (self.offset + start * self.row_bytes) // page * page
+        hi = self.offset + stop * self.row_bytes
+        stopped = threading.Event()
+
+        def run() -> None:
+            try:
+                for a in range(lo, hi, PREFETCH_STEP):
+                    if stopped.is_set():
+                        return
+                    whole.madvise(MADV_POPULATE_READ, a, min(PREFETCH_STEP, hi - a))
+            except (OSError, ValueError):  # no such advice, or pages past a truncation
+                return
+
+        thread = threading.Thread(target=run, name="trx-prefetch", daemon=True)
+        self._prefetch = (thread, stopped)
+        thread.start()
+        return True
+
     def release(self) -> None:
         """Drop the read window and the lease (the reader can still be used)."""
-        self._window = None
+        if self._prefetch is not None:
+            thread, stopped = self._prefetch
+            stopped.set()
+            thread.join()
+            self._prefetch = None
+        self._window = self._index = None
         if self._held:
             self.file.let_go()
         self._held = None

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import zipio
-from .arrays import ranges_index, row_width
+from .arrays import row_width
 from .dtypes import (
     DTYPES,
     OFFSET_DTYPES,
@@ -89,24 +89,23 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
     ``reader`` reads the source array (``LazyArrays.reader``: ``pread`` s of
     its file, or the array in memory). ``per_vertex`` picks vertex rows
     (positions, dpv) or streamline rows (dps). Runs of rows are read whole, a
-    view's scattered rows gathered. Each chunk may be a view of one buffer
-    refilled for the next: consume it before asking for the next one.
-    ``inspect(rows, lengths)``, when given, sees each chunk of whole
-    streamlines as read (e.g. a bounding-box count riding on the same pass).
+    view's scattered streamlines copied run by run (``reader.gather_runs``: no
+    vertex index). Each chunk may be a view of one buffer refilled for the
+    next: consume it before asking for the next one. ``inspect(rows, lengths)``,
+    when given, sees each chunk of whole streamlines as read (e.g. a
+    bounding-box count riding on the same pass).
     """
-    buf = index = None
+    buf = None
     starts_of = np.asarray(trx.source_arrays().offsets)[:-1]
     try:
-        # a view's vertex index is made here, in one buffer reused from chunk to chunk
+        if per_vertex and hasattr(reader, "prefetch"):
+            prefetch_dense(trx, reader, starts_of)
         for c in trx.iter_chunks(chunk_vertices, vertices=False):
             rows = c.vertices if per_vertex else c.streamlines
-            if rows is None:  # scattered streamlines of a view: their vertices
-                total = int(c.lengths.sum())
-                if index is None or len(index) < total:
-                    index = np.empty(total + total // 8, dtype=np.int64)
-                rows = ranges_index(np.asarray(starts_of[c.streamlines], dtype=np.int64),
-                                    c.lengths, out=index)
-            block = reader.take(rows, out=buf, view=True)
+            if rows is None:  # scattered streamlines of a view: their vertices, run by run
+                block = reader.gather_runs(starts_of[c.streamlines], c.lengths, out=buf)
+            else:
+                block = reader.take(rows, out=buf, view=True)
             if block.flags.owndata and (buf is None or len(block) > len(buf)):
                 buf = block  # a buffer of ours (not a view of the file's map): reuse it
             if inspect is not None:
@@ -114,6 +113,27 @@ def row_chunks(trx: TrxFile, reader: Any, dtype: np.dtype, *, per_vertex: bool,
             yield block.astype(dtype, copy=False)
     finally:
         reader.release()
+
+
+#: a selection whose streamlines are at most this far apart on average (bytes of a
+#: per-vertex member) touches most of its pages: they are mapped ahead of the gather
+DENSE_BYTES = 64 << 10
+#: nor is it worth a thread below this many bytes of the member
+PREFETCH_MIN_BYTES = 8 << 20
+
+
+def prefetch_dense(trx: TrxFile, reader: Any, starts_of: np.ndarray) -> None:
+    """Have ``reader`` map ahead (``MemberReader.prefetch``) the span of a view's streamlines
+    in a per-vertex member, when they are dense enough in it to touch most of its pages."""
+    rows = trx.source_rows()
+    if rows is None or not len(rows):
+        return
+    starts = np.asarray(starts_of[rows], dtype=np.int64)
+    lo = int(starts.min())
+    hi = int((starts + trx.lengths).max())
+    span = (hi - lo) * reader.row_bytes
+    if span >= PREFETCH_MIN_BYTES and span <= len(rows) * DENSE_BYTES:
+        reader.prefetch(lo, hi)
 
 
 def trx_members(trx: TrxFile, *, positions_dtype: Any = None, offsets_dtype: Any = None,

@@ -231,6 +231,10 @@ class TrxFile:
         """The unselected source (for writers that gather chunk by chunk)."""
         return self._src
 
+    def source_rows(self) -> np.ndarray | None:
+        """The source's streamlines a view holds, in its order (None for a whole file)."""
+        return self._sel
+
     def iter_positions(self, max_vertices: int | None = None, *,
                        weights: np.ndarray | None = None, dtype: Any = None
                        ) -> Iterator[tuple[Chunk, np.ndarray]]:
