@@ -363,3 +363,16 @@ def test_tree_state_skips_lock_files_and_files_that_vanish(tmp_path: Path,
     (tmp_path / "vanishing.trx").unlink()  # gone between listing and looking
     monkeypatch.setattr(runrecord.os, "scandir", lambda path: iter(listed))
     assert sorted(runrecord.tree_state(tmp_path)) == ["kept.trx"]
+
+
+def test_an_unchanged_rerun_repeats_the_warning_about_earlier_outputs(
+        demo_copy: Path, tmp_path: Path, trusting: None, nipype_runs: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert _run(demo_copy, out) == 0
+    assert _run(demo_copy, out, "--subjects", "sub-01", "sub-02") == 0
+    through_nipype = capsys.readouterr().err
+    assert "sub-03" in through_nipype and "warning" in through_nipype
+    assert _run(demo_copy, out, "--subjects", "sub-01", "sub-02") == 0
+    assert len(nipype_runs) == 2  # the record's path, with the same warning
+    assert capsys.readouterr().err == through_nipype

@@ -263,7 +263,7 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
         report, report_error = _unchanged_run(args, record, work_dir, extra, echo)
     else:
         report, report_error = _pipeline_run(args, dataset, out_dir, work_dir, extra, echo,
-                                             key, inputs, outputs)
+                                             key, inputs)
     failed = report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
                            warnings_hint=" (--verbose shows them)", summary=False)
     if report_error is not None:
@@ -329,11 +329,11 @@ def _unchanged_run(args: argparse.Namespace, record: Any, work_dir: Path,
 
 
 def _pipeline_run(args: argparse.Namespace, dataset: Any, out_dir: Path, work_dir: Path,
-                  extra: dict[str, Any], echo: Any, key: dict[str, Any], inputs: list[str],
-                  outputs: list[str]) -> tuple[Any, str | None]:
+                  extra: dict[str, Any], echo: Any, key: dict[str, Any], inputs: list[str]
+                  ) -> tuple[Any, str | None]:
     """Build the pipeline and run it through Nipype; record the run when it succeeded."""
     from ..workflows.pipelines import init_bundles_pipeline_wf, init_convert_pipeline_wf
-    from ..workflows.runner import run_workflow, stale_message
+    from ..workflows.runner import run_workflow
     from ..workflows.runrecord import begin_run, changed_files, load_record, save_record
     from ..workflows.workdir import forget_missing_outputs
 
@@ -368,8 +368,7 @@ def _pipeline_run(args: argparse.Namespace, dataset: Any, out_dir: Path, work_di
         report_error = report_after_run(out_dir, report, say, processes=args.nprocs,
                                         written=pending.report)
     if report.ok and report.waited and report_error is None:
-        stale = stale_message(str(out_dir), args.pipeline, outputs)
-        pending.warnings = [stale] if stale else []
+        pending.warnings = [report.stale] if report.stale else []
         pending.events = [[e.node, e.context] for e in report.events]
         save_record(pending, work_dir, out_dir, work_dir / wf.name)
     return report, report_error

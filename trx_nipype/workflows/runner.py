@@ -92,6 +92,8 @@ class RunReport:
     submitted: int | None = None
     #: False when a graph plugin's jobs were submitted and not followed (``wait=False``)
     waited: bool = True
+    #: the warning (also in ``warnings``) naming files of earlier runs in the output folder
+    stale: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -626,6 +628,7 @@ def _run(wf: Any, work_dir: Path, tree: Any, *, plugin: str,
         message = stale_message(tree.output_dir, tree.pipeline, list(tree.outputs))
         if message:
             report.warnings.append(message)
+            report.stale = message
     return report
 
 
