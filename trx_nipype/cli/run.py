@@ -231,7 +231,7 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
     from ..core.naming import sidecar_path
     from ..workflows.dataset import find_dataset
     from ..workflows.derivatives import pipeline_outputs
-    from ..workflows.runrecord import matching_record
+    from ..workflows.runrecord import load_record, look, unchanged
 
     say = echo or (lambda line: None)
     if args.input_dir is None:
@@ -250,8 +250,9 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
         dataset.uri = DEMO_DATASET_URI
     outputs = pipeline_outputs(dataset, args.pipeline, population=not args.no_population,
                                out_format=args.out_format)
-    key, inputs = run_key(args, dataset, out_dir), dataset_inputs(dataset)
-    record = matching_record(work_dir, key, inputs, out_dir)
+    key, last = run_key(args, dataset, out_dir), load_record(work_dir)
+    now = look(dataset_inputs(dataset), out_dir, work_dir, last)  # once: every use reads it
+    record = last if unchanged(last, key, now) else None
     nfiles = sum(len(s.files) for s in dataset.subjects)
     say(f"trx-nipype run: pipeline '{args.pipeline}', {len(dataset.subjects)} subjects "
         f"({_some(dataset.labels)}), {nfiles} files, {len(dataset.bundles)} bundles "
@@ -263,7 +264,7 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
         report, report_error = _unchanged_run(args, record, work_dir, extra, echo)
     else:
         report, report_error = _pipeline_run(args, dataset, out_dir, work_dir, extra, echo,
-                                             key, inputs)
+                                             key, last, now)
     failed = report.finish("trx-nipype: ", max_warnings=None if args.verbose else 3,
                            warnings_hint=" (--verbose shows them)", summary=False)
     if report_error is not None:
@@ -329,18 +330,21 @@ def _unchanged_run(args: argparse.Namespace, record: Any, work_dir: Path,
 
 
 def _pipeline_run(args: argparse.Namespace, dataset: Any, out_dir: Path, work_dir: Path,
-                  extra: dict[str, Any], echo: Any, key: dict[str, Any], inputs: list[str]
+                  extra: dict[str, Any], echo: Any, key: dict[str, Any], last: Any, now: Any
                   ) -> tuple[Any, str | None]:
-    """Build the pipeline and run it through Nipype; record the run when it succeeded."""
+    """Build the pipeline and run it through Nipype; record the run when it succeeded.
+
+    ``last``: the work dir's record (or None), ``now``: the state of the files taken
+    with it (:func:`~trx_nipype.workflows.runrecord.look`).
+    """
     from ..workflows.pipelines import init_bundles_pipeline_wf, init_convert_pipeline_wf
     from ..workflows.runner import run_workflow
-    from ..workflows.runrecord import begin_run, changed_files, load_record, save_record
+    from ..workflows.runrecord import begin_run, changed_files, save_record
     from ..workflows.workdir import forget_missing_outputs
 
     say = echo or (lambda line: None)
-    last = load_record(work_dir)
-    changed = changed_files(last, inputs, out_dir, work_dir) if last is not None else []
-    pending = begin_run(work_dir, key, inputs)  # the last record is gone from here on
+    changed = changed_files(last, now, out_dir, work_dir) if last is not None else []
+    pending = begin_run(work_dir, key, now)  # the last record is gone from here on
     if args.pipeline == "bundles":
         wf = init_bundles_pipeline_wf(dataset, out_dir, population=not args.no_population,
                                       nb_streamlines=args.streamlines_per_subject,

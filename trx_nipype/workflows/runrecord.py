@@ -10,7 +10,7 @@ it (:func:`code_state`), the state of every input file taken *before* the run,
 and the state of every file in the output folder and in the workflow's folder
 of the work dir taken *after* it. The next run with the same command takes
 the same states again; when every one is equal, nothing can have changed and
-it says so without running Nipype (:func:`matching_record`).
+it says so without running Nipype (:func:`unchanged`).
 
 A file's state is its size, modification and change times in nanoseconds and
 its inode (:func:`file_state`): stricter than Nipype's ``timestamp`` hash
@@ -166,17 +166,44 @@ def record_path(work_dir: str | os.PathLike) -> Path:
     return Path(work_dir) / RECORD_NAME
 
 
-def begin_run(work_dir: str | os.PathLike, key: Mapping[str, Any],
-              inputs: Iterable[str | os.PathLike]) -> RunRecord:
-    """Before a run: forget the last record, take the state of the code and the inputs.
+@dataclass
+class Looked:
+    """The state of a run's files as one look took it: inputs (:func:`file_states`),
+    and, when there is a record to compare with, the output folder and the
+    workflow's folder in the work dir (:func:`tree_state`). ``taken_ns``: when
+    the look began."""
+
+    taken_ns: int
+    inputs: dict[str, Any]
+    outputs: dict[str, list[int]] | None = None
+    work: dict[str, list[int]] | None = None
+
+
+def look(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike,
+         work_dir: str | os.PathLike, record: RunRecord | None) -> Looked:
+    """Take the state of the inputs and, to compare with ``record``, of its folders.
+
+    Taken once per run: the unchanged-run check (:func:`unchanged`), the files
+    changed since the record (:func:`changed_files`) and the new record
+    (:func:`begin_run`) all read this one look.
+    """
+    now = Looked(taken_ns=time.time_ns(), inputs=file_states(inputs))
+    if record is not None:
+        now.outputs = tree_state(output_dir)
+        now.work = tree_state(Path(work_dir, record.workflow)) if record.workflow else {}
+    return now
+
+
+def begin_run(work_dir: str | os.PathLike, key: Mapping[str, Any], now: Looked) -> RunRecord:
+    """Before a run: forget the last record, take the state of the code; the inputs'
+    is ``now``'s, taken before the run.
 
     The returned record is completed and saved by :func:`save_record` once the
     run has succeeded.
     """
     record_path(work_dir).unlink(missing_ok=True)
-    taken = time.time_ns()
     record = RunRecord(key=json.loads(json.dumps(key)), code=code_state(),
-                       inputs=file_states(inputs), taken_ns=taken)
+                       inputs=now.inputs, taken_ns=now.taken_ns)
     record.trusted = not record.racy()
     return record
 
@@ -208,34 +235,23 @@ def load_record(work_dir: str | os.PathLike) -> RunRecord | None:
         return None
 
 
-def matching_record(work_dir: str | os.PathLike, key: Mapping[str, Any],
-                    inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike
-                    ) -> RunRecord | None:
-    """The last run's record when nothing has changed since it, else None.
+def unchanged(record: RunRecord | None, key: Mapping[str, Any], now: Looked) -> bool:
+    """Whether nothing has changed since the run that wrote ``record``.
 
-    Nothing changed: the same key (command and dataset), a trusted record,
-    the same code (:func:`code_state`), and every input, every file of the
-    output folder and every file of the workflow's folder in the work dir in
-    the state the record holds (no file added or removed either). The cheap
-    comparisons come first.
+    Nothing changed: a trusted record of the same key (command and dataset),
+    every input, every file of the output folder and every file of the
+    workflow's folder in the work dir in the state the record holds (no file
+    added or removed either), and the same code (:func:`code_state`, taken
+    last: the dearest).
     """
-    record = load_record(work_dir)
-    if record is None or not record.trusted:
-        return None
-    if record.key != json.loads(json.dumps(key)):
-        return None
-    if record.inputs != file_states(inputs):
-        return None
-    if record.outputs != tree_state(output_dir) or record.work != tree_state(
-            Path(work_dir, record.workflow)):
-        return None
-    if record.code != code_state():
-        return None
-    return record
+    return (record is not None and record.trusted
+            and record.key == json.loads(json.dumps(key))
+            and record.inputs == now.inputs and record.outputs == now.outputs
+            and record.work == now.work and record.code == code_state())
 
 
-def changed_files(record: RunRecord, inputs: Iterable[str | os.PathLike],
-                  output_dir: str | os.PathLike, work_dir: str | os.PathLike) -> list[str]:
+def changed_files(record: RunRecord, now: Looked, output_dir: str | os.PathLike,
+                  work_dir: str | os.PathLike) -> list[str]:
     """The files of the last run that are still there but not as it left them.
 
     Inputs whose state differs (a TRX folder as a whole when a file in it
@@ -247,18 +263,13 @@ def changed_files(record: RunRecord, inputs: Iterable[str | os.PathLike],
     inputs change, not its outputs), nor, with its ``timestamp`` hash, an
     input whose size and modification time were put back. Files gone are
     not listed (the run sees them itself); files new to the record neither.
+    ``now`` is :func:`look`'s, taken with ``record``.
     """
-    changed = []
-    for path, state in file_states(inputs).items():
-        old = record.inputs.get(path, state)
-        if old != state:
-            changed.append(path)
-    folders: list[tuple[str | os.PathLike, dict[str, list[int]]]] = [
-        (output_dir, record.outputs)]
-    if record.workflow:
-        folders.append((Path(work_dir, record.workflow), record.work))
-    for folder, old_states in folders:
-        now = tree_state(folder)
-        changed += [os.path.join(os.path.abspath(folder), rel) for rel, state in now.items()
+    changed = [path for path, state in now.inputs.items()
+               if record.inputs.get(path, state) != state]
+    folders = [(output_dir, record.outputs, now.outputs or {}),
+               (Path(work_dir, record.workflow), record.work, now.work or {})]
+    for folder, old_states, states in folders:
+        changed += [os.path.join(os.path.abspath(folder), rel) for rel, state in states.items()
                     if rel in old_states and old_states[rel] != state]
     return changed
