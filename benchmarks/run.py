@@ -312,7 +312,10 @@ WHY = {
     "stream, one core) of the 4.8 s this operation takes (the main thread writes the member "
     "to the private folder meanwhile); the target, 0.35 x 9.3 s = 3.3 s, is what libdeflate, "
     "the fastest inflater measured here (365 MB/s at best), takes for that member alone, with "
-    "no streaming interface (the whole 1.2 GB output in one buffer)",
+    "no streaming interface (the whole 1.2 GB output in one buffer); inflating the one stream "
+    "in parallel (rapidgzip 0.16, two threads, the member read in place) measured slower on "
+    "this 2-core machine: 0.78x against 0.46x in the same hour, peak 121 against 52 MB (its "
+    "threads redo work at chunk starts and take the core this one writes on)",
     "save_stored:ratio": "page-cache writes on this VM swing up to 5x between runs (see the "
     "copy side's spread in results.json); members are copied by the kernel (copy_file_range) "
     "with the CRC the source zip records, so ours is at the copy limit",

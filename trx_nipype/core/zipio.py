@@ -7,7 +7,11 @@ CRC-32 10-14 GB/s (zlib 1.6), deflate 340-650 MB/s at zlib level 6's ratio
 (zlib 26-33 MB/s; 86-94 with the Huffman-only strategy this writer used),
 inflate 260-370 MB/s (zlib 130-210). zlib-ng was slower than ISA-L on each of
 the three and libdeflate has no streaming interface (a whole member would
-have to sit in memory). ``LIBRARY`` says which one is in use.
+have to sit in memory). ``LIBRARY`` says which one is in use. rapidgzip,
+which inflates one deflate stream in several threads, did not beat ISA-L on
+that machine (2-3 threads: 0.9-1.1x the time of inflating the 1.1 GB
+positions member of a trx-python file alone, 1.7x the time and 2.3x the peak
+memory of loading that file and reading its positions) and is not used.
 
 Deflated members are written as independent blocks of :data:`DEFLATE_BLOCK`
 input bytes, each compressed by a fresh compressor and ended with a sync
