@@ -387,3 +387,17 @@ def test_run_convert_refuses_options_it_would_not_use(cli: Run, trk_dir: Path, t
                        "convert", *extra)
     assert code == 2 and message in one_error(err)
     assert not (tmp_path / "o").exists()
+
+
+def test_run_where_every_subject_failed_says_so(cli: Run, trk_dir: Path,
+                                                tmp_path: Path) -> None:
+    # was "...; the other subjects' results are in OUT" with no result anywhere
+    for sub in ("sub-01", "sub-02"):
+        (tmp_path / "ds" / sub / "dwi").mkdir(parents=True)
+        (tmp_path / "ds" / sub / "dwi" / "AF_L.trk").write_bytes(b"x")
+    code, _, err = cli("run", tmp_path / "ds", "--output-dir", tmp_path / "o", "-q")
+    assert code == 1 and f"; no output file is in {tmp_path / 'o'}; crash files in" in err
+    shutil.copytree(trk_dir / "sub-03", tmp_path / "ds" / "sub-03")
+    code, _, err = cli("run", tmp_path / "ds", "--output-dir", tmp_path / "o", "-q",
+                       "--no-population")
+    assert code == 1 and f"; 1 of the 3 output files are in {tmp_path / 'o'};" in err

@@ -366,10 +366,11 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
     if report_error is not None:
         print(f"trx-nipype: error: report: {report_error}", file=sys.stderr)
     if failed or report_error is not None:
-        whose = "the other subjects' results" if failed else "the results"
-        print(f"trx-nipype: {closing_line(report, report_error is not None)}; {whose} are "
-              f"in {out_dir}" + (f"; crash files in {work_dir / 'crash'}" if failed else ""),
-              file=sys.stderr)
+        made = sum(os.path.lexists(out_dir / rel) for rel in outputs)
+        where = (f"{made} of the {len(outputs)} output files are in {out_dir}" if made
+                 else f"no output file is in {out_dir}")
+        print(f"trx-nipype: {closing_line(report, report_error is not None)}; {where}"
+              + (f"; crash files in {work_dir / 'crash'}" if failed else ""), file=sys.stderr)
         return 1
     if not report.waited:
         jobs = "" if report.submitted is None else f"{report.submitted} job(s) "
