@@ -401,3 +401,26 @@ def test_run_where_every_subject_failed_says_so(cli: Run, trk_dir: Path,
     code, _, err = cli("run", tmp_path / "ds", "--output-dir", tmp_path / "o", "-q",
                        "--no-population")
     assert code == 1 and f"; 1 of the 3 output files are in {tmp_path / 'o'};" in err
+
+
+def test_run_refuses_more_streamlines_per_subject_than_a_bundle_has(cli: Run, trk_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    # was one failure per bundle during the run ("concat: cannot draw 1000 streamlines")
+    out = tmp_path / "o"
+    code, _, err = cli("run", trk_dir, "--output-dir", out, "-q",
+                       "--streamlines-per-subject", "1000")
+    assert code == 2 and one_error(err).startswith(
+        f"trx-nipype: error: run: --streamlines-per-subject 1000: sub-01's bundle AF_L "
+        f"({trk_dir / 'sub-01/dwi/AF_L.trk'}) has 50 streamlines; the population files draw "
+        f"as many from every subject: give at most 50, or 'min'")
+    assert not out.exists() and not default_work_dir(out).exists()
+    trx = tmp_path / "trx"  # TRX inputs are counted too
+    code, _, err = cli("run", trk_dir, "--output-dir", trx, "-q", "--pipeline", "convert",
+                       "--subjects", "01", "02")
+    assert code == 0, err
+    code, _, err = cli("run", trx, "--output-dir", tmp_path / "o2", "-q",
+                       "--streamlines-per-subject", "51")
+    assert code == 2 and "sub-01's bundle AF_L" in err and "has 50 streamlines" in err
+    code, _, err = cli("run", trx, "--output-dir", tmp_path / "o2", "-q",
+                       "--streamlines-per-subject", "50")
+    assert code == 0, err

@@ -285,6 +285,51 @@ def _check_not_a_file(name: str, folder: Path) -> None:
             return
 
 
+def known_count(path: str) -> int | None:
+    """Streamlines of a bundle file when its header tells them cheaply, else None.
+
+    TRX (its header and offsets), uncompressed TRK and TCK (their headers,
+    checked against the file's size); other files are counted while the run
+    reads them.
+    """
+    from ..core import load
+    from ..core.blockwrite import predicted_counts
+    from ..core.formats import detect_format
+
+    try:
+        if detect_format(path) == "trx":
+            with load(path) as trx:
+                return len(trx)
+        counts = predicted_counts(path)
+    except (OSError, ValueError):  # unreadable: the run says why
+        return None
+    return counts[0] if counts else None
+
+
+def check_streamlines_per_subject(args: argparse.Namespace, dataset: Any) -> None:
+    """Refuse ``--streamlines-per-subject N`` larger than a bundle file, before any work.
+
+    Only the files whose counts are cheap to know (:func:`known_count`) are
+    looked at; the others fail in the run, per bundle.
+
+    Raises
+    ------
+    UsageError
+        Naming the option, the subject, the bundle, its file and its count.
+    """
+    wanted = args.streamlines_per_subject
+    if args.pipeline != "bundles" or args.no_population or not isinstance(wanted, int):
+        return
+    for s in dataset.subjects:
+        for bundle, path in zip(s.bundles, s.files, strict=True):
+            have = known_count(path)
+            if have is not None and have < wanted:
+                raise UsageError(f"--streamlines-per-subject {wanted}: {s.label}'s bundle "
+                                 f"{bundle} ({path}) has {have} streamlines; the population "
+                                 f"files draw as many from every subject: give at most "
+                                 f"{have}, or 'min' (the smallest subject's count)")
+
+
 def run_key(args: argparse.Namespace, dataset: Any, out_dir: Path) -> dict[str, Any]:
     """What a run is asked to do: its parameters and its dataset (a run record's key)."""
     return {
@@ -440,6 +485,7 @@ def _pipeline_run(args: argparse.Namespace, dataset: Any, out_dir: Path, work_di
     from ..workflows.workdir import forget_missing_outputs
 
     say = echo or (lambda line: None)
+    check_streamlines_per_subject(args, dataset)
     changed = changed_files(last, now, out_dir, work_dir) if last is not None else []
     pending = begin_run(work_dir, key, now)  # the last record is gone from here on
     if args.pipeline == "bundles":
