@@ -318,8 +318,7 @@ def small_dataset(trk_dir: Path, root: Path) -> Path:
 
 @pytest.mark.parametrize(("output", "work", "message"), [
     ("ds", None, "--output-dir {ds}: is the same folder as INPUT_DIR {ds}; the outputs "
-                 "would be read as inputs"),
-    ("ds/out", None, "--output-dir {ds}/out: is inside INPUT_DIR {ds};"),
+                 "could replace the dataset's own files"),
     (".", None, "--output-dir {tmp}: holds INPUT_DIR {ds};"),
     ("o", "o", "--work-dir {tmp}/o: is the same folder as --output-dir {tmp}/o; Nipype's "
                "cache"),
@@ -327,7 +326,6 @@ def small_dataset(trk_dir: Path, root: Path) -> Path:
     ("o/x", "o", "--work-dir {tmp}/o: holds --output-dir {tmp}/o/x;"),
     ("o", "ds", "--work-dir {ds}: is the same folder as INPUT_DIR {ds}; Nipype's cache does "
                 "not belong in the dataset"),
-    ("o", "ds/w", "--work-dir {ds}/w: is inside INPUT_DIR {ds};"),
     ("o", "afile", "--work-dir {tmp}/afile: is a file, not a folder"),
     ("afile", None, "--output-dir {tmp}/afile: is a file, not a folder"),
     ("afile/o", None, "--output-dir {tmp}/afile/o: its parent {tmp}/afile is a file, not "
@@ -345,6 +343,21 @@ def test_run_refuses_overlapping_folders_and_files(cli: Run, trk_dir: Path, tmp_
                        *(["--work-dir", tmp_path / work] if work else []))
     assert code == 2 and message.format(ds=ds, tmp=tmp_path) in one_error(err)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert json.loads((ds / "dataset_description.json").read_text()) == RAW
+
+
+def test_run_writes_derivatives_inside_the_dataset(cli: Run, trk_dir: Path,
+                                                  tmp_path: Path) -> None:
+    # BIDS's layout: ds/derivatives/trx-nipype, its work dir beside it (inside ds too);
+    # a second run over the same dataset does not take the first run's files as input
+    ds = small_dataset(trk_dir, tmp_path / "ds")
+    out = ds / "derivatives" / "trx-nipype"
+    for _ in range(2):
+        code, _, err = cli("run", ds, "--output-dir", out, "-q")
+        assert code == 0, err
+        rows = (out / "qc.tsv").read_text(encoding="utf-8").splitlines()
+        assert len(rows) == 1 + 2 * 3  # header, 2 subjects x 3 bundles, none twice
+    assert default_work_dir(out).is_dir() and default_work_dir(out).is_relative_to(ds)
     assert json.loads((ds / "dataset_description.json").read_text()) == RAW
 
 

@@ -234,11 +234,13 @@ def check_run_folders(input_dir: str | None, output: tuple[str, Path],
                       work: tuple[str, Path]) -> None:
     """Refuse folders of a run that are files, or that overlap where they must not.
 
-    The output folder must not be, be inside or hold INPUT_DIR (its files would
-    be read as inputs by the next run, and the dataset's own files could be
-    replaced); the work dir (Nipype's cache, with absolute paths) must not be,
-    be inside or hold the output folder or INPUT_DIR. The demo data, extracted
-    inside the work dir, is the one input that lives there.
+    The output folder must not be or hold INPUT_DIR (the dataset's own files
+    could be replaced, and the outputs read as inputs by the next run); the
+    work dir (Nipype's cache, with absolute paths) must not be, be inside or
+    hold the output folder, nor be or hold INPUT_DIR. Both may lie inside
+    INPUT_DIR (BIDS's ``derivatives/``): the dataset search leaves this tool's
+    output and work folders out. The demo data, extracted inside the work dir,
+    is the one input that lives there.
 
     Parameters
     ----------
@@ -258,21 +260,26 @@ def check_run_folders(input_dir: str | None, output: tuple[str, Path],
     for name, folder in folders:
         _check_not_a_file(name, folder)
     real = {name: Path(os.path.realpath(folder)) for name, folder in folders}
-    pairs = [(work, output, "Nipype's cache (absolute paths, crash files) does not belong in "
-                            "the shareable output folder, nor outputs in the cache")]
+    # (folder, other, may it lie inside the other, why not)
+    pairs = [(work, output, False, "Nipype's cache (absolute paths, crash files) does not "
+                                   "belong in the shareable output folder, nor outputs in "
+                                   "the cache")]
     if input_dir is not None:
-        pairs[:0] = [(output, folders[0], "the outputs would be read as inputs by the next "
-                                          "run, and could replace the dataset's own files")]
-        pairs.append((work, folders[0], "Nipype's cache does not belong in the dataset, nor "
-                                        "the dataset in the cache"))
-    for (name, _), (other, _), why in pairs:
+        pairs[:0] = [(output, folders[0], True, "the outputs could replace the dataset's own "
+                                                "files, and be read as inputs by the next run")]
+        pairs.append((work, folders[0], True, "Nipype's cache does not belong in the dataset's "
+                                              "own folder, nor the dataset in the cache"))
+    for (name, _), (other, _), inside_ok, why in pairs:
         a, b = real[name], real[other]
-        how = ("is the same folder as" if a == b else "is inside" if a.is_relative_to(b)
-               else "holds" if b.is_relative_to(a) else "")
+        how = ("is the same folder as" if a == b else
+               "" if inside_ok and a.is_relative_to(b) else
+               "is inside" if a.is_relative_to(b) else "holds" if b.is_relative_to(a) else "")
         if how:
             option = name.split(" ")[0] if name.startswith("--") else "--work-dir"
-            raise UsageError(f"{name}: {how} {other}; {why}: choose {option} outside "
-                             f"{other.split(' ')[0]}, and not holding it")
+            where = (f"a folder of its own inside {other.split(' ')[0]} (such as "
+                     f"derivatives/trx-nipype) or outside it" if inside_ok else
+                     f"outside {other.split(' ')[0]}, and not holding it")
+            raise UsageError(f"{name}: {how} {other}; {why}: choose {option} {where}")
 
 
 def _check_not_a_file(name: str, folder: Path) -> None:
