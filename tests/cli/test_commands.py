@@ -16,6 +16,7 @@ from trx.trx_file_memmap import load as trx_python_load
 
 from trx_nipype.core import load
 from trx_nipype.interfaces import ResizeTrx
+from trx_nipype.workflows.runner import default_work_dir
 
 from .conftest import Run
 
@@ -301,3 +302,138 @@ def test_encoding_options_are_applied_or_refused(cli: Run, trx_path: Path, trk_d
     code, _, err = cli("run", trk_dir, "--output-dir", tmp_path / "o", "-q",
                        "--positions-dtype", "float16")
     assert code == 2 and "apply to --pipeline convert" in one_error(err)
+
+
+# ------------------------------------------------------------------ run: folders it refuses
+RAW = {"Name": "My raw data", "BIDSVersion": "1.9.0", "DatasetType": "raw"}
+
+
+def small_dataset(trk_dir: Path, root: Path) -> Path:
+    """Two subjects of the demo data, with a raw dataset description."""
+    for sub in ("sub-01", "sub-02"):
+        shutil.copytree(trk_dir / sub, root / sub)
+    (root / "dataset_description.json").write_text(json.dumps(RAW), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(("output", "work", "message"), [
+    ("ds", None, "--output-dir {ds}: is the same folder as INPUT_DIR {ds}; the outputs "
+                 "could replace the dataset's own files"),
+    (".", None, "--output-dir {tmp}: holds INPUT_DIR {ds};"),
+    ("o", "o", "--work-dir {tmp}/o: is the same folder as --output-dir {tmp}/o; Nipype's "
+               "cache"),
+    ("o", "o/work", "--work-dir {tmp}/o/work: is inside --output-dir {tmp}/o;"),
+    ("o/x", "o", "--work-dir {tmp}/o: holds --output-dir {tmp}/o/x;"),
+    ("o", "ds", "--work-dir {ds}: is the same folder as INPUT_DIR {ds}; Nipype's cache does "
+                "not belong in the dataset"),
+    ("o", "afile", "--work-dir {tmp}/afile: is a file, not a folder"),
+    ("afile", None, "--output-dir {tmp}/afile: is a file, not a folder"),
+    ("afile/o", None, "--output-dir {tmp}/afile/o: its parent {tmp}/afile is a file, not "
+                      "a folder"),
+])
+def test_run_refuses_overlapping_folders_and_files(cli: Run, trk_dir: Path, tmp_path: Path,
+                                                   output: str, work: str | None,
+                                                   message: str) -> None:
+    # they were run: the raw description replaced, Nipype's cache in the output folder or
+    # the dataset, an empty report, or "[Errno 17] File exists"
+    ds = small_dataset(trk_dir, tmp_path / "ds")
+    (tmp_path / "afile").write_text("mine", encoding="utf-8")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code, _, err = cli("run", ds, "--output-dir", tmp_path / output, "-q",
+                       *(["--work-dir", tmp_path / work] if work else []))
+    assert code == 2 and message.format(ds=ds, tmp=tmp_path) in one_error(err)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert json.loads((ds / "dataset_description.json").read_text()) == RAW
+
+
+def test_run_writes_derivatives_inside_the_dataset(cli: Run, trk_dir: Path,
+                                                  tmp_path: Path) -> None:
+    # BIDS's layout: ds/derivatives/trx-nipype, its work dir beside it (inside ds too);
+    # a second run over the same dataset does not take the first run's files as input
+    ds = small_dataset(trk_dir, tmp_path / "ds")
+    out = ds / "derivatives" / "trx-nipype"
+    for _ in range(2):
+        code, _, err = cli("run", ds, "--output-dir", out, "-q")
+        assert code == 0, err
+        rows = (out / "qc.tsv").read_text(encoding="utf-8").splitlines()
+        assert len(rows) == 1 + 2 * 3  # header, 2 subjects x 3 bundles, none twice
+    assert default_work_dir(out).is_dir() and default_work_dir(out).is_relative_to(ds)
+    assert json.loads((ds / "dataset_description.json").read_text()) == RAW
+
+
+def test_run_never_replaces_another_dataset_description(cli: Run, trk_dir: Path,
+                                                        tmp_path: Path) -> None:
+    out = tmp_path / "other"
+    out.mkdir()
+    theirs = {**RAW, "DatasetType": "derivative", "GeneratedBy": [{"Name": "fmriprep"}]}
+    (out / "dataset_description.json").write_text(json.dumps(theirs), encoding="utf-8")
+    code, _, err = cli("run", trk_dir, "--output-dir", out, "-q", "--subjects", "01")
+    assert code == 2 and one_error(err).endswith(
+        f"{out}/dataset_description.json: describes another dataset ('My raw data', "
+        f"DatasetType 'derivative', written by 'fmriprep'); trx-nipype never replaces a "
+        f"dataset description it did not write: choose another --output-dir (a new or "
+        f"empty folder, or one of an earlier trx-nipype run)")
+    assert [p.name for p in out.iterdir()] == ["dataset_description.json"]
+    assert json.loads((out / "dataset_description.json").read_text()) == theirs
+    assert not default_work_dir(out).exists()  # refused before any work
+    # its own description is rewritten by the next run
+    code, _, err = cli("run", trk_dir, "--output-dir", tmp_path / "mine", "-q",
+                       "--subjects", "01", "--no-population")
+    assert code == 0, err
+    assert cli("run", trk_dir, "--output-dir", tmp_path / "mine", "-q", "--subjects", "01",
+               "--no-population")[0] == 0
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--out-format", "tck", "--compression", "deflate"],
+     "--out-format tck: --compression deflate applies to TRX outputs; a TCK file has its own "
+     "encoding"),
+    (["--out-format", "tck", "--positions-dtype", "float16"],
+     "--out-format tck: --positions-dtype float16 applies to TRX outputs"),
+    (["--streamlines-per-subject", "5"],
+     "--streamlines-per-subject applies to --pipeline bundles"),
+    (["--no-population"], "--no-population applies to --pipeline bundles"),
+])
+def test_run_convert_refuses_options_it_would_not_use(cli: Run, trk_dir: Path, tmp_path: Path,
+                                                      extra: list[str], message: str) -> None:
+    code, _, err = cli("run", trk_dir, "--output-dir", tmp_path / "o", "-q", "--pipeline",
+                       "convert", *extra)
+    assert code == 2 and message in one_error(err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_where_every_subject_failed_says_so(cli: Run, trk_dir: Path,
+                                                tmp_path: Path) -> None:
+    # was "...; the other subjects' results are in OUT" with no result anywhere
+    for sub in ("sub-01", "sub-02"):
+        (tmp_path / "ds" / sub / "dwi").mkdir(parents=True)
+        (tmp_path / "ds" / sub / "dwi" / "AF_L.trk").write_bytes(b"x")
+    code, _, err = cli("run", tmp_path / "ds", "--output-dir", tmp_path / "o", "-q")
+    assert code == 1 and f"; no output file is in {tmp_path / 'o'}; crash files in" in err
+    shutil.copytree(trk_dir / "sub-03", tmp_path / "ds" / "sub-03")
+    code, _, err = cli("run", tmp_path / "ds", "--output-dir", tmp_path / "o", "-q",
+                       "--no-population")
+    assert code == 1 and f"; 1 of the 3 output files are in {tmp_path / 'o'};" in err
+
+
+def test_run_refuses_more_streamlines_per_subject_than_a_bundle_has(cli: Run, trk_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    # was one failure per bundle during the run ("concat: cannot draw 1000 streamlines")
+    out = tmp_path / "o"
+    code, _, err = cli("run", trk_dir, "--output-dir", out, "-q",
+                       "--streamlines-per-subject", "1000")
+    assert code == 2 and one_error(err).startswith(
+        f"trx-nipype: error: run: --streamlines-per-subject 1000: sub-01's bundle AF_L "
+        f"({trk_dir / 'sub-01/dwi/AF_L.trk'}) has 50 streamlines; the population files draw "
+        f"as many from every subject: give at most 50, or 'min'")
+    assert not out.exists() and not default_work_dir(out).exists()
+    trx = tmp_path / "trx"  # TRX inputs are counted too
+    code, _, err = cli("run", trk_dir, "--output-dir", trx, "-q", "--pipeline", "convert",
+                       "--subjects", "01", "02")
+    assert code == 0, err
+    code, _, err = cli("run", trx, "--output-dir", tmp_path / "o2", "-q",
+                       "--streamlines-per-subject", "51")
+    assert code == 2 and "sub-01's bundle AF_L" in err and "has 50 streamlines" in err
+    code, _, err = cli("run", trx, "--output-dir", tmp_path / "o2", "-q",
+                       "--streamlines-per-subject", "50")
+    assert code == 0, err

@@ -134,3 +134,13 @@ def test_manifest_invalid_input(cli: Run, trx_path: Path, tmp_path: Path) -> Non
     assert code == 3 and "not a trx-nipype manifest" in err
     code, _, err = cli("manifest", tmp_path / "nope", "-o", tmp_path / "m.json")
     assert code == 3 and "nope: no such file" in err
+
+
+def test_manifest_check_of_a_missing_or_folder_manifest_names_the_option(
+        cli: Run, tmp_path: Path) -> None:
+    # was "[Errno 2] No such file or directory: 'nope.json'"
+    code, _, err = cli("manifest", "--check", tmp_path / "nope.json", tmp_path)
+    assert code == 3
+    assert f"--check {tmp_path / 'nope.json'}: cannot be read (No such file" in err
+    code, _, err = cli("manifest", "--check", tmp_path, tmp_path)
+    assert code == 3 and f"--check {tmp_path}: cannot be read (Is a directory)" in err

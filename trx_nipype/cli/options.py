@@ -32,6 +32,8 @@ OPTIONS: dict[str, dict[str, str]] = {
     "resize": {"nb_streamlines": "-n/--nb-streamlines", "random": "--random",
                "seed": "--seed"},
     "split-groups": {"out_format": "--format"},
+    "manifest": {"manifest": "--check"},
+    "run": {"output_dir": "--output-dir", "work_dir": "--work-dir"},
     "convert": {"keep_outside=False": "--drop-outside", "keep_outside": "--drop-outside",
                 "bbox_check=False": "--no-bbox-check", "bbox_check": "--no-bbox-check"},
 }

@@ -149,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Lock the work dir and the output folder, then run the pipeline (:func:`run_locked`)."""
     from ..core.operations.compare import WORK_DIR_MARKER
     from ..core.tempfiles import install_sigterm_cleanup
+    from ..workflows.derivatives import check_description
     from ..workflows.runlock import RunLockedError, run_lock
     from ..workflows.runner import GRAPH_PLUGINS, default_work_dir
     extra = plugin_args(args.plugin_args)
@@ -156,19 +157,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--no-wait applies to graph plugins ({', '.join(GRAPH_PLUGINS)}), whose "
                      f"jobs run on their own; {args.plugin} runs the pipeline from this "
                      f"process")
-    if args.pipeline == "bundles" and (args.positions_dtype or args.compression != "stored"):
-        raise UsageError("--positions-dtype and --compression apply to --pipeline convert; "
-                     "the bundles pipeline writes stored TRX in the inputs' dtypes")
     out_dir = Path(args.output_dir).absolute()
     echo = _echo(args.quiet)
     say = echo or (lambda line: None)
     work_dir = Path(args.work_dir).absolute() if args.work_dir else default_work_dir(out_dir)
+    check_run_options(args)
+    work_option = (f"--work-dir {args.work_dir}" if args.work_dir else
+                   f"the work dir {work_dir} (the default, beside --output-dir; give another "
+                   f"with --work-dir)")
+    check_run_folders(args.input_dir, (f"--output-dir {args.output_dir}", out_dir),
+                      (work_option, work_dir))
+    check_description(out_dir)  # another dataset's description: refused before any work
     old = out_dir / "work"
     if not args.work_dir and (old / WORK_DIR_MARKER).exists():
         print(f"trx-nipype: warning: {old} is the work dir of an earlier version (inside "
               f"the output folder, where its results held the environment); this run "
-              f"uses {work_dir}: delete {old}, or keep using it with --work-dir {old}",
-              file=sys.stderr)
+              f"uses {work_dir}: delete {old}", file=sys.stderr)
     install_sigterm_cleanup()  # a SIGTERM ends the run through its clean-up: locks released
 
     def waiting(holder: Any, folder: Path) -> None:
@@ -181,12 +185,156 @@ def cmd_run(args: argparse.Namespace) -> int:
             return run_locked(args, out_dir, work_dir, extra, echo)
     except RunLockedError as exc:
         raise UsageError(str(exc)) from None
-    except OSError as exc:
-        made = os.path.abspath(exc.filename) if isinstance(exc.filename, str) else ""
-        if args.work_dir or not made or not str(work_dir).startswith(made):
-            raise
-        raise UsageError(f"cannot create the work dir {work_dir} beside the output folder "
-                     f"({exc.strerror or exc}): give one with --work-dir") from None
+    except OSError as exc:  # creating a folder (or one of its parents) failed
+        made = Path(os.path.abspath(exc.filename)) if isinstance(exc.filename, str) else None
+        for option, folder in ((work_option, work_dir), (f"--output-dir {args.output_dir}",
+                                                         out_dir)):
+            if made is not None and folder.is_relative_to(made):
+                raise UsageError(f"{option}: cannot create it ({exc.strerror or exc})"
+                                 ) from None
+        raise
+
+
+def check_run_options(args: argparse.Namespace) -> None:
+    """Refuse options that the chosen pipeline would not use, or that its outputs cannot hold.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``trx-nipype run``'s arguments.
+
+    Raises
+    ------
+    UsageError
+        Naming the options: encoding options with the bundles pipeline, or
+        with a ``--out-format`` that has its own encoding (the check of the
+        ``convert`` command, :func:`~trx_nipype.core.operations.outputs.check_encoding`);
+        bundles-only options with the convert pipeline.
+    """
+    from ..core.operations.outputs import check_encoding
+
+    if args.pipeline == "bundles" and (args.positions_dtype or args.compression != "stored"):
+        raise UsageError("--positions-dtype and --compression apply to --pipeline convert; "
+                         "the bundles pipeline writes stored TRX in the inputs' dtypes")
+    if args.pipeline == "convert":
+        bundles_only = [option for option, given in (
+            ("--streamlines-per-subject", args.streamlines_per_subject is not None),
+            ("--no-population", args.no_population)) if given]
+        if bundles_only:
+            verb = "applies" if len(bundles_only) == 1 else "apply"
+            raise UsageError(f"{' and '.join(bundles_only)} {verb} to --pipeline bundles; the "
+                             f"convert pipeline converts every file whole")
+        given = {"compression": None if args.compression == "stored" else args.compression,
+                 "positions_dtype": args.positions_dtype}
+        check_encoding(f"--out-format {args.out_format}", OUTPUT_CHOICES[args.out_format][1],
+                       given)
+
+
+def check_run_folders(input_dir: str | None, output: tuple[str, Path],
+                      work: tuple[str, Path]) -> None:
+    """Refuse folders of a run that are files, or that overlap where they must not.
+
+    The output folder must not be or hold INPUT_DIR (the dataset's own files
+    could be replaced, and the outputs read as inputs by the next run); the
+    work dir (Nipype's cache, with absolute paths) must not be, be inside or
+    hold the output folder, nor be or hold INPUT_DIR. Both may lie inside
+    INPUT_DIR (BIDS's ``derivatives/``): the dataset search leaves this tool's
+    output and work folders out. The demo data, extracted inside the work dir,
+    is the one input that lives there.
+
+    Parameters
+    ----------
+    input_dir : str or None
+        INPUT_DIR as given (None: the demo data).
+    output, work : (str, pathlib.Path)
+        How the message names the folder (``"--output-dir out"``) and the folder.
+
+    Raises
+    ------
+    UsageError
+        Naming the option, the folder and the problem.
+    """
+    folders = [output, work]
+    if input_dir is not None:
+        folders.insert(0, (f"INPUT_DIR {input_dir}", Path(input_dir).absolute()))
+    for name, folder in folders:
+        _check_not_a_file(name, folder)
+    real = {name: Path(os.path.realpath(folder)) for name, folder in folders}
+    # (folder, other, may it lie inside the other, why not)
+    pairs = [(work, output, False, "Nipype's cache (absolute paths, crash files) does not "
+                                   "belong in the shareable output folder, nor outputs in "
+                                   "the cache")]
+    if input_dir is not None:
+        pairs[:0] = [(output, folders[0], True, "the outputs could replace the dataset's own "
+                                                "files, and be read as inputs by the next run")]
+        pairs.append((work, folders[0], True, "Nipype's cache does not belong in the dataset's "
+                                              "own folder, nor the dataset in the cache"))
+    for (name, _), (other, _), inside_ok, why in pairs:
+        a, b = real[name], real[other]
+        how = ("is the same folder as" if a == b else
+               "" if inside_ok and a.is_relative_to(b) else
+               "is inside" if a.is_relative_to(b) else "holds" if b.is_relative_to(a) else "")
+        if how:
+            option = name.split(" ")[0] if name.startswith("--") else "--work-dir"
+            where = (f"a folder of its own inside {other.split(' ')[0]} (such as "
+                     f"derivatives/trx-nipype) or outside it" if inside_ok else
+                     f"outside {other.split(' ')[0]}, and not holding it")
+            raise UsageError(f"{name}: {how} {other}; {why}: choose {option} {where}")
+
+
+def _check_not_a_file(name: str, folder: Path) -> None:
+    """Refuse a folder that is a file, or whose nearest existing parent is one."""
+    for path in (folder, *folder.parents):
+        if os.path.lexists(path):
+            if not path.is_dir():
+                where = "" if path == folder else f" its parent {path}"
+                raise UsageError(f"{name}:{where} is a file, not a folder")
+            return
+
+
+def known_count(path: str) -> int | None:
+    """Streamlines of a bundle file when its header tells them cheaply, else None.
+
+    TRX (its header and offsets), uncompressed TRK and TCK (their headers,
+    checked against the file's size); other files are counted while the run
+    reads them.
+    """
+    from ..core import load
+    from ..core.blockwrite import predicted_counts
+    from ..core.formats import detect_format
+
+    try:
+        if detect_format(path) == "trx":
+            with load(path) as trx:
+                return len(trx)
+        counts = predicted_counts(path)
+    except (OSError, ValueError):  # unreadable: the run says why
+        return None
+    return counts[0] if counts else None
+
+
+def check_streamlines_per_subject(args: argparse.Namespace, dataset: Any) -> None:
+    """Refuse ``--streamlines-per-subject N`` larger than a bundle file, before any work.
+
+    Only the files whose counts are cheap to know (:func:`known_count`) are
+    looked at; the others fail in the run, per bundle.
+
+    Raises
+    ------
+    UsageError
+        Naming the option, the subject, the bundle, its file and its count.
+    """
+    wanted = args.streamlines_per_subject
+    if args.pipeline != "bundles" or args.no_population or not isinstance(wanted, int):
+        return
+    for s in dataset.subjects:
+        for bundle, path in zip(s.bundles, s.files, strict=True):
+            have = known_count(path)
+            if have is not None and have < wanted:
+                raise UsageError(f"--streamlines-per-subject {wanted}: {s.label}'s bundle "
+                                 f"{bundle} ({path}) has {have} streamlines; the population "
+                                 f"files draw as many from every subject: give at most "
+                                 f"{have}, or 'min' (the smallest subject's count)")
 
 
 def run_key(args: argparse.Namespace, dataset: Any, out_dir: Path) -> dict[str, Any]:
@@ -270,10 +418,11 @@ def run_locked(args: argparse.Namespace, out_dir: Path, work_dir: Path, extra: d
     if report_error is not None:
         print(f"trx-nipype: error: report: {report_error}", file=sys.stderr)
     if failed or report_error is not None:
-        whose = "the other subjects' results" if failed else "the results"
-        print(f"trx-nipype: {closing_line(report, report_error is not None)}; {whose} are "
-              f"in {out_dir}" + (f"; crash files in {work_dir / 'crash'}" if failed else ""),
-              file=sys.stderr)
+        made = sum(os.path.lexists(out_dir / rel) for rel in outputs)
+        where = (f"{made} of the {len(outputs)} output files are in {out_dir}" if made
+                 else f"no output file is in {out_dir}")
+        print(f"trx-nipype: {closing_line(report, report_error is not None)}; {where}"
+              + (f"; crash files in {work_dir / 'crash'}" if failed else ""), file=sys.stderr)
         return 1
     if not report.waited:
         jobs = "" if report.submitted is None else f"{report.submitted} job(s) "
@@ -343,6 +492,7 @@ def _pipeline_run(args: argparse.Namespace, dataset: Any, out_dir: Path, work_di
     from ..workflows.workdir import forget_missing_outputs
 
     say = echo or (lambda line: None)
+    check_streamlines_per_subject(args, dataset)
     changed = changed_files(last, now, out_dir, work_dir) if last is not None else []
     pending = begin_run(work_dir, key, now)  # the last record is gone from here on
     if args.pipeline == "bundles":

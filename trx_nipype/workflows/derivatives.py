@@ -5,7 +5,8 @@ Each file of the tree is exported with its JSON sidecar by the sinks of
 sources named by BIDS URIs: :func:`~trx_nipype.interfaces.bids.source_uri`).
 Here: :func:`write_dataset_description` writes the ``dataset_description.json``
 of the output folder (the run does, before its nodes: a pipeline builder
-touches no disk), with ``DatasetLinks`` saying where each linked dataset is
+touches no disk; :func:`check_description` refuses to replace one this tool
+did not write), with ``DatasetLinks`` saying where each linked dataset is
 (:func:`dataset_link`); :func:`resolve_source` finds the file a source names;
 :func:`pipeline_sidecars` and :func:`stale_outputs` read a tree's sidecars;
 :func:`pipeline_outputs` names the files a pipeline of
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..core.errors import UsageError, param
 from ..core.formats import OUTPUT_CHOICES, write_json
 from ..core.naming import sidecar_path, strip_tractogram_extension
 from ..core.operations.compare import WORK_DIR_MARKER
@@ -67,6 +69,53 @@ def dataset_link(folder: str | os.PathLike, out_dir: str | os.PathLike) -> str:
                                 os.path.abspath(os.fspath(out_dir)))).as_posix()
 
 
+#: ``GeneratedBy[0].Name`` of the dataset descriptions this tool writes: how it knows its own
+GENERATOR = "trx-nipype"
+
+
+def check_description(out_dir: str | os.PathLike) -> None:
+    """Refuse an output folder whose ``dataset_description.json`` this tool did not write.
+
+    Ours is a derivative description whose first ``GeneratedBy`` is
+    :data:`GENERATOR`; anything else there (a raw dataset's description,
+    another tool's, a file that cannot be read) describes another dataset,
+    which a run must not take over. None at all is fine.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The output folder of a run.
+
+    Raises
+    ------
+    UsageError
+        Naming the file, what it describes, and the parameter to change
+        (``output_dir``; ``--output-dir`` in the CLI).
+    """
+    path = Path(out_dir) / "dataset_description.json"
+    if not os.path.lexists(path):
+        return
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        problem = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    else:
+        doc = doc if isinstance(doc, dict) else {}
+        by = doc.get("GeneratedBy")
+        first = by[0] if isinstance(by, list) and by and isinstance(by[0], dict) else {}
+        if doc.get("DatasetType") == "derivative" and first.get("Name") == GENERATOR \
+                and path.is_file() and not path.is_symlink():
+            return
+        name = f"{doc['Name']!r}, " if isinstance(doc.get("Name"), str) else ""
+        kind = doc.get("DatasetType", "raw")  # BIDS: raw when absent
+        maker = f"by {first['Name']!r}" if isinstance(first.get("Name"), str) else \
+            "by another tool or by hand"
+        problem = f"describes another dataset ({name}DatasetType {kind!r}, written {maker})"
+    raise UsageError(f"{path}: {problem}; {GENERATOR} never replaces a dataset description it "
+                     f"did not write: choose another {param('output_dir')} (a new or empty "
+                     f"folder, or one of an earlier {GENERATOR} run)")
+
+
 def write_dataset_description(out_dir: str | os.PathLike, pipeline: str,
                               description: str,
                               dataset_links: Mapping[str, str | os.PathLike] | None = None
@@ -75,16 +124,18 @@ def write_dataset_description(out_dir: str | os.PathLike, pipeline: str,
 
     ``dataset_links`` (name -> folder, as given to the sinks) becomes its
     ``DatasetLinks``, each folder named by :func:`dataset_link` (relative to
-    ``out_dir``: no absolute path).
+    ``out_dir``: no absolute path). A description this tool did not write is
+    never replaced (:func:`check_description` raises ``UsageError``).
     """
     out = Path(out_dir)
+    check_description(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "dataset_description.json"
     doc: dict[str, Any] = {
-        "Name": f"trx-nipype {pipeline}",
+        "Name": f"{GENERATOR} {pipeline}",
         "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "trx-nipype", "Version": __version__,
+        "GeneratedBy": [{"Name": GENERATOR, "Version": __version__,
                          "Description": description}],
     }
     if dataset_links:

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ParameterError, param
 from ..formats import write_json
 from ..trxfile import TrxFile
 from .compare import (
@@ -311,9 +312,15 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     Raises
     ------
     ValueError
-        If the file is not a trx-nipype manifest (the message names it).
+        If the file cannot be read or is not a trx-nipype manifest (the
+        message names it; a :class:`~trx_nipype.core.errors.ParameterError`
+        naming the ``manifest`` parameter when it cannot be read).
     """
-    doc = read_json(path)
+    try:
+        doc = read_json(path)
+    except OSError as exc:  # missing, a folder, no permission
+        raise ParameterError(f"{param('manifest', os.fspath(path))}: cannot be read "
+                             f"({exc.strerror or exc})") from None
     if not isinstance(doc, dict) or "Files" not in doc or not isinstance(doc["Files"], dict):
         raise ValueError(f"{os.fspath(path)}: not a trx-nipype manifest (no 'Files' object)")
     if doc.get("TrxNipypeManifest") != MANIFEST_VERSION:

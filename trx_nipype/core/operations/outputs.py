@@ -216,13 +216,38 @@ def plan_output(out_path: str | os.PathLike, *, inputs: Iterable[str | os.PathLi
         name, value = groups_from
         raise UsageError(f"{path}: {fmt.upper()} files cannot hold groups, which "
                          f"{param(name, value)} asks for; write .trx, a TRX folder or .trk")
+    check_encoding(path, fmt, encoding)
+    check_overwrite(path, overwrite)
+    return Output(path, fmt)
+
+
+def check_encoding(output: str | os.PathLike, fmt: str,
+                   encoding: Mapping[str, Any] | None) -> None:
+    """Refuse TRX-only encoding parameters for an output of another format.
+
+    Parameters
+    ----------
+    output : str or os.PathLike
+        How the message names the output (its path, or the option that sets
+        its format).
+    fmt : str
+        Its format (``"trx"``, ``"tck"``...: the second item of
+        :data:`~trx_nipype.core.formats.OUTPUT_CHOICES`).
+    encoding : mapping, optional
+        The encoding parameters the caller set (``positions_dtype``,
+        ``compression``...); None values are not set.
+
+    Raises
+    ------
+    UsageError
+        Naming the output and the first parameter set for a format that has
+        its own encoding.
+    """
     if fmt != "trx":
         for name, value in (encoding or {}).items():
             if value is not None:
-                raise UsageError(f"{path}: {param(name, value)} applies to TRX outputs; a "
-                                 f"{fmt.upper()} file has its own encoding")
-    check_overwrite(path, overwrite)
-    return Output(path, fmt)
+                raise UsageError(f"{os.fspath(output)}: {param(name, value)} applies to TRX "
+                                 f"outputs; a {fmt.upper()} file has its own encoding")
 
 
 def _check_folder(path: Path) -> None:
