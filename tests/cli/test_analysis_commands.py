@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -180,3 +181,102 @@ def test_info_says_points_per_streamline_and_length_in_mm(cli, trx_path: Path) -
     code, stdout, _ = cli("info", trx_path)
     assert "  points       2..5 per streamline (mean 3.167)" in stdout
     assert f"  length       {round(mm.min(), 3):g}..{round(mm.max(), 3):g} mm" in stdout
+
+
+@pytest.fixture
+def tck_path(trx_path: Path, tmp_path: Path) -> Path:
+    """The streamlines of ``trx_path`` as a TCK (no space of its own)."""
+    from trx_nipype.core import convert
+    from trx_nipype.core.errors import DataLossWarning
+
+    path = tmp_path / "bundle.tck"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataLossWarning)  # its groups, dps and dpv
+        convert(trx_path, path)
+    return path
+
+
+def test_filter_and_resample_take_a_tck_and_a_reference(cli, tck_path: Path, fa: Path,
+                                                        tmp_path: Path) -> None:
+    # TCK -> TCK needs no space; before, both asked for a --reference they did not have
+    code, stdout, err = cli("filter", tck_path, "-o", tmp_path / "f.tck", "--min-length", "0")
+    assert code == 0 and "kept 6 of 6" in stdout, err
+    code, stdout, err = cli("resample", tck_path, "-o", tmp_path / "r.tck", "--points", "4")
+    assert code == 0 and "6 streamlines, 24 vertices" in stdout, err
+    for argv in (("filter", tck_path, "-o", tmp_path / "f.trx"),
+                 ("resample", tck_path, "-o", tmp_path / "r.trk", "--points", "4"),
+                 ("filter", tck_path, "-o", tmp_path / "f2.tck", "--include", fa)):
+        code, _, err = cli(*argv)
+        assert code == 3 and "bundle.tck: .tck files carry no space" in err, (argv, err)
+        assert "give --reference a NIfTI image" in err
+        code, _, err = cli(*argv, "--reference", fa)
+        assert code == 0, (argv, err)
+    with load_any(tmp_path / "f.trx") as got:
+        np.testing.assert_array_equal(got.affine, AFFINE)
+    for command in ("filter", "resample"):
+        _, stdout, _ = cli(command, "-h")
+        assert "--reference IMG" in stdout
+
+
+def test_density_of_a_tck_counts_in_the_reference_which_is_its_space(
+        cli, trx_path: Path, tck_path: Path, fa: Path, tmp_path: Path) -> None:
+    # before: "give --reference" although --reference was given
+    code, stdout, err = cli("density", tck_path, "-o", tmp_path / "tck.nii.gz",
+                            "--reference", fa)
+    assert code == 0 and stdout.startswith(f"{tmp_path / 'tck.nii.gz'}: 6 streamlines"), err
+    code, _, err = cli("density", trx_path, "-o", tmp_path / "trx.nii.gz")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "tck.nii.gz").dataobj),
+                                  np.asarray(nib.load(tmp_path / "trx.nii.gz").dataobj))
+    _, stdout, _ = cli("density", "-h")
+    assert "also the space of an input without one (TCK...)" in " ".join(stdout.split())
+
+
+def test_sample_and_profile_refuse_an_image_no_vertex_is_in(cli, trx_path: Path,
+                                                            tck_path: Path,
+                                                            tmp_path: Path) -> None:
+    # before: all-zero values and an all-zero profile, where density refuses
+    far = tmp_path / "far.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((40, 40, 40), np.float32),
+                             AFFINE @ np.array([[1, 0, 0, 500], [0, 1, 0, 0], [0, 0, 1, 0],
+                                                [0, 0, 0, 1.0]])), far)
+    with load(trx_path) as trx:
+        total = trx.nb_vertices
+    for argv in (("sample", tck_path, far, "-o", tmp_path / "s.trx", "--name", "x"),
+                 ("profile", tck_path, far, "-o", tmp_path / "p.csv")):
+        code, _, err = cli(*argv)
+        assert code == 3, (argv, err)
+        assert f"bundle.tck: none of its {total} vertices lies inside the image {far} " \
+               "(DIMENSIONS [40, 40, 40])" in err
+    assert not (tmp_path / "s.trx").exists() and not (tmp_path / "p.csv").exists()
+    # some vertices outside: a warning naming how many (and the same for both)
+    half = tmp_path / "half.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((40, 40, 15), np.float32), AFFINE), half)
+    with load(trx_path) as trx:
+        z = np.asarray(trx.positions)[:, 2] / 2.0
+    outside = int(np.count_nonzero(np.floor(z + 0.5) >= 15))
+    assert 0 < outside < total
+    for argv in (("sample", tck_path, half, "-o", tmp_path / "s.trx", "--name", "x"),
+                 ("profile", tck_path, half, "-o", tmp_path / "p.csv")):
+        code, _, err = cli(*argv)
+        assert code == 0, (argv, err)
+        assert f"warning: {tck_path}: {outside} of {total} vertices lie outside the image " \
+               f"{half}" in err, (argv, err)
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (("filter", "--min-length", "nan"), "argument --min-length: expected a length of 0 mm"),
+    (("filter", "--max-length", "inf"), "argument --max-length: expected a length of 0 mm"),
+    (("filter", "--min-length", "-1"), "argument --min-length: expected a length of 0 mm"),
+    (("filter", "--dps", "weight:nan:"), "MIN and MAX must be numbers (or empty), not nan"),
+    (("filter", "--min-length", "50", "--max-length", "40"),
+     "--min-length 50.0 is above --max-length 40.0"),
+    (("resample", "--step", "inf"), "argument --step: expected a distance above 0 mm"),
+    (("resample", "--step", "nan"), "argument --step: expected a distance above 0 mm"),
+])
+def test_analysis_numbers_must_make_sense(cli, trx_path: Path, tmp_path: Path,
+                                          argv: tuple[str, ...], words: str) -> None:
+    # before: --min-length nan was taken, and dropped every streamline
+    code, _, err = cli(argv[0], trx_path, "-o", tmp_path / "out.trx", *argv[1:])
+    assert code == 2 and words in err, err
+    assert not (tmp_path / "out.trx").exists()

@@ -25,6 +25,7 @@ from trx.trx_file_memmap import save as trx_python_save
 from trx_test_helpers import real_tractograms
 
 from trx_nipype.core import TrxFile, TrxFormatError, load, load_any, save
+from trx_nipype.core.errors import ParameterError, SpaceWarning, UsageError
 from trx_nipype.core.metrics import iter_streamlines, lengths_mm
 from trx_nipype.core.operations.analysis_io import Grid, grid_of
 from trx_nipype.core.operations.density import count_streamlines, density_map
@@ -495,3 +496,89 @@ def test_linear_voxels_equal_the_voxels_dipy_finds(affine: np.ndarray) -> None:
             assert not ok
             continue
         assert ok and np.argwhere(counted).tolist() == [row.tolist()]
+
+
+# ----------------------------------------------------------------- spaceless inputs, numbers
+def _tck_of_a_grid(tmp_path: Path) -> tuple[Path, Path, TrxFile]:
+    """A TCK of 3 streamlines in a 10^3 grid of 2 mm, and that grid's image."""
+    from trx_nipype.core import convert
+
+    pos = np.array([[2, 2, 2], [4, 4, 4], [6, 6, 6], [2, 4, 6], [8, 8, 8], [10, 2, 2]],
+                   np.float32)
+    trx = TrxFile.from_arrays(pos, lengths=[2, 2, 2], affine=np.diag([2.0, 2, 2, 1]),
+                              dimensions=[10, 10, 10])
+    src = save(trx, tmp_path / "in.trx")
+    convert(src, tmp_path / "in.tck")
+    nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.float32), trx.affine), tmp_path / "t1.nii")
+    return tmp_path / "in.tck", tmp_path / "t1.nii", trx
+
+
+def test_spaceless_inputs_need_a_reference_only_where_a_space_is_used(tmp_path: Path) -> None:
+    tck, t1, trx = _tck_of_a_grid(tmp_path)
+    assert filter_streamlines(tck, tmp_path / "f.tck", min_length=4).nb_streamlines == 2
+    assert resample_streamlines(tck, tmp_path / "r.tck", nb_points=3).nb_vertices == 9
+    with pytest.raises(ParameterError, match=r"in\.tck: \.tck files carry no space.*"
+                                             r"give reference= "):
+        filter_streamlines(tck, tmp_path / "f.trx", min_length=3)
+    with pytest.raises(ParameterError, match=r"in\.tck: \.tck files carry no space"):
+        filter_streamlines(tck, tmp_path / "f2.tck", include=[t1])
+    with pytest.raises(ParameterError, match=r"in\.tck: \.tck files carry no space"):
+        resample_streamlines(tck, tmp_path / "r.trk", nb_points=3)
+    filter_streamlines(tck, tmp_path / "f.trx", include=[t1], reference=t1)
+    resample_streamlines(tck, tmp_path / "r.trk", nb_points=3, reference=t1)
+    for out in (tmp_path / "f.trx", tmp_path / "r.trk"):
+        with load_any(out) as got:
+            np.testing.assert_array_equal(got.affine, trx.affine)
+    res = density_map(tck, tmp_path / "d.nii.gz", reference=t1)
+    np.testing.assert_array_equal(np.asarray(nib.load(res.out_file).dataobj),
+                                  dipy_density_map(streamlines_of(trx), trx.affine, (10,) * 3))
+    with pytest.raises(ParameterError, match=r"in\.tck: .*give reference= "):
+        density_map(tck, tmp_path / "d2.nii.gz")
+    # sample and profile read the image's grid: it is the TCK's space too
+    sample_scalar_map(tck, t1, tmp_path / "s.trx", name="t1")
+    tract_profile(tck, t1, tmp_path / "p.csv", nb_points=4)
+
+
+def test_sample_and_profile_refuse_or_warn_about_vertices_outside(tmp_path: Path) -> None:
+    _, t1, trx = _tck_of_a_grid(tmp_path)
+    shifted = trx.affine.copy()
+    shifted[:3, 3] = 100
+    nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.float32), shifted), tmp_path / "far.nii")
+    tck = tmp_path / "in.tck"  # read in the space of the image, which does not hold it
+    with pytest.raises(ValueError, match=r"in\.tck: none of its 6 vertices lies inside the "
+                                         r"image .*far\.nii \(DIMENSIONS \[10, 10, 10\]\)"):
+        sample_scalar_map(tck, tmp_path / "far.nii", tmp_path / "s.trx", name="x")
+    with pytest.raises(ValueError, match=r"in\.tck: none of its 6 vertices lies inside"):
+        tract_profile(tck, tmp_path / "far.nii", tmp_path / "p.csv")
+    assert not (tmp_path / "s.trx").exists() and not (tmp_path / "p.csv").exists()
+    # (10, 2, 2) mm is voxel 5 of 4 along x: one vertex out of 6
+    nib.save(nib.Nifti1Image(np.ones((5, 10, 10), np.float32), trx.affine),
+             tmp_path / "small.nii")
+    for run in (lambda: sample_scalar_map(tck, tmp_path / "small.nii", tmp_path / "s.trx",
+                                          name="x", chunk_vertices=1),
+                lambda: tract_profile(tck, tmp_path / "small.nii", tmp_path / "p.csv",
+                                      chunk_vertices=1)):
+        with pytest.warns(SpaceWarning) as caught:
+            run()
+        assert [str(w.message) for w in caught] == [
+            f"{tck}: 1 of 6 vertices lie outside the image {tmp_path / 'small.nii'} "
+            "(DIMENSIONS [5, 10, 10]); their values are 0 (or partial within one voxel of "
+            "its border)"]
+
+
+def test_lengths_and_steps_must_be_finite(tmp_path: Path) -> None:
+    _tck_of_a_grid(tmp_path)
+    src = tmp_path / "in.trx"
+    for kwargs, words in (({"min_length": float("nan")}, "min_length=nan: expected a length"),
+                          ({"max_length": float("inf")}, "max_length=inf: expected a length"),
+                          ({"min_length": -1}, "min_length=-1: expected a length")):
+        with pytest.raises(ParameterError, match=words):
+            filter_streamlines(src, tmp_path / "o.trx", **kwargs)
+    with pytest.raises(UsageError, match=r"min_length=5 is above max_length=4"):
+        filter_streamlines(src, tmp_path / "o.trx", min_length=5, max_length=4)
+    with pytest.raises(ValueError, match=r"'w:nan:1': MIN and MAX must be numbers"):
+        filter_streamlines(src, tmp_path / "o.trx", dps_ranges=["w:nan:1"])
+    for step in (float("inf"), float("nan"), 0.0):
+        with pytest.raises(ParameterError, match=rf"step={step}: expected a distance above 0"):
+            resample_streamlines(src, tmp_path / "o.trx", step=step)
+    assert not (tmp_path / "o.trx").exists()

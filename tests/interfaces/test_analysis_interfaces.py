@@ -50,6 +50,32 @@ def image(trx_file: str, tmp_path: Path) -> str:
     return str(path)
 
 
+def test_filter_and_resample_nodes_take_a_tck_and_a_reference(trx_file: str, image: str,
+                                                               tmp_path: Path) -> None:
+    import warnings
+
+    from trx_nipype.core import convert
+    from trx_nipype.core.errors import DataLossWarning
+
+    tck = tmp_path / "data" / "bundle.tck"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataLossWarning)  # its groups, dps and dpv
+        convert(trx_file, tck)
+    # TCK -> TCK needs no space; TCK -> TRX takes the reference's
+    out = run(FilterStreamlines(), tmp_path / "f", in_file=str(tck), out_filename="kept.tck")
+    assert out.nb_streamlines == 6
+    out = run(FilterStreamlines(), tmp_path / "g", in_file=str(tck), reference=image,
+              include=[image])
+    with load(out.out_file) as got:
+        np.testing.assert_array_equal(got.affine, AFFINE)
+    out = run(ResampleStreamlines(), tmp_path / "r", in_file=str(tck), nb_points=4,
+              reference=image)
+    assert out.nb_vertices == 24
+    with pytest.raises(ValueError, match=r"bundle\.tck: \.tck files carry no space.*"
+                                         r"give reference= "):
+        ResampleStreamlines(in_file=str(tck), nb_points=4).run(cwd=str(tmp_path))
+
+
 def test_filter_node(trx_file: str, tmp_path: Path) -> None:
     out = run(FilterStreamlines(), tmp_path / "w", in_file=trx_file, dps_ranges=["weight::0.5"],
               out_filename="kept.trk")
@@ -102,7 +128,8 @@ def test_specs_pinned() -> None:
         include=dict(trait_type="InputMultiObject"), exclude=dict(trait_type="InputMultiObject"),
         roi_mode=dict(trait_type="Enum", values=("any", "endpoints"), default="any",
                       usedefault=True),
-        dps_ranges=dict(trait_type="List"), out_filename=dict(trait_type="Str")))
+        dps_ranges=dict(trait_type="List"), reference=dict(trait_type="File", exists=True),
+        out_filename=dict(trait_type="Str")))
     check_spec(FilterStreamlines.output_spec, dict(
         out_file=out_trx, nb_streamlines=dict(trait_type="Int"),
         nb_removed=dict(trait_type="Int")))
@@ -130,6 +157,6 @@ def test_specs_pinned() -> None:
         in_file=path, nb_points=dict(trait_type="Range", xor=["step"]),
         step=dict(trait_type="Range", xor=["nb_points"]),
         drop_dpv=dict(trait_type="Bool", default=False, usedefault=True),
-        out_filename=dict(trait_type="Str")))
+        reference=dict(trait_type="File", exists=True), out_filename=dict(trait_type="Str")))
     check_spec(ResampleStreamlines.output_spec, dict(
         out_file=out_trx, nb_vertices=dict(trait_type="Int")))

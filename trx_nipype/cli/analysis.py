@@ -5,10 +5,15 @@ Nipype interfaces do) and prints one line about what it wrote::
 
     trx-nipype filter IN -o OUT [--min-length MM] [--max-length MM] [--include MASK ...]
                       [--exclude MASK ...] [--roi-mode any|endpoints] [--dps KEY:MIN:MAX ...]
+                      [--reference IMG]
     trx-nipype density IN -o OUT.nii.gz [--reference IMG] [--group G ...] [--binary]
     trx-nipype sample IN IMAGE -o OUT --name KEY
     trx-nipype profile IN IMAGE -o OUT.csv [--points N] [--group G ...]
-    trx-nipype resample IN -o OUT (--points N | --step MM) [--drop-dpv]
+    trx-nipype resample IN -o OUT (--points N | --step MM) [--drop-dpv] [--reference IMG]
+
+A TCK input (no space of its own) needs ``--reference`` only where a space is
+used: a TRX or TRK output, masks; ``density`` counts in the reference's grid and
+``sample``/``profile`` read the image's, which is also the TCK's space.
 
 Outputs follow the operations' rules
 (:func:`~trx_nipype.core.operations.outputs.check_result_output`): an existing
@@ -21,6 +26,9 @@ never touches an input; a tractogram output's extension picks its format
 from __future__ import annotations
 
 import argparse
+import math
+
+from .options import add_reference
 
 
 def _points(text: str) -> int:
@@ -40,7 +48,7 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"expected a distance above 0 mm, got {text}")
     return value
 
@@ -51,7 +59,7 @@ def _length(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of mm, got {text!r}") from None
-    if value < 0:
+    if not 0 <= value < math.inf:
         raise argparse.ArgumentTypeError(f"expected a length of 0 mm or more, got {text}")
     return value
 
@@ -94,13 +102,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dps", nargs="+", action="extend", default=[], type=_dps_range,
                    metavar="KEY:MIN:MAX", help="bounds on data per streamline (inclusive; a "
                                                "bound may be empty: weight:0.5:)")
+    add_reference(p, "the space of an input without one (TCK...), needed for a .trx or "
+                     ".trk output or masks")
     p.set_defaults(handler=cmd_filter)
 
     p = sub.add_parser("density", help="streamlines per voxel, as a NIfTI image")
     p.add_argument("input", help="tractogram")
     _common(p, "output image (.nii or .nii.gz)")
-    p.add_argument("--reference", help="image whose grid to count in (default: the "
-                                       "tractogram's)")
+    add_reference(p, "the grid to count in (default: the tractogram's); also the space of "
+                     "an input without one (TCK...), which needs it")
     p.add_argument("--group", nargs="+", action="extend", default=[], metavar="G",
                    help="count only these groups' streamlines")
     p.add_argument("--binary", action="store_true", help="1 where a streamline passes, else 0")
@@ -133,6 +143,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help="largest distance between consecutive points")
     p.add_argument("--drop-dpv", action="store_true",
                    help="leave data per vertex out (integer dpv cannot be interpolated)")
+    add_reference(p, "the space of an input without one (TCK...), needed for a .trx or "
+                     ".trk output")
     p.set_defaults(handler=cmd_resample)
 
 
@@ -143,7 +155,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
     res = filter_streamlines(args.input, args.output, min_length=args.min_length,
                              max_length=args.max_length, include=args.include,
                              exclude=args.exclude, roi_mode=args.roi_mode,
-                             dps_ranges=args.dps, overwrite=args.force)
+                             dps_ranges=args.dps, reference=args.reference,
+                             overwrite=args.force)
     removed = ", ".join(f"{k} {v}" for k, v in res.removed.items())
     print(f"{args.output}: kept {res.nb_streamlines} of {res.nb_input} streamlines"
           + (f" (removed by {removed})" if removed else ""))
@@ -189,6 +202,7 @@ def cmd_resample(args: argparse.Namespace) -> int:
     from ..core.operations.resampling import resample_streamlines
 
     res = resample_streamlines(args.input, args.output, nb_points=args.points, step=args.step,
-                               drop_dpv=args.drop_dpv, overwrite=args.force)
+                               drop_dpv=args.drop_dpv, reference=args.reference,
+                               overwrite=args.force)
     print(f"{args.output}: {res.nb_streamlines} streamlines, {res.nb_vertices} vertices")
     return 0

@@ -34,6 +34,8 @@ OPTIONS: dict[str, dict[str, str]] = {
     "split-groups": {"out_format": "--format"},
     "manifest": {"manifest": "--check"},
     "run": {"output_dir": "--output-dir", "work_dir": "--work-dir"},
+    "filter": {"min_length": "--min-length", "max_length": "--max-length"},
+    "resample": {"nb_points": "--points", "step": "--step", "drop_dpv": "--drop-dpv"},
     "convert": {"keep_outside=False": "--drop-outside", "keep_outside": "--drop-outside",
                 "bbox_check=False": "--no-bbox-check", "bbox_check": "--no-bbox-check"},
 }
@@ -115,6 +117,12 @@ def add_encoding(p: argparse.ArgumentParser, offsets: bool = True) -> None:
                        help="dtype of the output offsets (TRX output; default: the input's)")
     p.add_argument("--compression", choices=("stored", "deflate"),
                    help="zip compression of a .trx output (default: stored, memory-mappable)")
+
+
+def add_reference(p: argparse.ArgumentParser, what: str) -> None:
+    """``--reference IMG``: the space of an input without one (TCK...), and ``what`` else."""
+    p.add_argument("--reference", metavar="IMG",
+                   help=f"reference image (NIfTI; or a TRK or TRX file): {what}")
 
 
 def add_force(p: argparse.ArgumentParser, what: str = "the output") -> None:

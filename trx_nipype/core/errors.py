@@ -163,7 +163,8 @@ class NamingWarning(TrxWarning):
 
 
 class SpaceWarning(TrxWarning):
-    """Streamlines lie outside the bounding box of their reference grid."""
+    """Streamlines lie outside the bounding box of their reference grid, or of an image
+    read along them (``sample``, ``profile``)."""
 
 
 class SpaceMismatchError(TrxFormatError):

@@ -23,6 +23,8 @@ from ._traits import TrxInputSpec, TrxPath, optional, output_path
 
 log = logging.getLogger("nipype.interface")
 
+_REFERENCE = ("reference image (NIfTI): the space of an input without one (TCK...), needed "
+              "for a TRX or TRK {}")
 _OUT_NAME = ("output name, a bare file name written in the node's directory; its extension "
              "picks the format (.trx zip, none: a TRX folder, .trk, .tck...; default: {})")
 
@@ -41,6 +43,7 @@ class _FilterInputSpec(TrxInputSpec):
                                 "'endpoints': the first or last vertex in the mask")
     dps_ranges = traits.List(traits.Str, desc="'KEY:MIN:MAX' bounds (inclusive; a bound may be "
                              "empty) on data per streamline")
+    reference = File(exists=True, desc=_REFERENCE.format("output or masks"))
     out_filename = traits.Str(desc=_OUT_NAME.format("<input>_filtered.trx"))
 
 
@@ -75,7 +78,8 @@ class FilterStreamlines(SimpleInterface):
             max_length=optional(self.inputs.max_length),
             include=optional(self.inputs.include) or (),
             exclude=optional(self.inputs.exclude) or (), roi_mode=self.inputs.roi_mode,
-            dps_ranges=optional(self.inputs.dps_ranges) or (), overwrite=True)
+            dps_ranges=optional(self.inputs.dps_ranges) or (),
+            reference=optional(self.inputs.reference), overwrite=True)
         self._results.update(out_file=os.fspath(res.out_file), nb_streamlines=res.nb_streamlines,
                              nb_removed=res.nb_input - res.nb_streamlines)
         return runtime
@@ -85,7 +89,8 @@ class FilterStreamlines(SimpleInterface):
 class _DensityInputSpec(TrxInputSpec):
     in_file = TrxPath(exists=True, mandatory=True, desc="tractogram")
     reference = File(exists=True, desc="NIfTI image whose grid to count in (default: the "
-                                       "tractogram's own grid)")
+                                       "tractogram's own grid); also the space of an input "
+                                       "without one (TCK...), which needs it")
     group_names = traits.List(traits.Str, desc="count only these groups' streamlines (union)")
     binary = traits.Bool(False, usedefault=True,
                          desc="1 where at least one streamline passes, else 0 (uint8)")
@@ -228,6 +233,7 @@ class _ResampleInputSpec(TrxInputSpec):
     drop_dpv = traits.Bool(False, usedefault=True,
                            desc="leave data per vertex out (float dpv is interpolated; integer "
                                 "dpv cannot be, and is refused unless dropped)")
+    reference = File(exists=True, desc=_REFERENCE.format("output"))
     out_filename = traits.Str(desc=_OUT_NAME.format("<input>_resampled.trx"))
 
 
@@ -258,6 +264,7 @@ class ResampleStreamlines(SimpleInterface):
             raise ValueError("ResampleStreamlines: set nb_points or step")
         dest = output_path(self.inputs.in_file, "_resampled", ".trx", self.inputs.out_filename)
         res = resample_streamlines(self.inputs.in_file, dest, nb_points=nb_points, step=step,
-                                   drop_dpv=self.inputs.drop_dpv, overwrite=True)
+                                   drop_dpv=self.inputs.drop_dpv,
+                                   reference=optional(self.inputs.reference), overwrite=True)
         self._results.update(out_file=os.fspath(res.out_file), nb_vertices=res.nb_vertices)
         return runtime

@@ -1,11 +1,16 @@
 """What the analysis operations share: inputs, images in a tractogram's space, voxels, outputs.
 
-- :func:`read_tractogram`: any readable tractogram (TRX mapped; TRK... read).
+- :func:`read_tractogram`: any readable tractogram (TRX mapped; TRK... read); a
+  file without a space (TCK...) takes the reference's, or none where the output
+  needs none.
 - :class:`Grid`: voxel indices of RAS+ mm points exactly as dipy computes them
   (``dipy.tracking.utils._mapping_to_voxel`` / ``_to_voxel_coordinates``:
   ``floor`` of the voxel coordinate + 0.5, negatives refused).
 - :func:`load_volume`: a NIfTI image that must lie on a given grid, with an
   error that says how it differs.
+- :func:`vertices_outside`, :func:`check_outside`: vertices without a voxel in
+  an image read along the streamlines: all of them refused, some of them a
+  :class:`~trx_nipype.core.errors.SpaceWarning` (``density`` refuses any).
 - :func:`write_nifti`, :func:`write_table`: atomic writers (a temporary
   sibling renamed into place); tractograms are written by
   :func:`~trx_nipype.core.operations.outputs.write_streams`, with the
@@ -18,6 +23,7 @@ import csv
 import gzip
 import io
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TrxFormatError
-from ..formats import atomic_output, atomic_path
-from ..space import space_mismatch
+from ..errors import SpaceWarning, TrxFormatError
+from ..formats import atomic_output, atomic_path, carries_space
+from ..space import NO_SPACE, space_mismatch
 from ..trxfile import TrxFile
 
 #: vertices per chunk in the analysis operations: float64 voxel coordinates of a
@@ -40,13 +46,30 @@ ANALYSIS_CHUNK_VERTICES = 250_000
 SPACE_ATOL = 1e-3
 
 
-def read_tractogram(path: str | os.PathLike) -> TrxFile:
+def read_tractogram(path: str | os.PathLike, reference: Any = None, *,
+                    needs_space: bool = True) -> TrxFile:
     """Open a tractogram of any readable format (a TRX is mapped, read-only).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A TRX zip or folder, ``.trk[.gz]``, ``.tck[.gz]``, ``.vtk``...
+    reference : path or object, optional
+        The space of a file that carries none (TCK, VTK, DPY); for a TRX or
+        TRK it must agree with the file's own (see
+        :func:`~trx_nipype.core.converting.load_any`).
+    needs_space : bool
+        Whether the operation needs the streamlines' space (a TRX or TRK
+        output, masks or images on the tractogram's grid). If not, a file
+        without a space and without ``reference`` is read as it is.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    trx_nipype.core.ParameterError
+        If a space is needed, the file carries none and no ``reference`` is
+        given, or the reference disagrees with the file's space.
     trx_nipype.core.TrxFormatError
         If it is not a valid tractogram.
     """
@@ -54,7 +77,14 @@ def read_tractogram(path: str | os.PathLike) -> TrxFile:
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"{os.fspath(path)}: no such file or directory")
-    return load_any(path)
+    if reference is None and not needs_space and not carries_space(path):
+        reference = NO_SPACE
+    return load_any(path, reference)
+
+
+def reference_path(reference: Any) -> str | os.PathLike | None:
+    """The path of a reference given as a path (checked as an input), else None."""
+    return reference if isinstance(reference, (str, os.PathLike)) else None
 
 
 @dataclass(frozen=True)
@@ -235,6 +265,75 @@ def load_volume(path: str | os.PathLike, grid: Grid, *, what: str, tractogram: s
                              "tractogram's space first")
     data = np.asanyarray(img.dataobj).reshape(shape)
     return np.asarray(data, dtype=dtype) if dtype is not None else np.asarray(data)
+
+
+def vertices_outside(trx: TrxFile, grid: Grid, *, until_inside: bool = False,
+                     chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> int:
+    """How many vertices of ``trx`` have no voxel in ``grid`` (as :meth:`Grid.voxels` finds them).
+
+    Parameters
+    ----------
+    trx : TrxFile
+        The tractogram (or a view of it).
+    grid : Grid
+        The image's grid.
+    until_inside : bool
+        Stop after the first chunk that has a vertex inside: the count is then
+        below ``trx.nb_vertices`` exactly when some vertex is inside, which is
+        all :func:`check_outside` needs to refuse, at the cost of one chunk.
+    chunk_vertices : int
+        Vertices read per chunk.
+
+    Returns
+    -------
+    int
+    """
+    outside = 0
+    for _, pos in trx.iter_positions(chunk_vertices):
+        inside = int(np.count_nonzero(grid.linear_voxels(pos)[1]))
+        outside += len(pos) - inside
+        if until_inside and inside:
+            break
+    return outside
+
+
+def check_outside(outside: int, total: int, *, tractogram: str, image: str | os.PathLike,
+                  grid: Grid, warn: bool = True) -> None:
+    """Refuse an image that no vertex falls in; warn when some vertices are outside it.
+
+    Parameters
+    ----------
+    outside, total : int
+        Vertices outside the image's grid (:func:`vertices_outside`) and in all.
+    tractogram : str
+        The tractogram, for messages.
+    image : str or os.PathLike
+        The image, for messages.
+    grid : Grid
+        The image's grid, for messages.
+    warn : bool
+        Warn about the vertices outside (False: refuse only, for a count made
+        ``until_inside``).
+
+    Raises
+    ------
+    ValueError
+        If there are vertices and none lies inside the image (every value would be 0).
+
+    Warns
+    -----
+    trx_nipype.core.errors.SpaceWarning
+        If some vertices lie outside (their values are 0, or partial within one
+        voxel of the border), naming how many.
+    """
+    where = f"the image {os.fspath(image)} (DIMENSIONS {list(grid.dimensions)})"
+    if total and outside >= total:
+        raise ValueError(f"{tractogram}: none of its {total} vertices lies inside {where}: "
+                         "every value would be 0; give an image that covers the streamlines")
+    if warn and outside:
+        warnings.warn(SpaceWarning(f"{tractogram}: {outside} of {total} vertices lie outside "
+                                   f"{where}; their values are 0 (or partial within one voxel "
+                                   "of its border)"), category=SpaceWarning, stacklevel=3)
 
 
 def check_groups(trx: TrxFile, groups: Sequence[str] | None, path: str | os.PathLike) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..formats import carries_space
 from ..metrics import streamline_ids
 from ..reference import space_from_reference
 from ..trxfile import TrxFile
@@ -38,6 +39,7 @@ from .analysis_io import (
     grid_of,
     is_nifti,
     read_tractogram,
+    reference_path,
     write_nifti,
 )
 from .inputs import check_inputs
@@ -128,7 +130,8 @@ def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
     reference : path or object, optional
         The grid to count in (a NIfTI image, a TRK or TRX file: see
         :func:`~trx_nipype.core.reference.space_from_reference`); default the
-        tractogram's own grid.
+        tractogram's own grid. A file without a space (TCK) needs it, and
+        takes it as its space.
     groups : sequence of str, optional
         Count only the streamlines of these groups (their union).
     binary : bool
@@ -150,14 +153,16 @@ def density_map(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
         Streamlines outside the grid.
     """
     name = os.fspath(in_file)
-    ref_path = reference if isinstance(reference, (str, os.PathLike)) else None
+    ref_path = reference_path(reference)
     check_inputs(in_file, ref_path)
     check_result_output(out_file, "NIfTI image", recognise=is_nifti,
                         inputs=[in_file, ref_path], overwrite=overwrite)
     if not os.fspath(out_file).lower().endswith((".nii", ".nii.gz")):
         raise ValueError(f"{os.fspath(out_file)}: a density map is a NIfTI image; name it "
                          ".nii or .nii.gz")
-    with read_tractogram(in_file) as trx:
+    # a file without a space (TCK) takes the reference's: the grid is where it is counted
+    space_of_input = None if carries_space(in_file) else reference
+    with read_tractogram(in_file, space_of_input) as trx:
         picked = check_groups(trx, groups, in_file)
         view = trx.select_groups(picked) if picked else trx
         if reference is not None:

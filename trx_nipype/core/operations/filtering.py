@@ -18,13 +18,17 @@ selection) streamed through the one writer.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..errors import ParameterError, UsageError, param
+from ..formats import SPACED_FORMATS
 from ..metrics import lengths_mm, streamline_ids
 from ..saving import trx_members
 from ..trxfile import TrxFile
@@ -34,9 +38,10 @@ from .analysis_io import (
     grid_of,
     load_volume,
     read_tractogram,
+    reference_path,
 )
 from .inputs import check_inputs
-from .outputs import check_result_output, write_streams
+from .outputs import check_result_output, output_format, write_streams
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,8 @@ class DpsRange:
             high = float(parts[2]) if parts[2].strip() else None
         except ValueError:
             raise ValueError(f"{text!r}: MIN and MAX must be numbers (or empty)") from None
+        if any(b is not None and math.isnan(b) for b in (low, high)):
+            raise ValueError(f"{text!r}: MIN and MAX must be numbers (or empty), not nan")
         if low is not None and high is not None and low > high:
             raise ValueError(f"{text!r}: MIN is above MAX")
         return cls(parts[0], low, high)
@@ -133,7 +140,8 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
                        min_length: float | None = None, max_length: float | None = None,
                        include: Sequence[str | os.PathLike] = (),
                        exclude: Sequence[str | os.PathLike] = (), roi_mode: str = "any",
-                       dps_ranges: Sequence[DpsRange | str] = (), overwrite: bool = False,
+                       dps_ranges: Sequence[DpsRange | str] = (), reference: Any = None,
+                       overwrite: bool = False,
                        chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> FilterResult:
     """Keep the streamlines that pass every criterion; write them to ``out_file``.
 
@@ -146,15 +154,19 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
         folder, ``.trk``, ``.tck``...).
     min_length, max_length : float, optional
         Bounds (inclusive) on the length in mm (:func:`~trx_nipype.core.metrics.lengths_mm`,
-        equal to ``dipy.tracking.streamline.length``).
+        equal to ``dipy.tracking.streamline.length``): finite, 0 or more.
     include, exclude : sequence of paths
         NIfTI masks on the tractogram's grid: keep the streamlines that reach
-        every ``include`` mask and no ``exclude`` mask (nonzero voxels).
+        every ``include`` mask and no ``exclude`` mask (nonzero voxels). A
+        file without a space (TCK) then needs ``reference``.
     roi_mode : {"any", "endpoints"}
         ``any``: a vertex in the mask (``dipy.tracking.utils.target``);
         ``endpoints``: the first or last vertex in the mask.
     dps_ranges : sequence of DpsRange or "KEY:MIN:MAX"
         Bounds (inclusive) on data per streamline (one column).
+    reference : path or object, optional
+        The space of an input without one (TCK...), needed for a TRX or TRK
+        output or for masks; a TRX or TRK input's space must agree with it.
     overwrite : bool
         Replace an existing output (only ever a tractogram; see
         :func:`~trx_nipype.core.operations.outputs.check_result_output`).
@@ -169,16 +181,27 @@ def filter_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, 
     ------
     KeyError
         A dps key that is not there (the message lists those that are).
+    trx_nipype.core.ParameterError
+        A length bound that is negative or not finite, or a missing or
+        disagreeing ``reference``.
+    trx_nipype.core.UsageError
+        ``min_length`` above ``max_length``.
     trx_nipype.core.TrxFormatError
         A mask that is not on the tractogram's grid (saying how it differs).
     """
     ranges = [r if isinstance(r, DpsRange) else DpsRange.parse(r) for r in dps_ranges]
+    for key, bound in (("min_length", min_length), ("max_length", max_length)):
+        if bound is not None and not 0 <= bound < math.inf:
+            raise ParameterError(f"{param(key, bound)}: expected a length of 0 mm or more")
     if min_length is not None and max_length is not None and min_length > max_length:
-        raise ValueError(f"the minimum length ({min_length:g} mm) is above the maximum "
-                         f"({max_length:g} mm)")
-    check_inputs(in_file, *include, *exclude)
-    check_result_output(out_file, inputs=[in_file, *include, *exclude], overwrite=overwrite)
-    with read_tractogram(in_file) as trx:
+        raise UsageError(f"{param('min_length', min_length)} is above "
+                             f"{param('max_length', max_length)}: no streamline can be kept")
+    ref_path = reference_path(reference)
+    check_inputs(in_file, ref_path, *include, *exclude)
+    target = check_result_output(out_file, inputs=[in_file, ref_path, *include, *exclude],
+                                 overwrite=overwrite)
+    needs_space = output_format(target) in SPACED_FORMATS or bool(include or exclude)
+    with read_tractogram(in_file, reference, needs_space=needs_space) as trx:
         name = os.fspath(in_file)
         keep = np.ones(len(trx), dtype=bool)
         removed: dict[str, int] = {}

@@ -27,10 +27,13 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..dtypes import DTYPES, dtype_name, format_member_name
+from ..errors import ParameterError, param
+from ..formats import SPACED_FORMATS
 from ..metrics import (
     as_sequence,
     lengths_mm,
@@ -39,9 +42,9 @@ from ..metrics import (
     streamline_ids,
 )
 from ..saving import MemberStream, offsets_chunks, trx_members
-from .analysis_io import ANALYSIS_CHUNK_VERTICES, read_tractogram
+from .analysis_io import ANALYSIS_CHUNK_VERTICES, read_tractogram, reference_path
 from .inputs import check_inputs
-from .outputs import check_result_output, write_streams
+from .outputs import check_result_output, output_format, write_streams
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +138,8 @@ def _interp(values: np.ndarray, k: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike, *,
                          nb_points: int | None = None, step: float | None = None,
-                         drop_dpv: bool = False, overwrite: bool = False,
+                         drop_dpv: bool = False, reference: Any = None,
+                         overwrite: bool = False,
                          chunk_vertices: int = ANALYSIS_CHUNK_VERTICES) -> ResampleResult:
     """Resample every streamline to ``nb_points`` points, or to points ``step`` mm apart.
 
@@ -154,6 +158,9 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
         Leave the data per vertex out instead of interpolating it. Float data
         per vertex is interpolated linearly between the two nearest vertices;
         integer data cannot be, and is refused unless dropped.
+    reference : path or object, optional
+        The space of an input without one (TCK...), needed for a TRX or TRK
+        output; a TRX or TRK input's space must agree with it.
     overwrite : bool
         Replace an existing output (only ever a tractogram; see
         :func:`~trx_nipype.core.operations.outputs.check_result_output`).
@@ -169,15 +176,22 @@ def resample_streamlines(in_file: str | os.PathLike, out_file: str | os.PathLike
     ValueError
         Neither or both of ``nb_points`` and ``step``, ``nb_points`` below 2,
         or integer data per vertex without ``drop_dpv``.
+    trx_nipype.core.ParameterError
+        A ``step`` that is not a finite distance above 0 mm, or a missing or
+        disagreeing ``reference``.
     """
     if (nb_points is None) == (step is None):
         raise ValueError("give exactly one of the number of points and the step")
     if nb_points is not None and int(nb_points) < 2:
         raise ValueError(f"a resampled streamline needs at least 2 points, got {nb_points}")
-    check_inputs(in_file)
-    check_result_output(out_file, inputs=[in_file], overwrite=overwrite)
+    if step is not None and not 0 < step < np.inf:
+        raise ParameterError(f"{param('step', step)}: expected a distance above 0 mm")
+    ref_path = reference_path(reference)
+    check_inputs(in_file, ref_path)
+    target = check_result_output(out_file, inputs=[in_file, ref_path], overwrite=overwrite)
     src_name = os.fspath(in_file)
-    with read_tractogram(in_file) as trx:
+    needs_space = output_format(target) in SPACED_FORMATS
+    with read_tractogram(in_file, reference, needs_space=needs_space) as trx:
         lens = np.asarray(trx.lengths, dtype=np.int64)
         if nb_points is not None:
             new_lens = np.full(len(trx), int(nb_points), dtype=np.int64)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dtypes import check_key
+from ..formats import carries_space
 from ..metrics import as_sequence, packed_data, streamline_ids
 from ..saving import MemberStream, trx_members
 from ..trxfile import TrxFile
@@ -31,9 +32,11 @@ from .analysis_io import (
     ANALYSIS_CHUNK_VERTICES,
     Grid,
     check_groups,
+    check_outside,
     grid_of,
     load_volume,
     read_tractogram,
+    vertices_outside,
     write_table,
 )
 from .inputs import check_inputs
@@ -89,7 +92,8 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
     in_file : str or os.PathLike
         A tractogram.
     image : str or os.PathLike
-        A 3-D NIfTI image on the tractogram's grid.
+        A 3-D NIfTI image on the tractogram's grid; also the space of a file
+        that carries none (TCK).
     out_file : str or os.PathLike
         Destination; its extension picks the format (TRX keeps everything of
         the input; TRK keeps the new data as a scalar and a property).
@@ -110,16 +114,22 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
     Raises
     ------
     ValueError
-        If ``name`` or ``name_mean`` is already a key of the tractogram.
+        If ``name`` or ``name_mean`` is already a key of the tractogram, or no
+        vertex lies inside the image.
     trx_nipype.core.TrxFormatError
         If the image is not on the tractogram's grid (saying how it differs).
+
+    Warns
+    -----
+    trx_nipype.core.errors.SpaceWarning
+        If some vertices lie outside the image (naming how many).
     """
     check_key(name)
     check_inputs(in_file, image)
     check_result_output(out_file, inputs=[in_file, image], overwrite=overwrite)
     mean_key = f"{name}_mean"
     src_name = os.fspath(in_file)
-    with read_tractogram(in_file) as trx:
+    with read_tractogram(in_file, None if carries_space(in_file) else image) as trx:
         taken = [f"dpv {name!r}"] if name in trx.dpv else []
         taken += [f"dps {mean_key!r}"] if mean_key in trx.dps else []
         if taken:
@@ -128,13 +138,20 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
         grid = grid_of(trx)
         data = load_volume(image, grid, what="image", tractogram=src_name, dtype=np.float64)
         n, v = len(trx), trx.nb_vertices
+        # refused before writing (one chunk read when some vertex is inside); counted
+        # while writing
+        check_outside(vertices_outside(trx, grid, until_inside=True,
+                                       chunk_vertices=chunk_vertices), v,
+                      tractogram=src_name, image=image, grid=grid, warn=False)
         means = np.full(n, np.nan, dtype=np.float64)
         dtype = _work_dtype(trx)
+        outside = [0]
 
         def values() -> Iterator[np.ndarray]:
             done = 0
             for chunk, pos in trx.iter_positions(chunk_vertices, dtype=dtype):
                 lens = np.asarray(chunk.lengths, dtype=np.int64)
+                outside[0] += len(pos) - int(np.count_nonzero(grid.linear_voxels(pos)[1]))
                 vals = interpolate(data, grid, pos)
                 sums = np.bincount(streamline_ids(lens), weights=vals, minlength=len(lens))
                 with np.errstate(invalid="ignore", divide="ignore"):
@@ -149,6 +166,7 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
         members.append(MemberStream(f"dps/{mean_key}.float32", n * 4,
                                     lambda: iter([means.astype(np.float32)])))
         out = write_streams(header, members, out_file)
+    check_outside(outside[0], v, tractogram=src_name, image=image, grid=grid)
     log.info("sample: %s x %s -> %s (dpv %s, dps %s)", src_name, image, out, name, mean_key)
     return SampleResult(out, name, mean_key, n, v)
 
@@ -241,7 +259,8 @@ def tract_profile(in_file: str | os.PathLike, image: str | os.PathLike,
     in_file : str or os.PathLike
         A tractogram.
     image : str or os.PathLike
-        A 3-D NIfTI image on the tractogram's grid (FA, MD...).
+        A 3-D NIfTI image on the tractogram's grid (FA, MD...); also the space
+        of a file that carries none (TCK).
     out_file : str or os.PathLike
         ``.csv`` (comma-separated) or ``.tsv`` (tab-separated) destination.
     nb_points : int
@@ -260,6 +279,19 @@ def tract_profile(in_file: str | os.PathLike, image: str | os.PathLike,
     -------
     ProfileResult
 
+    Raises
+    ------
+    ValueError
+        If no vertex of the profiled streamlines lies inside the image.
+    trx_nipype.core.TrxFormatError
+        If the image is not on the tractogram's grid (saying how it differs).
+
+    Warns
+    -----
+    trx_nipype.core.errors.SpaceWarning
+        If some vertices of the profiled streamlines lie outside the image
+        (naming how many).
+
     Notes
     -----
     One row per tract and node: ``tract, node, metric, value, n_streamlines``
@@ -276,10 +308,13 @@ def tract_profile(in_file: str | os.PathLike, image: str | os.PathLike,
         raise ValueError(f"{os.fspath(out_file)}: a profile is a table; name it .csv or .tsv")
     metric = metric or _image_stem(image)
     src_name = os.fspath(in_file)
-    with read_tractogram(in_file) as trx:
+    with read_tractogram(in_file, None if carries_space(in_file) else image) as trx:
         picked = check_groups(trx, groups, in_file) or sorted(trx.groups)
         grid = grid_of(trx)
         data = load_volume(image, grid, what="image", tractogram=src_name, dtype=np.float64)
+        profiled = trx.select_groups(picked) if picked else trx
+        check_outside(vertices_outside(profiled, grid, chunk_vertices=chunk_vertices),
+                      profiled.nb_vertices, tractogram=src_name, image=image, grid=grid)
         rows, tracts, sizes = [], [], []
         for tract in picked or [ALL_STREAMLINES]:
             bundle = trx.get_group(tract, keep_empty_groups=True) if picked else trx
