@@ -70,6 +70,22 @@ def test_operations_take_a_valid_trk(cli: Run, tmp_path: Path, trx_path: Path,
     assert code == 3 and "not in the space of" in error_line(err) and "corrupt" not in err
 
 
+def test_messages_name_the_users_file_not_its_converted_copy(cli: Run, tmp_path: Path,
+                                                            grouped_trk: Path) -> None:
+    """A TRK input is converted into a private TRX; messages named that temporary copy."""
+    code, _, err = cli("select-group", grouped_trk, "NOPE", "-o", tmp_path / "x.trx")
+    line = error_line(err)
+    assert code != 0 and f"in {grouped_trk};" in line and "trx_nipype-" not in line, err
+    code, _, err = cli("concatenate", grouped_trk, TRACKS300, "-o", tmp_path / "c.trx")
+    line = error_line(err)
+    assert code == 3 and line.startswith(f"trx-nipype: error: {TRACKS300}: "), err
+    assert "input 1 (tracks300.trk)" in line and "trx_nipype-" not in line, err
+    # a result written as TCK through a private TRX (all 300 outside their grid): no warning
+    # naming that copy (nor the Python API's keep_outside); a TRX result gets none either
+    code, _, err = cli("resample", TRACKS300, "-o", tmp_path / "r.tck", "--points", "5")
+    assert code == 0 and "staged" not in err and "keep_outside" not in err, err
+
+
 # ------------------------------------------------------------- 16.4: extension picks format
 def test_the_output_extension_picks_the_format(cli: Run, trx_path: Path, tmp_path: Path) -> None:
     code, out, err = cli("select-group", trx_path, "AF", "-o", tmp_path / "af.trk")

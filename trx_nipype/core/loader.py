@@ -365,7 +365,7 @@ def inspect(trx: TrxFile, deep: bool = False) -> ValidationReport:
     """
     src = trx.source_arrays()
     container = src.container
-    report = ValidationReport(path=os.fspath(trx.path))
+    report = ValidationReport(path=os.fspath(trx.shown_path))
     report.container = container.kind
     if isinstance(container, ZipContainer):
         report.compression = container.compression
@@ -396,7 +396,7 @@ def _deep_check(trx: TrxFile) -> None:
         if not np.all(np.isfinite(block)):
             bad = np.flatnonzero(~np.all(np.isfinite(block), axis=1))[0]
             vertex = chunk.vertices.start + int(bad)
-            raise TrxFormatError(trx.path, f"positions.3.{src.positions_dtype.name}",
+            raise TrxFormatError(trx.shown_path, f"positions.3.{src.positions_dtype.name}",
                                  f"expected finite coordinates, found {block[bad].tolist()} "
                                  f"at vertex {vertex}")
     for table in (src.dps, src.dpv, *src.dpg.values()):
