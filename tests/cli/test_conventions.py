@@ -86,6 +86,34 @@ def test_messages_name_the_users_file_not_its_converted_copy(cli: Run, tmp_path:
     assert code == 0 and "staged" not in err and "keep_outside" not in err, err
 
 
+def test_refusals_name_the_option_in_the_clis_words(cli: Run, tmp_path: Path,
+                                                    trx_path: Path) -> None:
+    """They said "the output of split_groups", "not replaced" without --force, nothing of
+    --group-names or --name, "corrupt zip" for a TRK, and "a number >= 0" for inf."""
+    (tmp_path / "out.trk").write_bytes(b"")
+    code, _, err = cli("split-groups", trx_path, "-o", tmp_path / "out.trk")
+    assert code == 2 and error_line(err).endswith(
+        "out.trk: exists and is not a folder; -o/--output must be a folder (it receives one "
+        "file per group)"), err
+    (tmp_path / "m.json").write_text("{}")
+    code, _, err = cli("manifest", trx_path, "-o", tmp_path / "m.json")
+    assert code == 2 and error_line(err).endswith(
+        "m.json: exists; pass -f/--force to replace it"), err
+    code, _, err = cli("concatenate", trx_path, trx_path, "-o", tmp_path / "c.trx",
+                       "--group-by-input", "--group-names", "A", "")
+    assert code != 0 and "error: --group-names: invalid group name(s) ['']" in err, err
+    image = tmp_path / "image.nii.gz"
+    with load(trx_path) as trx:
+        nib.save(nib.Nifti1Image(np.zeros(trx.dimensions, np.float32), trx.affine), str(image))
+    code, _, err = cli("sample", trx_path, image, "--name", "", "-o", tmp_path / "s.trx")
+    assert code != 0 and "error: --name: '': " in err, err
+    code, _, err = cli("validate", TRACKS300)
+    assert code == 3 and "corrupt" not in err and "a .trk file, not a TRX: validate checks " \
+        "TRX files" in error_line(err), err
+    code, _, err = cli("compare", trx_path, trx_path, "--atol", "inf")
+    assert code == 2 and "--atol: expected a finite number >= 0, got 'inf'" in err, err
+
+
 # ------------------------------------------------------------- 16.4: extension picks format
 def test_the_output_extension_picks_the_format(cli: Run, trx_path: Path, tmp_path: Path) -> None:
     code, out, err = cli("select-group", trx_path, "AF", "-o", tmp_path / "af.trk")

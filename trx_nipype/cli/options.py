@@ -31,7 +31,9 @@ OPTIONS: dict[str, dict[str, str]] = {
     "select-group": {"groups": "GROUP", "keep_groups": "--keep-groups"},
     "resize": {"nb_streamlines": "-n/--nb-streamlines", "random": "--random",
                "seed": "--seed"},
-    "split-groups": {"out_format": "--format"},
+    "split-groups": {"out_format": "--format", "out_dir": "-o/--output"},
+    "sample": {"name": "--name"},
+    "manifest": {"force": "-f/--force"},
     "convert": {"keep_outside=False": "--drop-outside", "keep_outside": "--drop-outside",
                 "bbox_check=False": "--no-bbox-check", "bbox_check": "--no-bbox-check"},
 }

@@ -181,8 +181,8 @@ def _group_names(inputs: list[ConcatInput], group_names: Sequence[str] | None,
                              f"{len(inputs)} inputs")
     bad = [g for g in names if not g or "/" in g or "\\" in g or "\x00" in g]
     if bad:
-        raise ValueError(f"invalid group name(s) {bad}: names must be non-empty, without "
-                         "slashes")
+        raise ParameterError(f"{param('group_names')}: invalid group name(s) {bad}: names "
+                             "must be non-empty, without slashes")
     dupes = sorted({g for g in names if names.count(g) > 1})
     if dupes:
         raise ParameterError(f"{param('group_by_input', True)}: the inputs would give the "
