@@ -48,6 +48,23 @@ def test_info_json(cli: Run, trx_path: Path, trk_dir: Path) -> None:
     assert code == 0 and (info["nb_streamlines"], info["nb_vertices"]) == (50, 1000)
 
 
+def test_info_describes_the_files_it_can_read_and_reports_the_others(
+        cli: Run, trx_path: Path, tmp_path: Path) -> None:
+    """``info a.trx nope.trx`` printed nothing of a.trx."""
+    code, out, err = cli("info", trx_path, tmp_path / "nope.trx")
+    assert code == 3 and out.startswith(f"{trx_path} (zip, stored)") and "streamlines" in out
+    assert one_error(err).endswith("nope.trx: no such file or directory")
+    code, out, err = cli("info", tmp_path / "nope.trx", trx_path, "--json")
+    assert code == 3 and [i["nb_streamlines"] for i in json.loads(out)] == [6]
+
+
+def test_split_groups_force_help_reads(cli: Run) -> None:
+    code, out, _ = cli("split-groups", "--help")
+    text = " ".join(out.split())
+    assert code == 0 and "replace the files of the same names already in the folder" in text
+    assert "if it exists" not in text
+
+
 @pytest.mark.parametrize("command", ["info", "validate"])
 def test_missing_file(cli: Run, tmp_path: Path, command: str) -> None:
     code, _, err = cli(command, tmp_path / "nope.trx")

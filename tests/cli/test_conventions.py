@@ -70,6 +70,50 @@ def test_operations_take_a_valid_trk(cli: Run, tmp_path: Path, trx_path: Path,
     assert code == 3 and "not in the space of" in error_line(err) and "corrupt" not in err
 
 
+def test_messages_name_the_users_file_not_its_converted_copy(cli: Run, tmp_path: Path,
+                                                            grouped_trk: Path) -> None:
+    """A TRK input is converted into a private TRX; messages named that temporary copy."""
+    code, _, err = cli("select-group", grouped_trk, "NOPE", "-o", tmp_path / "x.trx")
+    line = error_line(err)
+    assert code != 0 and f"in {grouped_trk};" in line and "trx_nipype-" not in line, err
+    code, _, err = cli("concatenate", grouped_trk, TRACKS300, "-o", tmp_path / "c.trx")
+    line = error_line(err)
+    assert code == 3 and line.startswith(f"trx-nipype: error: {TRACKS300}: "), err
+    assert "input 1 (tracks300.trk)" in line and "trx_nipype-" not in line, err
+    # a result written as TCK through a private TRX (all 300 outside their grid): no warning
+    # naming that copy (nor the Python API's keep_outside); a TRX result gets none either
+    code, _, err = cli("resample", TRACKS300, "-o", tmp_path / "r.tck", "--points", "5")
+    assert code == 0 and "staged" not in err and "keep_outside" not in err, err
+
+
+def test_refusals_name_the_option_in_the_clis_words(cli: Run, tmp_path: Path,
+                                                    trx_path: Path) -> None:
+    """They said "the output of split_groups", "not replaced" without --force, nothing of
+    --group-names or --name, "corrupt zip" for a TRK, and "a number >= 0" for inf."""
+    (tmp_path / "out.trk").write_bytes(b"")
+    code, _, err = cli("split-groups", trx_path, "-o", tmp_path / "out.trk")
+    assert code == 2 and error_line(err).endswith(
+        "out.trk: exists and is not a folder; -o/--output must be a folder (it receives one "
+        "file per group)"), err
+    (tmp_path / "m.json").write_text("{}")
+    code, _, err = cli("manifest", trx_path, "-o", tmp_path / "m.json")
+    assert code == 2 and error_line(err).endswith(
+        "m.json: exists; pass -f/--force to replace it"), err
+    code, _, err = cli("concatenate", trx_path, trx_path, "-o", tmp_path / "c.trx",
+                       "--group-by-input", "--group-names", "A", "")
+    assert code != 0 and "error: --group-names: invalid group name(s) ['']" in err, err
+    image = tmp_path / "image.nii.gz"
+    with load(trx_path) as trx:
+        nib.save(nib.Nifti1Image(np.zeros(trx.dimensions, np.float32), trx.affine), str(image))
+    code, _, err = cli("sample", trx_path, image, "--name", "", "-o", tmp_path / "s.trx")
+    assert code != 0 and "error: --name: '': " in err, err
+    code, _, err = cli("validate", TRACKS300)
+    assert code == 3 and "corrupt" not in err and "a .trk file, not a TRX: validate checks " \
+        "TRX files" in error_line(err), err
+    code, _, err = cli("compare", trx_path, trx_path, "--atol", "inf")
+    assert code == 2 and "--atol: expected a finite number >= 0, got 'inf'" in err, err
+
+
 # ------------------------------------------------------------- 16.4: extension picks format
 def test_the_output_extension_picks_the_format(cli: Run, trx_path: Path, tmp_path: Path) -> None:
     code, out, err = cli("select-group", trx_path, "AF", "-o", tmp_path / "af.trk")

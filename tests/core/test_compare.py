@@ -281,6 +281,18 @@ def test_trees(example: Path, tmp_path: Path) -> None:
         compare(a, tmp_path / "nope")
 
 
+def test_a_long_line_is_shown_around_its_first_difference(tmp_path: Path) -> None:
+    """The excerpt was the line's first 77 characters: both sides looked the same."""
+    for side, value in (("a", "100"), ("b", "101")):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "page.html").write_text(
+            "<html>\n" + "<td>" + "x" * 200 + f"</td><td>{value} streamlines</td>\n")
+    lines = [d.line() for d in compare(tmp_path / "a", tmp_path / "b").differences]
+    assert lines == ["page.html: bytes: same size, other bytes; first at line 2, character "
+                     "216: \"...xxxxxxxxx</td><td>100 streamlines</td>\" != "
+                     "\"...xxxxxxxxx</td><td>101 streamlines</td>\""], lines
+
+
 def test_manifest_passes_on_a_copy_and_names_what_changed(example: Path,
                                                           tmp_path: Path) -> None:
     a = _tree(tmp_path / "a", example)

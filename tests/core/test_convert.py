@@ -293,6 +293,18 @@ def test_vtk_formats_agree_with_dipy_both_ways(tmp_path: Path, trx_path: Path,
             np.testing.assert_allclose(back.affine, AFFINE)
 
 
+@pytest.mark.parametrize("suffix", [".vtk", ".vtp", ".fib"])
+def test_vtk_output_does_not_pass_on_furys_numpy_warning(tmp_path: Path, suffix: str) -> None:
+    """fury's line colours made numpy warn "'where' used without 'out'" on every VTK write."""
+    pytest.importorskip("fury")
+    trx = TrxFile.from_arrays(np.arange(12, dtype=np.float32).reshape(4, 3), lengths=[2, 2],
+                              affine=AFFINE, dimensions=DIMS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        convert(trx, tmp_path / f"out{suffix}")
+    assert [str(w.message) for w in caught if "'where'" in str(w.message)] == []
+
+
 def test_vtk_without_fury_names_the_missing_package(tmp_path: Path, trx_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec

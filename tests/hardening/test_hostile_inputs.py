@@ -225,6 +225,19 @@ def test_names_no_writer_can_store_are_refused_at_load(
     assert code == 3 and new in err
 
 
+def test_a_member_with_only_a_dtype_is_a_nameless_group(folder: Path, tmp_path: Path) -> None:
+    """``groups/.uint32`` was "unknown dtype extension", though its dtype is one."""
+    path = tmp_path / "bad.trx"
+    with zipfile.ZipFile(path, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                rel = p.relative_to(folder).as_posix()
+                zf.writestr("groups/.uint32" if rel == "groups/A.uint32" else rel,
+                            p.read_bytes())
+    err = refused(path, "groups/.uint32", "this group has no name")
+    assert "unknown dtype" not in str(err)
+
+
 # ------------------------------------------------------------------- headers
 def _header_variant(folder: Path, key: str, raw: str) -> None:
     header = json.loads((folder / "header.json").read_text())
@@ -250,6 +263,10 @@ IDENTITY_ROWS = "[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]"
     ("VOXEL_TO_RASMM", "[[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 1]]",
      "invertible"),
     ("NB_VERTICES", str(2**64), "integer from 0"),
+    # a number in quotes: "found 12" looked like the integer it asked for
+    ("NB_STREAMLINES", '"12"', "integer from 0 to 9223372036854775807, found the string '12' "
+                              "(write numbers without quotes)"),
+    ("DIMENSIONS", '["1", 1, 1]', "found ['1', 1, 1]"),
 ])
 def test_header_numbers_that_do_not_fit_are_named_at_load(
         folder: Path, key: str, raw: str, words: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import logging
 import os
 import re
 import shutil
@@ -248,6 +249,32 @@ def test_convert_pipeline_outputs_with_a_reference_are_reported(demo_data: Path,
     for link in figure_links(out / "report.html"):
         assert (out / link).is_file()
     assert len(figure_links(out / "report.html")) == 3 * 3 * 2 + 1  # 9 files x 2, heatmap
+
+
+def test_convert_pipeline_outputs_take_the_space_of_their_source_trk(
+        demo_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a reference image, a TCK converted from a TRK is drawn in the TRK's space; when
+    no source gives a space, one sentence says so for the run (not an exception per file)."""
+    data = Path(shutil.copytree(demo_data, tmp_path / "data"))
+    for subject in SUBJECTS[2:]:
+        shutil.rmtree(data / subject)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        assert main(["run", str(data), "--output-dir", str(out), "--pipeline", "convert",
+                     "--out-format", "tck", "-q"]) == 0
+    assert "no space" not in caplog.text and "ValueError" not in caplog.text
+    assert "Could not be read" not in _text(out)
+    assert len(figure_links(out / "report.html")) == 2 * 3 * 2 + 1  # 6 files x 2, heatmap
+    shutil.rmtree(data)  # the sources are gone: nothing gives the TCKs a space
+    monkeypatch.setenv("TRX_NIPYPE_CACHE_DIR", str(tmp_path / "cache"))  # drawn again
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        write_run_report(out, [])
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("report:")]
+    assert said == ["report: 6 .tck output(s) are shown without figures: their files hold no "
+                    "space, and no source that gives one (a NIfTI image, a TRK or TRX) is "
+                    "found here"], said
 
 
 def test_a_rerun_with_nothing_changed_draws_nothing(main_run: Path, tmp_path: Path,

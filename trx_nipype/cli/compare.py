@@ -29,7 +29,7 @@ def tolerance(text: str) -> float:
     except ValueError:
         value = -1.0
     if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
 
 
@@ -83,7 +83,7 @@ def add_parsers(sub: Any) -> None:
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("-o", "--output", help="manifest to write (JSON)")
     mode.add_argument("--check", metavar="EXPECTED", help="check DIR against this manifest")
-    p.add_argument("--force", action="store_true", help="replace an existing --output")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing --output")
     p.add_argument("--decimals", type=decimals, default=3,
                    help="decimals of the rounded positions digest (default: 3, 0.001 mm)")
     _tolerances(p)

@@ -67,7 +67,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from . import analysis, compare, ops, report, run
-from .options import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, spelling
+from .options import EXIT_OK, EXIT_USAGE, exit_code, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,34 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: BaseException | Warning | str, command: str) -> str:
-    """The message of an error or warning on one line, in this command's words."""
-    from ..core.errors import ParameterMessage
-
-    if isinstance(exc, ParameterMessage):
-        text = exc.render(spelling(command))
-    elif isinstance(exc, KeyError) and exc.args:
-        text = exc.args[0]
-    else:
-        text = str(exc)
-    return " ".join(str(text).split()) or type(exc).__name__
-
-
-def _exit_code(exc: BaseException) -> int:
-    from ..core.errors import UsageError
-
-    if isinstance(exc, UsageError | FileExistsError):  # FileExistsError: an output we keep
-        return EXIT_USAGE
-    if isinstance(exc, FileNotFoundError | KeyError | ValueError | IsADirectoryError):
-        return EXIT_INVALID  # TrxFormatError, DatasetError and unknown groups included
-    return EXIT_FAILED
-
-
 def _warning_printer(command: str) -> Callable[..., None]:
     """A ``warnings.showwarning`` that prints one line in ``command``'s words."""
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: object = None, line: str | None = None) -> None:
-        print(f"trx-nipype: warning: {_one_line(message, command)}", file=sys.stderr)
+        print(f"trx-nipype: warning: {one_line(message, command)}", file=sys.stderr)
 
     return show
 
@@ -173,11 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report(exc: BaseException, args: argparse.Namespace) -> int:
     """Print an error as one line (after its traceback with ``--traceback``); its exit code."""
-    code = _exit_code(exc)
+    code = exit_code(exc)
     if args.traceback:  # the traceback, then the same line and exit code
         traceback.print_exc()
     prefix = f"{args.command}: " if code == EXIT_USAGE else ""
-    print(f"trx-nipype: error: {prefix}{_one_line(exc, args.command)}", file=sys.stderr)
+    print(f"trx-nipype: error: {prefix}{one_line(exc, args.command)}", file=sys.stderr)
     return code
 
 

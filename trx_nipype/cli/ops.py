@@ -25,7 +25,14 @@ from ..core.operations import (
     split_groups,
     tractogram_info,
 )
-from .options import OUTPUT_HELP, add_encoding, add_force, streamlines_per_subject
+from .options import (
+    OUTPUT_HELP,
+    add_encoding,
+    add_force,
+    exit_code,
+    one_line,
+    streamlines_per_subject,
+)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -114,7 +121,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="tractogram with groups (TRX, or TRK with its .groups.json)")
     p.add_argument("-o", "--output", required=True,
                    help="output folder (created if missing), for <input>_<group>.<format>")
-    add_force(p, "files that exist")
+    add_force(p, "the files of the same names already in the folder")
     p.add_argument("--format", choices=list(OUTPUT_CHOICES), default="trx",
                    help="format of the files (default: trx)")
     p.add_argument("--reference", help="reference image for formats that need one")
@@ -164,13 +171,25 @@ def format_info(info: dict[str, Any]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """``trx-nipype info FILE... [--json] [--reference REF]``."""
-    infos = [tractogram_info(p, args.reference) for p in args.inputs]
-    if args.json:
-        print(json.dumps(infos[0] if len(infos) == 1 else infos, indent=2))
-    else:
+    """``trx-nipype info FILE... [--json] [--reference REF]``: the files that can be read
+    are described, the others reported (one line each, exit code of the first)."""
+    import sys
+
+    infos, failed = [], []
+    for path in args.inputs:
+        try:
+            infos.append(tractogram_info(path, args.reference))
+        except (OSError, ValueError, KeyError) as exc:
+            if len(args.inputs) == 1:
+                raise  # one file: the usual error
+            failed.append(exc)
+    if args.json and infos:
+        print(json.dumps(infos[0] if len(args.inputs) == 1 else infos, indent=2))
+    elif infos:
         print("\n\n".join(format_info(i) for i in infos))
-    return 0
+    for exc in failed:
+        print(f"trx-nipype: error: {one_line(exc, 'info')}", file=sys.stderr)
+    return exit_code(failed[0]) if failed else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

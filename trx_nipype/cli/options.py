@@ -31,8 +31,9 @@ OPTIONS: dict[str, dict[str, str]] = {
     "select-group": {"groups": "GROUP", "keep_groups": "--keep-groups"},
     "resize": {"nb_streamlines": "-n/--nb-streamlines", "random": "--random",
                "seed": "--seed"},
-    "split-groups": {"out_format": "--format"},
-    "manifest": {"manifest": "--check"},
+    "split-groups": {"out_format": "--format", "out_dir": "-o/--output"},
+    "sample": {"name": "--name"},
+    "manifest": {"manifest": "--check", "force": "-f/--force"},
     "run": {"output_dir": "--output-dir", "work_dir": "--work-dir"},
     "filter": {"min_length": "--min-length", "max_length": "--max-length"},
     "resample": {"nb_points": "--points", "step": "--step", "drop_dpv": "--drop-dpv"},
@@ -71,6 +72,54 @@ def spelling(command: str) -> Callable[[str, str | None], str]:
         return f"{option} {shown}"
 
     return spell
+
+
+def one_line(exc: BaseException | Warning | str, command: str) -> str:
+    """The message of an error or warning on one line, in ``command``'s words.
+
+    Parameters
+    ----------
+    exc : BaseException, Warning or str
+        What to say; a message naming parameters is rendered with :func:`spelling`.
+    command : str
+        The ``trx-nipype`` command (``"convert"``...).
+
+    Returns
+    -------
+    str
+        One line, without a trailing newline.
+    """
+    from ..core.errors import ParameterMessage
+
+    if isinstance(exc, ParameterMessage):
+        text = exc.render(spelling(command))
+    elif isinstance(exc, KeyError) and exc.args:
+        text = exc.args[0]
+    else:
+        text = str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code of an error (see :mod:`trx_nipype.cli.main`).
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error that ended the command.
+
+    Returns
+    -------
+    int
+        :data:`EXIT_USAGE`, :data:`EXIT_INVALID` or :data:`EXIT_FAILED`.
+    """
+    from ..core.errors import UsageError
+
+    if isinstance(exc, UsageError | FileExistsError):  # FileExistsError: an output we keep
+        return EXIT_USAGE
+    if isinstance(exc, FileNotFoundError | KeyError | ValueError | IsADirectoryError):
+        return EXIT_INVALID  # TrxFormatError, DatasetError and unknown groups included
+    return EXIT_FAILED
 
 
 # ------------------------------------------------------------------ option types
@@ -125,8 +174,8 @@ def add_reference(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"reference image (NIfTI; or a TRK or TRX file): {what}")
 
 
-def add_force(p: argparse.ArgumentParser, what: str = "the output") -> None:
-    """``-f/--force``: replace an existing output (a tractogram only)."""
+def add_force(p: argparse.ArgumentParser, what: str = "the output if it exists") -> None:
+    """``-f/--force``: replace an existing output (a tractogram only); ``what`` says which."""
     p.add_argument("-f", "--force", action="store_true",
-                   help=f"replace {what} if it exists (only ever a tractogram; never a "
+                   help=f"replace {what} (only ever a tractogram; never a "
                         "folder of other files or a file of another kind)")

@@ -96,7 +96,7 @@ def _as_list(inputs: Any) -> list[Any]:
 
 
 def _input_name(item: Any, trx: TrxFile, i: int) -> str:
-    path = trx.path if isinstance(item, TrxFile) else item
+    path = trx.shown_path if isinstance(item, TrxFile) else item
     if path is None:
         return f"input_{i}"
     p = Path(path)
@@ -167,7 +167,7 @@ def _check_spaces(inputs: list[ConcatInput], atol: float) -> None:
         diff = space_mismatch(ref.trx.affine, ref.trx.dimensions, inp.trx.affine,
                               inp.trx.dimensions, atol)
         if diff:
-            raise SpaceMismatchError(inp.trx.path or IN_MEMORY, None,
+            raise SpaceMismatchError(inp.trx.shown_path or IN_MEMORY, None,
                                      f"cannot concatenate: {inp.label} is not in the space "
                                      f"of {ref.label}: {diff}")
 
@@ -181,8 +181,8 @@ def _group_names(inputs: list[ConcatInput], group_names: Sequence[str] | None,
                              f"{len(inputs)} inputs")
     bad = [g for g in names if not g or "/" in g or "\\" in g or "\x00" in g]
     if bad:
-        raise ValueError(f"invalid group name(s) {bad}: names must be non-empty, without "
-                         "slashes")
+        raise ParameterError(f"{param('group_names')}: invalid group name(s) {bad}: names "
+                             "must be non-empty, without slashes")
     dupes = sorted({g for g in names if names.count(g) > 1})
     if dupes:
         raise ParameterError(f"{param('group_by_input', True)}: the inputs would give the "
@@ -369,7 +369,7 @@ def concatenate(inputs: Iterable[str | os.PathLike | TrxFile] | str | os.PathLik
                 opened.append(trx)
             if trx.path is not None and same_file(trx.path, out_path):
                 raise ValueError(f"{out_path}: cannot write over input {i}")
-            where = os.path.basename(os.fspath(trx.path)) if trx.path else "in memory"
+            where = os.path.basename(trx.shown_path) if trx.shown_path else "in memory"
             prepared.append(ConcatInput(trx, f"input {i} ({where})", _input_name(item, trx, i)))
         if groups is not None or nb_streamlines is not None:
             prepared = _selected(prepared, groups, nb_streamlines, seed)

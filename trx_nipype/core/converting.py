@@ -102,7 +102,7 @@ def _open_input(path: str | os.PathLike | TrxFile, reference: Any, *, need_space
     """Open ``path`` (any format, or a TrxFile) and settle its space against ``reference``."""
     ref_space = space_from_reference(reference) if reference is not None else None
     if isinstance(path, TrxFile):
-        inp = _trx_input(path, path.path or "in memory", owned=False)
+        inp = _trx_input(path, path.shown_path or "in memory", owned=False)
         return _settle_space(inp, reference, ref_space, need_space)
     path_s = os.fspath(path)
     if not os.path.exists(path_s):
@@ -386,7 +386,7 @@ def convert(in_path: str | os.PathLike | TrxFile, out_path: str | os.PathLike,
     HeaderWarning, NamingWarning
         For a header that lacks something, a name changed to fit (TRK).
     """
-    in_s = in_path.path or "in memory" if isinstance(in_path, TrxFile) else os.fspath(in_path)
+    in_s = in_path.shown_path or "in memory" if isinstance(in_path, TrxFile) else os.fspath(in_path)
     out_s = os.fspath(out_path)
     out_fmt = out_format or detect_format(out_s, for_output=True)
     if out_fmt not in FORMATS:

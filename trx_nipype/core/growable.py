@@ -373,7 +373,7 @@ class GrowableTrxFile(TrxFile, writable=True):
             self._refresh()
         diff = space_mismatch(self.affine, self.dimensions, trx.affine, trx.dimensions, atol)
         if diff:
-            raise SpaceMismatchError(trx.path or IN_MEMORY, None, f"cannot append "
+            raise SpaceMismatchError(trx.shown_path or IN_MEMORY, None, f"cannot append "
                                      f"{_name(trx)}: its space differs from this "
                                      f"tractogram's: {diff}")
         if not store.template_fixed:
@@ -540,4 +540,4 @@ class GrowableTrxFile(TrxFile, writable=True):
 
 
 def _name(trx: TrxFile) -> str:
-    return os.path.basename(trx.path) if trx.path else "the tractogram"
+    return os.path.basename(trx.shown_path) if trx.shown_path else "the tractogram"

@@ -40,6 +40,19 @@ def _numbers(value: Any, depth: int) -> bool:
     return isinstance(value, (list, tuple)) and all(_numbers(v, depth - 1) for v in value)
 
 
+def found(value: Any) -> str:
+    """A header value as a message shows it: text is called text (quotes alone look like
+    the number they hold), anything else is cut to 80 characters.
+
+    >>> found("150"), found(150), found([1, "2", 3])
+    ("the string '150' (write numbers without quotes)", '150', "[1, '2', 3]")
+    """
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        return f"the string {shown!r} (write numbers without quotes)"
+    return str(value)[:80]
+
+
 def check_affine(value: Any, path: str, member: str = MEMBER,
                  field: str = "VOXEL_TO_RASMM") -> np.ndarray:
     """``value`` as a usable (4, 4) float64 voxel-to-RAS+ affine, or a TrxFormatError.
@@ -49,7 +62,7 @@ def check_affine(value: Any, path: str, member: str = MEMBER,
     """
     if not (_numbers(value, 2) or _numbers(value, 1)):
         raise TrxFormatError(path, member, f"{field}: expected a 4x4 matrix of numbers, "
-                             f"found {str(value)[:80]}")
+                             f"found {found(value)}")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except OverflowError:
@@ -57,7 +70,7 @@ def check_affine(value: Any, path: str, member: str = MEMBER,
                              f"large for a float64: {str(value)[:80]}") from None
     except (TypeError, ValueError):
         raise TrxFormatError(path, member, f"{field}: expected a 4x4 matrix of numbers, "
-                             f"found {str(value)[:80]}") from None
+                             f"found {found(value)}") from None
     if arr.shape == (16,):
         arr = arr.reshape(4, 4)
     if arr.shape != (4, 4):
@@ -137,13 +150,13 @@ def check_header(header: dict[str, Any], path: str) -> dict[str, Any]:
             or not all(_is_int(d) or (isinstance(d, float) and d.is_integer()) for d in dims)
             or not all(0 < d <= MAX_DIMENSION for d in dims)):
         raise TrxFormatError(path, MEMBER, f"DIMENSIONS: expected 3 positive integers up to "
-                             f"{MAX_DIMENSION}, found {str(dims)[:80]}")
+                             f"{MAX_DIMENSION}, found {found(dims)}")
     out["DIMENSIONS"] = np.asarray([int(d) for d in dims], dtype=np.int64)
     for key in ("NB_VERTICES", "NB_STREAMLINES"):
         val = header[key]
         if not _is_int(val) or not 0 <= val <= MAX_COUNT:
             raise TrxFormatError(path, MEMBER, f"{key}: expected an integer from 0 to "
-                                 f"{MAX_COUNT}, found {str(val)[:80]}")
+                                 f"{MAX_COUNT}, found {found(val)}")
         out[key] = int(val)
     return out
 

@@ -26,6 +26,7 @@ from .dtypes import (
     parse_member_name,
 )
 from .errors import TrxFormatError
+from .formats import detect_format
 from .header import MAX_BYTES as HEADER_MAX_BYTES
 from .header import MEMBER as HEADER
 from .header import parse_header
@@ -57,6 +58,10 @@ def _classify(container: Container) -> _Layout:
             continue
         parts = PurePosixPath(member).parts
         parsed = parse_member_name(parts[-1])
+        if parsed is None and parts[-1].startswith(".") and parse_member_name("x" + parts[-1]):
+            what = {"groups": "group", "dps": "dps", "dpv": "dpv"}.get(parts[0], "member")
+            raise TrxFormatError(path, member, f"this {what} has no name: expected "
+                                 f"<name>{parts[-1]}, found only the dtype")
         if parsed is None:
             raise TrxFormatError(path, member, "unknown dtype extension: expected a name ending "
                                  "in .int8..int64, .uint8..uint64, .float16..float64 or .bit")
@@ -344,8 +349,17 @@ def validate(path: str | os.PathLike, deep: bool = False) -> ValidationReport:
     """Check a TRX file without raising; return a :class:`ValidationReport`.
 
     ``deep=True`` also reads every member (inflating deflated ones, checking
-    their CRC) and checks that positions are finite, chunk by chunk.
+    their CRC) and checks that positions are finite, chunk by chunk. A file of
+    another tractogram format (by its name) is reported as such, not as a corrupt zip.
     """
+    other = _other_format(path)
+    if other:
+        exc = TrxFormatError(path, None, f"a .{other} file, not a TRX: validate checks TRX "
+                             "files (a .trx zip or a TRX folder); convert it to TRX to check it")
+        report = ValidationReport(path=os.fspath(path))
+        report.errors.append(str(exc))
+        report._exceptions.append(exc)
+        return report
     try:
         trx = load(path)
     except (TrxFormatError, FileNotFoundError) as exc:
@@ -357,6 +371,15 @@ def validate(path: str | os.PathLike, deep: bool = False) -> ValidationReport:
         return inspect(trx, deep=deep)
 
 
+def _other_format(path: str | os.PathLike) -> str | None:
+    """The format of a tractogram file that its name says is not a TRX, or None."""
+    try:
+        fmt = detect_format(path)
+    except ValueError:  # no known suffix: let the loader say what it finds
+        return None
+    return None if fmt == "trx" else fmt
+
+
 def inspect(trx: TrxFile, deep: bool = False) -> ValidationReport:
     """The :class:`ValidationReport` of a tractogram loaded with :func:`load` (no reload).
 
@@ -365,7 +388,7 @@ def inspect(trx: TrxFile, deep: bool = False) -> ValidationReport:
     """
     src = trx.source_arrays()
     container = src.container
-    report = ValidationReport(path=os.fspath(trx.path))
+    report = ValidationReport(path=os.fspath(trx.shown_path))
     report.container = container.kind
     if isinstance(container, ZipContainer):
         report.compression = container.compression
@@ -396,7 +419,7 @@ def _deep_check(trx: TrxFile) -> None:
         if not np.all(np.isfinite(block)):
             bad = np.flatnonzero(~np.all(np.isfinite(block), axis=1))[0]
             vertex = chunk.vertices.start + int(bad)
-            raise TrxFormatError(trx.path, f"positions.3.{src.positions_dtype.name}",
+            raise TrxFormatError(trx.shown_path, f"positions.3.{src.positions_dtype.name}",
                                  f"expected finite coordinates, found {block[bad].tolist()} "
                                  f"at vertex {vertex}")
     for table in (src.dps, src.dpv, *src.dpg.values()):

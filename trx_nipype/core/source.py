@@ -29,6 +29,8 @@ class Source:
     dpg: dict[str, LazyArrays]
     path: str | None = None
     container: Any = None
+    #: how messages name the file: the user's file a private copy was converted from
+    shown_as: str | None = None
     #: the file's offsets member held N entries (the usual is N + 1)
     short_offsets: bool = False
     _lengths: np.ndarray | None = field(default=None, repr=False)

@@ -97,6 +97,25 @@ class TrxFile:
         return self._src.path
 
     @property
+    def shown_path(self) -> str | None:
+        """How messages name the file: the user's file it was converted from, else :attr:`path`.
+
+        An input in another format (TRK, TCK...) is converted into a private
+        temporary TRX; messages about it name the user's file, never that copy.
+        """
+        return self._src.shown_as or self._src.path
+
+    def show_as(self, path: str | os.PathLike) -> None:
+        """Name ``path`` instead of :attr:`path` in messages (views included).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file as the user gave it, which this tractogram was converted from.
+        """
+        self._src.shown_as = os.fspath(path)
+
+    @property
     def is_view(self) -> bool:
         """True for a selection of another tractogram's streamlines."""
         return self._sel is not None
@@ -391,7 +410,7 @@ class TrxFile:
         return self.select(np.flatnonzero(mask), keep_empty_groups=keep_empty_groups)
 
     def _where(self) -> str:
-        return f" in {self.path}" if self.path else ""
+        return f" in {self.shown_path}" if self.shown_path else ""
 
     # ------------------------------------------------- preallocation, resize
     @classmethod
@@ -556,7 +575,7 @@ class TrxFile:
         self.close()
 
     def __repr__(self) -> str:
-        where = os.path.basename(self.path) if self.path else "in memory"
+        where = os.path.basename(self.shown_path) if self.shown_path else "in memory"
         kind = "view of " if self.is_view else ""
         parts = [f"{len(self)} streamlines", f"{self.nb_vertices} vertices",
                  f"positions {self.positions_dtype}"]

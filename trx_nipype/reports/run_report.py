@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.formats import compound_suffix
 from ..core.naming import unique_safe_names
 from .cache import content_key, load_entry, readable_sha256, state_key, store_entry
 from .figures import lengths_figure, population_figure, projections_figure
@@ -87,6 +88,7 @@ class _OutputView:
     facts: list[tuple[str, str]] = field(default_factory=list)
     figures: list[tuple[str, str, str]] = field(default_factory=list)  # (link, caption, alt)
     error: str = ""
+    no_space: bool = False  # the error is that its space is nowhere to be found
 
 
 @dataclass
@@ -117,21 +119,36 @@ class RunReportFiles:
         return [r for r in self.rows if r.outlier]
 
 
+class _NoSpace(ValueError):
+    """An output without a space whose sources give none (reported once per run)."""
+
+
 def _reference_for(output: RunOutput, out_dir: Path) -> str | None:
-    """A reference image among an output's sources, for formats without a space."""
+    """A source of an output that gives its space, for formats without one: a reference
+    image, else a tractogram that holds its space (the TRK a TCK was converted from)."""
     from ..core.formats import carries_space
     from ..workflows.derivatives import resolve_source
 
     if carries_space(output.path):
         return None
+    images, tractograms = [], []
     for source in output.sidecar.get("Sources", []):
         path = str(source.get("path", "")) if isinstance(source, dict) else ""
+        full = resolve_source(path, out_dir) if path else None
+        if full is None or not full.exists():
+            continue
         if path.lower().endswith((".nii", ".nii.gz")):
-            full = resolve_source(path, out_dir)
-            if full is not None and full.is_file():
-                return str(full)
-    raise ValueError(f"{output.rel}: a .{output.path.suffix.lstrip('.')} file has no space, and "
-                     "none of its sources is a reference image found here")
+            images.append(str(full))
+            continue
+        try:
+            if carries_space(full):
+                tractograms.append(str(full))
+        except ValueError:  # not a tractogram
+            pass
+    if images or tractograms:
+        return (images or tractograms)[0]
+    raise _NoSpace(f"{output.rel}: a .{output.path.suffix.lstrip('.')} file has no space, and "
+                   "none of its sources that would give one is found here")
 
 
 def _sidecar_groups(output: RunOutput) -> list[CategoryStats]:
@@ -187,6 +204,10 @@ def _draw_output(job: _Drawing) -> _OutputView:
         with load_any(output.path, reference=_reference_for(output, out_dir)) as trx:
             measures = measure_tractogram(trx, max_streamlines=job.max_streamlines,
                                           seed=job.seed, colours=job.colours)
+    except _NoSpace as exc:  # said once for the run, not once per output
+        view.error, view.no_space = scrub_paths(str(exc), out_dir), True
+        view.categories = _sidecar_groups(output)
+        return view
     except Exception as exc:  # one unreadable output must not hide the others
         view.error = scrub_paths(f"{type(exc).__name__}: {exc}", out_dir)
         view.categories = _sidecar_groups(output)
@@ -582,8 +603,14 @@ def write_run_report(out_dir: str | os.PathLike, failures: Sequence[Any] | None 
         say(f"  report [{k}/{len(outputs)}] {o.rel}")
         if o.rel in jobs:
             views[o.rel] = next(drawn)
-            if views[o.rel].error:
+            if views[o.rel].error and not views[o.rel].no_space:
                 log.warning("report: %s", views[o.rel].error)
+    spaceless = [o.rel for o in outputs if o.rel in jobs and views[o.rel].no_space]
+    if spaceless:
+        kinds = ", ".join(sorted({compound_suffix(Path(r)) for r in spaceless}))
+        log.warning("report: %d %s output(s) are shown without figures: their files hold no "
+                    "space, and no source that gives one (a NIfTI image, a TRK or TRX) is "
+                    "found here", len(spaceless), kinds)
     views = {o.rel: views[o.rel] for o in outputs}
     rows = score_rows([r for v in views.values() if v.output.subject for r in _rows(v)])
     qc_path = write_qc_tsv(out / QC_NAME, rows)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -75,8 +76,13 @@ def write_streamlines(dest: str | os.PathLike, fmt: str, blocks: Iterable[Block]
         if fmt == "vtk":
             from dipy.io.vtk import save_vtk_streamlines
 
-            save_vtk_streamlines(seq, str(tmp), to_lps=False,
-                                 binary=Path(dest).suffix.lower() in (".vtk", ".fib"))
+            with warnings.catch_warnings():
+                # fury's line colours call a numpy ufunc with where= and no out=: numpy
+                # warns of uninitialised memory there, which the user can do nothing about
+                warnings.filterwarnings("ignore", message="'where' used without 'out'",
+                                        category=UserWarning, module=r"fury\.")
+                save_vtk_streamlines(seq, str(tmp), to_lps=False,
+                                     binary=Path(dest).suffix.lower() in (".vtk", ".fib"))
         else:
             from dipy.io.dpy import Dpy
 

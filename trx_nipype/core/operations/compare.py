@@ -724,10 +724,31 @@ def _first_different_line(a: Path, b: Path) -> str:
         with open(a, encoding="utf-8") as fa, open(b, encoding="utf-8") as fb:
             for number, (x, y) in enumerate(zip(fa, fb, strict=False), start=1):
                 if x != y:
-                    return f"; first at line {number}: {_short(x.rstrip())} != {_short(y.rstrip())}"
+                    return f"; first at line {number}{_around(x.rstrip(), y.rstrip())}"
     except (UnicodeDecodeError, OSError):
         return ""
     return ""
+
+
+def _around(x: str, y: str, width: int = 60) -> str:
+    """Two different lines as a message shows them: whole when short, else the part of each
+    around their first different character (a line cut at 80 would hide it).
+
+    >>> _around("a" * 100 + "b", "a" * 100 + "c")
+    ', character 101: "...aaaaaaaaaaaaaaaaaaaab" != "...aaaaaaaaaaaaaaaaaaaac"'
+    """
+    if len(_short(x)) < 80 and len(_short(y)) < 80:
+        return f": {_short(x)} != {_short(y)}"
+    pairs = enumerate(zip(x, y, strict=False))
+    first = next((k for k, (p, q) in pairs if p != q), min(len(x), len(y)))
+    start = max(0, first - width // 3)
+
+    def cut(line: str) -> str:
+        text = json.dumps(line[start:start + width])
+        return (f'"...{text[1:]}' if start else text)[:-1] + \
+            ('..."' if start + width < len(line) else '"')
+
+    return f", character {first + 1}: {cut(x)} != {cut(y)}"
 
 
 def compare_images(a: str | os.PathLike, b: str | os.PathLike, *, atol: float = 0.0

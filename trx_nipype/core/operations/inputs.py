@@ -88,6 +88,7 @@ def open_tractogram(path: str | os.PathLike, reference: Any = None, *,
             reference = _own_space_or_none(path)
         convert(path, staged, reference=reference, out_format="trx", bbox_check=False)
         with load(staged) as trx:
+            trx.show_as(path)  # messages name the user's file, not the private copy
             yield trx
     finally:
         remove_temp_dir(folder)

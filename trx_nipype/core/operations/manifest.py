@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError, param
+from ..errors import OutputExistsError, ParameterError, param
 from ..formats import write_json
 from ..trxfile import TrxFile
 from .compare import (
@@ -297,9 +297,10 @@ def write_manifest(path: str | os.PathLike, out: str | os.PathLike, *, force: bo
         If ``out`` exists and ``force`` is false, or is not a file.
     """
     out = Path(out)
-    if out.exists() and (not force or not out.is_file()):
-        raise FileExistsError(f"{out}: already exists; not replaced"
-                              + ("" if out.is_file() else " (not a file)"))
+    if out.exists() and not out.is_file():
+        raise FileExistsError(f"{out}: exists and is not a file; not replaced")
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out}: exists; pass {param('force', True)} to replace it")
     manifest = make_manifest(path, exclude=(out,), **options)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(manifest, out, indent=1, allow_nan=False)

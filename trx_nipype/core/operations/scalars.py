@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dtypes import check_key
+from ..errors import ParameterError, param
 from ..formats import carries_space
 from ..metrics import as_sequence, packed_data, streamline_ids
 from ..saving import MemberStream, trx_members
@@ -124,7 +125,10 @@ def sample_scalar_map(in_file: str | os.PathLike, image: str | os.PathLike,
     trx_nipype.core.errors.SpaceWarning
         If some vertices lie outside the image (naming how many).
     """
-    check_key(name)
+    try:
+        check_key(name)
+    except ValueError as exc:
+        raise ParameterError(f"{param('name')}: {exc}") from None
     check_inputs(in_file, image)
     check_result_output(out_file, inputs=[in_file, image], overwrite=overwrite)
     mean_key = f"{name}_mean"

@@ -103,8 +103,8 @@ def split_groups(in_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     folder = Path(out_dir)
     check_apart(folder, [in_path, reference], folder=True)
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder}: exists and is not a folder; the output of split_groups "
-                         "is a folder")
+        raise UsageError(f"{folder}: exists and is not a folder; {param('out_dir')} must be "
+                         "a folder (it receives one file per group)")
     stem = tractogram_stem(in_path) if stem is None else stem
     with open_tractogram(in_path, reference, needs_space=fmt in SPACED_FORMATS) as trx:
         names = sorted(trx.groups)
