@@ -55,6 +55,10 @@ from ..core.naming import (  # the names of tractograms and of their sidecars
 )
 from ..core.operations.compare import WORK_DIR_MARKER  # left by run_workflow in its work dir
 
+#: ``GeneratedBy[].Name`` of the dataset descriptions this tool writes: how it knows its own
+#: output folders (here, to leave them out; in derivatives, never to replace another's)
+GENERATOR = "trx-nipype"
+
 #: extensions of reference images
 REFERENCE_EXTENSIONS = (".nii.gz", ".nii")
 #: the default ``--pattern``s, relative to the dataset root
@@ -247,7 +251,7 @@ def _is_own_folder(folder: Path) -> bool:
         return True
     try:
         doc = json.loads((folder / "dataset_description.json").read_text(encoding="utf-8"))
-        return any(g.get("Name") == "trx-nipype" for g in doc.get("GeneratedBy", []))
+        return any(g.get("Name") == GENERATOR for g in doc.get("GeneratedBy", []))
     except (OSError, ValueError, AttributeError, TypeError):
         return False
 

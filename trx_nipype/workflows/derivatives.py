@@ -28,7 +28,7 @@ from ..core.errors import UsageError, param
 from ..core.formats import OUTPUT_CHOICES, write_json
 from ..core.naming import sidecar_path, strip_tractogram_extension
 from ..core.operations.compare import WORK_DIR_MARKER
-from .dataset import Dataset, Subject
+from .dataset import GENERATOR, Dataset, Subject
 
 
 def resolve_source(name: str, out_dir: str | os.PathLike) -> Path | None:
@@ -67,10 +67,6 @@ def dataset_link(folder: str | os.PathLike, out_dir: str | os.PathLike) -> str:
         return os.fspath(folder)
     return Path(os.path.relpath(os.path.abspath(os.fspath(folder)),
                                 os.path.abspath(os.fspath(out_dir)))).as_posix()
-
-
-#: ``GeneratedBy[0].Name`` of the dataset descriptions this tool writes: how it knows its own
-GENERATOR = "trx-nipype"
 
 
 def check_description(out_dir: str | os.PathLike) -> None:
